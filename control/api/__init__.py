@@ -1,0 +1,1 @@
+"""The mesh API: pydantic models of the Istio CRDs and their semantic validation (pure)."""

@@ -1,0 +1,1 @@
+"""The `mizzen` command line: one module per subcommand, wired in `main`."""

@@ -1,0 +1,24 @@
+"""The sidecar injector: a pure function from pod + context + config to an injected pod.
+
+No I/O here: the webhook, the CLI preview and the tests all call `inject`.
+"""
+
+from injector.config import InjectionConfig
+from injector.inject import inject
+from injector.model import (
+    InjectionContext,
+    InjectionError,
+    InjectionResult,
+    JsonPatch,
+    SkipReason,
+)
+
+__all__ = [
+    "InjectionConfig",
+    "InjectionContext",
+    "InjectionError",
+    "InjectionResult",
+    "JsonPatch",
+    "SkipReason",
+    "inject",
+]

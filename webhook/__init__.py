@@ -1,0 +1,1 @@
+"""Admission webhooks: `/inject` (mutating) and `/validate` (mesh CRDs)."""
