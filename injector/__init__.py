@@ -3,6 +3,7 @@
 No I/O here: the webhook, the CLI preview and the tests all call `inject`.
 """
 
+from injector import contract
 from injector.config import InjectionConfig
 from injector.inject import inject
 from injector.model import (
@@ -12,6 +13,7 @@ from injector.model import (
     JsonPatch,
     SkipReason,
 )
+from injector.workload import workload_name
 
 __all__ = [
     "InjectionConfig",
@@ -20,5 +22,7 @@ __all__ = [
     "InjectionResult",
     "JsonPatch",
     "SkipReason",
+    "contract",
     "inject",
+    "workload_name",
 ]

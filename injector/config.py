@@ -24,6 +24,8 @@ class InjectionConfig(BaseModel):
     image_pull_policy: str = "IfNotPresent"
     discovery_address: str = "mizzen.mizzen-system.svc:15012"
     trust_domain: str = "cluster.local"
+    # The DNS suffix of Services (`<svc>.<ns>.svc.<cluster_domain>`).
+    cluster_domain: str = "cluster.local"
     native_sidecar: bool = True
     proxy_uid: int = 1337
     proxy_gid: int = 1337

@@ -15,6 +15,7 @@ class SkipReason(StrEnum):
     """Why a pod was not injected: one value, reused in logs, metrics labels and `--explain`."""
 
     HOST_NETWORK = "host_network"
+    ISTIO_SIDECAR_PRESENT = "istio_sidecar_present"
     IGNORED_NAMESPACE = "ignored_namespace"
     NAMESPACE_DISABLED = "namespace_disabled"
     NAMESPACE_NOT_ENABLED = "namespace_not_enabled"
@@ -28,6 +29,7 @@ class SkipReason(StrEnum):
 
 _SKIP_TEXT: Mapping[SkipReason, str] = {
     SkipReason.HOST_NETWORK: "pod uses hostNetwork: a sidecar would capture the node's traffic",
+    SkipReason.ISTIO_SIDECAR_PRESENT: "pod already has Istio's sidecar (sidecar.istio.io/status)",
     SkipReason.IGNORED_NAMESPACE: "namespace is never injected (system or mesh namespace)",
     SkipReason.NAMESPACE_DISABLED: "namespace is labelled istio-injection=disabled",
     SkipReason.NAMESPACE_NOT_ENABLED: "namespace is not labelled for injection and the pod did "

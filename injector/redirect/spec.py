@@ -1,9 +1,10 @@
 """What `mizzen init` is asked to do, as one validated value.
 
 The injector builds a `RedirectSpec` from a pod's annotations and renders it as the init
-container's argv (`to_args`); `mizzen init` parses the argv back (`from_args`) and turns the spec
-into an iptables ruleset. Both directions go through the same validators, so a value that reaches
-iptables has been checked twice and was never text from a user that skipped validation.
+container's argv (`to_args`); `mizzen init` parses the argv back (its flags map one to one onto
+`from_flags`) and turns the spec into an iptables ruleset (`rules.py`). Both directions go
+through the same validators, so a value that reaches iptables has been checked twice and was
+never text from a user that skipped validation.
 
 List semantics follow Istio: `*` means "everything", the empty string means "nothing".
 """
@@ -21,7 +22,8 @@ from pydantic import BaseModel, ConfigDict
 _T = TypeVar("_T")
 WILDCARD: Final = "*"
 _PORT_RE: Final = re.compile(r"^[0-9]{1,5}$")
-_INTERFACE_RE: Final = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
+# Not "-..." (iptables would read it as an option), not "." or ".." (the kernel refuses them).
+_INTERFACE_RE: Final = re.compile(r"^(?!\.\.?$)[A-Za-z0-9_.][A-Za-z0-9_.\-]{0,14}$")
 # Istio's defaults: Envoy's Prometheus port, the agent's health and status ports.
 DEFAULT_EXCLUDED_INBOUND_PORTS: Final = (15090, 15021, 15020)
 
@@ -82,7 +84,7 @@ def parse_cidr_list(text: str, field: str) -> tuple[str, ...] | None:
 
 
 def parse_interface_list(text: str, field: str) -> tuple[str, ...]:
-    """Interface names: letters, digits, `_.-`, at most 15 characters (the kernel's IFNAMSIZ)."""
+    """Interface names: letters, digits, `_.-` (not first), at most 15 characters (IFNAMSIZ)."""
     names = _items(text)
     for name in names:
         if not _INTERFACE_RE.match(name):

@@ -1,0 +1,103 @@
+"""The agent's HTTP endpoints: readiness (:15021) and status (:15020).
+
+- `GET /healthz/ready` on both: 200 once Envoy is LIVE with its first clusters and listeners from
+  the control plane, 503 with the reason otherwise, and 503 from the moment the agent drains.
+- `GET /app-health/<container>/<livez|readyz|startupz>` on the status port: the app's original
+  probe, run by the agent (`probes`).
+- `GET /stats/prometheus` on the status port: Envoy's metrics (merging the app's comes later).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from control.agent.admin import EnvoyAdmin, Readiness
+from control.agent.probes import run_probe
+from control.agent.settings import AppProbe
+from injector import contract
+
+_PROMETHEUS_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass
+class ProxyHealth:
+    """What readiness depends on: the admin API of the current Envoy, and whether it runs."""
+
+    admin: EnvoyAdmin
+    envoy_running: Callable[[], bool]
+    draining: bool = False
+
+    async def readiness(self) -> Readiness:
+        if self.draining:
+            return Readiness(False, "draining: the pod is shutting down")
+        if not self.envoy_running():
+            return Readiness(False, "Envoy is not running")
+        return await self.admin.readiness()
+
+
+@dataclass
+class StatusEndpoints:
+    health: ProxyHealth
+    pod_ip: str
+    probes: Mapping[str, AppProbe] = field(default_factory=dict)
+
+    async def ready(self, request: Request) -> Response:
+        result = await self.health.readiness()
+        return PlainTextResponse(result.reason + "\n", status_code=200 if result.ready else 503)
+
+    async def app_health(self, request: Request) -> Response:
+        probe = self.probes.get(request.url.path)
+        if probe is None:
+            return PlainTextResponse(f"no probe registered for {request.url.path}\n", 404)
+        result = await run_probe(probe, self.pod_ip)
+        return PlainTextResponse(result.detail + "\n", status_code=result.status)
+
+    async def prometheus(self, request: Request) -> Response:
+        try:
+            upstream = await self.health.admin.prometheus()
+        except httpx.HTTPError as error:
+            return PlainTextResponse(f"Envoy admin unreachable ({type(error).__name__})\n", 503)
+        return Response(upstream.content, upstream.status_code, media_type=_PROMETHEUS_TYPE)
+
+    def readiness_app(self) -> Starlette:
+        return Starlette(routes=[Route(contract.READINESS_PATH, self.ready)])
+
+    def status_app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route(contract.READINESS_PATH, self.ready),
+                Route(contract.APP_HEALTH_PREFIX + "{container}/{kind}", self.app_health),
+                Route("/stats/prometheus", self.prometheus),
+            ]
+        )
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its signal handlers: the agent owns SIGTERM (it means "drain")."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind(port: int, host: str = "0.0.0.0") -> socket.socket:
+    """A listening socket, bound before serving so that port 0 works and the port is known."""
+    return socket.create_server((host, port), reuse_port=False, backlog=128)
+
+
+def make_server(app: Starlette) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=1
+    )
+    return _QuietServer(config)

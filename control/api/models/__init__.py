@@ -1,0 +1,1 @@
+"""Istio's CRD specs as frozen pydantic models: camelCase fields, unknown fields refused."""

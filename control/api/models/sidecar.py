@@ -1,0 +1,64 @@
+"""Sidecar (networking.istio.io): narrows what a workload's proxy sees and accepts."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from control.api.models.base import ApiModel, Str, UInt, WorkloadSelector
+from control.api.models.destination_rule import ConnectionPoolSettings
+from control.api.models.virtual_service import Destination
+
+CaptureMode = Literal["DEFAULT", "IPTABLES", "NONE"]
+
+
+class SidecarPort(ApiModel):
+    number: UInt | None = None
+    protocol: Str | None = None
+    name: Str | None = None
+    target_port: UInt | None = None
+
+
+class ServerTLSSettings(ApiModel):
+    """Terminates TLS on an inbound port (Istio's ServerTLSSettings, the fields a sidecar uses)."""
+
+    mode: Literal["PASSTHROUGH", "SIMPLE", "MUTUAL", "AUTO_PASSTHROUGH", "ISTIO_MUTUAL",
+                  "OPTIONAL_MUTUAL"] | None = None  # fmt: skip
+    server_certificate: Str | None = None
+    private_key: Str | None = None
+    ca_certificates: Str | None = None
+    credential_name: Str | None = None
+    subject_alt_names: tuple[Str, ...] = ()
+    min_protocol_version: Str | None = None
+    max_protocol_version: Str | None = None
+    cipher_suites: tuple[Str, ...] = ()
+
+
+class IstioIngressListener(ApiModel):
+    port: SidecarPort | None = None
+    bind: Str | None = None
+    capture_mode: CaptureMode | None = None
+    default_endpoint: Str | None = None
+    tls: ServerTLSSettings | None = None
+    connection_pool: ConnectionPoolSettings | None = None
+
+
+class IstioEgressListener(ApiModel):
+    port: SidecarPort | None = None
+    bind: Str | None = None
+    capture_mode: CaptureMode | None = None
+    hosts: tuple[Str, ...] = ()
+
+
+class OutboundTrafficPolicy(ApiModel):
+    mode: Literal["REGISTRY_ONLY", "ALLOW_ANY"] | None = None
+    egress_proxy: Destination | None = None
+
+
+class Sidecar(ApiModel):
+    """The spec of a Sidecar."""
+
+    workload_selector: WorkloadSelector | None = None
+    ingress: tuple[IstioIngressListener, ...] = ()
+    egress: tuple[IstioEgressListener, ...] = ()
+    inbound_connection_pool: ConnectionPoolSettings | None = None
+    outbound_traffic_policy: OutboundTrafficPolicy | None = None

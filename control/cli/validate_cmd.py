@@ -1,0 +1,159 @@
+"""`mizzen validate -f PATH|-`: validate mesh resources offline, as the webhook would.
+
+One line per document: `<file>:<index> <Kind>/<name>: ok`, or one line per error with its field
+path (warnings likewise). Documents of other kinds are skipped with a note. Exit 0 when every mesh
+document is valid, 1 when any is invalid (a YAML syntax error counts), 2 when a path cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from control.api import is_mesh_group, validate_resource
+
+_SUFFIXES = (".yaml", ".yml", ".json")
+_STDIN = "-"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-f",
+        "--filename",
+        dest="paths",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="a YAML/JSON file, a directory (its *.yaml, *.yml, *.json files) or - for stdin; "
+        "repeatable",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+
+
+@dataclass
+class Tally:
+    """What one run saw; decides the exit code."""
+
+    valid: int = 0
+    invalid: int = 0
+    skipped: int = 0
+    unreadable: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        if self.unreadable:
+            return 2
+        return 1 if self.invalid else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    tally = Tally()
+    for path in args.paths:
+        for name, text in _sources(path, tally):
+            check_text(text, name, tally, out=sys.stdout, quiet=args.quiet)
+    print(
+        f"{tally.valid} valid, {tally.invalid} invalid, {tally.skipped} skipped"
+        + (f", {tally.unreadable} unreadable" if tally.unreadable else ""),
+        file=sys.stderr,
+    )
+    return tally.exit_code
+
+
+def _sources(path: str, tally: Tally) -> Iterator[tuple[str, str]]:
+    """(display name, text) for each file a -f argument stands for; unreadable ones are counted."""
+    if path == _STDIN:
+        yield "<stdin>", sys.stdin.read()
+        return
+    target = Path(path)
+    files = sorted(p for p in target.iterdir() if p.suffix in _SUFFIXES and p.is_file()) \
+        if target.is_dir() else [target]  # fmt: skip
+    if target.is_dir() and not files:
+        print(f"{path}: no *.yaml, *.yml or *.json files", file=sys.stderr)
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            print(f"{file}: cannot read: {reason}", file=sys.stderr)
+            tally.unreadable += 1
+            continue
+        yield str(file), text
+
+
+def check_text(text: str, name: str, tally: Tally, *, out: TextIO, quiet: bool = False) -> None:
+    """Validate every document of one YAML stream, writing one line per result."""
+    index = -1
+    try:
+        for index, document in enumerate(yaml.load_all(text, Loader=yaml.CSafeLoader)):
+            for label, obj in _objects(f"{name}:{index}", document):
+                _check_object(label, obj, tally, out=out, quiet=quiet)
+    except yaml.YAMLError as error:
+        out.write(f"{name}:{index + 1} YAML syntax error: {_yaml_problem(error)}\n")
+        tally.invalid += 1
+    except RecursionError:
+        out.write(f"{name}:{index + 1} YAML document nested too deeply\n")
+        tally.invalid += 1
+
+
+def _objects(label: str, document: object) -> Iterator[tuple[str, object]]:
+    """The objects of one document: itself, or the items of a `kind: List`."""
+    if document is None:
+        return
+    if isinstance(document, dict) and document.get("kind") == "List":
+        items = document.get("items")
+        for item_index, item in enumerate(items if isinstance(items, list) else []):
+            yield f"{label}.{item_index}", item
+        return
+    yield label, document
+
+
+def _check_object(label: str, obj: object, tally: Tally, *, out: TextIO, quiet: bool) -> None:
+    if not isinstance(obj, dict):
+        out.write(f"{label}: error: a Kubernetes object must be a mapping\n")
+        tally.invalid += 1
+        return
+    title = f"{label} {_printable(obj.get('kind'), '<no kind>')}/{_name(obj)}"
+    if not is_mesh_group(obj.get("apiVersion")):
+        tally.skipped += 1
+        if not quiet:
+            out.write(f"{title}: skipped (not a mesh kind)\n")
+        return
+    report = validate_resource(obj)
+    if report.ok:
+        tally.valid += 1
+        if not quiet:
+            out.write(f"{title}: ok\n")
+    else:
+        tally.invalid += 1
+        for error in report.errors:
+            out.write(f"{title}: error: {_printable(str(error), '')}\n")
+    for warning in report.warnings:
+        out.write(f"{title}: warning: {_printable(warning, '')}\n")
+
+
+def _name(obj: dict[str, Any]) -> str:
+    metadata = obj.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return _printable(name, "<unnamed>")
+
+
+def _printable(value: object, default: str) -> str:
+    """User text made safe for one terminal line (no control characters, bounded length)."""
+    if not isinstance(value, str) or not value:
+        return default
+    text = "".join(c if c.isprintable() else "?" for c in value)
+    return text if len(text) <= 300 else text[:300] + "…"
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        return f"{error.problem or error.context or 'invalid YAML'}{where}"
+    return str(error).splitlines()[0] if str(error) else "invalid YAML"

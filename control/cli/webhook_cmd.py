@@ -1,0 +1,126 @@
+"""`mizzen webhook`: serve the admission webhooks (`/inject`, `/validate`) over TLS.
+
+    mizzen webhook --port 15017 --tls-cert FILE --tls-key FILE [--config FILE]
+    mizzen webhook --dev-certs DIR [--no-serve]   # self-signed CA + serving pair, prints caBundle
+
+The certificate files are watched and reloaded when they change (a rotated Secret).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from injector import InjectionConfig
+from webhook import devcerts
+from webhook.app import create_app
+from webhook.server import serve
+from webhook.settings import ServerSettings, WebhookSettings
+from webhook.tls import CertificateError, CertificateStore
+
+SERVICE_NAME = "mizzen"
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--host", default="0.0.0.0", help="address to listen on (default: all)")
+    add("--port", type=int, default=15017, help="port to listen on (default: 15017; 0: any)")
+    add("--tls-cert", type=Path, help="serving certificate chain (PEM), reloaded on change")
+    add("--tls-key", type=Path, help="its private key (PEM), reloaded on change")
+    add("--config", type=Path, help="injection settings (YAML mapping of camelCase keys)")
+    add(
+        "--dev-certs",
+        type=Path,
+        metavar="DIR",
+        help="use (creating them if missing) a self-signed CA and serving certificate in DIR "
+        "for localhost and the mesh Service's names; prints the caBundle",
+    )
+    add("--no-serve", action="store_true", help="with --dev-certs: print the caBundle and exit")
+    add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def _load_config(path: Path | None) -> InjectionConfig:
+    if path is None:
+        return InjectionConfig()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise UsageError(f"--config {path}: {error.strerror}") from None
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
+        raise UsageError(f"--config {path}: not valid YAML: {str(error).splitlines()[0]}") from None
+    if data is not None and not isinstance(data, dict):
+        raise UsageError(f"--config {path}: must be a mapping of settings")
+    try:
+        return InjectionConfig.from_mapping(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "config"
+        raise UsageError(f"--config {path}: {where}: {first['msg']}") from None
+
+
+def _dev_certificates(directory: Path, config: InjectionConfig) -> devcerts.DevCertificates:
+    found = devcerts.existing(directory)
+    if found is not None:
+        return found
+    names = ["localhost", *devcerts.service_names(SERVICE_NAME, config.mesh_namespace)]
+    try:
+        return devcerts.issue(directory, names)
+    except OSError as error:
+        raise UsageError(f"--dev-certs {directory}: {error.strerror}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
+    cert_file, key_file = args.tls_cert, args.tls_key
+    if args.dev_certs is not None:
+        if cert_file or key_file:
+            raise UsageError("--dev-certs makes its own certificate: drop --tls-cert/--tls-key")
+        certificates = _dev_certificates(args.dev_certs, config)
+        print(certificates.ca_bundle, flush=True)
+        if args.no_serve:
+            return 0
+        cert_file, key_file = certificates.cert_file, certificates.key_file
+    elif args.no_serve:
+        raise UsageError("--no-serve goes with --dev-certs")
+    if cert_file is None or key_file is None:
+        raise UsageError("needs --tls-cert and --tls-key, or --dev-certs")
+    try:
+        settings = ServerSettings(
+            host=args.host, port=args.port, cert_file=cert_file, key_file=key_file,
+            log_level=args.log_level,
+        )  # fmt: skip
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise UsageError(f"--{first['loc'][0]}: {first['msg']}") from None
+    store = CertificateStore(settings.cert_file, settings.key_file)
+    try:
+        store.load()
+    except CertificateError as error:
+        print(f"mizzen webhook: {error}", file=sys.stderr)
+        return 1
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    app = create_app(WebhookSettings(), config, readiness=store.ready)
+    try:
+        serve(app, settings, store)
+    except OSError as error:
+        print(f"mizzen webhook: cannot listen on {args.host}:{args.port}: {error.strerror}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except UsageError as error:
+        print(f"mizzen webhook: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,45 @@
+"""A sample workload: answers every GET with its version (`python -m control.demo.backend`).
+
+The body is the version and a newline, and the `x-version` header repeats it, so a client can
+count where each request landed. Standard library only: it runs inside a pod's namespace.
+"""
+
+from __future__ import annotations
+
+import argparse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def handler_for(version: str) -> type[BaseHTTPRequestHandler]:
+    body = f"{version}\n".encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("x-version", version)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet: a thousand requests would flood the demo's output."""
+
+    return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args()
+    server = ThreadingHTTPServer(("0.0.0.0", args.port), handler_for(args.version))
+    server.daemon_threads = True
+    print("READY", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

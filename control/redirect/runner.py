@@ -1,0 +1,55 @@
+"""Running the iptables tools: argv lists only, never a shell; a seam for where they run."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+class Runner(Protocol):
+    """Runs one command to completion; `which` says whether a tool is installed."""
+
+    def run(self, argv: Sequence[str], stdin: str = "") -> CommandResult: ...
+
+    def which(self, tool: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class LocalRunner:
+    """Runs commands here, optionally behind a prefix (e.g. `ip netns exec NAME`, as tests do)."""
+
+    prefix: tuple[str, ...] = ()
+    timeout: float = 60.0
+
+    def run(self, argv: Sequence[str], stdin: str = "") -> CommandResult:
+        try:
+            done = subprocess.run(
+                [*self.prefix, *argv],
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                check=False,
+            )
+        except FileNotFoundError as error:
+            return CommandResult(127, "", f"{argv[0]}: {error.strerror}")
+        except subprocess.TimeoutExpired:
+            return CommandResult(124, "", f"{argv[0]}: timed out after {self.timeout:g}s")
+        return CommandResult(done.returncode, done.stdout, done.stderr)
+
+    def which(self, tool: str) -> str | None:
+        return shutil.which(tool)

@@ -1,0 +1,37 @@
+"""The control plane's Prometheus metrics, in a registry of its own (several control planes
+can live in one test process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.pushes = Counter("mizzen_xds_pushes", "xDS responses sent", ["type"], registry=r)
+        self.nacks = Counter(
+            "mizzen_xds_nacks", "xDS responses a proxy rejected", ["type"], registry=r
+        )
+        self.connected = Gauge("mizzen_xds_connected_proxies", "Open ADS streams", registry=r)
+        self.convergence = Histogram(
+            "mizzen_xds_convergence_seconds",
+            "From a config change (or a proxy connecting) to the proxy's ACK of the result",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5, 10, 30),
+            registry=r,
+        )
+        self.inconsistent = Counter(
+            "mizzen_xds_inconsistent_snapshots",
+            "Translations refused by the consistency check (the previous snapshot was kept)",
+            registry=r,
+        )
+        self.translation_errors = Counter(
+            "mizzen_xds_translation_errors", "Translations that raised", registry=r
+        )
+        self.config_updates = Counter(
+            "mizzen_config_updates", "Debounced mesh-state updates applied", registry=r
+        )
+        self.invalid_documents = Gauge(
+            "mizzen_config_invalid_documents", "Documents skipped as invalid", registry=r
+        )

@@ -1,0 +1,93 @@
+"""Envoy resources as protobuf messages: the type URLs, the per-type collection a translation
+produces, and the conversion from protobuf-JSON dicts (which checks every field name)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Final
+
+# Every message type the translation puts in an Any must be registered before parsing.
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.http.fault.v3 import fault_pb2  # noqa: F401
+from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
+from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2  # noqa: F401
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2,  # noqa: F401
+)
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2  # noqa: F401
+from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2  # noqa: F401
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+LISTENER: Final = "type.googleapis.com/envoy.config.listener.v3.Listener"
+CLUSTER: Final = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+ROUTE: Final = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+ENDPOINT: Final = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+# The order a push follows (make before break): clusters and their endpoints before the
+# listeners and routes that point at them.
+PUSH_ORDER: Final = (CLUSTER, ENDPOINT, LISTENER, ROUTE)
+SHORT_NAMES: Final = {CLUSTER: "cds", ENDPOINT: "eds", LISTENER: "lds", ROUTE: "rds"}
+
+_MESSAGES: Final[dict[str, type[Message]]] = {
+    LISTENER: listener_pb2.Listener,
+    CLUSTER: cluster_pb2.Cluster,
+    ROUTE: route_pb2.RouteConfiguration,
+    ENDPOINT: endpoint_pb2.ClusterLoadAssignment,
+}
+
+
+def resource_name(type_url: str, message: Message) -> str:
+    field = "cluster_name" if type_url == ENDPOINT else "name"
+    return str(getattr(message, field))
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """type URL -> resource name -> message, sorted by name. Treat as immutable."""
+
+    by_type: Mapping[str, Mapping[str, Message]]
+
+    def of(self, type_url: str) -> Mapping[str, Message]:
+        return self.by_type.get(type_url, MappingProxyType({}))
+
+    @classmethod
+    def of_messages(cls, items: Mapping[str, Iterable[Message]]) -> Resources:
+        by_type: dict[str, Mapping[str, Message]] = {}
+        for type_url in PUSH_ORDER:
+            messages = {resource_name(type_url, m): m for m in items.get(type_url, ())}
+            by_type[type_url] = MappingProxyType(dict(sorted(messages.items())))
+        return cls(MappingProxyType(by_type))
+
+    def to_json(self) -> dict[str, list[dict[str, Any]]]:
+        """The canonical JSON (proto field names), as golden files and config dumps show it."""
+        return {
+            SHORT_NAMES[type_url]: [
+                json_format.MessageToDict(m, preserving_proto_field_name=True)
+                for m in self.of(type_url).values()
+            ]
+            for type_url in PUSH_ORDER
+        }
+
+
+class TranslationError(ValueError):
+    """A translated resource that is not valid protobuf: a bug in translation, not user input."""
+
+
+def from_dicts(items: Mapping[str, Iterable[dict[str, Any]]]) -> Resources:
+    """Parse protobuf-JSON dicts into messages; unknown fields or bad values raise."""
+    parsed: dict[str, list[Message]] = {}
+    for type_url, dicts in items.items():
+        message_type = _MESSAGES[type_url]
+        out = parsed.setdefault(type_url, [])
+        for data in dicts:
+            try:
+                out.append(json_format.ParseDict(data, message_type()))
+            except json_format.ParseError as error:
+                raise TranslationError(f"{data.get('name', '?')}: {error}") from error
+    return Resources.of_messages(parsed)

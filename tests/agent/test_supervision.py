@@ -1,0 +1,88 @@
+"""The agent keeps a real Envoy running, as the proxy uid when it is root, and stops it cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.agent.conftest import AgentProcess, pod_env, uid_of, wait_for
+
+pytestmark = pytest.mark.envoy
+
+StartAgent = Callable[..., AgentProcess]
+
+
+def _env_without_control_plane() -> dict[str, str]:
+    """A discovery address nobody listens on: Envoy runs, but never gets config."""
+    return pod_env(MIZZEN_DISCOVERY_ADDRESS="127.0.0.1:9", INSTANCE_IP="127.0.0.1")
+
+
+def test_envoy_is_restarted_after_it_dies(start_agent: StartAgent) -> None:
+    agent = start_agent(_env_without_control_plane())
+    first = agent.wait_envoy()
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: agent.envoy_pids() and agent.envoy_pids()[0] != first, timeout=10)
+    second = agent.envoy_pids()[0]
+    os.kill(second, signal.SIGKILL)
+    wait_for(lambda: agent.envoy_pids() and agent.envoy_pids()[0] != second, timeout=10)
+    assert agent.process is not None
+    assert agent.process.poll() is None
+    log = agent.log()
+    assert log.count("envoy exited unexpectedly with -9") == 2, log
+    assert "start 3" in log
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to the proxy uid needs root")
+def test_root_agent_starts_envoy_as_the_proxy_uid(start_agent: StartAgent) -> None:
+    agent = start_agent(_env_without_control_plane())
+    envoy = agent.wait_envoy()
+    assert uid_of(agent.pid) == 0
+    assert uid_of(envoy) == 1337
+    gid_line = next(
+        line
+        for line in Path(f"/proc/{envoy}/status").read_text().splitlines()
+        if line.startswith("Gid:")
+    )
+    assert gid_line.split()[1] == "1337"
+
+
+def test_not_ready_without_config_from_the_control_plane(start_agent: StartAgent) -> None:
+    agent = start_agent(_env_without_control_plane())
+    agent.wait_envoy()
+    wait_for(lambda: agent.readiness()[0] == 503, timeout=10)
+    status, reason = agent.readiness()
+    assert status == 503
+    assert "not LIVE" in reason or "not running" in reason
+
+
+def test_sigterm_stops_envoy_and_exits_zero(start_agent: StartAgent) -> None:
+    agent = start_agent(_env_without_control_plane(), drain_duration=1.0)
+    envoy = agent.wait_envoy()
+    started = time.monotonic()
+    assert agent.stop() == 0
+    assert time.monotonic() - started < 8
+    assert not Path(f"/proc/{envoy}").exists()
+
+
+def test_a_killed_agent_takes_its_envoy_with_it(start_agent: StartAgent) -> None:
+    """The kernel's parent-death signal: no orphan Envoy keeps the pod's ports."""
+    agent = start_agent(_env_without_control_plane())
+    envoy = agent.wait_envoy()
+    assert agent.process is not None
+    agent.process.kill()
+    agent.process.wait()
+    wait_for(lambda: not Path(f"/proc/{envoy}").exists(), timeout=10)
+
+
+def test_bad_environment_is_one_clear_line(start_agent: StartAgent) -> None:
+    agent = start_agent(pod_env(INSTANCE_IP="not-an-ip"))
+    assert agent.process is not None
+    assert agent.process.wait(timeout=30) == 2
+    log = agent.log()
+    assert log.startswith("mizzen agent: INSTANCE_IP:"), log
+    assert "Traceback" not in log

@@ -1,0 +1,246 @@
+"""Unit tests of the injector's parts: workload names, quantities, the decision table, the
+contract's names in the injected pod, and the pruned diff."""
+
+from __future__ import annotations
+
+import copy
+import json
+from decimal import Decimal
+from typing import Any
+
+import jsonpatch
+import pytest
+
+from injector import (
+    InjectionConfig,
+    InjectionContext,
+    InjectionError,
+    SkipReason,
+    contract,
+    inject,
+    workload_name,
+)
+from injector.patch import make_patch
+from injector.quantity import parse_quantity
+
+
+def _pod(
+    labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "p", "labels": labels or {}, "annotations": annotations or {}},
+        "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        (
+            {
+                "generateName": "reviews-v1-5c7b9d6f8-",
+                "labels": {"pod-template-hash": "5c7b9d6f8"},
+                "ownerReferences": [
+                    {"kind": "ReplicaSet", "name": "reviews-v1-5c7b9d6f8", "controller": True}
+                ],
+            },
+            "reviews-v1",
+        ),
+        ({"ownerReferences": [{"kind": "ReplicaSet", "name": "standalone"}]}, "standalone"),
+        ({"ownerReferences": [{"kind": "Job", "name": "backup-29012345"}]}, "backup"),
+        ({"ownerReferences": [{"kind": "Job", "name": "migrate"}]}, "migrate"),
+        ({"ownerReferences": [{"kind": "StatefulSet", "name": "db"}]}, "db"),
+        ({"ownerReferences": [{"kind": "DaemonSet", "name": "agent"}]}, "agent"),
+        (
+            {
+                "ownerReferences": [
+                    {"kind": "Other", "name": "not-the-controller"},
+                    {"kind": "StatefulSet", "name": "the-controller", "controller": True},
+                ]
+            },
+            "the-controller",
+        ),
+        ({"name": "bare"}, "bare"),
+        ({"generateName": "stem-"}, "stem"),
+        ({}, None),
+        ({"ownerReferences": "garbage", "generateName": 3}, None),
+    ],
+)
+def test_workload_name(metadata: dict[str, Any], expected: str | None) -> None:
+    assert workload_name({"metadata": metadata}) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("100m", Decimal("0.1")),
+        ("0.5", Decimal("0.5")),
+        ("128Mi", Decimal(128 * 2**20)),
+        ("1e3", Decimal(1000)),
+        ("1.5Gi", Decimal(3 * 2**29)),
+        (".5", Decimal("0.5")),
+    ],
+)
+def test_quantities(text: str, value: Decimal) -> None:
+    assert parse_quantity(text) == value
+
+
+@pytest.mark.parametrize(
+    "text", ["", " 1", "1 ", "-1", "+1", "1Kb", "\u0661", "1_000", "1e", "m", "0x10"]
+)
+def test_bad_quantities(text: str) -> None:
+    with pytest.raises(ValueError, match="quantity"):
+        parse_quantity(text)
+
+
+ENABLED = {"istio-injection": "enabled"}
+DISABLED = {"istio-injection": "disabled"}
+INJECT = "sidecar.istio.io/inject"
+
+
+@pytest.mark.parametrize(
+    ("namespace_labels", "labels", "annotations", "expected"),
+    [
+        (ENABLED, {}, {}, None),
+        (None, {}, {}, None),  # the webhook's selectors chose the pod
+        (None, {INJECT: "false"}, {}, SkipReason.POD_OPTED_OUT),
+        (ENABLED, {INJECT: "false"}, {}, SkipReason.POD_OPTED_OUT),
+        (ENABLED, {}, {INJECT: "false"}, SkipReason.POD_OPTED_OUT),
+        (ENABLED, {INJECT: "true"}, {INJECT: "false"}, None),  # the label wins
+        (ENABLED, {INJECT: "n"}, {}, SkipReason.POD_OPTED_OUT),
+        (ENABLED, {INJECT: "garbage"}, {}, None),  # a warning, the default applies
+        (DISABLED, {INJECT: "true"}, {}, SkipReason.NAMESPACE_DISABLED),
+        ({}, {}, {}, SkipReason.NAMESPACE_NOT_ENABLED),
+        ({}, {INJECT: "true"}, {}, None),
+        ({}, {INJECT: "yes"}, {}, None),
+        ({}, {}, {INJECT: "true"}, SkipReason.NAMESPACE_NOT_ENABLED),
+        ({"istio.io/rev": "default"}, {}, {}, None),
+        ({"istio.io/rev": "canary"}, {INJECT: "true"}, {}, SkipReason.REVISION_MISMATCH),
+        ({"istio-injection": "enabled", "istio.io/rev": "canary"}, {}, {}, None),
+        ({}, {"istio.io/rev": "default"}, {}, None),
+        ({}, {"istio.io/rev": "canary"}, {}, SkipReason.REVISION_MISMATCH),
+        ({"istio-injection": "on"}, {INJECT: "true"}, {}, SkipReason.NAMESPACE_NOT_ENABLED),
+    ],
+)
+def test_decision_table(
+    namespace_labels: dict[str, str] | None,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    expected: SkipReason | None,
+) -> None:
+    context = InjectionContext(namespace="shop", namespace_labels=namespace_labels)
+    result = inject(_pod(labels, annotations), context, InjectionConfig())
+    assert result.skip_reason == expected
+    assert result.explanation
+
+
+@pytest.mark.parametrize(
+    "namespace", ["kube-system", "kube-public", "kube-node-lease", "local-path-storage", "mesh"]
+)
+def test_never_injected_namespaces(namespace: str) -> None:
+    config = InjectionConfig(mesh_namespace="mesh")
+    pod = _pod({INJECT: "true"})
+    result = inject(pod, InjectionContext(namespace=namespace), config)
+    assert result.skip_reason is SkipReason.IGNORED_NAMESPACE
+    assert result.pod == pod
+
+
+def test_invalid_inject_value_warns() -> None:
+    result = inject(_pod({INJECT: "maybe"}), InjectionContext("shop"), InjectionConfig())
+    assert result.injected
+    assert any("maybe" in warning for warning in result.warnings)
+
+
+def test_injected_pod_speaks_the_contract() -> None:
+    pod = _pod({"app": "shop"})
+    pod["spec"]["containers"][0]["readinessProbe"] = {"httpGet": {"path": "/r", "port": 8080}}
+    result = inject(pod, InjectionContext("shop", workload_name="shop-v1"), InjectionConfig())
+    init, proxy = result.pod["spec"]["initContainers"]
+    assert init["name"] == contract.INIT_CONTAINER_NAME
+    assert init["command"] == list(contract.INIT_COMMAND)
+    assert init["securityContext"]["capabilities"] == {
+        "add": ["NET_ADMIN", "NET_RAW"],
+        "drop": ["ALL"],
+    }
+    assert proxy["command"] == list(contract.PROXY_COMMAND)
+    assert proxy["restartPolicy"] == "Always"
+    env = {item["name"]: item for item in proxy["env"]}
+    assert env[contract.ENV_WORKLOAD_NAME]["value"] == "shop-v1"
+    probes = json.loads(env[contract.ENV_APP_PROBES]["value"])
+    assert probes == {"/app-health/app/readyz": {"httpGet": {"path": "/r", "port": 8080}}}
+    assert json.loads(env[contract.ENV_LABELS]["value"])["app"] == "shop"
+    assert env[contract.ENV_POD_NAME]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    mounts = {m["name"]: m["mountPath"] for m in proxy["volumeMounts"]}
+    assert mounts[contract.TOKEN_VOLUME] == contract.TOKEN_DIR
+    volumes = {v["name"]: v for v in result.pod["spec"]["volumes"]}
+    token = volumes[contract.TOKEN_VOLUME]["projected"]["sources"][0]["serviceAccountToken"]
+    assert token["audience"] == "mizzen-ca"
+    status = json.loads(result.pod["metadata"]["annotations"][contract.STATUS_ANNOTATION])
+    assert status["initContainers"] == ["mizzen-init", "mizzen-proxy"]
+
+
+def test_proxy_image_annotation_never_reaches_the_init_container() -> None:
+    pod = _pod(annotations={"sidecar.istio.io/proxyImage": "evil.example/root:1"})
+    result = inject(pod, InjectionContext("shop"), InjectionConfig(init_image="mesh/init:1"))
+    init, proxy = result.pod["spec"]["initContainers"]
+    assert init["image"] == "mesh/init:1"
+    assert proxy["image"] == "evil.example/root:1"
+
+
+def test_a_foreign_status_annotation_is_refused() -> None:
+    pod = _pod(annotations={contract.STATUS_ANNOTATION: "[1, 2]"})
+    with pytest.raises(InjectionError) as raised:
+        inject(pod, InjectionContext("shop"), InjectionConfig())
+    assert raised.value.field == contract.STATUS_ANNOTATION
+
+
+def test_yaml_alias_bombs_are_refused() -> None:
+    bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n"
+    pod = _pod(annotations={"proxy.istio.io/config": bomb})
+    with pytest.raises(InjectionError, match="aliases"):
+        inject(pod, InjectionContext("shop"), InjectionConfig())
+
+
+def _big_pod() -> dict[str, Any]:
+    pod = _pod({"app": "big"}, {"last": "x" * 100_000})
+    pod["metadata"]["managedFields"] = [
+        {"manager": f"m{i}", "fieldsV1": {"f:a": {}}} for i in range(500)
+    ]
+    env = [{"name": f"V{i}", "value": str(i)} for i in range(3000)]
+    pod["spec"]["containers"].append({"name": "second", "image": "s:1", "env": env})
+    pod["spec"]["containers"][0]["livenessProbe"] = {"tcpSocket": {"port": 80}}
+    pod["spec"]["initContainers"] = [{"name": "setup", "image": "s:1", "env": env[:10]}]
+    pod["spec"]["volumes"] = [{"name": f"v{i}", "emptyDir": {}} for i in range(100)]
+    pod["status"] = {"phase": "Pending"}
+    return pod
+
+
+def test_the_pruned_diff_equals_a_full_diff_in_effect() -> None:
+    pod = _big_pod()
+    result = inject(pod, InjectionContext("shop"), InjectionConfig())
+    full = jsonpatch.make_patch(
+        {"metadata": pod["metadata"], "spec": pod["spec"]},
+        {"metadata": result.pod["metadata"], "spec": result.pod["spec"]},
+    )
+    assert jsonpatch.apply_patch(pod, result.patch) == jsonpatch.apply_patch(pod, full.patch)
+    assert jsonpatch.apply_patch(pod, result.patch) == result.pod
+    paths = [op["path"] for op in result.patch]
+    assert not any(p.startswith(("/status", "/metadata/managedFields")) for p in paths)
+    assert "\x00" not in json.dumps(result.patch)
+
+
+def test_the_pruned_diff_on_a_deep_copy_has_no_shared_objects() -> None:
+    """Without shared objects nothing is pruned; the diff is still right."""
+    pod = _big_pod()
+    result = inject(pod, InjectionContext("shop"), InjectionConfig())
+    patch = make_patch(pod, copy.deepcopy(result.pod))
+    assert jsonpatch.apply_patch(pod, patch) == result.pod
+
+
+def test_aliased_subtrees_are_restored_in_patch_values() -> None:
+    shared = {"name": "x", "value": "y"}
+    src = {"spec": {"a": [shared], "b": []}}
+    dst = {"spec": {"a": [shared], "b": [shared, shared]}}
+    patch = make_patch(src, dst)
+    assert jsonpatch.apply_patch(src, patch) == dst
+    assert "\x00" not in json.dumps(patch)

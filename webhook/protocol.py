@@ -1,0 +1,65 @@
+"""uvicorn's HTTP/1.1 protocol with a request deadline.
+
+uvicorn times out idle keep-alive connections, but not a client that sends its headers or body
+slowly: such a client would hold its connection (and, for a body, a request task) for as long
+as it likes. Here a request must arrive whole within `request_timeout` of its first byte (or of
+the connection, for the first request), or the connection is closed. The app's own, shorter body
+deadline answers a trickled body with a 408 first; this is the backstop, and also bounds how long
+the rest of a refused (413) body is drained after its answer. It builds on uvicorn's internal
+`H11Protocol`; the tests over real sockets pin the behaviour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+# The peer has sent its whole request: waiting is now on our side.
+_RECEIVED = (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
+
+
+class DeadlineH11Protocol(H11Protocol):
+    request_timeout: float = 5.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._deadline is None:
+            self._arm()
+        super().data_received(data)
+        if self.conn.their_state in _RECEIVED:
+            self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._deadline = self.loop.call_later(self.request_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if self.conn.their_state in _RECEIVED:
+            return
+        if not self.transport.is_closing():
+            self.logger.info("closing a connection whose request did not arrive in time")
+            self.transport.close()
+
+
+def deadline_protocol(request_timeout: float) -> type[DeadlineH11Protocol]:
+    """The protocol class uvicorn instantiates per connection, with the deadline set."""
+    return type("DeadlineH11Protocol", (DeadlineH11Protocol,), {"request_timeout": request_timeout})

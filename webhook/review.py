@@ -1,0 +1,111 @@
+"""The AdmissionReview envelope (`admission.k8s.io/v1`), typed; the object inside stays a dict.
+
+Only the fields the webhook reads are modelled; the API server's other fields are ignored.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+API_VERSION: Final = "admission.k8s.io/v1"
+KIND: Final = "AdmissionReview"
+# Kubernetes shows each warning to the user; longer ones are truncated by kubectl anyway.
+MAX_WARNING_CHARS: Final = 120
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class GroupVersionKind(_Envelope):
+    group: str = ""
+    version: str = ""
+    kind: str = ""
+
+
+class GroupVersionResource(_Envelope):
+    group: str = ""
+    version: str = ""
+    resource: str = ""
+
+
+class AdmissionRequest(_Envelope):
+    uid: str = Field(min_length=1)
+    kind: GroupVersionKind = GroupVersionKind()
+    resource: GroupVersionResource = GroupVersionResource()
+    sub_resource: str = ""
+    name: str = ""
+    namespace: str = ""
+    operation: str = ""
+    # The object under review stays untyped: checking it is the handler's job, so that a bad
+    # object is answered `allowed: false` (HTTP 200) rather than refused as bad framing.
+    object: Any = None
+    old_object: Any = None
+    dry_run: bool | None = None
+
+
+class Status(_Envelope):
+    code: int
+    message: str
+
+
+class AdmissionResponse(_Envelope):
+    uid: str
+    allowed: bool
+    patch_type: Literal["JSONPatch"] | None = None
+    patch: str | None = None
+    status: Status | None = None
+    warnings: list[str] | None = None
+
+
+class AdmissionReviewResponse(_Envelope):
+    api_version: Literal["admission.k8s.io/v1"] = API_VERSION
+    kind: Literal["AdmissionReview"] = KIND
+    response: AdmissionResponse
+
+
+def encode_patch(patch: Sequence[dict[str, Any]]) -> str:
+    """A JSON Patch as the API server wants it: base64 of its JSON (finite numbers only)."""
+    text = json.dumps(list(patch), separators=(",", ":"), allow_nan=False)
+    return base64.b64encode(text.encode()).decode("ascii")
+
+
+def clip_warnings(warnings: Sequence[str]) -> list[str] | None:
+    """Warnings as the response carries them: one line each, at most 120 characters."""
+    clipped = []
+    for warning in warnings:
+        line = " ".join(warning.split())
+        if len(line) > MAX_WARNING_CHARS:
+            line = line[: MAX_WARNING_CHARS - 3] + "..."
+        clipped.append(line)
+    return clipped or None
+
+
+def review_response(
+    uid: str,
+    *,
+    allowed: bool,
+    patch: Sequence[dict[str, Any]] | None = None,
+    code: int = 200,
+    message: str = "",
+    warnings: Sequence[str] = (),
+) -> bytes:
+    """The JSON body answering the review `uid`."""
+    response = AdmissionResponse(
+        uid=uid,
+        allowed=allowed,
+        patch_type="JSONPatch" if patch else None,
+        patch=encode_patch(patch) if patch else None,
+        status=None if allowed else Status(code=code, message=message),
+        warnings=clip_warnings(warnings),
+    )
+    review = AdmissionReviewResponse(response=response)
+    return review.model_dump_json(by_alias=True, exclude_none=True).encode()

@@ -1,0 +1,68 @@
+"""Serving the app: uvicorn over TLS, with the certificate watcher running alongside."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from webhook.protocol import deadline_protocol
+from webhook.settings import ServerSettings
+from webhook.tls import CertificateStore, CertificateWatcher
+
+log = logging.getLogger("mizzen.webhook")
+
+
+def build_server(app: ASGIApp, settings: ServerSettings, store: CertificateStore) -> uvicorn.Server:
+    """A uvicorn server for `app`, listening with the store's live TLS context."""
+
+    def tls_context(
+        config: uvicorn.Config, default: Callable[[], ssl.SSLContext]
+    ) -> ssl.SSLContext:
+        return store.server_context()
+
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=deadline_protocol(settings.request_read_timeout),
+        ssl_context_factory=tls_context,
+        lifespan="off",
+        access_log=False,
+        server_header=False,
+        timeout_keep_alive=settings.keep_alive_timeout,
+        log_level=settings.log_level,
+    )
+    return uvicorn.Server(config)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that port 0 (any free port) can be reported."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
+def serve(app: ASGIApp, settings: ServerSettings, store: CertificateStore) -> None:
+    """Serve until interrupted (SIGINT/SIGTERM), reloading the certificate as it changes."""
+    listener = listen(settings.host, settings.port)
+    host, port = listener.getsockname()[:2]
+    log.info("serving the admission webhooks on https://%s:%d", host, port)
+    server = build_server(app, settings, store)
+    watcher = CertificateWatcher(store, settings.reload_interval)
+    watcher.start()
+    try:
+        server.run(sockets=[listener])
+    finally:
+        watcher.stop()
+        listener.close()

@@ -1,0 +1,46 @@
+"""The webhook's settings: parsed once at the edge (the CLI) and passed down frozen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MIB = 1024 * 1024
+
+
+class WebhookSettings(BaseModel):
+    """Limits of the app itself; the defaults are what the API server's traffic needs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # The API server sends at most 3 MiB; Istio caps the webhook body at 6 MiB.
+    max_body_bytes: int = Field(default=6 * MIB, gt=0)
+    # A body must arrive within this many seconds of the request's headers: well under the API
+    # server's 10 s webhook timeout, so a trickling client is answered (408) and cut off.
+    body_read_timeout: float = Field(default=3.0, gt=0)
+    # Bodies at least this big are parsed and injected in a worker thread, so one big pod does
+    # not hold up the event loop (and every other review) for tens of milliseconds.
+    offload_threshold_bytes: int = Field(default=128 * 1024, ge=0)
+    # At most this many big reviews are worked on at once: bounds threads and memory.
+    offload_threads: int = Field(default=2, gt=0)
+
+
+class ServerSettings(BaseModel):
+    """How the TLS server listens and guards its connections."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=15017, ge=0, le=65535)
+    cert_file: Path
+    key_file: Path
+    # How often the certificate files are checked for a rotation.
+    reload_interval: float = Field(default=1.0, gt=0)
+    # From a request's first byte to its last (headers and body): the connection is closed when
+    # a client takes longer. The backstop behind `body_read_timeout`, and the only guard against
+    # clients that trickle their headers (uvicorn has no header timeout).
+    request_read_timeout: float = Field(default=5.0, gt=0)
+    # Idle keep-alive connections are closed after this many seconds.
+    keep_alive_timeout: int = Field(default=5, gt=0)
+    log_level: str = "info"
