@@ -23,9 +23,16 @@ from injector.workload import workload_name
 
 
 def inject(
-    pod: Mapping[str, Any], context: InjectionContext, config: InjectionConfig
+    pod: Mapping[str, Any],
+    context: InjectionContext,
+    config: InjectionConfig,
+    *,
+    with_patch: bool = True,
 ) -> InjectionResult:
-    """Injects the pod, or says why not; raises `InjectionError` for bad input."""
+    """Injects the pod, or says why not; raises `InjectionError` for bad input.
+
+    `with_patch=False` skips the diff (the patch is then empty): for callers that only want the
+    injected pod, such as `mizzen inject` printing YAML, where the diff is most of the work."""
     if not isinstance(pod, Mapping):
         raise InjectionError("pod", "must be an object")
     metadata = mapping(pod, "metadata", "metadata")
@@ -54,7 +61,7 @@ def inject(
     injected = {**pod, "metadata": rendered.metadata, "spec": rendered.spec}
     return InjectionResult(
         pod=injected,
-        patch=make_patch(pod, injected, rendered.fresh),
+        patch=make_patch(pod, injected, rendered.fresh) if with_patch else [],
         warnings=(*decision.warnings, *rendered.warnings),
         explanation=(*explanation, *rendered.notes),
     )

@@ -12,8 +12,6 @@ import contextlib
 import logging
 import shutil
 import signal
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
@@ -29,37 +27,23 @@ from control.agent.supervisor import Supervisor
 log = logging.getLogger("mizzen.agent")
 
 
-@dataclass(frozen=True)
-class AgentPorts:
-    """The ports actually bound (0 in the settings means "any free port")."""
-
-    readiness: int | None
-    status: int | None
-
-
 async def _serve_health(
     endpoints: StatusEndpoints, settings: AgentSettings
-) -> tuple[list[tuple[uvicorn.Server, asyncio.Task[None]]], AgentPorts]:
-    servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
-    bound: dict[str, int | None] = {"readiness": None, "status": None}
-    wanted = {"readiness": settings.options.readiness_port, "status": settings.status_port}
-    for name, port in wanted.items():
-        if settings.status_port == 0 and name == "status":
-            continue  # "status port 0": the pod asked for no health checking at all
-        sock = bind(port)
-        bound[name] = sock.getsockname()[1]
-        app = endpoints.readiness_app() if name == "readiness" else endpoints.status_app()
+) -> list[tuple[uvicorn.Server, asyncio.Task[None]]]:
+    """Readiness always; the status server unless the pod set its port to 0 (no health
+    checking at all, as `status.sidecar.istio.io/port: 0` means in Istio)."""
+    apps = [(settings.options.readiness_port, endpoints.readiness_app())]
+    if settings.status_port:
+        apps.append((settings.status_port, endpoints.status_app()))
+    servers = []
+    for port, app in apps:
         server = make_server(app)
-        servers.append((server, asyncio.create_task(server.serve(sockets=[sock]))))
-    return servers, AgentPorts(readiness=bound["readiness"], status=bound["status"])
+        task = asyncio.create_task(server.serve(sockets=[bind(port)]))
+        servers.append((server, task))
+    return servers
 
 
-async def run_agent(
-    settings: AgentSettings,
-    *,
-    on_started: Callable[[AgentPorts], None] | None = None,
-    stop: asyncio.Event | None = None,
-) -> int:
+async def run_agent(settings: AgentSettings, *, stop: asyncio.Event | None = None) -> int:
     """Runs until SIGTERM/SIGINT (or `stop`, for callers that embed the agent); returns the
     exit status."""
     binary = find_envoy(settings.options.envoy_path)
@@ -80,9 +64,7 @@ async def run_agent(
     servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
     supervising = asyncio.create_task(supervisor.run())
     try:
-        servers, ports = await _serve_health(endpoints, settings)
-        if on_started is not None:
-            on_started(ports)
+        servers = await _serve_health(endpoints, settings)
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({supervising, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()

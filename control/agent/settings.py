@@ -112,7 +112,7 @@ class AgentOptions(_Frozen):
     that tests can run several agents side by side)."""
 
     admin_port: int = Field(default=contract.ENVOY_ADMIN_PORT, ge=1, le=65535)
-    readiness_port: int = Field(default=contract.READINESS_PORT, ge=0, le=65535)
+    readiness_port: int = Field(default=contract.READINESS_PORT, ge=1, le=65535)
     status_port: int | None = None  # None: MIZZEN_STATUS_PORT, else 15020
     prometheus_port: int = Field(default=contract.ENVOY_PROMETHEUS_PORT, ge=0, le=65535)
     outbound_port: int = Field(default=contract.OUTBOUND_CAPTURE_PORT, ge=1, le=65535)
@@ -183,7 +183,7 @@ class AgentSettings(_Frozen):
     @classmethod
     def from_env(cls, env: Mapping[str, str], options: AgentOptions | None = None) -> AgentSettings:
         """Reads the injector's variables (names from `injector.contract`); raises SettingsError."""
-        options = options or AgentOptions()
+        options = _with_proxy_config(options or AgentOptions(), env)
         missing = [name for name in REQUIRED_ENV if not env.get(name, "").strip()]
         if missing:
             raise SettingsError(missing[0], "is required (set by the injector from the pod)")
@@ -287,3 +287,27 @@ def _probes(env: Mapping[str, str]) -> dict[str, AppProbe]:
             )
         probes[path] = probe
     return probes
+
+
+_DRAIN_RE: Final = re.compile(r"^([0-9]{1,12}(?:\.[0-9]{1,9})?)s$")
+
+
+def _with_proxy_config(options: AgentOptions, env: Mapping[str, str]) -> AgentOptions:
+    """The pod's `proxy.istio.io/config` fields the agent acts on (`concurrency`,
+    `terminationDrainDuration`), unless a flag set the same option explicitly."""
+    config = _json_object(env, contract.ENV_PROXY_CONFIG, object)
+    updates: dict[str, Any] = {}
+    concurrency = config.get("concurrency")
+    if concurrency is not None and "concurrency" not in options.model_fields_set:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 0:
+            raise SettingsError(contract.ENV_PROXY_CONFIG, "concurrency must be a number >= 0")
+        updates["concurrency"] = concurrency
+    drain = config.get("terminationDrainDuration")
+    if drain is not None and "drain_duration" not in options.model_fields_set:
+        match = _DRAIN_RE.match(drain) if isinstance(drain, str) else None
+        if match is None:
+            raise SettingsError(
+                contract.ENV_PROXY_CONFIG, f"terminationDrainDuration {drain!r} is not like '5s'"
+            )
+        updates["drain_duration"] = float(match.group(1))
+    return options.model_copy(update=updates) if updates else options

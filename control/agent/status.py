@@ -92,7 +92,7 @@ class _QuietServer(uvicorn.Server):
 
 
 def bind(port: int, host: str = "0.0.0.0") -> socket.socket:
-    """A listening socket, bound before serving so that port 0 works and the port is known."""
+    """A listening socket, bound before serving: a taken port fails the agent at once."""
     return socket.create_server((host, port), reuse_port=False, backlog=128)
 
 

@@ -50,6 +50,8 @@ def _message(error: ErrorDetails) -> str:
             "bool_type": "a boolean", "list_type": "a list", "tuple_type": "a list",
         }.get(kind, "an object")  # fmt: skip
         return f"must be {wanted}, not {_type_name(error['input'])}"
+    if kind == "finite_number":
+        return "must be a finite number"
     if kind == "int_from_float":
         return "must be an integer"
     if kind in {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}:

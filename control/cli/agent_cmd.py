@@ -32,16 +32,26 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     defaults = AgentOptions()
     add = parser.add_argument
     add("--admin-port", type=int, default=defaults.admin_port, help="Envoy admin (localhost)")
-    add("--readiness-port", type=int, default=defaults.readiness_port, help="0: any free port")
-    add("--status-port", type=int, default=None, help="default: $MIZZEN_STATUS_PORT or 15020")
+    add("--readiness-port", type=int, default=defaults.readiness_port, help="/healthz/ready")
+    add("--status-port", type=int, default=None, help="$MIZZEN_STATUS_PORT or 15020; 0: none")
     add("--prometheus-port", type=int, default=defaults.prometheus_port, help="0: no listener")
     add("--outbound-port", type=int, default=defaults.outbound_port)
     add("--inbound-port", type=int, default=defaults.inbound_port)
     add("--proxy-uid", type=int, default=defaults.proxy_uid, help="Envoy's uid when run as root")
     add("--proxy-gid", type=int, default=defaults.proxy_gid, help="Envoy's gid when run as root")
     add("--base-id", type=int, default=None, help="Envoy hot-restart base id (default: disabled)")
-    add("--drain-duration", type=float, default=defaults.drain_duration, help="seconds")
-    add("--concurrency", type=int, default=defaults.concurrency, help="Envoy worker threads")
+    add(
+        "--drain-duration",
+        type=float,
+        default=None,
+        help=f"seconds (default: terminationDrainDuration, else {defaults.drain_duration:g})",
+    )
+    add(
+        "--concurrency",
+        type=int,
+        default=None,
+        help=f"Envoy's worker threads (default: the proxy config's, else {defaults.concurrency})",
+    )
     add("--log-level", default=defaults.log_level, help="Envoy's log level")
     add("--envoy-path", type=Path, default=None, help="the Envoy binary (default: discovered)")
     add("--config-dir", type=Path, default=None, help="where the bootstrap is written")
@@ -60,23 +70,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> AgentSettings:
+    flags = {
+        "admin_port": args.admin_port,
+        "readiness_port": args.readiness_port,
+        "status_port": args.status_port,
+        "prometheus_port": args.prometheus_port,
+        "outbound_port": args.outbound_port,
+        "inbound_port": args.inbound_port,
+        "proxy_uid": args.proxy_uid,
+        "proxy_gid": args.proxy_gid,
+        "base_id": args.base_id,
+        "drain_duration": args.drain_duration,
+        "concurrency": args.concurrency,
+        "log_level": args.log_level,
+        "envoy_path": args.envoy_path,
+        "config_dir": args.config_dir,
+    }
     try:
-        options = AgentOptions(
-            admin_port=args.admin_port,
-            readiness_port=args.readiness_port,
-            status_port=args.status_port,
-            prometheus_port=args.prometheus_port,
-            outbound_port=args.outbound_port,
-            inbound_port=args.inbound_port,
-            proxy_uid=args.proxy_uid,
-            proxy_gid=args.proxy_gid,
-            base_id=args.base_id,
-            drain_duration=args.drain_duration,
-            concurrency=args.concurrency,
-            log_level=args.log_level,
-            envoy_path=args.envoy_path,
-            config_dir=args.config_dir,
-        )
+        # Only the flags given count as set, so the pod's proxy config can fill the others.
+        options = AgentOptions(**{k: v for k, v in flags.items() if v is not None})
     except ValidationError as error:
         first = error.errors()[0]
         flag = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "flags"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from importlib import resources
 from typing import TextIO
 
@@ -56,11 +57,17 @@ def preview(out: TextIO) -> int:
     return inject_cmd.preview(text, source="bookinfo.yaml", out=out, patch=True)
 
 
-def run(args: argparse.Namespace) -> int:
-    out = sys.stdout
-    if args.preview_only:
+def demo(
+    out: TextIO,
+    *,
+    preview_only: bool = False,
+    requests: int = 200,
+    unavailable: Callable[[], str | None] = local_mesh_unavailable,
+) -> int:
+    """The local mesh where `unavailable()` finds nothing missing, else the preview."""
+    if preview_only:
         return preview(out)
-    reason = local_mesh_unavailable()
+    reason = unavailable()
     if reason:
         out.write(f"# mizzen demo: the local mesh cannot run on this machine: {reason}.\n")
         out.write("# Falling back to the injection preview (run as root to see the mesh).\n")
@@ -68,4 +75,11 @@ def run(args: argparse.Namespace) -> int:
     from control.demo.run import run_local_mesh
 
     out.write("# mizzen demo: a local mesh in network namespaces (control plane, Envoy sidecar)\n")
-    return run_local_mesh(out, requests=args.requests)
+    return run_local_mesh(out, requests=requests)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.requests < 1:
+        sys.stderr.write("mizzen demo: --requests must be at least 1\n")
+        return 2
+    return demo(sys.stdout, preview_only=args.preview_only, requests=args.requests)

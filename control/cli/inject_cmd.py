@@ -8,6 +8,8 @@ the decisions). Bad input is one line naming the document and the field, never a
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import io
 import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -17,6 +19,7 @@ from typing import Any, Final, TextIO
 import yaml
 from pydantic import ValidationError
 
+from control.cli import inject_yaml
 from injector import InjectionConfig, InjectionContext, InjectionError, InjectionResult, inject
 
 # The path from a document to its pod template, by kind.
@@ -32,14 +35,6 @@ TEMPLATE_PATHS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 ENABLED_NAMESPACE: Final = {"istio-injection": "enabled"}
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-
-class _Dumper(_BaseDumper):  # type: ignore[misc]
-    """No anchors: the injected pod shares subtrees with the input, YAML need not show it."""
-
-    def ignore_aliases(self, data: object) -> bool:
-        return True
 
 
 class UsageError(Exception):
@@ -53,6 +48,7 @@ class InputError(Exception):
 @dataclass(frozen=True)
 class Options:
     namespace: str | None = None
+    with_patch: bool = True
     namespace_labels: Mapping[str, str] = field(default_factory=lambda: dict(ENABLED_NAMESPACE))
     config: InjectionConfig = field(default_factory=InjectionConfig)
 
@@ -219,7 +215,7 @@ def _inject_workload(
         workload_name=name if kind != "Pod" and isinstance(name, str) else None,
     )
     try:
-        result = inject(template, context, options.config)
+        result = inject(template, context, options.config, with_patch=options.with_patch)
     except InjectionError as error:
         raise InputError(f"{where}: {error.field}: {error.message}") from None
     target = pointer + "".join(f"/{key}" for key in path)
@@ -280,25 +276,45 @@ def _write_explanations(reports: list[Report], out: TextIO) -> None:
         out.write("".join(lines))
 
 
-def _process(text: str, source: str, options: Options, out: TextIO, mode: str) -> int:
-    try:
-        documents, reports = inject_text(text, source, options)
-    except InputError as error:
-        sys.stderr.write(f"mizzen inject: {error}\n")
-        return 1
-    except RecursionError:
-        sys.stderr.write(f"mizzen inject: {source}: a document is nested too deeply\n")
-        return 1
-    if mode != "explain":
-        for report in reports:
-            for warning in report.result.warnings if report.result else ():
-                sys.stderr.write(f"mizzen inject: warning: {report.where}: {warning}\n")
+def _render(text: str, source: str, options: Options, mode: str) -> tuple[str, list[str]]:
+    """The output text and the warnings; raises `InputError`."""
+    documents, reports = inject_text(text, source, options)
+    warnings = [
+        f"{report.where}: {warning}"
+        for report in reports
+        for warning in (report.result.warnings if report.result and mode != "explain" else ())
+    ]
+    out = io.StringIO()
     if mode == "patch":
         _write_patches(reports, out)
     elif mode == "explain":
         _write_explanations(reports, out)
     elif documents:
-        out.write(yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, allow_unicode=True))
+        out.write(inject_yaml.dump_all(documents))
+    return out.getvalue(), warnings
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _process(text: str, source: str, options: Options, out: TextIO, mode: str) -> int:
+    options = dataclasses.replace(options, with_patch=mode == "patch")
+    try:
+        output, warnings = _render(text, source, options, mode)
+    except InputError as error:
+        sys.stderr.write(f"mizzen inject: {_one_line(str(error))}\n")
+        return 1
+    except RecursionError:
+        sys.stderr.write(f"mizzen inject: {source}: a document is nested too deeply\n")
+        return 1
+    except Exception as error:  # a bug: still one line, never a traceback
+        message = _one_line(f"{type(error).__name__}: {error}")
+        sys.stderr.write(f"mizzen inject: internal error: {message}\n")
+        return 70
+    for warning in warnings:
+        sys.stderr.write(f"mizzen inject: warning: {warning}\n")
+    out.write(output)
     return 0
 
 

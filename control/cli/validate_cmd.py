@@ -68,11 +68,22 @@ def run(args: argparse.Namespace) -> int:
 def _sources(path: str, tally: Tally) -> Iterator[tuple[str, str]]:
     """(display name, text) for each file a -f argument stands for; unreadable ones are counted."""
     if path == _STDIN:
-        yield "<stdin>", sys.stdin.read()
+        try:
+            text = sys.stdin.read()
+        except (OSError, UnicodeDecodeError) as error:
+            print(f"<stdin>: cannot read: {error}", file=sys.stderr)
+            tally.unreadable += 1
+            return
+        yield "<stdin>", text
         return
     target = Path(path)
-    files = sorted(p for p in target.iterdir() if p.suffix in _SUFFIXES and p.is_file()) \
-        if target.is_dir() else [target]  # fmt: skip
+    try:
+        files = sorted(p for p in target.iterdir() if p.suffix in _SUFFIXES and p.is_file()) \
+            if target.is_dir() else [target]  # fmt: skip
+    except OSError as error:
+        print(f"{path}: cannot read: {error.strerror or error}", file=sys.stderr)
+        tally.unreadable += 1
+        return
     if target.is_dir() and not files:
         print(f"{path}: no *.yaml, *.yml or *.json files", file=sys.stderr)
     for file in files:

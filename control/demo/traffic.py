@@ -4,6 +4,7 @@
     {"versions": {"v1": 801, "v2": 199}, "statuses": {"200": 1000}, "errors": 0}
 `stream` mode sends requests until stdin closes or `--duration` passes, one JSON line each:
     {"t": <monotonic seconds>, "status": 200, "version": "v1"} or {"t": ..., "error": "..."}
+    (with "close": true when the response said `Connection: close`)
 (CLOCK_MONOTONIC is machine-wide, so a caller in another namespace can compare the times).
 
 Each request opens a new connection, as a fresh client would: nothing is retried, so every
@@ -35,6 +36,8 @@ def one_request(url: str, headers: dict[str, str], timeout: float) -> dict[str, 
         connection.close()
     version = response.getheader("x-version") or ""
     result: dict[str, object] = {"t": time.monotonic(), "status": response.status}
+    if (response.getheader("connection") or "").lower() == "close":
+        result["close"] = True  # e.g. a draining Envoy asking clients to go elsewhere
     if version:
         result["version"] = version
     elif body and response.status != 200:

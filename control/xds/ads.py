@@ -175,11 +175,11 @@ class _Stream:
             self.service.metrics.convergence.observe(time.monotonic() - snapshot.changed_at)
 
     def _on_change(self) -> list[discovery_pb2.DiscoveryResponse]:
+        if self.status is not None and self.watch is not None:
+            self.status.error = self.watch.last_error
         snapshot = self.watch.snapshot if self.watch else None
         if snapshot is None:
             return []
-        if self.status is not None and self.watch is not None:
-            self.status.error = self.watch.last_error
         responses = []
         for type_url in PUSH_ORDER:
             sub = self.subs.get(type_url)

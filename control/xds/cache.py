@@ -59,8 +59,9 @@ class SnapshotCache:
         self.state = state
         when = time.monotonic() if changed_at is None else changed_at
         for watch in list(self.watches):
-            if self._update(watch, when):
-                watch.notify()
+            error_before = watch.last_error
+            if self._update(watch, when) or watch.last_error != error_before:
+                watch.notify()  # a new snapshot to push, or a new error to show
 
     def snapshot_for(self, proxy: Proxy) -> Resources:
         """Translate for any proxy, connected or not (the debug endpoint's preview)."""

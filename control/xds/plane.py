@@ -52,23 +52,39 @@ class ControlSettings(BaseModel):
 
 
 def bind_all(port: int) -> socket.socket:
-    """A listening TCP socket on every address (dual-stack where IPv6 exists)."""
+    """A listening TCP socket on every address: dual-stack, or IPv4 where IPv6 is off."""
     try:
-        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        address: tuple[str, int] = ("::", port)
+        sock = _bind(socket.AF_INET6, ("::", port))
     except OSError:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        address = ("0.0.0.0", port)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock = _bind(socket.AF_INET, ("0.0.0.0", port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def _bind(family: socket.AddressFamily, address: tuple[str, int]) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
     except OSError:
         sock.close()
         raise
-    sock.listen(128)
-    sock.setblocking(False)
     return sock
+
+
+def _add_port(server: grpc.aio.Server, port: int) -> int:
+    """All addresses: `[::]` (dual-stack), or `0.0.0.0` where IPv6 is off. 0 on failure."""
+    for address in (f"[::]:{port}", f"0.0.0.0:{port}"):
+        try:
+            bound = server.add_insecure_port(address)
+        except RuntimeError:
+            continue
+        if bound:
+            return bound
+    return 0
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -123,7 +139,7 @@ class ControlPlane:
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
             AdsService(self.cache, self.sync, self.metrics, Sequence()), server
         )
-        self.xds_port = server.add_insecure_port(f"[::]:{self.settings.xds_port}")
+        self.xds_port = _add_port(server, self.settings.xds_port)
         if self.xds_port == 0:
             raise OSError(f"cannot listen for xDS on port {self.settings.xds_port}")
         await server.start()

@@ -120,3 +120,25 @@ def test_discovery_address_never_fails_without_naming_the_variable(text: str) ->
         field = contract.ENV_DISCOVERY_ADDRESS
         assert 1 <= parsed.port <= 65535
     assert field == contract.ENV_DISCOVERY_ADDRESS
+
+
+def test_the_pods_proxy_config_sets_drain_and_concurrency() -> None:
+    env = pod_env(
+        **{contract.ENV_PROXY_CONFIG: '{"terminationDrainDuration": "12.5s", "concurrency": 4}'}
+    )
+    options = AgentSettings.from_env(env).options
+    assert (options.drain_duration, options.concurrency) == (12.5, 4)
+
+
+def test_a_flag_beats_the_pods_proxy_config() -> None:
+    env = pod_env(**{contract.ENV_PROXY_CONFIG: '{"terminationDrainDuration": "30s"}'})
+    assert AgentSettings.from_env(env, AgentOptions(drain_duration=1)).options.drain_duration == 1
+
+
+@pytest.mark.parametrize(
+    "config", ['{"terminationDrainDuration": "5 minutes"}', '{"concurrency": -1}', "[1]"]
+)
+def test_a_bad_proxy_config_names_its_variable(config: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        AgentSettings.from_env(pod_env(**{contract.ENV_PROXY_CONFIG: config}))
+    assert caught.value.field == contract.ENV_PROXY_CONFIG

@@ -28,9 +28,13 @@ def _vs(spec: object, **metadata: object) -> dict[str, Any]:
 
 
 def _timed(obj: object) -> tuple[ValidationReport, float]:
-    start = time.perf_counter()
-    report = validate_resource(obj)  # type: ignore[arg-type]
-    return report, time.perf_counter() - start
+    """The report and the best of three timings (other tests may share the machine)."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        report = validate_resource(obj)  # type: ignore[arg-type]
+        best = min(best, time.perf_counter() - start)
+    return report, best
 
 
 def test_huge_regex_is_refused_before_compiling() -> None:
@@ -68,7 +72,7 @@ def test_alias_bomb_is_refused_fast() -> None:
     document = yaml.load(bomb, Loader=yaml.CSafeLoader)  # shared references, 10^9 leaves
     report, seconds = _timed(_vs({"hosts": ["a"], "bomb": document}))
     assert "too large" in str(report.errors[0])
-    assert seconds < 0.5
+    assert seconds < 0.2
 
 
 @pytest.mark.parametrize(

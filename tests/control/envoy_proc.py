@@ -45,10 +45,23 @@ def ads_bootstrap(node_id: str, xds_port: int, labels: dict[str, str]) -> dict[s
                     "connect_timeout": "1s",
                     "load_assignment": {
                         "cluster_name": "xds-grpc",
-                        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
-                            "socket_address": {"address": "127.0.0.1", "port_value": xds_port}
-                        }}}]}],
-                    },  # fmt: skip
+                        "endpoints": [
+                            {
+                                "lb_endpoints": [
+                                    {
+                                        "endpoint": {
+                                            "address": {
+                                                "socket_address": {
+                                                    "address": "127.0.0.1",
+                                                    "port_value": xds_port,
+                                                }
+                                            }
+                                        }
+                                    }
+                                ]
+                            }
+                        ],
+                    },
                     "typed_extension_protocol_options": {
                         _H2: {
                             "@type": "type.googleapis.com/" + _H2,
@@ -128,5 +141,3 @@ def dump_section(dump: dict[str, Any], suffix: str) -> dict[str, Any]:
             section: dict[str, Any] = config
             return section
     raise KeyError(suffix)
-
-

@@ -39,12 +39,17 @@ def static_bootstrap(resources: dict[str, list[dict[str, Any]]]) -> dict[str, An
             cluster["type"] = "STATIC"
             cluster["load_assignment"] = assignments[service]
     return {
-        "node": {"id": "sidecar~10.0.0.1~validate.default~default.svc.cluster.local", "cluster": "v"},
+        "node": {
+            "id": "sidecar~10.0.0.1~validate.default~default.svc.cluster.local",
+            "cluster": "v",
+        },
         "static_resources": {"listeners": listeners, "clusters": clusters},
     }
 
 
-def validate(resources: dict[str, list[dict[str, Any]]], workdir: Path) -> subprocess.CompletedProcess[str]:
+def validate(
+    resources: dict[str, list[dict[str, Any]]], workdir: Path
+) -> subprocess.CompletedProcess[str]:
     """Run the real Envoy in validate mode on the static form; returns the finished process."""
     path = workdir / "bootstrap.json"
     path.write_text(json.dumps(static_bootstrap(resources)))

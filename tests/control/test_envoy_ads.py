@@ -111,12 +111,22 @@ async def test_envoy_acks_follows_changes_and_survives_a_nack(tmp_path: Path) ->
             # What Envoy holds: Istio's listeners, clusters and routes, with endpoints.
             dump = await envoy.config_dump()
             listeners = {
-                item["name"] for item in dump_section(dump, ".ListenersConfigDump")["dynamic_listeners"]
+                item["name"]
+                for item in dump_section(dump, ".ListenersConfigDump")["dynamic_listeners"]
             }
-            assert {"virtualOutbound", "virtualInbound", "0.0.0.0_9080", "10.96.1.5_3306"} <= listeners
+            assert {
+                "virtualOutbound",
+                "virtualInbound",
+                "0.0.0.0_9080",
+                "10.96.1.5_3306",
+            } <= listeners
             clusters = await envoy.clusters()
-            assert "outbound|9080|v1|reviews.default.svc.cluster.local::10.244.0.21:8080" in clusters
-            assert "outbound|9080|v2|reviews.default.svc.cluster.local::10.244.0.22:8080" in clusters
+            assert (
+                "outbound|9080|v1|reviews.default.svc.cluster.local::10.244.0.21:8080" in clusters
+            )
+            assert (
+                "outbound|9080|v2|reviews.default.svc.cluster.local::10.244.0.22:8080" in clusters
+            )
             assert "10.244.0.23" not in clusters  # the not-ready pod is no endpoint
             assert "inbound|9080||" in clusters
             reviews = _vhost(_route(dump, "9080"), "reviews.default.svc.cluster.local:9080")
@@ -174,3 +184,44 @@ async def test_envoy_acks_follows_changes_and_survives_a_nack(tmp_path: Path) ->
             recovered = await eventually(all_acked, what="ACK after the fix")
             assert recovered["types"]["lds"]["acked"] not in (lds["acked"], lds["nacked"])
             assert "mizzen_xds_convergence_seconds_count" in metrics
+
+
+async def test_a_restarted_control_plane_serves_envoy_again(tmp_path: Path) -> None:
+    """The restarted process has a new version prefix: Envoy's old versions are never taken for
+    ACKs, it gets the full state on its new stream, and ACKs it."""
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    shutil.copy(DATA / "mesh.yaml", config_dir / "mesh.yaml")
+    first = ControlPlane(ControlSettings(config_dir=config_dir, xds_port=0, debug_port=0))
+    await first.start()
+    port = first.xds_port
+    labels = {"app": "productpage", "version": "v1"}
+    try:
+        async with run_envoy(tmp_path, NODE, port, labels) as envoy:
+            await eventually(lambda: _acked_all(first), what="first ACKs")
+            await first.stop()
+            second = ControlPlane(
+                ControlSettings(config_dir=config_dir, xds_port=port, debug_port=0)
+            )
+            await second.start()
+            try:
+                assert second.cache.versions.prefix != first.cache.versions.prefix
+                status = await eventually(lambda: _acked_all(second), what="ACKs after restart")
+                for name in TYPES:
+                    assert status["types"][name]["acked"].startswith(second.cache.versions.prefix)
+                dump = await envoy.config_dump()
+                listeners = dump_section(dump, ".ListenersConfigDump")["dynamic_listeners"]
+                assert "virtualOutbound" in {item["name"] for item in listeners}
+            finally:
+                await second.stop()
+    finally:
+        await first.stop()
+
+
+async def _acked_all(plane: ControlPlane) -> dict[str, Any] | None:
+    proxy = plane.sync.syncz().get("productpage-v1-abc.default")
+    if proxy is None:
+        return None
+    types = proxy["types"]
+    done = all(t in types and types[t]["acked"] == types[t]["sent"] for t in TYPES)
+    return proxy if done else None

@@ -31,7 +31,12 @@ def test_translation_matches_golden(case: str) -> None:
 def test_golden_is_consistent(case: str) -> None:
     golden = read_golden(case)
     parsed = from_dicts(
-        {CLUSTER: golden["cds"], ENDPOINT: golden["eds"], LISTENER: golden["lds"], ROUTE: golden["rds"]}
+        {
+            CLUSTER: golden["cds"],
+            ENDPOINT: golden["eds"],
+            LISTENER: golden["lds"],
+            ROUTE: golden["rds"],
+        }
     )
     assert consistency.problems(parsed) == []
 

@@ -25,7 +25,11 @@ def translate_case(case: str) -> dict[str, list[dict[str, Any]]]:
     documents, problems = parse_text((directory / "mesh.yaml").read_text(), "mesh.yaml")
     assert not problems
     mesh_file = directory / "meshconfig.yaml"
-    mesh = MeshConfig.from_mapping(yaml.safe_load(mesh_file.read_text())) if mesh_file.exists() else None
+    mesh = (
+        MeshConfig.from_mapping(yaml.safe_load(mesh_file.read_text()))
+        if mesh_file.exists()
+        else None
+    )
     state = build_state(documents, mesh)
     assert not state.problems, [str(p) for p in state.problems]
     proxy = parse_node((directory / "proxy.txt").read_text().strip())

@@ -5,7 +5,10 @@ real backends in other network namespaces."""
 from __future__ import annotations
 
 import json
+import re
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +92,54 @@ def test_control_plane_death_keeps_the_last_config_and_a_restart_converges(mesh:
     after = mesh.requests(100)
     assert after.versions == {"v2": 100}, f"converged after {seconds:.1f}s, then {after}"
     _restore(mesh)
+
+
+def test_the_client_envoy_runs_as_the_proxy_uid_under_a_root_agent(mesh: Mesh) -> None:
+    """The redirect exempts only uid 1337's packets: a root Envoy would capture itself."""
+    pids = mesh.client.run(["ip", "netns", "pids", mesh.client.netns]).stdout.split()
+    owners = {}
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status")
+        if status.exists():
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
+            owners[fields["Name"].strip()] = int(fields["Uid"].split()[0])
+    assert owners.get("envoy") == 1337, owners
+    assert any(name.startswith("python") and uid == 0 for name, uid in owners.items()), owners
+
+
+_GET = (
+    "import sys, urllib.request\n"
+    "r = urllib.request.urlopen(sys.argv[1], timeout=5)\n"
+    "print(r.status); print(r.read().decode())\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("port", "path", "expected"),
+    [
+        (15021, "/healthz/ready", "ready"),  # what the kubelet asks
+        (15090, "/stats/prometheus", "envoy_cluster_upstream_rq"),  # Envoy's own metrics
+        (15020, "/stats/prometheus", "envoy_cluster_upstream_rq"),  # through the agent
+    ],
+)
+def test_health_and_metrics_are_reachable_from_outside_the_pod(
+    mesh: Mesh, port: int, path: str, expected: str
+) -> None:
+    """From the node's side of the bridge, past the redirect (these ports are excluded)."""
+    url = f"http://{mesh.client.ip}:{port}{path}"
+    out = mesh.topology.host.run([sys.executable, "-c", _GET, url]).stdout
+    status, _, body = out.partition("\n")
+    assert status == "200"
+    assert expected in body
+
+
+def test_envoy_admin_is_not_reachable_from_outside_the_pod(mesh: Mesh) -> None:
+    """Admin listens on 127.0.0.1 only; from outside, port 15000 is just another inbound port
+    (captured to 15006, where no chain serves it): the connection fails, nothing answers."""
+    url = f"http://{mesh.client.ip}:15000/ready"
+    done = mesh.topology.host.run([sys.executable, "-c", _GET, url], check=False)
+    assert done.returncode != 0
+    assert "LIVE" not in done.stdout
+    assert re.search(r"Connection (refused|reset)|RemoteDisconnected|timed out", done.stderr), (
+        done.stderr
+    )

@@ -8,10 +8,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import jsonpatch
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from control.cli import inject_cmd
 from control.cli.main import main
@@ -237,3 +240,57 @@ def test_real_process_error_has_no_traceback(tmp_path: Path) -> None:
     assert completed.returncode == 1
     assert "Traceback" not in completed.stderr
     assert completed.stderr.strip().endswith("port 70000 is out of range")
+
+
+KINDS = ["Pod", "Deployment", "CronJob", "List", "Job", "Service", None]
+values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=6),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "metadata",
+                    "spec",
+                    "template",
+                    "jobTemplate",
+                    "containers",
+                    "name",
+                    "items",
+                    "annotations",
+                    "labels",
+                    "initContainers",
+                    "kind",
+                ]
+            ),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(kind=st.sampled_from(KINDS), body=values, as_json=st.booleans())
+def test_random_documents_give_output_or_one_line(
+    kind: str | None, body: Any, as_json: bool
+) -> None:
+    document = {"kind": kind, **body} if isinstance(body, dict) else body
+    text = json.dumps(document) if as_json else yaml.safe_dump(document)
+    out, err = io.StringIO(), io.StringIO()
+    original_stderr = sys.stderr
+    sys.stderr = err
+    try:
+        status = inject_cmd.preview(text, source="random.yaml", out=out)
+    finally:
+        sys.stderr = original_stderr
+    assert status in (0, 1), err.getvalue()
+    if status:
+        assert err.getvalue().startswith("mizzen inject: random.yaml: document 1")
+        assert err.getvalue().count("\n") == 1
+    else:
+        written = list(yaml.safe_load_all(out.getvalue()))
+        assert len(written) == (0 if document is None else 1)
+        if written and isinstance(document, dict):
+            assert written[0]["kind"] == document["kind"]

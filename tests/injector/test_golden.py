@@ -20,7 +20,7 @@ import jsonpatch
 import pytest
 import yaml
 
-from control.cli import inject_cmd
+from control.cli import inject_cmd, inject_yaml
 from injector import InjectionConfig
 
 TESTDATA = Path(__file__).parent / "testdata"
@@ -54,7 +54,7 @@ def _render(case: str) -> tuple[str, list[Any], list[inject_cmd.Report], inject_
     explained = io.StringIO()
     inject_cmd._write_explanations(reports, explained)
     comments = "".join(f"# {line}\n" for line in explained.getvalue().splitlines())
-    body = yaml.dump_all(documents, Dumper=inject_cmd._Dumper, sort_keys=False, allow_unicode=True)
+    body = inject_yaml.dump_all(documents)
     return comments + body, documents, reports, options
 
 
@@ -104,7 +104,7 @@ def test_patch_applied_to_input_gives_the_output(case: str) -> None:
 def test_injecting_the_output_again_is_a_fixed_point(case: str) -> None:
     rendered, documents, _, options = _render(case)
     assert not rendered.startswith("# error")
-    text = yaml.dump_all(documents, Dumper=inject_cmd._Dumper, sort_keys=False)
+    text = inject_yaml.dump_all(documents)
     again, again_reports = inject_cmd.inject_text(text, case, options)
     assert again == documents
     for report in again_reports:

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from injector import InjectionConfig
 from webhook import devcerts
 from webhook.app import create_app
-from webhook.server import build_server
+from webhook.server import build_server, listen
 from webhook.settings import ServerSettings, WebhookSettings
 from webhook.tls import CertificateStore, CertificateWatcher
 
@@ -87,9 +87,7 @@ def server_options() -> ServerOptions:
 def start_server(
     app: Starlette, settings: ServerSettings, store: CertificateStore
 ) -> tuple[uvicorn.Server, threading.Thread, int]:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
+    listener = listen("127.0.0.1", 0)
     port = listener.getsockname()[1]
     server = build_server(app, settings, store)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)

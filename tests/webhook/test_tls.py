@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import statistics
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +16,8 @@ from cryptography import x509
 
 from injector import InjectionConfig
 from tests.webhook.conftest import NAMES, RunningServer, start_server, wait_for
+from tests.webhook.rawhttp import read_response
+from tests.webhook.samples import pod_review
 from webhook import devcerts
 from webhook.app import create_app
 from webhook.settings import ServerSettings, WebhookSettings
@@ -177,3 +181,22 @@ def test_reloading_unchanged_files_is_a_no_op(tmp_path: Path) -> None:
     assert store.current is loaded
     os.utime(certs.cert_file, (time.time() + 5, time.time() + 5))  # touched, same content
     assert store.load() is False
+
+
+def test_answers_are_not_held_back_by_nagle(tls_server: RunningServer) -> None:
+    """Each answer is written as headers then body: without TCP_NODELAY on the connection the
+    body waits for the client's delayed ACK, ~40 ms per review."""
+    document = json.dumps(pod_review()).encode()
+    request = (
+        b"POST /inject HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\n\r\n" % len(document)
+    ) + document
+    latencies = []
+    with tls_server.connect() as connection:
+        for _ in range(21):
+            started = time.perf_counter()
+            connection.sendall(request)
+            status, _ = read_response(connection)
+            latencies.append(time.perf_counter() - started)
+            assert status == 200
+    assert statistics.median(latencies) < 0.02, f"median {statistics.median(latencies):.3f} s"

@@ -8,11 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 from pydantic.alias_generators import to_camel
 
 # Scalars are strict, as the apiserver's schema is: "5" is not an integer, 1 is not a string.
+# Integers carry protobuf's bounds (int32, uint32), as Istio's API declares them.
 Str = StrictStr
-Int = StrictInt
+Int = Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)]
 Bool = StrictBool
 Float = StrictFloat
-UInt = Annotated[StrictInt, Field(ge=0)]
+UInt = Annotated[StrictInt, Field(ge=0, le=2**32 - 1)]
 Labels = dict[StrictStr, StrictStr]
 
 
@@ -25,6 +26,7 @@ class ApiModel(BaseModel):
         alias_generator=to_camel,
         populate_by_name=False,
         hide_input_in_errors=True,
+        allow_inf_nan=False,
         use_attribute_docstrings=True,
     )
 

@@ -128,6 +128,18 @@ class ClientTLSSettings(ApiModel):
     ca_crl: Str | None = None
 
 
+class TunnelSettings(ApiModel):
+    """Tunnels the connection through a proxy (HTTP CONNECT or POST)."""
+
+    protocol: Str | None = None
+    target_host: Str | None = None
+    target_port: UInt | None = None
+
+
+class ProxyProtocol(ApiModel):
+    version: Literal["V1", "V2"] | None = None
+
+
 class PortTrafficPolicy(ApiModel):
     port: PortSelector | None = None
     load_balancer: LoadBalancerSettings | None = None
@@ -142,6 +154,8 @@ class TrafficPolicy(ApiModel):
     outlier_detection: OutlierDetection | None = None
     tls: ClientTLSSettings | None = None
     port_level_settings: tuple[PortTrafficPolicy, ...] = ()
+    tunnel: TunnelSettings | None = None
+    proxy_protocol: ProxyProtocol | None = None
 
 
 class Subset(ApiModel):

@@ -42,6 +42,9 @@ class Source(ApiModel):
     not_ip_blocks: tuple[Str, ...] = ()
     remote_ip_blocks: tuple[Str, ...] = ()
     not_remote_ip_blocks: tuple[Str, ...] = ()
+    service_accounts: tuple[Str, ...] = ()
+    """`<namespace>/<name>`, or `<name>` in the policy's namespace."""
+    not_service_accounts: tuple[Str, ...] = ()
 
 
 class Operation(ApiModel):
@@ -114,6 +117,7 @@ class JWTRule(ApiModel):
     forward_original_token: Bool | None = None
     output_claim_to_headers: tuple[ClaimToHeader, ...] = ()
     timeout: Duration | None = None
+    space_delimited_claims: tuple[Str, ...] = ()
 
 
 class RequestAuthentication(ApiModel):

@@ -112,6 +112,8 @@ class HTTPRetry(ApiModel):
     per_try_timeout: Duration | None = None
     retry_on: Str | None = None
     retry_remote_localities: Bool | None = None
+    retry_ignore_previous_hosts: Bool | None = None
+    backoff: Duration | None = None
 
 
 class FaultDelay(ApiModel):

@@ -222,3 +222,8 @@ def check_unix_address(findings: Findings, path: str, address: str) -> None:
         findings.error(path, "unix address must not be empty")
     elif not address.startswith("@") and (not address.startswith("/") or address.endswith("/")):
         findings.error(path, f"{shown(address)} is not an absolute path to a file")
+
+
+def is_port_text(value: str) -> bool:
+    """ASCII digits naming a port in 1..65535 (str.isdigit alone admits other scripts' digits)."""
+    return value.isascii() and value.isdigit() and len(value) <= 5 and 1 <= int(value) <= 65535

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Final
 
 from control.api.duration import parse_millis
@@ -238,11 +238,17 @@ def check_retries(findings: Findings, path: str, retries: HTTPRetry) -> None:
         retries.per_try_timeout is not None
         or retries.retry_on
         or retries.retry_remote_localities is not None
+        or retries.backoff is not None
     ):
         findings.error(path, "http retry policy configured when attempts are set to 0 (disabled)")
     if retries.retry_on:
         for policy in retries.retry_on.split(","):
-            if policy in RETRY_ON or (policy.isdigit() and 100 <= int(policy) <= 599):
+            if policy in RETRY_ON or (
+                policy.isascii()
+                and policy.isdigit()
+                and len(policy) == 3
+                and 100 <= int(policy) <= 599
+            ):
                 continue
             findings.error(f"{path}.retryOn", f"{shown(policy)} is not a valid retryOn policy")
 
@@ -314,7 +320,3 @@ def check_cors(findings: Findings, path: str, cors: CorsPolicy) -> None:
                 common.check_header_name(findings, f"{path}.{field}[{index}]", name)
     if cors.max_age is not None and parse_millis(cors.max_age) % 1000:
         findings.error(f"{path}.maxAge", "max_age duration is accurate only to seconds precision")
-
-
-def header_keys(maps: Sequence[Mapping[str, object]]) -> list[str]:
-    return [key for mapping in maps for key in mapping]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Sequence
@@ -225,6 +226,22 @@ def _check_source(
                 f"{path}.{field}",
                 f"From.{field[0].upper()}{field[1:]} is currently not supported with CUSTOM action",
             )
+    for field, values in (
+        ("serviceAccounts", source.service_accounts),
+        ("notServiceAccounts", source.not_service_accounts),
+    ):
+        for index, value in enumerate(values):
+            namespace, _, name = value.rpartition("/")
+            malformed = value.count("/") > 1 or "*" in value or not name
+            if malformed or (namespace and not common.is_dns1123_label(namespace)):
+                findings.error(
+                    f"{path}.{field}[{index}]",
+                    f"{shown(value)} must be "
+                    "<namespace>/<service account> or <service account>, without "
+                    "wildcards",
+                )
+        if len(values) > 16:
+            findings.error(f"{path}.{field}", "at most 16 service accounts are allowed")
     for field in ("ipBlocks", "notIpBlocks", "remoteIpBlocks", "notRemoteIpBlocks"):
         values = getattr(source, _snake(field))
         if any(not value for value in values):
@@ -249,7 +266,7 @@ def _check_operation(findings: Findings, path: str, operation: Operation, rule: 
             _check_matcher_value(findings, f"{path}.{field}[{index}]", value, field)
     for field, values in (("ports", operation.ports), ("notPorts", operation.not_ports)):
         for index, value in enumerate(values):
-            if not value.isdigit() or not 1 <= int(value) <= 65535:
+            if not common.is_port_text(value):
                 findings.error(
                     f"{path}.{field}[{index}]",
                     f"invalid port {shown(value)}: must be a number in 1..65535",
@@ -285,14 +302,13 @@ def _check_condition(findings: Findings, path: str, condition: Condition, *, cus
                     f"invalid `{label}` for `key` {key}: invalid IP address or "
                     f"CIDR range: {shown(value)}",
                 )
-            elif key == "destination.port" and (
-                not value.isdigit() or not 1 <= int(value) <= 65535
-            ):
+            elif key == "destination.port" and (not common.is_port_text(value)):
                 findings.error(
                     where, f"invalid `{label}` for `key` {key}: invalid port {shown(value)}"
                 )
 
 
+@functools.cache
 def _snake(camel: str) -> str:
     return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel)
 

@@ -127,7 +127,7 @@ def _check_default_endpoint(findings: Findings, path: str, endpoint: str) -> Non
             "sidecar: defaultEndpoint must be of form 127.0.0.1:<port>,"
             "0.0.0.0:<port>,[::1]:port,[::]:port,unix://filepath or unset",
         )
-    if not port.isdigit():
+    if not (port.isascii() and port.isdigit()) or len(port) > 5:
         findings.error(path, f"sidecar: defaultEndpoint port ({shown(port)}) is not a number")
     else:
         common.check_port(findings, path, int(port))

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import math
 
+from control.api.errors import shown
 from control.api.models.destination_rule import (
     ClientTLSSettings,
     ConnectionPoolSettings,
     LoadBalancerSettings,
     LocalityLoadBalancerSetting,
     OutlierDetection,
+    PortTrafficPolicy,
     TrafficPolicy,
 )
 from control.api.rules import common
@@ -26,6 +28,18 @@ def check_traffic_policy(findings: Findings, path: str, policy: TrafficPolicy) -
         findings.error(path, "traffic policy must have at least one field")
         return
     _check_parts(findings, path, policy)
+    if policy.tunnel is not None and policy.proxy_protocol is not None:
+        findings.error(path, "tunnel and proxyProtocol must not be set together")
+    if (tunnel := policy.tunnel) is not None:
+        if tunnel.protocol and tunnel.protocol not in {"CONNECT", "POST"}:
+            findings.error(f"{path}.tunnel.protocol", 'tunnel protocol must be "CONNECT" or "POST"')
+        target = tunnel.target_host or ""
+        if common.fqdn_error(target) and not common.is_ip(target):
+            findings.error(
+                f"{path}.tunnel.targetHost",
+                f"tunnel target host must be valid FQDN or IP address: {shown(target)}",
+            )
+        common.check_port(findings, f"{path}.tunnel.targetPort", tunnel.target_port or 0)
     seen: set[int] = set()
     for index, port_policy in enumerate(policy.port_level_settings):
         where = f"{path}.portLevelSettings[{index}]"
@@ -35,8 +49,9 @@ def check_traffic_policy(findings: Findings, path: str, policy: TrafficPolicy) -
             number = port_policy.port.number
             common.check_port(findings, f"{where}.port.number", number)
             if number in seen:
-                findings.error(
-                    f"{where}.port.number", f"duplicate port {number} in portLevelSettings"
+                findings.warn(
+                    f"{where}.port.number",
+                    f"duplicate port {number} in portLevelSettings: one of them is ignored",
                 )
             seen.add(number)
         if not port_policy.model_fields_set - {"port"}:
@@ -45,11 +60,9 @@ def check_traffic_policy(findings: Findings, path: str, policy: TrafficPolicy) -
             _check_parts(findings, where, port_policy)
 
 
-def _check_parts(findings: Findings, path: str, policy: object) -> None:
-    outlier: OutlierDetection | None = getattr(policy, "outlier_detection", None)
-    pool: ConnectionPoolSettings | None = getattr(policy, "connection_pool", None)
-    balancer: LoadBalancerSettings | None = getattr(policy, "load_balancer", None)
-    tls: ClientTLSSettings | None = getattr(policy, "tls", None)
+def _check_parts(findings: Findings, path: str, policy: TrafficPolicy | PortTrafficPolicy) -> None:
+    outlier, pool = policy.outlier_detection, policy.connection_pool
+    balancer, tls = policy.load_balancer, policy.tls
     if outlier is not None:
         check_outlier_detection(findings, f"{path}.outlierDetection", outlier)
     if pool is not None:

@@ -21,6 +21,16 @@ def original_dst() -> dict[str, Any]:
     }
 
 
+def tls_inspector() -> dict[str, Any]:
+    """Reads the ClientHello's SNI so filter chains can match `server_names`."""
+    return {
+        "name": "envoy.filters.listener.tls_inspector",
+        "typed_config": {
+            "@type": _T + "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
+        },
+    }
+
+
 def tcp_proxy(stat_prefix: str, clusters: list[tuple[str, int]]) -> dict[str, Any]:
     """To one cluster, or split by weight among several."""
     config: dict[str, Any] = {"@type": TCP_PROXY_TYPE, "stat_prefix": stat_prefix}

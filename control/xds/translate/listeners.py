@@ -15,7 +15,12 @@ from typing import Any
 
 from control.xds.translate import names
 from control.xds.translate.clusters import InboundPort
-from control.xds.translate.filters import http_connection_manager, original_dst, tcp_proxy
+from control.xds.translate.filters import (
+    http_connection_manager,
+    original_dst,
+    tcp_proxy,
+    tls_inspector,
+)
 
 
 def _address(ip: str, port: int) -> dict[str, Any]:
@@ -64,6 +69,32 @@ def tcp_outbound(address: str, port: int, clusters: list[tuple[str, int]]) -> di
         "bind_to_port": False,
         "traffic_direction": "OUTBOUND",
         "filter_chains": [{"filters": [tcp_proxy(clusters[0][0], clusters)]}],
+    }
+
+
+def sni_outbound(
+    port: int, hosts: list[tuple[str, list[tuple[str, int]]]], default: list[tuple[str, int]]
+) -> dict[str, Any]:
+    """TLS to hosts without an address, on a shared port: one chain per server name (SNI)."""
+    name = names.listener_name(names.WILDCARD, port)
+    return {
+        "name": name,
+        "address": _address(names.WILDCARD, port),
+        "bind_to_port": False,
+        "traffic_direction": "OUTBOUND",
+        "listener_filters": [tls_inspector()],
+        "filter_chains": [
+            {
+                "name": f"{hostname}_{port}",
+                "filter_chain_match": {"server_names": [hostname]},
+                "filters": [tcp_proxy(clusters[0][0], clusters)],
+            }
+            for hostname, clusters in hosts
+        ],
+        "default_filter_chain": {
+            "name": f"{name}-default",
+            "filters": [tcp_proxy(default[0][0], default)],
+        },
     }
 
 

@@ -3,6 +3,8 @@ produces, and the conversion from protobuf-JSON dicts (which checks every field 
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -16,6 +18,7 @@ from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2  # noqa: F401
 from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
 from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2  # noqa: F401
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2  # noqa: F401
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2,  # noqa: F401
 )
@@ -79,6 +82,14 @@ class TranslationError(ValueError):
     """A translated resource that is not valid protobuf: a bug in translation, not user input."""
 
 
+@functools.lru_cache(maxsize=200_000)
+def _wire(type_url: str, canonical_json: str) -> bytes:
+    """JSON -> serialized message, memoized: most resources are the same for every proxy and
+    across pushes, and protobuf's JSON parser is the slow part of a translation."""
+    message = json_format.Parse(canonical_json, _MESSAGES[type_url]())
+    return message.SerializeToString(deterministic=True)
+
+
 def from_dicts(items: Mapping[str, Iterable[dict[str, Any]]]) -> Resources:
     """Parse protobuf-JSON dicts into messages; unknown fields or bad values raise."""
     parsed: dict[str, list[Message]] = {}
@@ -87,7 +98,8 @@ def from_dicts(items: Mapping[str, Iterable[dict[str, Any]]]) -> Resources:
         out = parsed.setdefault(type_url, [])
         for data in dicts:
             try:
-                out.append(json_format.ParseDict(data, message_type()))
+                wire = _wire(type_url, json.dumps(data, sort_keys=True, separators=(",", ":")))
             except json_format.ParseError as error:
                 raise TranslationError(f"{data.get('name', '?')}: {error}") from error
+            out.append(message_type.FromString(wire))
     return Resources.of_messages(parsed)

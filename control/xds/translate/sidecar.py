@@ -18,6 +18,7 @@ from control.xds.translate.clusters import (
 )
 from control.xds.translate.listeners import (
     http_outbound,
+    sni_outbound,
     tcp_outbound,
     virtual_inbound,
     virtual_outbound,
@@ -71,19 +72,36 @@ def _tcp_listeners(
     destinations: Destinations,
     proxy: Proxy,
     http_ports: set[int],
+    fallback: str,
 ) -> list[dict[str, Any]]:
+    """`<vip>_<port>` per TCP port of a host with addresses. Hosts without one (a DNS
+    ServiceEntry) share `0.0.0.0_<port>`: TLS ones are told apart by SNI (so one external HTTPS
+    host does not swallow all port-443 traffic), one plain-TCP host takes the rest."""
     listeners: dict[str, dict[str, Any]] = {}
+    by_sni: dict[int, list[tuple[str, list[tuple[str, int]]]]] = {}
+    wildcard: dict[int, list[tuple[str, int]]] = {}
     for host in registry.hosts.values():
         for port in host.ports:
             if port.protocol.is_http or port.protocol is Protocol.UDP:
                 continue
             clusters = _tcp_route(host.hostname, port.number, routing, destinations, proxy)
-            addresses = list(host.addresses)
-            if not addresses and port.number not in http_ports:
-                addresses = [names.WILDCARD]  # e.g. a DNS ServiceEntry without a VIP
-            for address in addresses:
+            for address in host.addresses:
                 listener = tcp_outbound(address, port.number, clusters)
                 listeners.setdefault(listener["name"], listener)
+            if host.addresses or port.number in http_ports:
+                continue
+            if port.protocol in (Protocol.TLS, Protocol.HTTPS):
+                by_sni.setdefault(port.number, []).append((host.hostname, clusters))
+            else:
+                wildcard.setdefault(port.number, clusters)
+    for number in sorted(set(by_sni) | set(wildcard)):
+        default = wildcard.get(number)
+        if number in by_sni:
+            listener = sni_outbound(number, by_sni[number], default or [(fallback, 1)])
+        else:
+            assert default is not None
+            listener = tcp_outbound(names.WILDCARD, number, default)
+        listeners[listener["name"]] = listener
     return [listeners[name] for name in sorted(listeners)]
 
 
@@ -140,7 +158,7 @@ def translate(state: MeshState, proxy: Proxy) -> Resources:
     )
     listeners = [virtual_outbound(fallback), virtual_inbound(inbound)]
     listeners += [http_outbound(port) for port in http_ports]
-    listeners += _tcp_listeners(registry, routing, destinations, proxy, set(http_ports))
+    listeners += _tcp_listeners(registry, routing, destinations, proxy, set(http_ports), fallback)
     return from_dicts(
         {CLUSTER: clusters, ENDPOINT: assignments, LISTENER: listeners, ROUTE: routes}
     )

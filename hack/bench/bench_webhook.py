@@ -1,0 +1,374 @@
+"""Benchmark of the admission webhook over TLS on loopback.
+
+The webhook runs in its own process (uvicorn, TLS, the real app); this process is the load
+generator (asyncio, raw HTTP/1.1 over TLS, keep-alive connections). Measured:
+
+- a typical pod review at concurrency 1, 16 and 64: requests/s, p50, p99; and the same for the
+  floor: the same stack (TLS, framing, envelope, routing, metrics) whose injector answers
+  `allowed: true` without injecting. Ratio = webhook throughput / floor throughput.
+- p50/p99 at a fixed 100 reviews/s (open loop: latency counted from the scheduled send time).
+- a ~3 MiB pod review, one at a time: p50/p99; and the p99 of typical reviews at 50/s sent while
+  two clients keep posting 3 MiB pods, with big bodies worked on in a thread (the default)
+  and inline (offload disabled), to show what the thread buys.
+
+Targets (issue 3): p99 <= 10 ms at 100 reviews/s; throughput >= 70% of the floor; 3 MiB pod
+p99 < 1 s.
+
+    .venv/bin/python hack/bench/bench_webhook.py [--duration SECONDS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import multiprocessing.connection
+import ssl
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+CONCURRENCY = (1, 16, 64)
+T = TypeVar("T")
+OWNER = {
+    "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "checkout-7c9f8d6b5",
+    "uid": "0d9a5f0c-4a39-4a55-8d0a-6c5b1c1f2e3d", "controller": True,
+}  # fmt: skip
+
+
+def typical_pod() -> dict[str, Any]:
+    """A Deployment's pod: two containers with probes and ports, a few annotations."""
+    probe = {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 10}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "generateName": "checkout-7c9f8d6b5-",
+            "labels": {"app": "checkout", "version": "v3", "pod-template-hash": "7c9f8d6b5"},
+            "annotations": {
+                "traffic.sidecar.istio.io/excludeOutboundPorts": "5432,6379",
+                "sidecar.istio.io/proxyCPU": "200m",
+                "prometheus.io/scrape": "true",
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": "checkout-7c9f8d6b5",
+                    "uid": "0d9a5f0c-4a39-4a55-8d0a-6c5b1c1f2e3d",
+                    "controller": True,
+                },
+            ],
+        },
+        "spec": {
+            "serviceAccountName": "checkout",
+            "containers": [
+                {
+                    "name": "checkout",
+                    "image": "registry.example/checkout:3.2.1",
+                    "ports": [{"name": "http", "containerPort": 8080}],
+                    "env": [{"name": f"SETTING_{i}", "value": f"value-{i}"} for i in range(10)],
+                    "readinessProbe": probe,
+                    "livenessProbe": probe,
+                    "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}},
+                },
+                {
+                    "name": "metrics",
+                    "image": "registry.example/exporter:1.0",
+                    "ports": [{"name": "metrics", "containerPort": 9090}],
+                },
+            ],
+        },
+    }
+
+
+def big_pod(target: int = 3 * 1024 * 1024) -> dict[str, Any]:
+    """The typical pod grown to ~3 MiB: 1 MiB of managedFields, 4000 env vars, an annotation."""
+    pod = typical_pod()
+    fields: dict[str, Any] = {f"f:k{i}": {f"f:v{j}": {} for j in range(20)} for i in range(1700)}
+    pod["metadata"]["managedFields"] = [
+        {"manager": "kubectl", "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": fields}
+    ]
+    env = [{"name": f"BIG_{i}", "value": "x" * 60} for i in range(4000)]
+    pod["spec"]["containers"][0]["env"] = env
+    filler = target - len(json.dumps(pod)) - 64
+    pod["metadata"]["annotations"]["example.com/blob"] = "b" * max(filler, 0)
+    return pod
+
+
+def review_body(pod: Mapping[str, Any]) -> bytes:
+    document = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "5b0c6f0e-bench-4c8e-9f0a-000000000001",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "shop",
+            "operation": "CREATE",
+            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
+            "object": pod,
+            "dryRun": False,
+        },
+    }
+    return json.dumps(document).encode()
+
+
+def http_request(body: bytes) -> bytes:
+    head = (
+        "POST /inject HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+# --- the server process --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    cert_file: Path
+    key_file: Path
+    floor: bool = False
+    offload: bool = True
+
+
+def _serve(spec: ServerSpec, report: multiprocessing.connection.Connection) -> None:
+    """Runs in the server process: the real app, or the floor, over TLS on a free port."""
+    from collections.abc import Mapping as _Mapping
+
+    from injector import InjectionConfig, InjectionContext, InjectionResult
+    from webhook.app import create_app
+    from webhook.server import build_server, listen
+    from webhook.settings import ServerSettings, WebhookSettings
+    from webhook.tls import CertificateStore
+
+    def answer_allowed(
+        pod: _Mapping[str, Any], context: InjectionContext, config: InjectionConfig
+    ) -> InjectionResult:
+        return InjectionResult(pod=dict(pod), patch=[])
+
+    store = CertificateStore(spec.cert_file, spec.key_file)
+    store.load()
+    app_settings = (
+        WebhookSettings() if spec.offload else WebhookSettings(offload_threshold_bytes=1 << 40)
+    )
+    if spec.floor:
+        app = create_app(
+            app_settings, InjectionConfig(), readiness=store.ready, injector=answer_allowed
+        )
+    else:
+        app = create_app(app_settings, InjectionConfig(), readiness=store.ready)
+    settings = ServerSettings(
+        host="127.0.0.1", port=0, cert_file=spec.cert_file, key_file=spec.key_file,
+        log_level="warning",
+    )  # fmt: skip
+    listener = listen(settings.host, settings.port)
+    report.send(listener.getsockname()[1])
+    build_server(app, settings, store).run(sockets=[listener])
+
+
+@contextmanager
+def server(spec: ServerSpec) -> Iterator[int]:
+    context = multiprocessing.get_context("spawn")
+    receiving, sending = context.Pipe(duplex=False)
+    process = context.Process(target=_serve, args=(spec, sending), daemon=True)
+    process.start()
+    try:
+        if not receiving.poll(30):
+            raise RuntimeError("the webhook process did not start")
+        port: int = receiving.recv()
+        yield port
+    finally:
+        process.terminate()
+        process.join(10)
+
+
+# --- the load generator --------------------------------------------------------------------
+
+
+class Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int, context: ssl.SSLContext) -> Connection:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=context, server_hostname="localhost", limit=1 << 20
+        )
+        return cls(reader, writer)
+
+    async def exchange(self, request: bytes) -> bytes:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = head[9:12]
+        length = 0
+        for line in head.split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        answer = await self.reader.readexactly(length)
+        if status != b"200" or b'"allowed":true' not in answer:
+            raise RuntimeError(f"unexpected answer {status!r}: {answer[:200]!r}")
+        return answer
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@dataclass
+class Result:
+    latencies: list[float]
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def quantile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def describe(self) -> str:
+        p50 = statistics.median(self.latencies) * 1e3
+        return (
+            f"{self.rate:8.0f} req/s   p50 {p50:7.2f} ms   p99 {self.quantile(0.99) * 1e3:7.2f} ms"
+        )
+
+
+async def closed_loop(
+    port: int, context: ssl.SSLContext, request: bytes, concurrency: int, duration: float
+) -> Result:
+    """`concurrency` clients, each sending its next review as soon as the last is answered."""
+    connections = [await Connection.open(port, context) for _ in range(concurrency)]
+    for connection in connections:
+        await connection.exchange(request)  # warm: handshake done, first answer checked
+    latencies: list[float] = []
+    stop_at = time.perf_counter() + duration
+
+    async def client(connection: Connection) -> None:
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            await connection.exchange(request)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in connections))
+    elapsed = time.perf_counter() - started
+    for connection in connections:
+        connection.close()
+    return Result(latencies, elapsed)
+
+
+async def open_loop(
+    port: int, context: ssl.SSLContext, request: bytes, rate: float, duration: float
+) -> Result:
+    """Reviews sent on a fixed schedule; latency counts from the scheduled time, so a slow
+    answer that delays the next send is not hidden (no coordinated omission)."""
+    pool: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(8):
+        connection = await Connection.open(port, context)
+        await connection.exchange(request)
+        pool.put_nowait(connection)
+    latencies: list[float] = []
+    count = int(rate * duration)
+    start = time.perf_counter() + 0.05
+
+    async def one(scheduled: float) -> None:
+        await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+        connection = await pool.get()
+        try:
+            await connection.exchange(request)
+        finally:
+            pool.put_nowait(connection)
+        latencies.append(time.perf_counter() - scheduled)
+
+    await asyncio.gather(*(one(start + i / rate) for i in range(count)))
+    elapsed = time.perf_counter() - start
+    while not pool.empty():
+        pool.get_nowait().close()
+    return Result(latencies, elapsed)
+
+
+async def under_big_pods(
+    port: int, context: ssl.SSLContext, small: bytes, big: bytes, duration: float
+) -> tuple[Result, Result]:
+    """Typical reviews at 50/s while two clients post 3 MiB pods back to back."""
+    stop_at = time.perf_counter() + duration
+    big_latencies: list[float] = []
+
+    async def big_client() -> None:
+        connection = await Connection.open(port, context)
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            await connection.exchange(big)
+            big_latencies.append(time.perf_counter() - started)
+        connection.close()
+
+    started = time.perf_counter()
+    small_result, *_ = await asyncio.gather(
+        open_loop(port, context, small, 50, duration), big_client(), big_client()
+    )
+    return small_result, Result(big_latencies, time.perf_counter() - started)
+
+
+def run(measurement: Awaitable[T]) -> T:
+    async def main() -> T:
+        return await measurement
+
+    return asyncio.run(main())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
+    duration = parser.parse_args().duration
+
+    from webhook import devcerts
+
+    directory = Path(tempfile.mkdtemp(prefix="mizzen-bench-"))
+    certs = devcerts.issue(directory, ["localhost"])
+    context = ssl.create_default_context(cafile=certs.ca_file)
+    small = http_request(review_body(typical_pod()))
+    big = http_request(review_body(big_pod()))
+    print(f"typical review {len(small)} bytes, big review {len(big) / 2**20:.2f} MiB; "
+          f"{duration:g} s per point; server and load generator in separate processes")  # fmt: skip
+
+    webhook = ServerSpec(certs.cert_file, certs.key_file)
+    floor = ServerSpec(certs.cert_file, certs.key_file, floor=True)
+    results: dict[tuple[str, int], Result] = {}
+    for name, spec in (("webhook", webhook), ("floor", floor)):
+        with server(spec) as port:
+            run(closed_loop(port, context, small, 4, 1.0))  # warm-up
+            for concurrency in CONCURRENCY:
+                result = run(closed_loop(port, context, small, concurrency, duration))
+                results[name, concurrency] = result
+                print(f"{name:8s} c={concurrency:<3d} {result.describe()}")
+    print("ratio (webhook req/s / floor req/s):")
+    for concurrency in CONCURRENCY:
+        ratio = results["webhook", concurrency].rate / results["floor", concurrency].rate
+        print(f"  c={concurrency:<3d} {ratio:5.2f}")
+
+    with server(webhook) as port:
+        fixed = run(open_loop(port, context, small, 100, max(duration * 2, 10.0)))
+        print(f"webhook at a fixed 100 reviews/s: {fixed.describe()}  (target p99 <= 10 ms)")
+        single = run(closed_loop(port, context, big, 1, duration))
+        print(f"3 MiB pod, one at a time:        {single.describe()}  (target p99 < 1 s)")
+        loaded, bigs = run(under_big_pods(port, context, small, big, duration))
+        print(f"typical at 50/s beside 2 clients of 3 MiB pods (thread): {loaded.describe()}")
+        print(f"   ... the 3 MiB pods meanwhile:                        {bigs.describe()}")
+    with server(ServerSpec(certs.cert_file, certs.key_file, offload=False)) as port:
+        loaded, bigs = run(under_big_pods(port, context, small, big, duration))
+        print(f"typical at 50/s beside 2 clients of 3 MiB pods (inline): {loaded.describe()}")
+        print(f"   ... the 3 MiB pods meanwhile:                        {bigs.describe()}")
+
+
+if __name__ == "__main__":
+    main()

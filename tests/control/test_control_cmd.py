@@ -1,0 +1,82 @@
+"""`mizzen control` as users run it: starts, serves, reports its ports, stops on SIGTERM; bad
+arguments get a clear message and exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+DATA = Path(__file__).parent / "testdata" / "translate" / "bookinfo"
+
+
+def _mizzen(*args: str) -> list[str]:
+    return [sys.executable, "-m", "control.cli", *args]
+
+
+def test_serves_until_sigterm(tmp_path: Path) -> None:
+    shutil.copy(DATA / "mesh.yaml", tmp_path / "mesh.yaml")
+    (tmp_path / "broken.yaml").write_text("apiVersion: v1\nkind: Service\nmetadata: {}\n")
+    command = _mizzen(
+        "control", "--config-dir", str(tmp_path), "--xds-port", "0", "--debug-port", "0"
+    )
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        _check_serving(process)
+
+
+def _check_serving(process: subprocess.Popen[str]) -> None:
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        found = re.fullmatch(r"mizzen control: xds=(\d+) debug=(\d+)\n", line)
+        assert found, line
+        debug = f"http://127.0.0.1:{found[2]}"
+        with httpx.Client(trust_env=False, timeout=5) as http:
+            assert http.get(f"{debug}/ready").text == "ok\n"
+            configz = http.get(f"{debug}/debug/configz").json()
+            assert configz["summary"]["services"] == 4
+            [problem] = configz["problems"]
+            assert problem["origin"].endswith("broken.yaml#0")
+            assert "metadata.name" in problem["message"]
+            node = "sidecar~10.244.0.10~productpage-v1-abc.default~default.svc.cluster.local"
+            dump = http.get(f"{debug}/debug/config_dump", params={"proxy": node}).json()
+            assert dump["connected"] is False
+            assert "virtualOutbound" in {item["name"] for item in dump["lds"]}
+            unknown = http.get(f"{debug}/debug/config_dump", params={"proxy": "nobody"})
+            assert unknown.status_code == 404
+            assert "mizzen_xds_connected_proxies 0.0" in http.get(f"{debug}/metrics").text
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert process.stderr is not None
+        assert "Traceback" not in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--config-dir", "/nonexistent/dir"], "--config-dir /nonexistent/dir: not a directory"),
+        (["--mesh-config", "MESH"], "outboundTrafficPolicy.mode"),
+        (["--xds-port", "99999"], "'99999' is not a port number"),
+    ],
+)
+def test_bad_arguments_are_explained(tmp_path: Path, extra: list[str], message: str) -> None:
+    mesh = tmp_path / "mesh.yaml"
+    mesh.write_text("outboundTrafficPolicy: {mode: SOMETIMES}\n")
+    args = ["control", "--config-dir", str(tmp_path)]
+    args += [str(mesh) if item == "MESH" else item for item in extra]
+    result = subprocess.run(_mizzen(*args), capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,485 @@
+"""A small, honest stand-in for kube-apiserver over HTTP, for tests (no real one runs here).
+
+It does what the source relies on, the way the real server does it:
+- one global resourceVersion counter, bumped by every write, stamped on the object;
+- lists (cluster-wide or per namespace) as a `<Kind>List` with `metadata.resourceVersion`,
+  paginated with `limit`/`continue` from a consistent snapshot; items of built-in kinds carry no
+  apiVersion/kind (as the real server's are), custom resources do;
+- watches (`?watch=true&resourceVersion=N`) as chunked newline-delimited JSON events: the history
+  after N, then live events; no version (or "0") starts with synthetic ADDED events; BOOKMARKs
+  when asked for; `timeoutSeconds` ends the stream cleanly;
+- a version older than the compaction point gets an ERROR event with a 410 Status (Expired), or an
+  HTTP 410, as configured; an unknown resource a 404 Status; a wrong bearer token a 401.
+
+The test drives it: `apply`/`delete` objects, `force_gone` (compact, and end every open watch with a
+410 ERROR event), `drop_watches` (cut streams mid-flight, no final chunk), `stop`/`start` (the
+server goes down, the port refuses, and comes back with its data).
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import itertools
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass(frozen=True, slots=True)
+class FakeResource:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def builtin(self) -> bool:
+        return not self.group.endswith(".istio.io")
+
+
+MESH = [
+    ("networking.istio.io", "virtualservices", "VirtualService"),
+    ("networking.istio.io", "destinationrules", "DestinationRule"),
+    ("networking.istio.io", "serviceentries", "ServiceEntry"),
+    ("networking.istio.io", "sidecars", "Sidecar"),
+    ("security.istio.io", "peerauthentications", "PeerAuthentication"),
+    ("security.istio.io", "authorizationpolicies", "AuthorizationPolicy"),
+    ("security.istio.io", "requestauthentications", "RequestAuthentication"),
+]
+DEFAULT_RESOURCES = (
+    FakeResource("", "v1", "namespaces", "Namespace", namespaced=False),
+    FakeResource("", "v1", "services", "Service"),
+    FakeResource("", "v1", "pods", "Pod"),
+    FakeResource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
+    *(FakeResource(group, "v1", plural, kind) for group, plural, kind in MESH),
+)
+
+
+@dataclass(slots=True)
+class _Watcher:
+    ending: str | None = None  # "drop" (cut the connection) or "gone" (410 ERROR event)
+
+
+@dataclass(slots=True)
+class _Event:
+    version: int
+    resource: FakeResource | None  # None: a bookmark, for every watcher
+    type: str
+    obj: dict[str, Any]
+
+
+@dataclass(slots=True)
+class _Counters:
+    lists: dict[str, int] = field(default_factory=dict)
+    watches: dict[str, int] = field(default_factory=dict)
+
+
+def _status(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code}  # fmt: skip
+
+
+class FakeApiServer:
+    def __init__(
+        self,
+        resources: tuple[FakeResource, ...] = DEFAULT_RESOURCES,
+        token: str | None = None,
+        expired_as_http_status: bool = False,
+    ) -> None:
+        self.resources = resources
+        self.token = token
+        self.expired_as_http_status = expired_as_http_status
+        self.counters = _Counters()
+        self._changed = threading.Condition()
+        self._version = 1000
+        self._objects: dict[FakeResource, dict[tuple[str, str], dict[str, Any]]] = {
+            r: {} for r in resources
+        }
+        self._history: list[_Event] = []
+        self._compacted = 0  # watches from a version below this get 410 (events are lost)
+        self.failing: dict[str, int] = {}  # plural -> HTTP status to answer with (a sick server)
+        self._snapshots: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+        self._tokens = itertools.count(1)
+        self._watchers: set[_Watcher] = set()
+        self._connections: set[socket.socket] = set()
+        self._server: ThreadingHTTPServer | None = None
+        self._up = False
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Listen (on the same port as before after a `stop`)."""
+        server = _Server(("127.0.0.1", self.port), _Handler)
+        server.fake = self
+        self.port = server.server_address[1]
+        self._server = server
+        with self._changed:
+            self._up = True
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Go down: stop listening, cut every open connection. The data stays (it is etcd's)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        self._end_watches("drop")
+        with self._changed:
+            self._up = False
+            connections, self._connections = set(self._connections), set()
+        for connection in connections:
+            _cut(connection)
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def __enter__(self) -> FakeApiServer:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # -- the test's hands -------------------------------------------------------------------
+
+    def install(self, resource: FakeResource) -> None:
+        """Start serving a kind (a CRD being installed)."""
+        with self._changed:
+            self.resources = (*self.resources, resource)
+            self._objects.setdefault(resource, {})
+
+    def _resource_of(self, api_version: str, kind: str) -> FakeResource:
+        for resource in self.resources:
+            if resource.api_version == api_version and resource.kind == kind:
+                return resource
+        raise KeyError(f"the fake does not serve {api_version} {kind}")
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create or replace an object; returns it as stored (with its resourceVersion)."""
+        resource = self._resource_of(obj["apiVersion"], obj["kind"])
+        stored = copy.deepcopy(obj)
+        metadata = stored.setdefault("metadata", {})
+        if resource.namespaced:
+            metadata.setdefault("namespace", "default")
+        else:
+            metadata.pop("namespace", None)
+        key = (metadata.get("namespace", ""), metadata["name"])
+        with self._changed:
+            old = self._objects[resource].get(key)
+            self._version += 1
+            metadata["resourceVersion"] = str(self._version)
+            metadata["uid"] = old["metadata"]["uid"] if old else f"uid-{self._version}"
+            metadata["managedFields"] = [{"manager": "fake", "operation": "Update"}]
+            self._objects[resource][key] = stored
+            self._record(resource, "MODIFIED" if old else "ADDED", stored)
+        return copy.deepcopy(stored)
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str = "") -> None:
+        resource = self._resource_of(api_version, kind)
+        key = (namespace or ("default" if resource.namespaced else ""), name)
+        with self._changed:
+            obj = self._objects[resource].pop(key)
+            self._version += 1
+            obj["metadata"]["resourceVersion"] = str(self._version)
+            self._record(resource, "DELETED", obj)
+
+    def _record(self, resource: FakeResource | None, kind: str, obj: dict[str, Any]) -> None:
+        self._history.append(_Event(self._version, resource, kind, copy.deepcopy(obj)))
+        self._changed.notify_all()
+
+    def bookmark(self) -> None:
+        """Tell watchers (that asked for bookmarks) the current version, without a change."""
+        with self._changed:
+            obj = {"metadata": {"resourceVersion": str(self._version)}}
+            self._record(None, "BOOKMARK", obj)
+
+    def compact(self) -> None:
+        """Forget history up to now, as etcd compaction does: a watch from an older version
+        than the current one gets 410 (a watch from the current one misses nothing)."""
+        with self._changed:
+            self._compacted = self._version
+            self._snapshots.clear()
+
+    def force_gone(self) -> None:
+        """Compact and end every open watch with an ERROR 410 event."""
+        self.compact()
+        self._end_watches("gone")
+
+    def drop_watches(self) -> None:
+        """Cut every open watch stream mid-flight (no final chunk), as a broken proxy would."""
+        self._end_watches("drop")
+
+    def _end_watches(self, how: str) -> None:
+        with self._changed:
+            for watcher in self._watchers:
+                watcher.ending = how
+            self._changed.notify_all()
+
+    def open_watches(self) -> int:
+        with self._changed:
+            return len(self._watchers)
+
+    def objects(self, plural: str) -> list[dict[str, Any]]:
+        with self._changed:
+            for resource, objects in self._objects.items():
+                if resource.plural == plural:
+                    return [copy.deepcopy(o) for _, o in sorted(objects.items())]
+        raise KeyError(plural)
+
+    # -- serving (called by the handler threads) --------------------------------------------
+
+    def route(self, path: str) -> tuple[FakeResource, str] | None:
+        """The resource and namespace ("" for all) a list/watch path names, or None."""
+        parts = [p for p in path.split("/") if p]
+        namespace = ""
+        if len(parts) >= 3 and parts[0] == "api":
+            group, version, rest = "", parts[1], parts[2:]
+        elif len(parts) >= 4 and parts[0] == "apis":
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            return None
+        if len(rest) == 3 and rest[0] == "namespaces":
+            namespace, rest = rest[1], rest[2:]
+        if len(rest) != 1:
+            return None
+        for resource in self.resources:
+            if (resource.group, resource.version, resource.plural) == (group, version, rest[0]):
+                if namespace and not resource.namespaced:
+                    return None
+                return resource, namespace
+        return None
+
+    def list_page(
+        self, resource: FakeResource, namespace: str, limit: int, token: str
+    ) -> tuple[int, dict[str, Any]]:
+        with self._changed:
+            self.counters.lists[resource.plural] = self.counters.lists.get(resource.plural, 0) + 1
+            if token:
+                if token.split(":")[0] not in self._snapshots:
+                    message = "The provided continue parameter is too old."
+                    return 410, _status(410, "Expired", message)
+                snapshot_id, offset_text = token.split(":")
+                version, items = self._snapshots[snapshot_id]
+                offset = int(offset_text)
+            else:
+                version, offset = self._version, 0
+                items = [copy.deepcopy(obj) for key, obj in sorted(self._objects[resource].items())
+                         if not namespace or key[0] == namespace]  # fmt: skip
+                snapshot_id = str(next(self._tokens))
+            end = offset + limit if limit else len(items)
+            metadata: dict[str, Any] = {"resourceVersion": str(version)}
+            if end < len(items):
+                self._snapshots[snapshot_id] = (version, items)
+                metadata["continue"] = f"{snapshot_id}:{end}"
+        page = [self._as_list_item(resource, obj) for obj in items[offset:end]]
+        return 200, {"kind": f"{resource.kind}List", "apiVersion": resource.api_version,
+                     "metadata": metadata, "items": page}  # fmt: skip
+
+    @staticmethod
+    def _as_list_item(resource: FakeResource, obj: dict[str, Any]) -> dict[str, Any]:
+        if not resource.builtin:
+            return obj
+        return {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+
+    def watch_start(
+        self, resource: FakeResource, since: str
+    ) -> tuple[_Watcher | None, int, list[dict[str, Any]]]:
+        """Register a watcher: (watcher, history cursor, synthetic events), or (None, 410, [])."""
+        with self._changed:
+            self.counters.watches[resource.plural] = self.counters.watches.get(resource.plural, 0) + 1
+            synthetic: list[dict[str, Any]] = []
+            if since in ("", "0"):
+                start = self._version
+                synthetic = [{"type": "ADDED", "object": copy.deepcopy(o)}
+                             for _, o in sorted(self._objects[resource].items())]  # fmt: skip
+            elif int(since) < self._compacted:
+                return None, 410, []
+            else:
+                start = int(since)
+            cursor = bisect.bisect_right([e.version for e in self._history], start)
+            watcher = _Watcher()
+            self._watchers.add(watcher)
+            return watcher, cursor, synthetic
+
+    def watch_next(
+        self, watcher: _Watcher, resource: FakeResource, namespace: str, cursor: int,
+        deadline: float, bookmarks: bool,
+    ) -> tuple[int, list[dict[str, Any]], str | None]:  # fmt: skip
+        """Wait for events after `cursor`: (new cursor, events, ending or "timeout" or None)."""
+        with self._changed:
+            while True:
+                if watcher.ending:
+                    return cursor, [], watcher.ending
+                events = []
+                for event in self._history[cursor:]:
+                    if event.resource is None and bookmarks:
+                        events.append({"type": "BOOKMARK", "object": {
+                            "apiVersion": resource.api_version, "kind": resource.kind,
+                            **copy.deepcopy(event.obj)}})  # fmt: skip
+                    elif event.resource == resource and (
+                        not namespace or event.obj["metadata"].get("namespace") == namespace
+                    ):
+                        events.append({"type": event.type, "object": copy.deepcopy(event.obj)})
+                cursor = len(self._history)
+                if events:
+                    return cursor, events, None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return cursor, [], "timeout"
+                self._changed.wait(remaining)
+
+    def watch_end(self, watcher: _Watcher) -> None:
+        with self._changed:
+            self._watchers.discard(watcher)
+
+    def track(self, connection: socket.socket, opened: bool) -> None:
+        with self._changed:
+            if opened and not self._up:
+                _cut(connection)  # accepted in the instant the server went down
+            elif opened:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+
+def _cut(connection: socket.socket) -> None:
+    try:
+        connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+    fake: FakeApiServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.fake.track(self.connection, True)
+
+    def finish(self) -> None:
+        self.server.fake.track(self.connection, False)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def _send_json(self, code: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 - the base class's name
+        fake = self.server.fake
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if fake.token is not None and self.headers.get("Authorization") != f"Bearer {fake.token}":
+            self._send_json(401, _status(401, "Unauthorized", "Unauthorized"))
+            return
+        routed = fake.route(url.path)
+        if routed is None:
+            message = "the server could not find the requested resource"
+            self._send_json(404, _status(404, "NotFound", message))
+            return
+        resource, namespace = routed
+        if resource.plural in fake.failing:
+            code = fake.failing[resource.plural]
+            self._send_json(code, _status(code, "InternalError", "the fake was told to fail"))
+            return
+        if query.get("watch") in ("1", "true"):
+            self._watch(resource, namespace, query)
+            return
+        code, body = fake.list_page(
+            resource, namespace, int(query.get("limit") or 0), query.get("continue", "")
+        )
+        self._send_json(code, body)
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+    def _event(self, event: dict[str, Any]) -> None:
+        self._chunk(json.dumps(event).encode() + b"\n")
+
+    def _watch(self, resource: FakeResource, namespace: str, query: dict[str, str]) -> None:
+        fake = self.server.fake
+        since = query.get("resourceVersion", "")
+        if since not in ("", "0") and not since.isdigit():
+            self._send_json(400, _status(400, "BadRequest", f"invalid resourceVersion {since!r}"))
+            return
+        watcher, cursor, synthetic = fake.watch_start(resource, since)
+        too_old = _status(410, "Expired", f"too old resource version: {since} ({fake._compacted})")
+        if watcher is None and fake.expired_as_http_status:
+            self._send_json(410, too_old)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            if watcher is None:
+                self._event({"type": "ERROR", "object": too_old})
+                self._chunk(b"")
+                return
+            self._stream(watcher, resource, namespace, cursor, synthetic, query)
+        except OSError:
+            self.close_connection = True  # the client went away
+        finally:
+            if watcher is not None:
+                fake.watch_end(watcher)
+
+    def _stream(
+        self, watcher: _Watcher, resource: FakeResource, namespace: str, cursor: int,
+        synthetic: list[dict[str, Any]], query: dict[str, str],
+    ) -> None:  # fmt: skip
+        fake = self.server.fake
+        deadline = time.monotonic() + float(query.get("timeoutSeconds") or 1800)
+        bookmarks = query.get("allowWatchBookmarks") in ("1", "true")
+        for event in synthetic:
+            self._event(event)
+        while True:
+            cursor, events, ending = fake.watch_next(
+                watcher, resource, namespace, cursor, deadline, bookmarks
+            )
+            for event in events:
+                self._event(event)
+            if ending == "drop":
+                self.close_connection = True
+                _cut(self.connection)
+                return
+            if ending == "gone":
+                message = "too old resource version: the watch cache was reset"
+                self._event({"type": "ERROR", "object": _status(410, "Expired", message)})
+            if ending:
+                self._chunk(b"")
+                return

@@ -1,0 +1,344 @@
+"""The Kubernetes source against the fake API server: the initial list, watch events, 410 Gone,
+cut streams, an API server that goes away and comes back, and invalid mesh documents."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from kubernetes.client import ApiClient
+
+from control.model.state import MeshState
+from control.sources.file import FileSource
+from control.sources.kube import KubeSource, KubeSyncError
+from control.sources.kube_watch import WATCHED_KINDS
+from tests.control_kube.conftest import FAST, TESTDATA, eventually, mesh_documents, running
+from tests.control_kube.fake_apiserver import FakeApiServer
+
+pytestmark = pytest.mark.anyio
+
+NETWORKING = "networking.istio.io/v1"
+
+
+def service(name: str, octet: int, namespace: str = "shop") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"clusterIP": f"10.96.7.{octet}", "selector": {"app": name},
+                 "ports": [{"name": "http", "port": 80}]},
+    }  # fmt: skip
+
+
+def pod(name: str, app: str, ip: str, namespace: str = "shop") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": app}},
+        "status": {"podIP": ip, "phase": "Running"},
+    }
+
+
+def virtual_service(name: str, host: str, weight: Any = 100) -> dict[str, Any]:
+    route = [{"destination": {"host": host}, "weight": weight}]
+    return {
+        "apiVersion": NETWORKING,
+        "kind": "VirtualService",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"hosts": [host], "http": [{"route": route}]},
+    }
+
+
+def services(state: MeshState) -> set[str]:
+    return {name for _, name in state.services}
+
+
+def endpoint_ips(state: MeshState, name: str) -> set[str]:
+    return {e.ip for port in state.endpoints[("shop", name)].values() for e in port}
+
+
+def seeded(fake: FakeApiServer) -> None:
+    for document in mesh_documents():
+        fake.apply(document)
+
+
+async def all_watching(fake: FakeApiServer) -> None:
+    await eventually(lambda: fake.open_watches() == len(WATCHED_KINDS), what="every watch open")
+
+
+async def test_initial_list_builds_the_state_the_file_source_builds(
+    fake: FakeApiServer, client: ApiClient
+) -> None:
+    seeded(fake)
+    state = KubeSource(client, settings=FAST).load()
+    assert state == FileSource(TESTDATA).load()  # the rest of the plane cannot tell them apart
+    assert state.summary() == {
+        "namespaces": 2, "services": 2, "pods": 3, "serviceEntries": 1, "virtualServices": 1,
+        "destinationRules": 1, "otherMeshConfig": 4, "problems": 0,
+    }  # fmt: skip
+    assert endpoint_ips(state, "reviews") == {"10.244.0.21", "10.244.0.22"}
+    assert fake.counters.lists["pods"] == 2  # three pods in pages of two: the continue token works
+
+
+async def test_watch_events_update_the_state_within_a_second(
+    fake: FakeApiServer, client: ApiClient
+) -> None:
+    seeded(fake)
+    source = KubeSource(client, settings=FAST)
+    source.load()
+    lists = dict(fake.counters.lists)
+    async with running(source) as states:
+        await all_watching(fake)
+        fake.apply(service("details", 40))
+        took = await eventually(lambda: "details" in services(source.current()), what="ADDED")
+        assert took < 1.0
+        assert states[-1] is source.current()
+
+        fake.apply(pod("details-1", "details", "10.244.3.1"))
+        took = await eventually(lambda: endpoint_ips(source.current(), "details"), what="pod")
+        assert took < 1.0
+        assert endpoint_ips(source.current(), "details") == {"10.244.3.1"}
+
+        fake.apply(virtual_service("reviews", "reviews", weight=100))  # MODIFIED
+        took = await eventually(
+            lambda: len(source.current().virtual_services[0].spec.http[0].route) == 1,
+            what="MODIFIED",
+        )
+        assert took < 1.0
+
+        fake.delete("v1", "Pod", "reviews-v2-bbb", "shop")
+        took = await eventually(
+            lambda: endpoint_ips(source.current(), "reviews") == {"10.244.0.21"}, what="DELETED"
+        )
+        assert took < 1.0
+    assert fake.counters.lists == lists  # all of it came through the watches, no relist
+
+
+async def test_changes_that_do_not_touch_the_mesh_are_not_reported(
+    fake: FakeApiServer, client: ApiClient
+) -> None:
+    seeded(fake)
+    source = KubeSource(client, settings=FAST)
+    source.load()
+    async with running(source) as states:
+        await all_watching(fake)
+        await asyncio.sleep(0.2)
+        before = len(states)
+        slice_ = next(d for d in mesh_documents() if d["kind"] == "EndpointSlice")
+        slice_["endpoints"][0]["conditions"] = {"ready": False}
+        fake.apply(slice_)
+        fake.apply(service("marker", 41))
+        await eventually(lambda: "marker" in services(source.current()))
+        assert len(states) == before + 1  # the marker, not the EndpointSlice
+
+
+@pytest.mark.parametrize("how", ["error-event-on-open-watch", "error-event-on-rewatch", "http-410"])
+async def test_gone_relists_and_the_state_stays_correct(
+    fake: FakeApiServer, client: ApiClient, how: str
+) -> None:
+    seeded(fake)
+    source = KubeSource(client, settings=FAST)
+    source.load()
+    fake.expired_as_http_status = how == "http-410"
+    lists = dict(fake.counters.lists)
+    async with running(source) as states:
+        await all_watching(fake)
+        if how == "error-event-on-open-watch":
+            fake.force_gone()  # every open watch ends with an ERROR event, code 410
+        else:
+            fake.compact()
+            fake.apply(service("in-the-gap", 42))  # makes every kind's version too old
+            fake.drop_watches()  # they watch again from their last version: 410
+        fake.delete("v1", "Pod", "reviews-v1-aaa", "shop")
+        fake.apply(service("after", 43))
+
+        def relisted() -> bool:
+            return all(fake.counters.lists[p] > lists[p] for p in lists)
+
+        await eventually(relisted, what="every kind relisted")
+        await eventually(lambda: {"after", "in-the-gap"} <= services(source.current()) or
+                         (how == "error-event-on-open-watch" and "after" in services(source.current())))  # fmt: skip
+        await eventually(lambda: endpoint_ips(source.current(), "reviews") == {"10.244.0.22"})
+    assert all({"reviews", "ratings"} <= services(s) for s in states)  # never an emptied state
+    final = KubeSource(client, settings=FAST).load()
+    assert source.current() == final  # the same as a fresh list
+
+
+async def test_a_cut_stream_resumes_from_its_version_without_a_relist(
+    fake: FakeApiServer, client: ApiClient
+) -> None:
+    seeded(fake)
+    source = KubeSource(client, settings=FAST)
+    source.load()
+    lists = dict(fake.counters.lists)
+    watches = dict(fake.counters.watches)
+    async with running(source):
+        await all_watching(fake)
+        fake.drop_watches()
+        fake.apply(service("during-reconnect", 44))
+        fake.delete("v1", "Pod", "reviews-v2-bbb", "shop")
+        await eventually(lambda: "during-reconnect" in services(source.current()))
+        await eventually(lambda: endpoint_ips(source.current(), "reviews") == {"10.244.0.21"})
+        await all_watching(fake)
+    assert fake.counters.lists == lists  # resumed from the last resourceVersion: nothing relisted
+    assert all(fake.counters.watches[p] > watches[p] for p in watches)
+
+
+async def test_bookmarks_move_the_resume_point(fake: FakeApiServer, client: ApiClient) -> None:
+    seeded(fake)
+    source = KubeSource(client, settings=FAST)
+    source.load()
+    async with running(source):
+        await all_watching(fake)
+        for octet in range(50, 53):  # the services' version moves on; the pods' does not
+            fake.apply(service(f"s{octet}", octet))
+        await eventually(lambda: "s52" in services(source.current()))
+        fake.bookmark()
+        pods = source.reflectors[[r.resource.plural for r in source.reflectors].index("pods")]
+        await eventually(lambda: pods.resource_version == str(fake._version), what="bookmark")
+        lists = dict(fake.counters.lists)
+        fake.compact()
+        fake.drop_watches()
+        await asyncio.sleep(0.3)
+        await all_watching(fake)
+    assert fake.counters.lists == lists  # the bookmark's version was recent enough: no 410
+
+
+async def test_api_server_down_keeps_the_last_state_and_catches_up(
+    fake: FakeApiServer, client: ApiClient
+) -> None:
+    seeded(fake)
+    source = KubeSource(client, settings=FAST)
+    source.load()
+    async with running(source) as states:
+        await all_watching(fake)
+        known = source.current()
+        fake.stop()
+        # Meanwhile, in etcd (through another API server, or before this one died):
+        fake.delete("v1", "Pod", "reviews-v2-bbb", "shop")
+        fake.delete(NETWORKING, "VirtualService", "reviews", "shop")
+        fake.delete("v1", "Service", "ratings", "shop")
+        fake.apply(service("new-while-down", 45))
+        fake.compact()
+        await asyncio.sleep(1.0)  # several failed relists (backoff up to 0.3 s)
+        assert source.current() is known  # nothing deleted, nothing reported
+        assert states == [] or states[-1] is known
+        reported = len(states)
+
+        fake.start()
+        await eventually(lambda: "new-while-down" in services(source.current()), what="catch-up")
+        await eventually(lambda: not source.current().virtual_services, what="deleted VS")
+        state = source.current()
+        assert "ratings" not in services(state)
+        assert endpoint_ips(state, "reviews") == {"10.244.0.21"}
+        assert len(states) > reported
+    assert all("reviews" in services(s) for s in states)  # never an empty state on the way
+
+
+async def test_no_state_is_reported_before_every_kind_is_listed(
+    fake: FakeApiServer, client: ApiClient
+) -> None:
+    seeded(fake)
+    fake.failing["pods"] = 500
+    source = KubeSource(client, settings=FAST)  # no load(): run() lists by itself
+    async with running(source) as states:
+        await asyncio.sleep(0.5)
+        assert states == []
+        assert source.current().services == {}  # still the empty initial state, not published
+        del fake.failing["pods"]
+        await eventually(lambda: states, what="a state once pods list")
+        assert states[0].workloads and states[0].services
+
+
+async def test_invalid_mesh_documents_are_reported_and_skipped_like_the_file_source(
+    fake: FakeApiServer, client: ApiClient, tmp_path: Any
+) -> None:
+    seeded(fake)
+    broken = virtual_service("broken", "ratings", weight="lots")
+    fake.apply(broken)
+    source = KubeSource(client, settings=FAST)
+    state = source.load()
+    [problem] = state.problems
+    assert problem.origin == "/apis/networking.istio.io/v1/namespaces/shop/virtualservices/broken"
+    assert problem.kind == "VirtualService"
+    assert "weight" in problem.message
+    assert [vs.name for vs in state.virtual_services] == ["reviews"]  # the rest still applies
+
+    import yaml
+
+    (tmp_path / "broken.yaml").write_text(yaml.safe_dump(broken))
+    [file_problem] = FileSource(tmp_path).load().problems
+    assert file_problem.message == problem.message  # the same words, only the origin differs
+
+    async with running(source):
+        fake.apply(virtual_service("broken", "ratings", weight=100))  # fixed
+        await eventually(lambda: not source.current().problems, what="the fix")
+        assert [vs.name for vs in source.current().virtual_services] == ["broken", "reviews"]
+
+
+async def test_kinds_not_served_are_empty_until_their_crd_is_installed(
+    client: ApiClient, fake: FakeApiServer
+) -> None:
+    security = [r for r in fake.resources if r.group == "security.istio.io"]
+    fake.resources = tuple(r for r in fake.resources if r.group != "security.istio.io")
+    seeded_docs = [d for d in mesh_documents() if not d["apiVersion"].startswith("security.")]
+    for document in seeded_docs:
+        fake.apply(document)
+    source = KubeSource(client, settings=FAST)
+    state = source.load()
+    assert state.virtual_services and not state.other_config[1:]  # only the Sidecar
+    async with running(source):
+        for resource in security:
+            fake.install(resource)
+        fake.apply(next(d for d in mesh_documents() if d["kind"] == "PeerAuthentication"))
+        await eventually(lambda: len(source.current().other_config) == 2, what="the new CRD")
+
+
+async def test_an_older_served_version_of_a_crd_is_used(client: ApiClient) -> None:
+    from tests.control_kube.fake_apiserver import DEFAULT_RESOURCES, FakeResource
+
+    del client  # this test runs its own server: one serving VirtualService at v1beta1 only
+    resources = tuple(r for r in DEFAULT_RESOURCES if r.kind != "VirtualService")
+    old = FakeResource("networking.istio.io", "v1beta1", "virtualservices", "VirtualService")
+    import tempfile
+    from pathlib import Path
+
+    from control.sources.kube import kube_client
+    from tests.control_kube.conftest import TOKEN, write_kubeconfig
+
+    with FakeApiServer((*resources, old), token=TOKEN) as server, tempfile.TemporaryDirectory() as d:
+        document = virtual_service("reviews", "reviews")
+        document["apiVersion"] = "networking.istio.io/v1beta1"
+        server.apply(document)
+        api = kube_client(write_kubeconfig(Path(d), server.url, TOKEN))
+        try:
+            state = KubeSource(api, settings=FAST).load()
+        finally:
+            api.close()
+    [vs] = state.virtual_services
+    assert (vs.version, vs.name) == ("v1beta1", "reviews")
+
+
+async def test_load_fails_clearly_when_the_api_server_is_unreachable(
+    fake: FakeApiServer, client: ApiClient
+) -> None:
+    fake.stop()
+    settings = FAST.model_copy(update={"sync_timeout": 0.5})
+    started = time.monotonic()
+    with pytest.raises(KubeSyncError) as raised:
+        KubeSource(client, settings=settings).load()
+    assert time.monotonic() - started < 3
+    message = str(raised.value)
+    assert fake.url in message and "unreachable" in message and "services" in message
+
+
+async def test_stopping_ends_every_watch_thread(fake: FakeApiServer, client: ApiClient) -> None:
+    seeded(fake)
+    source = KubeSource(client, settings=FAST)
+    source.load()
+    async with running(source):
+        await all_watching(fake)
+    assert not any(r._thread and r._thread.is_alive() for r in source.reflectors)
+    await eventually(lambda: fake.open_watches() == 0, what="the server sees the watches close")
