@@ -237,7 +237,7 @@ def pod_settings(annotations: Mapping[str, str], config: InjectionConfig) -> Pod
     image = config.proxy_image
     if PROXY_IMAGE in annotations:
         image = annotations[PROXY_IMAGE]
-        if len(image) > 512 or not _IMAGE_RE.match(image):
+        if len(image) > 512 or not _IMAGE_RE.fullmatch(image):
             raise InjectionError(PROXY_IMAGE, f"{image!r} is not an image reference")
         notes.append(f"{PROXY_IMAGE}={image}: the proxy (not the init container) runs {image}")
 

@@ -86,7 +86,7 @@ def _strings(value: Any) -> dict[str, str]:
 def _label_value(text: str) -> str | None:
     """`text` cut to a valid label value (63 characters, alphanumeric at both ends)."""
     value = text[:63].strip("-_.")
-    return value if value and _LABEL_VALUE_RE.match(value) else None
+    return value if value and _LABEL_VALUE_RE.fullmatch(value) else None
 
 
 def canonical_labels(labels: Mapping[str, str], workload: str | None) -> dict[str, str]:

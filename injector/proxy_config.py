@@ -96,7 +96,7 @@ def parse_proxy_config(text: str) -> ProxyConfig:
     if not isinstance(metadata, dict):
         raise InjectionError(ANNOTATION, "proxyMetadata must be a mapping of strings")
     for name, value in metadata.items():
-        if not _ENV_NAME_RE.match(name):
+        if not _ENV_NAME_RE.fullmatch(name):
             raise InjectionError(ANNOTATION, f"proxyMetadata key {name!r} is not an env var name")
         if name in RESERVED_ENV:
             raise InjectionError(ANNOTATION, f"proxyMetadata may not set {name} (set by mizzen)")
@@ -108,7 +108,7 @@ def parse_proxy_config(text: str) -> ProxyConfig:
     ):
         raise InjectionError(ANNOTATION, "concurrency must be a non-negative integer")
     drain = data.get("terminationDrainDuration")
-    if drain is not None and (not isinstance(drain, str) or not _DURATION_RE.match(drain)):
+    if drain is not None and (not isinstance(drain, str) or not _DURATION_RE.fullmatch(drain)):
         raise InjectionError(ANNOTATION, "terminationDrainDuration must be a duration like '5s'")
     ignored = sorted(set(data) - _INTERPRETED)
     warnings = (

@@ -41,7 +41,7 @@ def parse_quantity(text: str) -> Decimal:
     """The quantity's value; raises ValueError with a readable message."""
     if len(text) > 64:
         raise ValueError("is too long for a quantity")
-    match = _QUANTITY_RE.match(text)
+    match = _QUANTITY_RE.fullmatch(text)
     if match is None:
         raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. 100m, 0.5, 128Mi, 1G)")
     suffix = match.group("suffix") or ""

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 # A CronJob names its Jobs `<cronjob>-<scheduled time in minutes since the epoch>`.
-_CRONJOB_JOB_RE: Final = re.compile(r"^(.+)-\d{8,10}$")
+_CRONJOB_JOB_RE: Final = re.compile(r"(.+)-[0-9]{8,10}")
 
 
 def _controller_owner(metadata: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -50,7 +50,7 @@ def workload_name(pod: Mapping[str, Any]) -> str | None:
         if kind == "ReplicaSet":
             return _strip_template_hash(owner_name, labels)
         if kind == "Job":
-            match = _CRONJOB_JOB_RE.match(owner_name)
+            match = _CRONJOB_JOB_RE.fullmatch(owner_name)
             return match.group(1) if match else owner_name
         return owner_name
     pod_name = metadata.get("name")

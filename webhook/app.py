@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from anyio import CapacityLimiter, to_thread
 from starlette.applications import Starlette
@@ -16,18 +15,19 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from control.api import validate_resource
 from injector import InjectionConfig, inject
 from webhook import metrics as m
 from webhook.framing import admission_request, check_content_type, parse_json, read_body, review_uid
 from webhook.handlers import Injector, PodInjection, ResourceValidation, Validator
 from webhook.metrics import WebhookMetrics
 from webhook.outcome import FramingError, Verdict, verdict_for_failure
-from webhook.review import review_response
+from webhook.review import AdmissionRequest, review_response
 from webhook.settings import WebhookSettings
 
 log = logging.getLogger("mizzen.webhook")
 
-Handler = Callable[[Any], Verdict]
+Handler = Callable[[AdmissionRequest], Verdict]
 Readiness = Callable[[], bool]
 
 
@@ -70,7 +70,7 @@ class _ReviewRoute:
             return PlainTextResponse("could not read the AdmissionReview\n", 400)
         payload, verdict = answer
         outcome = m.ALLOWED if verdict.allowed else m.DENIED
-        if verdict.decision == m.ERROR:
+        if verdict.is_bug:
             outcome = m.ERROR
         decision = verdict.decision if self._counts_decisions else ""
         self._metrics.observe(self.path, outcome, time.perf_counter() - started, decision)
@@ -109,12 +109,6 @@ class _ReviewRoute:
         )
 
 
-def _default_validator() -> Validator:
-    from control.api import validate_resource
-
-    return validate_resource
-
-
 def create_app(
     settings: WebhookSettings,
     injection_config: InjectionConfig,
@@ -133,7 +127,7 @@ def create_app(
     )
     validate_route = _ReviewRoute(
         "/validate",
-        ResourceValidation(validator or _default_validator()),
+        ResourceValidation(validator or validate_resource),
         settings,
         metrics,
         limiter,

@@ -36,7 +36,7 @@ async def read_body(request: Request, settings: WebhookSettings) -> bytes:
     limit = settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.strip().isdigit():
+        if not (declared.isascii() and declared.strip().isdigit()):
             raise FramingError(400, "Content-Length is not a number")
         if int(declared) > limit:
             raise FramingError(413, f"body of {int(declared)} bytes is over the {limit}-byte limit")

@@ -80,10 +80,8 @@ class PodInjection:
             return Verdict(
                 allowed=True, warnings=result.warnings, decision=result.skip_reason.value
             )
-        return Verdict(
-            allowed=True, patch=list(result.patch) or None, warnings=result.warnings,
-            decision=INJECTED,
-        )  # fmt: skip
+        patch = list(result.patch) or None
+        return Verdict(allowed=True, patch=patch, warnings=result.warnings, decision=INJECTED)
 
 
 class ResourceValidation:

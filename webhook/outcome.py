@@ -30,6 +30,11 @@ class Verdict:
     warnings: tuple[str, ...] = ()
     decision: str = ""
 
+    @property
+    def is_bug(self) -> bool:
+        """The answer to an unexpected exception."""
+        return self.decision == ERROR
+
 
 class FramingError(Exception):
     """The HTTP request cannot be read as an AdmissionReview: answered with `status`."""

@@ -19,10 +19,12 @@ class WebhookSettings(BaseModel):
     # A body must arrive within this many seconds of the request's headers: well under the API
     # server's 10 s webhook timeout, so a trickling client is answered (408) and cut off.
     body_read_timeout: float = Field(default=3.0, gt=0)
-    # Bodies at least this big are parsed and injected in a worker thread, so one big pod does
-    # not hold up the event loop (and every other review) for tens of milliseconds.
+    # Bodies at least this big are parsed and decided in a worker thread, at most
+    # `offload_threads` at once. What that buys is bounded memory (a 6 MiB body of tiny JSON
+    # objects parses to ~150 MiB) and the event loop getting turns during the injector's
+    # Python code; `json.loads` holds the GIL throughout, so a ~3 MiB pod still costs the loop
+    # a few milliseconds (see hack/bench/bench_webhook.py).
     offload_threshold_bytes: int = Field(default=128 * 1024, ge=0)
-    # At most this many big reviews are worked on at once: bounds threads and memory.
     offload_threads: int = Field(default=2, gt=0)
 
 

@@ -4,14 +4,14 @@ The injector rewrote each httpGet/tcpSocket/grpc probe into an httpGet on
 `/app-health/<container>/<kind>` and passed the original along in the environment. The agent
 probes the app at the pod's IP, as the kubelet would have, from 127.0.0.6: the redirect returns
 traffic from that address untouched, so the probe reaches the app directly instead of looping
-through Envoy's inbound listener (which policy could deny).
+through Envoy's inbound listener (which policy could deny). gRPC probes cannot choose their
+source address (grpcio has no such option), so they take the inbound path like other traffic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 from dataclasses import dataclass
 from typing import Final
 
@@ -45,11 +45,10 @@ async def _http_get(action: HttpGetAction, pod_ip: str, timeout: float) -> Probe
     path = action.path if action.path.startswith("/") else "/" + action.path
     url = f"{action.scheme.lower()}://{_host_literal(host)}:{action.port}{path}"
     # Like the kubelet: HTTPS probes do not verify the app's certificate.
-    verify: ssl.SSLContext | bool = False
-    transport = httpx.AsyncHTTPTransport(local_address=_source_for(host, pod_ip), verify=verify)
+    transport = httpx.AsyncHTTPTransport(local_address=_source_for(host, pod_ip), verify=False)
     headers = {h.name: h.value for h in action.http_headers}
     headers.setdefault("User-Agent", "mizzen-agent-probe")
-    async with httpx.AsyncClient(transport=transport, timeout=timeout, verify=verify) as client:
+    async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
         try:
             response = await client.get(url, headers=headers)
         except httpx.HTTPError as error:

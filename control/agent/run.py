@@ -62,9 +62,10 @@ async def run_agent(settings: AgentSettings, *, stop: asyncio.Event | None = Non
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
-    supervising = asyncio.create_task(supervisor.run())
+    supervising: asyncio.Task[None] | None = None
     try:
-        servers = await _serve_health(endpoints, settings)
+        servers = await _serve_health(endpoints, settings)  # a taken port fails before Envoy
+        supervising = asyncio.create_task(supervisor.run())
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({supervising, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
@@ -82,15 +83,16 @@ async def run_agent(settings: AgentSettings, *, stop: asyncio.Event | None = Non
 
 async def _shut_down(
     supervisor: Supervisor,
-    supervising: asyncio.Task[None],
+    supervising: asyncio.Task[None] | None,
     servers: list[tuple[uvicorn.Server, asyncio.Task[None]]],
     admin: EnvoyAdmin,
     launch: EnvoyLaunch,
 ) -> None:
     await supervisor.terminate()
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(supervising, timeout=5)
-    await supervisor.terminate()  # an Envoy started while we were stopping
+    if supervising is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(supervising, timeout=5)
+        await supervisor.terminate()  # an Envoy started while we were stopping
     for server, task in servers:
         server.should_exit = True
         with contextlib.suppress(Exception):

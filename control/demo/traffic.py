@@ -7,8 +7,12 @@
     (with "close": true when the response said `Connection: close`)
 (CLOCK_MONOTONIC is machine-wide, so a caller in another namespace can compare the times).
 
-Each request opens a new connection, as a fresh client would: nothing is retried, so every
-failure the mesh causes is counted. Standard library only: it runs inside a pod's namespace.
+`latency` mode sends N requests on one keep-alive connection and prints their durations:
+    {"ms": [0.41, 0.39, ...]}
+
+In `count` and `stream` modes each request opens a new connection, as a fresh client would:
+nothing is retried, so every failure the mesh causes is counted. Standard library only: it runs
+inside a pod's namespace.
 """
 
 from __future__ import annotations
@@ -45,6 +49,25 @@ def one_request(url: str, headers: dict[str, str], timeout: float) -> dict[str, 
     return result
 
 
+def latencies(url: str, count: int, headers: dict[str, str], timeout: float) -> list[float]:
+    """Milliseconds per GET on one keep-alive connection (the steady state of a busy client)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port or 80, timeout=timeout)
+    samples = []
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            connection.request("GET", parts.path or "/", headers=headers)
+            response = connection.getresponse()
+            response.read()
+            samples.append((time.perf_counter() - started) * 1000)
+            if response.status != 200:
+                raise SystemExit(f"GET {url}: status {response.status}")
+    finally:
+        connection.close()
+    return samples
+
+
 def _stdin_closed() -> bool:
     ready, _, _ = select.select([sys.stdin], [], [], 0)
     return bool(ready) and not sys.stdin.readline()
@@ -52,7 +75,7 @@ def _stdin_closed() -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("mode", choices=["count", "stream"])
+    parser.add_argument("mode", choices=["count", "stream", "latency"])
     parser.add_argument("url")
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--duration", type=float, default=60.0)
@@ -61,6 +84,9 @@ def main() -> None:
     args = parser.parse_args()
     headers = dict(h.split(":", 1) for h in args.header)
     headers = {k.strip(): v.strip() for k, v in headers.items()}
+    if args.mode == "latency":
+        print(json.dumps({"ms": latencies(args.url, args.count, headers, args.timeout)}))
+        return
     if args.mode == "count":
         versions: Counter[str] = Counter()
         statuses: Counter[str] = Counter()

@@ -82,7 +82,12 @@ class FileSource:
     async def run(self, on_change: Callable[[MeshState], None]) -> None:
         while True:
             await asyncio.sleep(self.poll_interval)
-            if self.refresh():
+            try:
+                changed = self.refresh()
+            except Exception:  # a bug here must not stop the watching for good
+                log.exception("reading %s failed; keeping the last state", self.directory)
+                continue
+            if changed:
                 on_change(self._state)
 
     def _scan(self) -> dict[Path, Fingerprint]:

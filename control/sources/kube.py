@@ -15,12 +15,14 @@ account) and passed in, so tests point the source at a fake API server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import urllib3
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.config import ConfigException, load_incluster_config, load_kube_config
 
@@ -53,11 +55,11 @@ def kube_client(kubeconfig: Path | None, *, context: str | None = None) -> ApiCl
     configuration = Configuration()
     try:
         if kubeconfig is None:
-            load_incluster_config(client_configuration=configuration)
+            load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         else:
             if not kubeconfig.is_file():
                 raise KubeConfigError(f"--kubeconfig {kubeconfig}: no such file")
-            load_kube_config(
+            load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=str(kubeconfig), context=context, client_configuration=configuration
             )
     except KubeConfigError:
@@ -74,6 +76,9 @@ def kube_client(kubeconfig: Path | None, *, context: str | None = None) -> ApiCl
         ) from None
     # One long-lived connection per watched kind, plus room for relists: keep them all pooled.
     configuration.connection_pool_maxsize = len(WATCHED_KINDS) + 8
+    # One quick retry covers a pooled connection the server closed; the reflectors do the rest
+    # (with backoff), so a down API server is not hammered nor logged three times per attempt.
+    configuration.retries = urllib3.Retry(total=1, backoff_factor=0)
     return ApiClient(configuration)
 
 
@@ -133,10 +138,8 @@ class KubeSource:
         wake = asyncio.Event()
 
         def notify() -> None:  # called from the reflector threads
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop is closing: nobody listens
                 loop.call_soon_threadsafe(wake.set)
-            except RuntimeError:
-                pass  # the loop is closing: nobody waits for the news any more
 
         for reflector in self.reflectors:
             reflector.start(notify)

@@ -9,6 +9,7 @@ them in threads.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator, Mapping
@@ -83,10 +84,9 @@ class WatchStream:
         with self._lock:
             if self._closed:
                 return
-            try:
+            # ValueError/RuntimeError: released or never connected, so nothing is blocked on it.
+            with contextlib.suppress(ValueError, RuntimeError, OSError):
                 self._response.shutdown()
-            except (ValueError, RuntimeError, OSError):
-                pass  # already released or never connected: nothing is blocked on it
 
     def close(self) -> None:
         """Drop the connection (a half-read stream cannot go back to the pool)."""

@@ -114,7 +114,7 @@ class Backoff:
         self.failures = 0
 
     def next(self) -> float:
-        delay = min(self.maximum, self.initial * 2**self.failures)
+        delay = min(self.maximum, self.initial * 2.0**self.failures)
         self.failures += 1
         return delay * random.uniform(0.8, 1.0)  # noqa: S311 - jitter, not cryptography
 

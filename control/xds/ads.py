@@ -102,8 +102,10 @@ class _Stream:
         try:
             async for request in requests:
                 self.events.put_nowait(request)
-        except (asyncio.CancelledError, grpc.aio.AioRpcError):
+        except asyncio.CancelledError:
             pass
+        except Exception as error:  # the stream broke: end it, whatever grpc raised
+            log.debug("ADS stream read ended: %s", error)
         finally:
             self.events.put_nowait(_CLOSED)
 

@@ -78,7 +78,7 @@ class Rule:
 
     def __post_init__(self) -> None:
         for token in (self.chain, *self.args):
-            if not _TOKEN_RE.match(token):
+            if not _TOKEN_RE.fullmatch(token):
                 raise ValueError(f"unsafe iptables token {token!r}")
 
     def render(self) -> str:

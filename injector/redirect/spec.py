@@ -46,7 +46,7 @@ class RedirectSpecError(ValueError):
 def parse_port(text: str, field: str, *, allow_zero: bool = True) -> int:
     """One port, digits only (Python's int() also takes '٨٠' and '8_0': we do not)."""
     item = text.strip()
-    if not _PORT_RE.match(item) or not item.isascii():
+    if not _PORT_RE.fullmatch(item) or not item.isascii():
         raise RedirectSpecError(field, f"{item!r} is not a port number")
     port = int(item)
     if port > 65535 or (port == 0 and not allow_zero):
@@ -87,7 +87,7 @@ def parse_interface_list(text: str, field: str) -> tuple[str, ...]:
     """Interface names: letters, digits, `_.-` (not first), at most 15 characters (IFNAMSIZ)."""
     names = _items(text)
     for name in names:
-        if not _INTERFACE_RE.match(name):
+        if not _INTERFACE_RE.fullmatch(name):
             raise RedirectSpecError(field, f"{name!r} is not an interface name")
     return tuple(names)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -86,3 +87,24 @@ def test_bad_environment_is_one_clear_line(start_agent: StartAgent) -> None:
     log = agent.log()
     assert log.startswith("mizzen agent: INSTANCE_IP:"), log
     assert "Traceback" not in log
+
+
+def test_a_missing_envoy_binary_is_one_clear_line(start_agent: StartAgent) -> None:
+    agent = start_agent(_env_without_control_plane(), extra_args=("--envoy-path=/nonexistent",))
+    assert agent.process is not None
+    assert agent.process.wait(timeout=30) == 1
+    assert (
+        agent.log().strip() == "mizzen agent: --envoy-path: /nonexistent is not an executable file"
+    )
+
+
+def test_a_taken_readiness_port_fails_the_agent_before_envoy(start_agent: StartAgent) -> None:
+    with socket.create_server(("0.0.0.0", 0)) as taken:
+        port = taken.getsockname()[1]
+        agent = start_agent(_env_without_control_plane(), readiness_port=port)
+        assert agent.process is not None
+        assert agent.process.wait(timeout=30) == 1
+    log = agent.log()
+    assert "Address already in use" in log
+    assert "Traceback" not in log
+    assert "envoy started" not in log

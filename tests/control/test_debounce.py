@@ -26,7 +26,7 @@ async def test_a_burst_is_flushed_once_after_the_quiet_period() -> None:
         await asyncio.sleep(0.3)
         assert len(flushed) == 1
         first, at = flushed[0]
-        assert start <= first < start + 0.02  # the batch remembers when it began
+        assert start <= first < start + 0.05  # the batch remembers when it began
         assert at - last >= 0.07  # waited for quiet
     finally:
         task.cancel()
@@ -42,6 +42,6 @@ async def test_a_steady_stream_is_flushed_at_the_maximum_delay() -> None:
             debouncer.trigger()
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.15)
-        assert 3 <= len(flushes) <= 5, flushes  # never starved by the quiet period
+        assert 2 <= len(flushes) <= 6, flushes  # never starved by the quiet period
     finally:
         task.cancel()

@@ -12,7 +12,7 @@ from control.xds.translate.http_routes import per_million
 from control.xds.translate.protocol import Protocol, port_protocol
 from control.xds.translate.proxy import ProxyIdError, parse_node
 from control.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, Resources
-from control.xds.translate.sidecar import translate
+from control.xds.translate.sidecar import translate, translation_key
 from tests.control.translate_cases import CASES_DIR
 
 
@@ -119,3 +119,21 @@ spec:
 
     assert first_route(gold)["direct_response"] == {"status": 299}  # type: ignore[index]
     assert "direct_response" not in first_route(stranger)  # type: ignore[operator]
+
+
+def test_replicas_share_a_translation_key_and_get_equal_resources() -> None:
+    documents, _ = parse_text((CASES_DIR / "bookinfo" / "mesh.yaml").read_text(), "mesh.yaml")
+    state = build_state(documents)
+    v1 = parse_node("sidecar~10.244.0.21~reviews-v1-aaa.default~default.svc.cluster.local")
+    v2 = parse_node("sidecar~10.244.0.22~reviews-v2-bbb.default~default.svc.cluster.local")
+    # A replica the state does not know yet, with v1's labels from its node metadata.
+    twin = parse_node(
+        "sidecar~10.244.0.99~reviews-v1-zzz.default~default.svc.cluster.local",
+        {"LABELS": {"app": "reviews", "version": "v1"}},
+    )
+    assert translation_key(state, v1) != translation_key(state, v2)  # labels differ
+    assert translation_key(state, v1) != translation_key(state, twin)  # named ports unknown
+    same = parse_node("sidecar~10.244.0.21~reviews-v1-aaa.default~default.svc.cluster.local")
+    assert translation_key(state, v1) == translation_key(state, same)
+    assert translate(state, v1).to_json() == translate(state, same).to_json()
+    assert translate(state, v1).to_json() != translate(state, twin).to_json()  # no inbound 8080

@@ -23,7 +23,7 @@ TOKEN = "test-token-for-the-fake"
 TESTDATA = Path(__file__).parent / "testdata"
 
 FAST = KubeSettings(
-    page_size=3,  # small pages, so every list is paginated
+    page_size=2,  # small pages, so lists are paginated
     watch_timeout=30,
     read_slack=10,
     connect_timeout=1,
@@ -64,11 +64,20 @@ def fake() -> Iterator[FakeApiServer]:
         yield server
 
 
+@contextlib.contextmanager
+def client_for(server: FakeApiServer, directory: Path) -> Iterator[ApiClient]:
+    """A client made as `--kubeconfig FILE` makes it, pointing at `server`."""
+    api = kube_client(write_kubeconfig(directory, server.url, TOKEN))
+    try:
+        yield api
+    finally:
+        api.close()  # type: ignore[no-untyped-call]
+
+
 @pytest.fixture
 def client(fake: FakeApiServer, tmp_path: Path) -> Iterator[ApiClient]:
-    api = kube_client(write_kubeconfig(tmp_path, fake.url, TOKEN))
-    yield api
-    api.close()
+    with client_for(fake, tmp_path) as api:
+        yield api
 
 
 @contextlib.asynccontextmanager

@@ -19,12 +19,15 @@ server goes down, the port refuses, and comes back with its data).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import copy
 import itertools
 import json
+import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -66,7 +69,7 @@ DEFAULT_RESOURCES = (
 )
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # each watcher is itself (hashable by identity)
 class _Watcher:
     ending: str | None = None  # "drop" (cut the connection) or "gone" (410 ERROR event)
 
@@ -304,7 +307,9 @@ class FakeApiServer:
     ) -> tuple[_Watcher | None, int, list[dict[str, Any]]]:
         """Register a watcher: (watcher, history cursor, synthetic events), or (None, 410, [])."""
         with self._changed:
-            self.counters.watches[resource.plural] = self.counters.watches.get(resource.plural, 0) + 1
+            self.counters.watches[resource.plural] = (
+                self.counters.watches.get(resource.plural, 0) + 1
+            )
             synthetic: list[dict[str, Any]] = []
             if since in ("", "0"):
                 start = self._version
@@ -321,9 +326,10 @@ class FakeApiServer:
 
     def watch_next(
         self, watcher: _Watcher, resource: FakeResource, namespace: str, cursor: int,
-        deadline: float, bookmarks: bool,
+        deadline: float, bookmarks: bool, client_gone: Callable[[], bool],
     ) -> tuple[int, list[dict[str, Any]], str | None]:  # fmt: skip
-        """Wait for events after `cursor`: (new cursor, events, ending or "timeout" or None)."""
+        """Wait for events after `cursor`: (new cursor, events, ending or "timeout" or None).
+        Like Go's HTTP server, notice a client that hung up even when there is nothing to send."""
         with self._changed:
             while True:
                 if watcher.ending:
@@ -344,7 +350,9 @@ class FakeApiServer:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return cursor, [], "timeout"
-                self._changed.wait(remaining)
+                if client_gone():
+                    return cursor, [], "client-gone"
+                self._changed.wait(min(remaining, 0.05))
 
     def watch_end(self, watcher: _Watcher) -> None:
         with self._changed:
@@ -361,16 +369,15 @@ class FakeApiServer:
 
 
 def _cut(connection: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):  # already closed
         connection.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     block_on_close = False
+    request_queue_size = 128  # a dozen watches connect at once
     fake: FakeApiServer
 
 
@@ -378,19 +385,18 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def setup(self) -> None:
         super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as Go's server
         self.server.fake.track(self.connection, True)
 
     def finish(self) -> None:
         self.server.fake.track(self.connection, False)
-        try:
+        with contextlib.suppress(OSError):  # the peer is gone; nothing left to flush
             super().finish()
-        except OSError:
-            pass
 
     def _send_json(self, code: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
@@ -400,7 +406,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 - the base class's name
+    def do_GET(self) -> None:
         fake = self.server.fake
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
@@ -424,6 +430,15 @@ class _Handler(BaseHTTPRequestHandler):
             resource, namespace, int(query.get("limit") or 0), query.get("continue", "")
         )
         self._send_json(code, body)
+
+    def _client_gone(self) -> bool:
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return bool(self.connection.recv(1, socket.MSG_PEEK) == b"")
+        except OSError:
+            return True
 
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
@@ -469,10 +484,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._event(event)
         while True:
             cursor, events, ending = fake.watch_next(
-                watcher, resource, namespace, cursor, deadline, bookmarks
+                watcher, resource, namespace, cursor, deadline, bookmarks, self._client_gone
             )
             for event in events:
                 self._event(event)
+            if ending == "client-gone":
+                self.close_connection = True
+                return
             if ending == "drop":
                 self.close_connection = True
                 _cut(self.connection)

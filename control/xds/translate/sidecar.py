@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 from control.api.models.virtual_service import VirtualService
@@ -131,6 +132,15 @@ def _tcp_route(
                     if d.destination is not None
                 ]
     return [(names.outbound_cluster(port, hostname), 1)]
+
+
+def translation_key(state: MeshState, proxy: Proxy) -> Hashable:
+    """Everything of the proxy that `translate` reads: proxies with equal keys (the replicas of
+    one Deployment) get equal resources, so a push translates once per key, not per proxy."""
+    proxy = with_workload(proxy, state)
+    pod = state.workload(proxy.namespace, proxy.pod)
+    ports = pod.container_ports if pod is not None else ()
+    return (proxy.namespace, tuple(sorted(proxy.labels.items())), ports)
 
 
 def translate(state: MeshState, proxy: Proxy) -> Resources:
