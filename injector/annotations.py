@@ -6,13 +6,12 @@ annotation's name. Each annotation that changes something leaves a note for `--e
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
 from injector import contract, proxy_config
-from injector.config import InjectionConfig
+from injector.config import InjectionConfig, is_image_reference
 from injector.model import InjectionError
 from injector.quantity import parse_quantity
 from injector.redirect.spec import (
@@ -46,14 +45,6 @@ PROXY_CONFIG: Final = proxy_config.ANNOTATION
 # Go's strconv.ParseBool, which Istio uses for its boolean annotations.
 _TRUE: Final = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE: Final = frozenset({"0", "f", "F", "FALSE", "false", "False"})
-# A container image reference (registry[:port]/path[:tag][@digest]), conservatively.
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_IMAGE_RE: Final = re.compile(
-    rf"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{{1,5}})?/)?"
-    rf"{_COMPONENT}(?:/{_COMPONENT})*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
-    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
-)
 _RESOURCES: Final = (
     (PROXY_CPU, "requests", "cpu"),
     (PROXY_MEMORY, "requests", "memory"),
@@ -237,7 +228,7 @@ def pod_settings(annotations: Mapping[str, str], config: InjectionConfig) -> Pod
     image = config.proxy_image
     if PROXY_IMAGE in annotations:
         image = annotations[PROXY_IMAGE]
-        if len(image) > 512 or not _IMAGE_RE.fullmatch(image):
+        if not is_image_reference(image):
             raise InjectionError(PROXY_IMAGE, f"{image!r} is not an image reference")
         notes.append(f"{PROXY_IMAGE}={image}: the proxy (not the init container) runs {image}")
 

@@ -45,6 +45,8 @@ def _pod_choice(
     else:
         return None, "", warnings
     lowered = value.lower()
+    if not lowered:  # Istio: an empty value is no say, silently
+        return None, source, warnings
     if lowered in _YES:
         return True, source, warnings
     if lowered in _NO:

@@ -31,6 +31,9 @@ RESERVED_ENV: Final = frozenset(
     value for name, value in vars(contract).items() if name.startswith("ENV_")
 )
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# A ProxyConfig is a few levels deep; JSON nested thousands deep would exhaust the stack.
+_MAX_DEPTH: Final = 32
+_TOO_DEEP: Final = f"is nested more than {_MAX_DEPTH} levels deep"
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class ProxyConfig:
 def _load(text: str) -> object:
     try:
         return json.loads(text)
+    except RecursionError:
+        raise InjectionError(ANNOTATION, _TOO_DEEP) from None
     except ValueError:
         pass
     try:
@@ -58,8 +63,10 @@ def _load(text: str) -> object:
         raise InjectionError(ANNOTATION, f"is not valid YAML or JSON: {problem}") from None
 
 
-def _check_json(value: object, path: str) -> None:
+def _check_json(value: object, path: str, depth: int = 0) -> None:
     """Only JSON values reach the agent (YAML also knows dates, sets, binary, NaN)."""
+    if depth > _MAX_DEPTH:
+        raise InjectionError(ANNOTATION, _TOO_DEEP)
     if value is None or isinstance(value, bool | int | str):
         return
     if isinstance(value, float):
@@ -68,13 +75,13 @@ def _check_json(value: object, path: str) -> None:
         return
     if isinstance(value, list):
         for index, item in enumerate(value):
-            _check_json(item, f"{path}[{index}]")
+            _check_json(item, f"{path}[{index}]", depth + 1)
         return
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InjectionError(ANNOTATION, f"{path or 'the config'} has a non-string key")
-            _check_json(item, f"{path}.{key}" if path else key)
+            _check_json(item, f"{path}.{key}" if path else key, depth + 1)
         return
     raise InjectionError(ANNOTATION, f"{path or 'value'} is not a JSON value")
 
@@ -102,6 +109,8 @@ def parse_proxy_config(text: str) -> ProxyConfig:
             raise InjectionError(ANNOTATION, f"proxyMetadata may not set {name} (set by mizzen)")
         if not isinstance(value, str):
             raise InjectionError(ANNOTATION, f"proxyMetadata.{name} must be a string (quote it)")
+        if "\x00" in value:  # an env var cannot carry NUL: the container would never start
+            raise InjectionError(ANNOTATION, f"proxyMetadata.{name} contains a NUL character")
     concurrency = data.get("concurrency")
     if concurrency is not None and (
         isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 0

@@ -119,7 +119,8 @@ def create_app(
     metrics: WebhookMetrics | None = None,
 ) -> Starlette:
     """The webhook app. `readiness` says whether a serving certificate is loaded; `validator`
-    defaults to the mesh API's `validate_resource`."""
+    defaults to the mesh API's `validate_resource`; `metrics` may be shared with a process that
+    serves them elsewhere (a fresh registry otherwise)."""
     metrics = metrics or WebhookMetrics()
     limiter = CapacityLimiter(settings.offload_threads)
     inject_route = _ReviewRoute(
@@ -152,6 +153,4 @@ def create_app(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
-    app = Starlette(routes=routes)
-    app.state.metrics = metrics
-    return app
+    return Starlette(routes=routes)

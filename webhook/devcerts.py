@@ -146,12 +146,19 @@ def issue_serving(
     return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
 
 
-def existing(directory: Path) -> DevCertificates | None:
-    """The development certificates already in `directory`, if all three files are there."""
+def existing(directory: Path, clock: Clock = utc_now) -> DevCertificates | None:
+    """The development certificates already in `directory`: None unless all three files are
+    there and the serving certificate is good for at least another day."""
     found = DevCertificates(directory / CERT_FILE, directory / KEY_FILE, directory / CA_FILE)
-    if all(path.is_file() for path in (found.cert_file, found.key_file, found.ca_file)):
-        return found
-    return None
+    if not all(path.is_file() for path in (found.cert_file, found.key_file, found.ca_file)):
+        return None
+    try:
+        serving = x509.load_pem_x509_certificate(found.cert_file.read_bytes())
+    except ValueError:
+        return None
+    if serving.not_valid_after_utc < clock() + timedelta(days=1):
+        return None
+    return found
 
 
 def load_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:

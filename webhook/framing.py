@@ -39,7 +39,12 @@ async def read_body(request: Request, settings: WebhookSettings) -> bytes:
         if not (declared.isascii() and declared.strip().isdigit()):
             raise FramingError(400, "Content-Length is not a number")
         if int(declared) > limit:
-            raise FramingError(413, f"body of {int(declared)} bytes is over the {limit}-byte limit")
+            # A client waiting for `100 Continue` will not send the body: close after answering.
+            # Any other client is sending it; the connection drains it and stays usable.
+            waiting = request.headers.get("expect", "").lower() == "100-continue"
+            raise FramingError(
+                413, f"body of {int(declared)} bytes is over the {limit}-byte limit", close=waiting
+            )
     chunks: list[bytes] = []
     received = 0
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Protocol
 
+from control.api import is_mesh_group
 from injector import InjectionConfig, InjectionContext, InjectionResult, workload_name
 from webhook.outcome import BadObjectError, Verdict
 from webhook.review import AdmissionRequest
@@ -85,7 +86,8 @@ class PodInjection:
 
 
 class ResourceValidation:
-    """`/validate`: a mesh resource CREATE or UPDATE is checked; DELETE and the rest pass."""
+    """`/validate`: a mesh resource CREATE or UPDATE is checked; DELETE passes, and so does
+    anything outside Istio's API groups (not ours to judge, should a configuration send it)."""
 
     def __init__(self, validator: Validator) -> None:
         self._validate = validator
@@ -96,6 +98,8 @@ class ResourceValidation:
         resource = request.object
         if not isinstance(resource, dict):
             raise BadObjectError("request.object", "expected a resource object")
+        if not is_mesh_group(resource.get("apiVersion")):
+            return Verdict(allowed=True)
         report = self._validate(resource)
         warnings = tuple(report.warnings)
         if report.ok:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import ssl
@@ -58,14 +59,23 @@ def listen(host: str, port: int) -> socket.socket:
     return listener
 
 
-def serve(app: ASGIApp, settings: ServerSettings, store: CertificateStore) -> None:
+def serve(
+    app: ASGIApp,
+    settings: ServerSettings,
+    store: CertificateStore,
+    listener: socket.socket | None = None,
+) -> None:
     """Serve until interrupted (SIGINT/SIGTERM), reloading the certificate as it changes."""
-    listener = listen(settings.host, settings.port)
+    listener = listener or listen(settings.host, settings.port)
     host, port = listener.getsockname()[:2]
     log.info("serving the admission webhooks on https://%s:%d", host, port)
     server = build_server(app, settings, store)
     watcher = CertificateWatcher(store, settings.reload_interval)
     watcher.start()
+    # Everything built so far lives as long as the process: out of the garbage collector's
+    # sight, a full collection no longer walks it (tens of milliseconds added to some review).
+    gc.collect()
+    gc.freeze()
     try:
         server.run(sockets=[listener])
     finally:

@@ -43,6 +43,9 @@ class ServerSettings(BaseModel):
     # a client takes longer. The backstop behind `body_read_timeout`, and the only guard against
     # clients that trickle their headers (uvicorn has no header timeout).
     request_read_timeout: float = Field(default=5.0, gt=0)
-    # Idle keep-alive connections are closed after this many seconds.
-    keep_alive_timeout: int = Field(default=5, gt=0)
+    # Idle keep-alive connections are closed after this many seconds: longer than the API
+    # server's own idle timeout (Go's 90 s), so that it is always the client that closes an idle
+    # connection, never the server just as the client sends a review on it (a POST that would
+    # fail, not be retried, and with failurePolicy Fail refuse a pod).
+    keep_alive_timeout: int = Field(default=120, gt=0)
     log_level: str = "info"

@@ -133,8 +133,9 @@ class AgentOptions(_Frozen):
 class AgentSettings(_Frozen):
     """Who the proxy is (from the pod's environment) and how it runs (`options`)."""
 
-    pod_name: str = Field(min_length=1)
-    namespace: str = Field(min_length=1)
+    # Kubernetes' own rules (DNS-1123 subdomain, label): no `~` or `.` can confuse the node id.
+    pod_name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+    namespace: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
     instance_ip: str
     service_account: str = "default"
     node_name: str = ""

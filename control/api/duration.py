@@ -22,8 +22,8 @@ _UNIT_MS: Final[dict[str, Decimal]] = {
     "h": Decimal(3_600_000),
 }
 # One or more <number><unit> parts, as Go's time.ParseDuration reads them ("1h30m", "1.5s").
-_PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_WHOLE: Final = re.compile(r"(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+")
+_PART: Final = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h)")
+_WHOLE: Final = re.compile(r"(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|ms|s|m|h))+")
 # Protobuf's Duration tops out at 10,000 years; nobody means more than that.
 MAX_MS: Final = 315_576_000_000_000
 _MAX_TEXT: Final = 64
@@ -38,7 +38,7 @@ def parse_millis(text: str) -> int:
     if len(text) > _MAX_TEXT:
         raise DurationError("duration is too long to be a duration")
     if not _WHOLE.fullmatch(text):
-        if re.fullmatch(r"\d+(?:\.\d*)?", text):
+        if re.fullmatch(r"[0-9]+(?:\.[0-9]*)?", text):
             raise DurationError(f'duration "{text}" has no unit (e.g. "{text}s" or "{text}ms")')
         raise DurationError(f'invalid duration "{text}": expected e.g. "1.5s", "100ms", "1h"')
     try:

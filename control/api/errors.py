@@ -18,7 +18,8 @@ def shown(value: object) -> str:
     text = value if isinstance(value, str) else repr(value)
     if len(text) > _MAX_SHOWN:
         text = text[:_MAX_SHOWN] + "…"
-    return f'"{text}"'
+    # Control characters escaped (`\r`, `\x00`): a message stays one line in logs and kubectl.
+    return '"' + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text) + '"'
 
 
 def join_path(prefix: str, loc: Sequence[int | str]) -> str:

@@ -39,11 +39,3 @@ def is_mesh_kind(api_version: object, kind: object) -> bool:
         return False
     group, version = split_api_version(api_version)
     return kind in KINDS.get(group, ()) and version in VERSIONS.get(group, ())
-
-
-def group_of(kind: str) -> str | None:
-    """The group a mesh kind lives in, or None."""
-    for group, kinds in KINDS.items():
-        if kind in kinds:
-            return group
-    return None

@@ -35,6 +35,11 @@ TEMPLATE_PATHS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 ENABLED_NAMESPACE: Final = {"istio-injection": "enabled"}
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# YAML aliases share one object in memory but are written out in full: a few lines of anchors
+# (an alias bomb) would expand to billions of values in the output. A 1 MB manifest holds about
+# 100,000 values, and nothing real nests 500 levels (a self-referencing alias does).
+MAX_EXPANDED_VALUES: Final = 2_000_000
+MAX_DEPTH: Final = 500
 
 
 class UsageError(Exception):
@@ -133,7 +138,7 @@ def _read(path: str) -> str:
     except OSError as error:
         raise InputError(f"{path}: {error.strerror or error}") from None
     except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text") from None
+        raise InputError(f"{'<stdin>' if path == '-' else path}: not UTF-8 text") from None
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:
@@ -151,15 +156,35 @@ def _documents(text: str, source: str) -> Iterator[object]:
         except ValueError:
             pass  # not JSON after all: YAML says what is wrong
     parsed = 0
+    aliases_possible = "&" in text
     try:
         for document in yaml.load_all(text, Loader=_Loader):
             parsed += 1
+            if aliases_possible:
+                _check_expansion(document, f"{source}: document {parsed}")
             yield document
     except yaml.YAMLError as error:
         problem = _yaml_problem(error)
         raise InputError(f"{source}: document {parsed + 1}: invalid YAML: {problem}") from None
     except RecursionError:
         raise InputError(f"{source}: document {parsed + 1}: nested too deeply") from None
+
+
+def _check_expansion(document: object, where: str) -> None:
+    """Refuses a document that is too big or too deep once its aliases are written out."""
+    stack: list[tuple[object, int]] = [(document, 0)]
+    visits = 0
+    while stack:
+        node, depth = stack.pop()
+        visits += 1
+        if visits > MAX_EXPANDED_VALUES:
+            raise InputError(f"{where}: more than {MAX_EXPANDED_VALUES} values (YAML aliases?)")
+        if depth > MAX_DEPTH:
+            raise InputError(f"{where}: nested too deeply")
+        if isinstance(node, dict):
+            stack += [(value, depth + 1) for value in node.values()]
+        elif isinstance(node, list):
+            stack += [(value, depth + 1) for value in node]
 
 
 def _describe(document: Mapping[str, Any]) -> str:
@@ -208,9 +233,11 @@ def _inject_workload(
     metadata = document.get("metadata")
     metadata = metadata if isinstance(metadata, Mapping) else {}
     namespace = metadata.get("namespace") or options.namespace or "default"
+    if not isinstance(namespace, str):
+        raise InjectionError("metadata.namespace", "must be a string")
     name = metadata.get("name")
     context = InjectionContext(
-        namespace=str(namespace),
+        namespace=namespace,
         namespace_labels=options.namespace_labels,
         workload_name=name if kind != "Pod" and isinstance(name, str) else None,
     )

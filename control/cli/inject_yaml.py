@@ -26,6 +26,8 @@ _PLAIN: Final = re.compile(r"^(?:[A-Za-z0-9_./~(]|-(?=[A-Za-z0-9-]))[A-Za-z0-9_.
 _SINGLE_QUOTABLE: Final = re.compile(
     "^[\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]*$"
 )
+# YAML 1.1 booleans that PyYAML reads as strings but kubectl's YAML library (go-yaml v2) does not.
+_GO_YAML_BOOLEANS: Final = frozenset({"y", "Y", "n", "N"})
 _ESCAPES: Final = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -58,6 +60,7 @@ def scalar(text: str) -> str:
         _PLAIN.fullmatch(text)
         and not text.endswith((":", " "))
         and not text.startswith("---")
+        and text not in _GO_YAML_BOOLEANS
         and ": " not in text
         and _RESOLVER.resolve(ScalarNode, text, (True, False)) == _STR_TAG  # type: ignore[no-untyped-call]
     ):

@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "control": ("control.cli.control_cmd", "run the control plane (xDS, debug endpoints)"),
     "agent": ("control.cli.agent_cmd", "the proxy container's agent: bootstrap, run Envoy"),
     "init": ("control.cli.init_cmd", "apply the traffic redirect in the pod's netns"),
+    "proxy-status": ("control.cli.proxy_status_cmd", "is each proxy in sync (xDS status)"),
+    "proxy-config": ("control.cli.proxy_config_cmd", "show a proxy's Envoy config (xDS)"),
 }
 
 

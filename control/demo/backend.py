@@ -1,7 +1,8 @@
 """A sample workload: answers every GET with its version (`python -m control.demo.backend`).
 
 The body is the version and a newline, and the `x-version` header repeats it, so a client can
-count where each request landed. Standard library only: it runs inside a pod's namespace.
+count where each request landed; `x-peer` says which address the connection came from.
+Standard library only: it runs inside a pod's namespace.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ def handler_for(version: str) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("x-version", version)
+            # Who connected: the client pod, or 127.0.0.6 behind this pod's own sidecar.
+            self.send_header("x-peer", self.client_address[0])
             self.end_headers()
             self.wfile.write(body)
 

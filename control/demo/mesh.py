@@ -129,6 +129,7 @@ def wait_ready(pod: PodHandle, timeout: float = 30) -> None:
 class TrafficSummary:
     versions: Mapping[str, int]
     statuses: Mapping[str, int]
+    peers: Mapping[str, int]  # "<version> from <address the backend saw>"
     errors: int
     first_error: str | None
 
@@ -153,6 +154,7 @@ def send_requests(
     return TrafficSummary(
         versions=data["versions"],
         statuses=data["statuses"],
+        peers=data["peers"],
         errors=data["errors"],
         first_error=data["first_error"],
     )

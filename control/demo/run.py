@@ -53,6 +53,8 @@ def _scenario(out: TextIO, client: NetnsPod, config: Path, requests: int) -> Non
     say = out.write
     summary = send_requests(client, URL, requests)
     say(f"  {requests} requests to {URL} (80/20 split): {_shares(summary)}\n")
+    peers = ", ".join(sorted(summary.peers))
+    say(f"    as the backends saw them: {peers} (v2's own sidecar forwards from 127.0.0.6)\n")
     pinned = send_requests(client, URL, 20, {sample.PIN_HEADER: "v2"})
     say(f"  20 requests with `{sample.PIN_HEADER}: v2` (header match): {_shares(pinned)}\n")
     fault = send_requests(client, URL + sample.FAULT_PREFIX, 5)
@@ -86,11 +88,15 @@ def run_local_mesh(out: TextIO, requests: int = 200) -> int:
                 say(f"# control plane on {network.host.ip}:{XDS_PORT}, config {config}\n")
                 start_backend(v1, "v1", sample.BACKEND_PORT)
                 start_backend(v2, "v2", sample.BACKEND_PORT)
-                identity = SidecarPod(sample.NAMESPACE, sample.CLIENT_LABELS, "client")
-                start_sidecar(client, identity, f"{network.host.ip}:{XDS_PORT}", alog)
-                say("# client: redirect applied (mizzen init), agent started, waiting ...\n")
+                discovery = f"{network.host.ip}:{XDS_PORT}"
+                client_id = SidecarPod(sample.NAMESPACE, sample.CLIENT_LABELS, "client")
+                start_sidecar(client, client_id, discovery, alog)
+                v2_id = SidecarPod(sample.NAMESPACE, sample.echo_labels("v2"), sample.SERVICE)
+                start_sidecar(v2, v2_id, discovery, alog)
+                say("# sidecars (mizzen init + mizzen agent) in client and echo-v2, waiting ...\n")
                 wait_ready(client)
-                say("# client's Envoy is ready (listeners from the control plane)\n")
+                wait_ready(v2)
+                say("# both Envoys are ready (listeners and clusters from the control plane)\n")
                 _scenario(out, client, config, requests)
             say("# torn down: namespaces, processes and files removed\n")
             return 0

@@ -120,12 +120,16 @@ def workload_documents(client_ip: str, v1_ip: str, v2_ip: str) -> list[dict[str,
         namespace,
         service,
         _pod("client", client_ip, CLIENT_LABELS, "client"),
-        _pod("echo-v1", v1_ip, {"app": SERVICE, "version": "v1"}, SERVICE),
-        _pod("echo-v2", v2_ip, {"app": SERVICE, "version": "v2"}, SERVICE),
+        _pod("echo-v1", v1_ip, echo_labels("v1"), SERVICE),
+        _pod("echo-v2", v2_ip, echo_labels("v2"), SERVICE),
     ]
 
 
 CLIENT_LABELS: Final = {"app": "client", "version": "v1"}
+
+
+def echo_labels(version: str) -> dict[str, str]:
+    return {"app": SERVICE, "version": version}
 
 
 def write_documents(path: Path, documents: Sequence[Mapping[str, Any]]) -> None:

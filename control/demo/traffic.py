@@ -1,7 +1,8 @@
 """A client in a pod: sends GETs and reports where they landed (`python -m control.demo.traffic`).
 
 `count` mode sends N requests and prints one JSON summary:
-    {"versions": {"v1": 801, "v2": 199}, "statuses": {"200": 1000}, "errors": 0}
+    {"versions": {"v1": 801, "v2": 199}, "statuses": {"200": 1000}, "errors": 0,
+     "peers": {"v1 from 198.18.0.2": 801, "v2 from 127.0.0.6": 199}}
 `stream` mode sends requests until stdin closes or `--duration` passes, one JSON line each:
     {"t": <monotonic seconds>, "status": 200, "version": "v1"} or {"t": ..., "error": "..."}
     (with "close": true when the response said `Connection: close`)
@@ -44,6 +45,7 @@ def one_request(url: str, headers: dict[str, str], timeout: float) -> dict[str, 
         result["close"] = True  # e.g. a draining Envoy asking clients to go elsewhere
     if version:
         result["version"] = version
+        result["peer"] = response.getheader("x-peer") or ""
     elif body and response.status != 200:
         result["body"] = body[:200]
     return result
@@ -89,6 +91,7 @@ def main() -> None:
         return
     if args.mode == "count":
         versions: Counter[str] = Counter()
+        peers: Counter[str] = Counter()
         statuses: Counter[str] = Counter()
         errors: list[str] = []
         for _ in range(args.count):
@@ -99,9 +102,11 @@ def main() -> None:
             statuses[str(result["status"])] += 1
             if "version" in result:
                 versions[str(result["version"])] += 1
+                peers[f"{result['version']} from {result['peer']}"] += 1
         summary = {
             "versions": dict(versions),
             "statuses": dict(statuses),
+            "peers": dict(peers),
             "errors": len(errors),
             "first_error": errors[0] if errors else None,
         }

@@ -115,8 +115,12 @@ class _Builder:
     def state(self, mesh: MeshConfig) -> MeshState:
         services = dict(sorted(self.services.items()))
         workloads = dict(sorted(self.workloads.items()))
+        by_namespace: dict[str, list[Workload]] = {}
+        for workload in workloads.values():
+            by_namespace.setdefault(workload.namespace, []).append(workload)
         endpoints = {
-            key: service_endpoints(service, workloads.values()) for key, service in services.items()
+            key: service_endpoints(service, by_namespace.get(service.namespace, ()))
+            for key, service in services.items()
         }
         by_kind: dict[str, list[MeshResource[Any]]] = {}
         for key in sorted(self.mesh):

@@ -30,6 +30,8 @@ class MeshConfig(_Model):
     outbound_traffic_policy: OutboundTrafficPolicy = Field(default_factory=OutboundTrafficPolicy)
     trust_domain: str = "cluster.local"
     cluster_domain: str = "cluster.local"
+    # A Sidecar without a workload selector here is the mesh-wide default (Istio's root namespace).
+    root_namespace: str = "istio-system"
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any] | None) -> MeshConfig:

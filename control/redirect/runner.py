@@ -47,6 +47,8 @@ class LocalRunner:
             )
         except FileNotFoundError as error:
             return CommandResult(127, "", f"{argv[0]}: {error.strerror}")
+        except OSError as error:  # not executable, too many processes, ...
+            return CommandResult(126, "", f"{argv[0]}: {error.strerror or error}")
         except subprocess.TimeoutExpired:
             return CommandResult(124, "", f"{argv[0]}: timed out after {self.timeout:g}s")
         return CommandResult(done.returncode, done.stdout, done.stderr)

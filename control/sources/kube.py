@@ -71,8 +71,9 @@ def kube_client(kubeconfig: Path | None, *, context: str | None = None) -> ApiCl
             ) from None
         raise KubeConfigError(f"--kubeconfig {kubeconfig}: {error}") from None
     except Exception as error:  # the loader raises many types (YAML, key, type) for a bad file
+        detail = " ".join(str(error).split())  # YAML errors span lines
         raise KubeConfigError(
-            f"--kubeconfig {kubeconfig}: unreadable ({type(error).__name__}: {error})"
+            f"--kubeconfig {kubeconfig}: unreadable ({type(error).__name__}: {detail})"
         ) from None
     # One long-lived connection per watched kind, plus room for relists: keep them all pooled.
     configuration.connection_pool_maxsize = len(WATCHED_KINDS) + 8
@@ -142,7 +143,7 @@ class KubeSource:
                 loop.call_soon_threadsafe(wake.set)
 
         for reflector in self.reflectors:
-            reflector.start(notify)
+            reflector.start(notify if reflector.resource.feeds_model else lambda: None)
         wake.set()  # whatever changed between load() and now
         try:
             while True:
@@ -165,8 +166,11 @@ class KubeSource:
             reflector.join(max(0.0, deadline - time.monotonic()))
 
     def documents(self) -> list[Document]:
-        """Everything stored, kind by kind in a stable order (what `build_state` reads)."""
-        return [d for reflector in self.reflectors for d in reflector.documents()]
+        """What `build_state` reads: the stored objects of the kinds that feed the model, kind
+        by kind in a stable order."""
+        return [
+            d for r in self.reflectors if r.resource.feeds_model for d in r.documents()
+        ]  # fmt: skip
 
     def _build(self) -> MeshState:
         with self._build_lock:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from control.api import kinds
 from control.model.state import Document
-from control.sources.kube_api import KubeApi, KubeApiError
+from control.sources.kube_api import KubeApi, KubeApiError, WatchStream
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,9 @@ class ResourceKind:
     versions: tuple[str, ...]
     plural: str
     kind: str
+    # False: stored and kept current, but neither handed to `build_state` nor a reason to
+    # rebuild (a kind the model does not read yet would only cost rebuilds that change nothing).
+    feeds_model: bool = True
 
     def path(self, version: str) -> str:
         if not self.group:
@@ -73,13 +76,13 @@ def _mesh_kinds() -> tuple[ResourceKind, ...]:
     )
 
 
-# What the control plane reads. EndpointSlices are watched as the issue asks; the model derives
-# endpoints from Services and Pods (as the file source does), so today it ignores them.
+# What the control plane reads. EndpointSlices are watched as the issue asks, but the model derives
+# endpoints from Services and Pods (as for the file source): flip `feeds_model` when it reads them.
 WATCHED_KINDS: tuple[ResourceKind, ...] = (
     ResourceKind("", ("v1",), "namespaces", "Namespace"),
     ResourceKind("", ("v1",), "services", "Service"),
     ResourceKind("", ("v1",), "pods", "Pod"),
-    ResourceKind("discovery.k8s.io", ("v1",), "endpointslices", "EndpointSlice"),
+    ResourceKind("discovery.k8s.io", ("v1",), "endpointslices", "EndpointSlice", feeds_model=False),
     *_mesh_kinds(),
 )
 
@@ -158,11 +161,10 @@ class Reflector:
         self.resource_version: str | None = None  # None: the next step is a list
         self.synced = False  # a list has succeeded at least once
         self.served = True  # False while the server does not serve this kind (404)
-        self.lists = 0
         self._on_change: Callable[[], None] = lambda: None
         self._stopping = threading.Event()
         self._stream_lock = threading.Lock()
-        self._stream: Any = None
+        self._stream: WatchStream | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -180,17 +182,12 @@ class Reflector:
             found.append(Document(f"{prefix}{scope}/{self.resource.plural}/{name}", obj))
         return found
 
-    def keys(self) -> list[ObjectKey]:
-        with self._lock:
-            return sorted(self._objects)
-
     # -- listing ---------------------------------------------------------------------------
 
     def list_once(self) -> bool:
         """List every page; replace the store only when all pages arrived. True if the store
         changed. A kind the server does not serve in any version lists as empty (its CRD is
         gone, and with it its objects). Raises KubeApiError."""
-        self.lists += 1
         for attempt in range(len(self.resource.versions)):
             index = (self._version_index + attempt) % len(self.resource.versions)
             try:
@@ -272,23 +269,24 @@ class Reflector:
 
     def _apply(self, event: dict[str, Any]) -> bool:
         """Apply one watch event; True when the store changed."""
-        kind, raw = event["type"], event["object"]
-        if kind == "ERROR":
+        event_type, raw = event["type"], event["object"]
+        if event_type == "ERROR":  # raw is a Status
             code = raw.get("code")
             message = raw.get("message") or raw.get("reason") or "watch error"
             raise KubeApiError(code if isinstance(code, int) else 0, str(message))
-        if kind == "BOOKMARK":
-            version = raw.get("metadata", {}).get("resourceVersion")
+        if event_type == "BOOKMARK":  # only metadata.resourceVersion is meaningful
+            metadata = raw.get("metadata")
+            version = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
             if isinstance(version, str) and version:
                 self.resource_version = version
             return False
-        if kind not in ("ADDED", "MODIFIED", "DELETED"):
-            raise KubeApiError(0, f"unknown watch event type {kind!r}")
+        if event_type not in ("ADDED", "MODIFIED", "DELETED"):
+            raise KubeApiError(0, f"unknown watch event type {event_type!r}")
         obj = _normalise(raw, self.resource, self.version)
         if obj is None:
-            raise KubeApiError(0, f"watch event {kind} without an object name")
+            raise KubeApiError(0, f"watch event {event_type} without an object name")
         with self._lock:
-            if kind == "DELETED":
+            if event_type == "DELETED":
                 self._objects.pop(_key(obj), None)
             else:
                 self._objects[_key(obj)] = obj
@@ -314,6 +312,10 @@ class Reflector:
             if self._stream is not None:
                 self._stream.interrupt()
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def join(self, timeout: float) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
@@ -326,6 +328,9 @@ class Reflector:
                 if self.resource_version is None:
                     if self.list_once():
                         self._on_change()
+                    if backoff.failures:
+                        log.info("kubernetes: %s: listed again after %d failures",
+                                 self.resource.label, backoff.failures)  # fmt: skip
                     if not self.served:
                         delay = self.settings.absent_retry
                 else:

@@ -1,27 +1,34 @@
 """The snapshot cache: the current mesh state, and the latest consistent snapshot of every
-connected proxy. A new state re-translates for each proxy; a snapshot that fails the
-consistency check is refused (logged, counted) and the proxy keeps its previous one."""
+connected proxy.
+
+A new state is a push. With push scoping (the default) the push translates only what the change
+can affect (`MeshTranslation.successor`), shares each translation between the proxies with the
+same inputs, and wakes only the proxies whose resources changed. Without it (the baseline a
+benchmark compares against) every proxy is translated on its own and pushed on every change.
+A snapshot that fails the consistency check is refused (logged, counted) and the proxy keeps
+its previous one."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from control.model.state import MeshState
 from control.xds.metrics import Metrics
-from control.xds.snapshot import Snapshot, build_snapshot, same_content
+from control.xds.snapshot import Packer, Snapshot, build_snapshot, same_content
 from control.xds.translate import consistency
 from control.xds.translate.proxy import Proxy
 from control.xds.translate.resources import Resources
-from control.xds.translate.sidecar import translate, translation_key
+from control.xds.translate.shared import MeshTranslation
+from control.xds.translate.sidecar import translate
 from control.xds.versions import Sequence
 
 log = logging.getLogger(__name__)
 
 Translator = Callable[[MeshState, Proxy], Resources]
-# What of a proxy its translation depends on (see `sidecar.translation_key`); None: no sharing.
-TranslationKey = Callable[[MeshState, Proxy], Hashable]
 
 
 class Watch:
@@ -32,6 +39,31 @@ class Watch:
         self.notify = notify
         self.snapshot: Snapshot | None = None
         self.last_error: str | None = None
+        self.resources: Resources | None = None  # the last translation (shared object)
+
+
+@dataclass
+class PushRecord:
+    """What the latest push did, for `/debug/pushz` and the benchmark."""
+
+    version: str = ""
+    translations: int = 0  # outbound halves translated (shared between proxies)
+    reused: int = 0  # outbound halves kept from the previous push
+    proxies: int = 0  # connected proxies
+    pushed: int = 0  # proxies that got a new snapshot
+    millis: float = 0.0
+    change: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "translations": self.translations,
+            "reused": self.reused,
+            "proxies": self.proxies,
+            "pushed": self.pushed,
+            "millis": round(self.millis, 3),
+            "change": self.change,
+        }
 
 
 class SnapshotCache:
@@ -41,63 +73,104 @@ class SnapshotCache:
         metrics: Metrics,
         translator: Translator = translate,
         versions: Sequence | None = None,
-        key: TranslationKey | None = translation_key,
+        *,
+        scoping: bool = True,
     ) -> None:
-        self.state = state
         self.metrics = metrics
         self.translator = translator
-        self.key = key if translator is translate else None  # a custom translator: no sharing
+        self.custom = translator is not translate  # a test's translator: no sharing
+        self.scoping = scoping
         self.versions = versions or Sequence()
+        self.translation = MeshTranslation(state)
+        self.packer = Packer()
+        self._checked: dict[int, tuple[Resources, list[str]]] = {}  # this push's checks
         self.watches: set[Watch] = set()
+        self.last_push = PushRecord()
+
+    @property
+    def state(self) -> MeshState:
+        return self.translation.state
 
     def watch(self, proxy: Proxy, notify: Callable[[], None]) -> Watch:
         watch = Watch(proxy, notify)
-        self._update(watch, time.monotonic(), {})
+        self._update(watch, time.monotonic(), self.versions.next())
         self.watches.add(watch)
         return watch
 
     def cancel(self, watch: Watch) -> None:
         self.watches.discard(watch)
 
-    def set_state(self, state: MeshState, changed_at: float | None = None) -> None:
-        self.state = state
-        when = time.monotonic() if changed_at is None else changed_at
-        shared: dict[Hashable, Resources] = {}
+    def set_state(self, state: MeshState, changed_at: float | None = None) -> PushRecord:
+        started = time.monotonic()
+        when = started if changed_at is None else changed_at
+        if self.scoping and not self.custom:
+            self.translation, change = self.translation.successor(state)
+            described = change.describe()
+        else:
+            self.translation = MeshTranslation(state)
+            described = {"everything": True}
+        version = self.versions.next()
+        self.packer.next_push()
+        self._checked = {}
+        record = PushRecord(version, proxies=len(self.watches), change=described)
         for watch in list(self.watches):
             error_before = watch.last_error
-            if self._update(watch, when, shared) or watch.last_error != error_before:
+            if self._update(watch, when, version) or watch.last_error != error_before:
+                record.pushed += 1
                 watch.notify()  # a new snapshot to push, or a new error to show
+        record.translations = self.translation.translations
+        record.reused = self.translation.reused
+        record.millis = (time.monotonic() - started) * 1000
+        self.metrics.translations.inc(record.translations)
+        self.metrics.push_proxies.observe(record.pushed)
+        self.last_push = record
+        return record
 
     def snapshot_for(self, proxy: Proxy) -> Resources:
         """Translate for any proxy, connected or not (the debug endpoint's preview)."""
-        return self.translator(self.state, proxy)
-
-    def _translate(self, proxy: Proxy, shared: dict[Hashable, Resources]) -> Resources:
-        if self.key is None:
+        if self.custom:
             return self.translator(self.state, proxy)
-        key = self.key(self.state, proxy)
-        if key not in shared:
-            shared[key] = self.translator(self.state, proxy)
-        return shared[key]
+        return self.translation.for_proxy(proxy)
 
-    def _update(self, watch: Watch, changed_at: float, shared: dict[Hashable, Resources]) -> bool:
+    def _translate(self, proxy: Proxy) -> Resources:
+        if self.custom:
+            return self.translator(self.state, proxy)
+        if not self.scoping:  # the baseline: nothing shared
+            self.translation.translations += 1
+            return translate(self.state, proxy)
+        return self.translation.for_proxy(proxy)
+
+    def _problems(self, resources: Resources) -> list[str]:
+        """The consistency check, once per shared translation and push."""
+        found = self._checked.get(id(resources))
+        if found is None or found[0] is not resources:
+            found = self._checked[id(resources)] = (resources, consistency.problems(resources))
+        return found[1]
+
+    def _update(self, watch: Watch, changed_at: float, version: str) -> bool:
         """Re-translate one proxy; True when it has a new snapshot to push."""
         try:
-            resources = self._translate(watch.proxy, shared)
+            resources = self._translate(watch.proxy)
         except Exception as error:  # a translation bug must not take the stream down
             self.metrics.translation_errors.inc()
             watch.last_error = f"translation failed: {type(error).__name__}: {error}"
             log.exception("translation for %s failed; keeping its last snapshot", watch.proxy.key)
             return False
-        problems = consistency.problems(resources)
+        if self.scoping and resources is watch.resources and watch.snapshot is not None:
+            return False  # the same shared object as before: nothing of this proxy changed
+        watch.resources = resources
+        problems = self._problems(resources)
         if problems:
             self.metrics.inconsistent.inc()
             watch.last_error = "inconsistent snapshot refused: " + "; ".join(problems[:5])
             log.error("snapshot for %s refused: %s", watch.proxy.key, "; ".join(problems[:20]))
             return False
         watch.last_error = None
-        candidate = build_snapshot(resources, watch.snapshot, self.versions.next(), changed_at)
-        if same_content(watch.snapshot, candidate):
+        candidate = build_snapshot(
+            resources, watch.snapshot, version, changed_at, self.packer,
+            keep_versions=self.scoping,
+        )  # fmt: skip
+        if self.scoping and same_content(watch.snapshot, candidate):
             return False
         watch.snapshot = candidate
         return True

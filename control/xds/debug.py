@@ -30,6 +30,10 @@ def build_app(
     async def syncz(_: Request) -> Response:
         return JSONResponse(sync.syncz())
 
+    async def pushz(_: Request) -> Response:
+        """The latest push: its version, how many proxies it changed, translations it made."""
+        return JSONResponse(cache.last_push.as_json())
+
     async def configz(_: Request) -> Response:
         state = cache.state
         return JSONResponse(
@@ -76,6 +80,7 @@ def build_app(
         routes=[
             Route("/ready", readiness),
             Route("/debug/syncz", syncz),
+            Route("/debug/pushz", pushz),
             Route("/debug/configz", configz),
             Route("/debug/config_dump", config_dump),
             Route("/metrics", prometheus),

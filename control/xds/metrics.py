@@ -29,6 +29,22 @@ class Metrics:
         self.translation_errors = Counter(
             "mizzen_xds_translation_errors", "Translations that raised", registry=r
         )
+        self.translations = Counter(
+            "mizzen_xds_translations",
+            "Translations computed (one per set of proxies sharing inputs, not per proxy)",
+            registry=r,
+        )
+        self.push_proxies = Histogram(
+            "mizzen_xds_push_proxies",
+            "Proxies given a new snapshot by one push (push scoping keeps this small)",
+            buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
+            registry=r,
+        )
+        self.slow_sends = Counter(
+            "mizzen_xds_slow_sends",
+            "Responses a proxy did not take within the send timeout (its stream went on alone)",
+            registry=r,
+        )
         self.config_updates = Counter(
             "mizzen_config_updates", "Debounced mesh-state updates applied", registry=r
         )

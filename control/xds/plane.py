@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +30,7 @@ from control.xds.debounce import Debouncer
 from control.xds.debug import build_app
 from control.xds.metrics import Metrics
 from control.xds.status import SyncRegistry
+from control.xds.throttle import SendLimiter
 from control.xds.translate.sidecar import translate
 from control.xds.versions import Sequence
 
@@ -49,6 +49,12 @@ class ControlSettings(BaseModel):
     poll_interval: float = Field(default=0.1, gt=0)
     debounce_quiet: float = Field(default=0.1, ge=0)
     debounce_max: float = Field(default=10.0, gt=0)
+    # Push scoping and shared translation; off: every proxy translated alone and pushed on
+    # every change (the baseline the scale benchmark compares against).
+    scoping: bool = True
+    max_concurrent_pushes: int = Field(default=100, ge=1)
+    # A proxy that has not taken a response after this long gives its push slot back.
+    send_timeout: float = Field(default=1.0, gt=0)
 
 
 def bind_all(port: int) -> socket.socket:
@@ -109,7 +115,9 @@ class ControlPlane:
         )
         self.metrics = Metrics()
         self.sync = SyncRegistry()
-        self.cache = SnapshotCache(MeshState(mesh=settings.mesh), self.metrics, translator)
+        self.cache = SnapshotCache(
+            MeshState(mesh=settings.mesh), self.metrics, translator, scoping=settings.scoping
+        )
         self.debouncer = Debouncer(self._apply, settings.debounce_quiet, settings.debounce_max)
         self.xds_port = 0
         self.debug_port = 0
@@ -122,10 +130,10 @@ class ControlPlane:
         state = self.source.current()
         self.metrics.config_updates.inc()
         self.metrics.invalid_documents.set(sum(p.severity == "error" for p in state.problems))
-        started = time.monotonic()
-        self.cache.set_state(state, changed_at)
-        log.info("mesh state applied to %d proxies in %.1f ms",
-                 len(self.cache.watches), (time.monotonic() - started) * 1000)  # fmt: skip
+        push = self.cache.set_state(state, changed_at)
+        log.info("push %s: %d of %d proxies changed, %d translations (%d reused), %.1f ms",
+                 push.version, push.pushed, push.proxies, push.translations, push.reused,
+                 push.millis)  # fmt: skip
 
     def _on_source_change(self, _: MeshState) -> None:
         self.debouncer.trigger()
@@ -135,9 +143,12 @@ class ControlPlane:
         self.cache.set_state(state)
         self.metrics.invalid_documents.set(sum(p.severity == "error" for p in state.problems))
 
+        limiter = SendLimiter(
+            self.metrics, self.settings.max_concurrent_pushes, self.settings.send_timeout
+        )
         server = grpc.aio.server(options=[("grpc.keepalive_time_ms", 30_000)])
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
-            AdsService(self.cache, self.sync, self.metrics, Sequence()), server
+            AdsService(self.cache, self.sync, self.metrics, Sequence(), limiter), server
         )
         self.xds_port = _add_port(server, self.settings.xds_port)
         if self.xds_port == 0:

@@ -1,14 +1,17 @@
-"""What each connected proxy was sent, ACKed and NACKed, per type (`/debug/syncz`)."""
+"""What each connected proxy was sent, ACKed and NACKed, per type (`/debug/syncz`), and whether
+it is in sync: it ACKed, for every type it subscribed to, the version of its latest snapshot."""
 
 from __future__ import annotations
 
 import datetime
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from control.xds.snapshot import Snapshot
 from control.xds.translate.proxy import Proxy
-from control.xds.translate.resources import SHORT_NAMES
+from control.xds.translate.resources import PUSH_ORDER, SHORT_NAMES
 
 
 def _now() -> str:
@@ -25,8 +28,10 @@ class TypeStatus:
     pushes: int = 0
     nacks: int = 0
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, latest: str | None = None) -> dict[str, Any]:
         return {
+            "latest": latest,
+            "inSync": latest is not None and self.acked == latest,
             "sent": self.sent,
             "sentAt": self.sent_at,
             "acked": self.acked,
@@ -44,6 +49,10 @@ class StreamStatus:
     connected_since: str = field(default_factory=_now)
     types: dict[str, TypeStatus] = field(default_factory=dict)
     error: str | None = None
+    api: str = "sotw"  # or "delta"
+    snapshot: Callable[[], Snapshot | None] = lambda: None  # the proxy's latest snapshot
+    sending_since: float | None = None  # a response the proxy has not taken yet (monotonic)
+    slow: bool = False  # a send outlasted the send timeout
 
     def of(self, type_url: str) -> TypeStatus:
         return self.types.setdefault(SHORT_NAMES.get(type_url, type_url), TypeStatus())
@@ -56,19 +65,36 @@ class StreamStatus:
     def acked(self, type_url: str, version: str) -> None:
         self.of(type_url).acked = version
 
+    def caught_up(self, type_url: str, version: str) -> None:
+        """A new version with nothing in it for this proxy (Delta): it already has it all,
+        provided it ACKed what it was sent last."""
+        status = self.of(type_url)
+        if status.acked is not None and status.acked == status.sent:
+            status.sent = status.acked = version
+
     def nacked(self, type_url: str, version: str, message: str) -> None:
         status = self.of(type_url)
         status.nacked, status.nack_error = version, message
         status.nacks += 1
 
     def as_json(self) -> dict[str, Any]:
+        snapshot = self.snapshot()
+        latest = {
+            SHORT_NAMES[t]: snapshot.version(t) for t in PUSH_ORDER
+        } if snapshot is not None else {}  # fmt: skip
+        types = {name: self.types[name].as_json(latest.get(name)) for name in sorted(self.types)}
         return {
             "proxy": self.proxy.node_id,
             "pod": self.proxy.pod,
             "namespace": self.proxy.namespace,
             "connectedSince": self.connected_since,
+            "api": self.api,
             "error": self.error,
-            "types": {name: self.types[name].as_json() for name in sorted(self.types)},
+            "inSync": bool(types) and all(t["inSync"] for t in types.values()),
+            "push": snapshot.push if snapshot is not None else None,
+            "pushes": sum(t.pushes for t in self.types.values()),
+            "slow": self.slow,
+            "types": types,
         }
 
 

@@ -6,7 +6,9 @@ generator (asyncio, raw HTTP/1.1 over TLS, keep-alive connections). Measured:
 - a typical pod review at concurrency 1, 16 and 64: requests/s, p50, p99; and the same for the
   floor: the same stack (TLS, framing, envelope, routing, metrics) whose injector answers
   `allowed: true` without injecting. Both are measured in alternating slices (the machine is
-  shared); ratio = webhook throughput / floor throughput, the median over the slices.
+  shared); ratio = webhook throughput / floor throughput, the median over the slices. Also
+  the server's CPU time per review (from /proc), which the machine's other load does not
+  inflate, and its ratio floor / webhook: the throughput ratio a dedicated core would see.
 - p50/p99 at a fixed 100 reviews/s (open loop: latency counted from the scheduled send time).
 - a ~3 MiB pod review, one at a time: p50/p99; and the p99 of typical reviews at 50/s sent while
   two clients keep posting 3 MiB pods, with big bodies worked on in a thread (the default)
@@ -148,7 +150,7 @@ def _serve(spec: ServerSpec, report: multiprocessing.connection.Connection) -> N
 
     from injector import InjectionConfig, InjectionContext, InjectionResult
     from webhook.app import create_app
-    from webhook.server import build_server, listen
+    from webhook.server import listen, serve
     from webhook.settings import ServerSettings, WebhookSettings
     from webhook.tls import CertificateStore
 
@@ -174,11 +176,23 @@ def _serve(spec: ServerSpec, report: multiprocessing.connection.Connection) -> N
     )  # fmt: skip
     listener = listen(settings.host, settings.port)
     report.send(listener.getsockname()[1])
-    build_server(app, settings, store).run(sockets=[listener])
+    serve(app, settings, store, listener)
+
+
+@dataclass(frozen=True)
+class Running:
+    port: int
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used: unlike wall time, not
+        inflated by whatever else runs on the machine."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
-def server(spec: ServerSpec) -> Iterator[int]:
+def server(spec: ServerSpec) -> Iterator[Running]:
     context = multiprocessing.get_context("spawn")
     receiving, sending = context.Pipe(duplex=False)
     process = context.Process(target=_serve, args=(spec, sending), daemon=True)
@@ -187,7 +201,8 @@ def server(spec: ServerSpec) -> Iterator[int]:
         if not receiving.poll(30):
             raise RuntimeError("the webhook process did not start")
         port: int = receiving.recv()
-        yield port
+        assert process.pid is not None
+        yield Running(port, process.pid)
     finally:
         process.terminate()
         process.join(10)
@@ -335,29 +350,36 @@ def run(measurement: Awaitable[T]) -> T:
 
 
 def compare(
-    ports: dict[str, int],
+    servers: dict[str, Running],
     context: ssl.SSLContext,
     request: bytes,
     concurrency: int,
     duration: float,
 ) -> None:
     """Webhook and floor measured in alternating slices, so that the load of anything else on
-    the machine falls on both alike; the ratio is the median of the slices' ratios."""
-    rounds = ROUNDS
-    slices: dict[str, list[Result]] = {name: [] for name in ports}
-    for _ in range(rounds):
-        for name, port in ports.items():
-            slices[name].append(
-                run(closed_loop(port, context, request, concurrency, duration / rounds))
+    the machine falls on both alike; the ratio is the median of the slices' ratios. The server
+    CPU time per review is also shown: it does not depend on that load."""
+    slices: dict[str, list[Result]] = {name: [] for name in servers}
+    cpu: dict[str, float] = dict.fromkeys(servers, 0.0)
+    for _ in range(ROUNDS):
+        for name, running in servers.items():
+            before = running.cpu_seconds()
+            result = run(
+                closed_loop(running.port, context, request, concurrency, duration / ROUNDS)
             )
+            cpu[name] += running.cpu_seconds() - before
+            slices[name].append(result)
+    per_review: dict[str, float] = {}
     for name, results in slices.items():
         merged = Result([x for r in results for x in r.latencies], sum(r.seconds for r in results))
-        print(f"{name:8s} c={concurrency:<3d} {merged.describe()}")
+        per_review[name] = cpu[name] / len(merged.latencies)
+        print(f"{name:8s} c={concurrency:<3d} {merged.describe()}   "
+              f"server CPU {per_review[name] * 1e3:.3f} ms/review")  # fmt: skip
     ratios = [w.rate / f.rate for w, f in zip(slices["webhook"], slices["floor"], strict=True)]
     spread = f"(slices {min(ratios):.2f}-{max(ratios):.2f})"
-    print(
-        f"         c={concurrency:<3d} ratio webhook/floor {statistics.median(ratios):.2f} {spread}"
-    )
+    cpu_ratio = per_review["floor"] / per_review["webhook"]
+    print(f"         c={concurrency:<3d} ratio webhook/floor: throughput "
+          f"{statistics.median(ratios):.2f} {spread}, CPU per review {cpu_ratio:.2f}")  # fmt: skip
 
 
 def main() -> None:
@@ -378,13 +400,14 @@ def main() -> None:
 
     webhook = ServerSpec(certs.cert_file, certs.key_file)
     floor = ServerSpec(certs.cert_file, certs.key_file, floor=True)
-    with server(webhook) as webhook_port, server(floor) as floor_port:
-        ports = {"webhook": webhook_port, "floor": floor_port}
-        for port in ports.values():
-            run(closed_loop(port, context, small, 4, 1.0))  # warm-up
+    with server(webhook) as webhook_server, server(floor) as floor_server:
+        servers = {"webhook": webhook_server, "floor": floor_server}
+        for running in servers.values():
+            run(closed_loop(running.port, context, small, 4, 1.0))  # warm-up
         for concurrency in CONCURRENCY:
-            compare(ports, context, small, concurrency, duration)
-    with server(webhook) as port:
+            compare(servers, context, small, concurrency, duration)
+    with server(webhook) as running:
+        port = running.port
         fixed, scheduled = run(open_loop(port, context, small, 100, max(duration * 2, 10.0)))
         print(f"webhook at a fixed 100 reviews/s: {fixed.describe()}  (target p99 <= 10 ms)")
         print(f"   ... counted from the schedule: {scheduled.describe()}")
@@ -393,7 +416,8 @@ def main() -> None:
         loaded, bigs = run(under_big_pods(port, context, small, big, duration))
         print(f"typical at 50/s beside 2 clients of 3 MiB pods (thread): {loaded.describe()}")
         print(f"   ... the 3 MiB pods meanwhile:                        {bigs.describe()}")
-    with server(ServerSpec(certs.cert_file, certs.key_file, offload=False)) as port:
+    with server(ServerSpec(certs.cert_file, certs.key_file, offload=False)) as running:
+        port = running.port
         loaded, bigs = run(under_big_pods(port, context, small, big, duration))
         print(f"typical at 50/s beside 2 clients of 3 MiB pods (inline): {loaded.describe()}")
         print(f"   ... the 3 MiB pods meanwhile:                        {bigs.describe()}")

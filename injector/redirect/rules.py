@@ -117,7 +117,8 @@ def build_ruleset(spec: RedirectSpec, family: IpFamily) -> Ruleset:
     if spec.mode is InterceptionMode.NONE:
         return Ruleset(family, (), ())
     for name in spec.exclude_interfaces:  # a spec built without `from_flags` is checked too
-        parse_interface_list(name, "exclude-interfaces")
+        if parse_interface_list(name, "exclude-interfaces") != (name,):
+            raise RedirectSpecError("exclude-interfaces", f"{name!r} is not an interface name")
     rules = [
         Rule(IN_REDIRECT, _tcp("-j", "REDIRECT", "--to-ports", str(spec.inbound_port))),
         Rule(REDIRECT, _tcp("-j", "REDIRECT", "--to-ports", str(spec.outbound_port))),

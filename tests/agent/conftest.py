@@ -18,8 +18,6 @@ import pytest
 
 from injector import contract
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
 def anyio_backend() -> str:

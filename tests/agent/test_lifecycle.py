@@ -94,10 +94,11 @@ def pods(topology: Topology, tmp_path: Path) -> Iterator[Pods]:
 
 def test_readiness_turns_on_when_envoy_gets_its_config(pods: Pods) -> None:
     agent = pods.start_agent()
-    deadline = time.monotonic() + 10
-    while readiness(pods.client)[0] != 503 and time.monotonic() < deadline:
-        time.sleep(0.1)  # the agent is still binding its ports
+    deadline = time.monotonic() + 15
     code, reason = readiness(pods.client)
+    while "not LIVE" not in reason and time.monotonic() < deadline:
+        time.sleep(0.1)  # the agent binds its ports, Envoy opens its admin API
+        code, reason = readiness(pods.client)
     assert code == 503, reason
     assert "not LIVE" in reason  # Envoy waits for its first config (initial_fetch_timeout 0s)
     time.sleep(1)

@@ -42,6 +42,8 @@ def test_a_flag_overrides_the_status_port_of_the_environment() -> None:
     ("variable", "value", "words"),
     [
         (contract.ENV_POD_NAME, "", "is required"),
+        (contract.ENV_POD_NAME, "web~1", "pattern"),
+        (contract.ENV_POD_NAMESPACE, "shop.eu", "pattern"),
         (contract.ENV_INSTANCE_IP, "10.0.0.300", "IP"),
         (contract.ENV_DISCOVERY_ADDRESS, "control-plane", "host:port"),
         (contract.ENV_DISCOVERY_ADDRESS, "cp:99999", "out of range"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import time
@@ -55,10 +56,11 @@ def test_root_agent_starts_envoy_as_the_proxy_uid(start_agent: StartAgent) -> No
 def test_not_ready_without_config_from_the_control_plane(start_agent: StartAgent) -> None:
     agent = start_agent(_env_without_control_plane())
     agent.wait_envoy()
-    wait_for(lambda: agent.readiness()[0] == 503, timeout=10)
-    status, reason = agent.readiness()
+    wait_for(lambda: "not LIVE" in agent.readiness()[1], timeout=15)
+    time.sleep(1)
+    status, reason = agent.readiness()  # and it stays so
     assert status == 503
-    assert "not LIVE" in reason or "not running" in reason
+    assert "not LIVE (state PRE_INITIALIZING)" in reason
 
 
 def test_sigterm_stops_envoy_and_exits_zero(start_agent: StartAgent) -> None:
@@ -68,12 +70,17 @@ def test_sigterm_stops_envoy_and_exits_zero(start_agent: StartAgent) -> None:
     assert agent.stop() == 0
     assert time.monotonic() - started < 8
     assert not Path(f"/proc/{envoy}").exists()
+    bootstrap_dir = re.search(r"bootstrap (\S+),", agent.log())
+    assert bootstrap_dir, agent.log()
+    assert not Path(bootstrap_dir.group(1)).exists()  # its temp dir is removed
 
 
-def test_a_killed_agent_takes_its_envoy_with_it(start_agent: StartAgent) -> None:
+def test_a_killed_agent_takes_its_envoy_with_it(start_agent: StartAgent, tmp_path: Path) -> None:
     """The kernel's parent-death signal: no orphan Envoy keeps the pod's ports."""
-    agent = start_agent(_env_without_control_plane())
+    proxy_dir = tmp_path / "proxy"  # a SIGKILLed agent cannot remove a temp dir of its own
+    agent = start_agent(_env_without_control_plane(), extra_args=(f"--config-dir={proxy_dir}",))
     envoy = agent.wait_envoy()
+    assert (proxy_dir / "envoy-bootstrap.yaml").exists()
     assert agent.process is not None
     agent.process.kill()
     agent.process.wait()

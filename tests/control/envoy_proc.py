@@ -17,7 +17,9 @@ from tests.control.envoy_static import envoy_binary
 _H2 = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
-def ads_bootstrap(node_id: str, xds_port: int, labels: dict[str, str]) -> dict[str, Any]:
+def ads_bootstrap(
+    node_id: str, xds_port: int, labels: dict[str, str], api_type: str = "GRPC"
+) -> dict[str, Any]:
     pod, namespace = node_id.split("~")[2].rsplit(".", 1)
     ads = {"ads": {}, "resource_api_version": "V3", "initial_fetch_timeout": "0s"}
     return {
@@ -29,7 +31,7 @@ def ads_bootstrap(node_id: str, xds_port: int, labels: dict[str, str]) -> dict[s
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
         "dynamic_resources": {
             "ads_config": {
-                "api_type": "GRPC",
+                "api_type": api_type,
                 "transport_api_version": "V3",
                 "grpc_services": [{"envoy_grpc": {"cluster_name": "xds-grpc"}}],
                 "set_node_on_first_message_only": True,
@@ -98,10 +100,10 @@ class Envoy:
 
 @contextlib.asynccontextmanager
 async def run_envoy(
-    workdir: Path, node_id: str, xds_port: int, labels: dict[str, str]
+    workdir: Path, node_id: str, xds_port: int, labels: dict[str, str], api_type: str = "GRPC"
 ) -> AsyncIterator[Envoy]:
     config = workdir / "envoy.json"
-    config.write_text(json.dumps(ads_bootstrap(node_id, xds_port, labels)))
+    config.write_text(json.dumps(ads_bootstrap(node_id, xds_port, labels, api_type)))
     admin_path = workdir / "admin-address"
     log = workdir / "envoy.log"
     with log.open("w") as out:

@@ -12,7 +12,8 @@ from control.xds.translate.http_routes import per_million
 from control.xds.translate.protocol import Protocol, port_protocol
 from control.xds.translate.proxy import ProxyIdError, parse_node
 from control.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, Resources
-from control.xds.translate.sidecar import translate, translation_key
+from control.xds.translate.index import MeshIndex
+from control.xds.translate.sidecar import translate
 from tests.control.translate_cases import CASES_DIR
 
 
@@ -131,9 +132,12 @@ def test_replicas_share_a_translation_key_and_get_equal_resources() -> None:
         "sidecar~10.244.0.99~reviews-v1-zzz.default~default.svc.cluster.local",
         {"LABELS": {"app": "reviews", "version": "v1"}},
     )
-    assert translation_key(state, v1) != translation_key(state, v2)  # labels differ
-    assert translation_key(state, v1) != translation_key(state, twin)  # named ports unknown
+    index = MeshIndex(state)
+    # v1 and v2 differ only in labels no VirtualService matches on: one translation serves both.
+    assert index.inputs(v1) == index.inputs(v2)
+    assert translate(state, v1) == translate(state, v2)
+    assert index.inputs(v1) != index.inputs(twin)  # named ports unknown
     same = parse_node("sidecar~10.244.0.21~reviews-v1-aaa.default~default.svc.cluster.local")
-    assert translation_key(state, v1) == translation_key(state, same)
+    assert index.inputs(v1) == index.inputs(same)
     assert translate(state, v1).to_json() == translate(state, same).to_json()
     assert translate(state, v1).to_json() != translate(state, twin).to_json()  # no inbound 8080

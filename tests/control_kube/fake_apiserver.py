@@ -19,19 +19,16 @@ server goes down, the port refuses, and comes back with its data).
 from __future__ import annotations
 
 import bisect
-import contextlib
 import copy
 import itertools
-import json
-import select
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from tests.control_kube.fake_http import Handler, Server, cut, status
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +67,7 @@ DEFAULT_RESOURCES = (
 
 
 @dataclass(slots=True, eq=False)  # each watcher is itself (hashable by identity)
-class _Watcher:
+class Watcher:
     ending: str | None = None  # "drop" (cut the connection) or "gone" (410 ERROR event)
 
 
@@ -86,11 +83,6 @@ class _Event:
 class _Counters:
     lists: dict[str, int] = field(default_factory=dict)
     watches: dict[str, int] = field(default_factory=dict)
-
-
-def _status(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": message, "reason": reason, "code": code}  # fmt: skip
 
 
 class FakeApiServer:
@@ -114,9 +106,9 @@ class FakeApiServer:
         self.failing: dict[str, int] = {}  # plural -> HTTP status to answer with (a sick server)
         self._snapshots: dict[str, tuple[int, list[dict[str, Any]]]] = {}
         self._tokens = itertools.count(1)
-        self._watchers: set[_Watcher] = set()
+        self._watchers: set[Watcher] = set()
         self._connections: set[socket.socket] = set()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: Server | None = None
         self._up = False
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -124,12 +116,23 @@ class FakeApiServer:
     # -- lifecycle --------------------------------------------------------------------------
 
     @property
+    def version(self) -> int:
+        """The newest resourceVersion (what the last write was stamped with)."""
+        with self._changed:
+            return self._version
+
+    @property
+    def compacted_at(self) -> int:
+        with self._changed:
+            return self._compacted
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         """Listen (on the same port as before after a `stop`)."""
-        server = _Server(("127.0.0.1", self.port), _Handler)
+        server = Server(("127.0.0.1", self.port), Handler)
         server.fake = self
         self.port = server.server_address[1]
         self._server = server
@@ -150,7 +153,7 @@ class FakeApiServer:
             self._up = False
             connections, self._connections = set(self._connections), set()
         for connection in connections:
-            _cut(connection)
+            cut(connection)
         if self._thread is not None:
             self._thread.join(5)
 
@@ -230,6 +233,12 @@ class FakeApiServer:
         """Cut every open watch stream mid-flight (no final chunk), as a broken proxy would."""
         self._end_watches("drop")
 
+    def break_watches(self, how: str) -> None:
+        """End every open watch badly: "garbage" (a line that is not JSON) or "error-500" (an
+        ERROR event with an internal-error Status), as a sick server or proxy might."""
+        assert how in ("garbage", "error-500")
+        self._end_watches(how)
+
     def _end_watches(self, how: str) -> None:
         with self._changed:
             for watcher in self._watchers:
@@ -278,7 +287,7 @@ class FakeApiServer:
             if token:
                 if token.split(":")[0] not in self._snapshots:
                     message = "The provided continue parameter is too old."
-                    return 410, _status(410, "Expired", message)
+                    return 410, status(410, "Expired", message)
                 snapshot_id, offset_text = token.split(":")
                 version, items = self._snapshots[snapshot_id]
                 offset = int(offset_text)
@@ -304,7 +313,7 @@ class FakeApiServer:
 
     def watch_start(
         self, resource: FakeResource, since: str
-    ) -> tuple[_Watcher | None, int, list[dict[str, Any]]]:
+    ) -> tuple[Watcher | None, int, list[dict[str, Any]]]:
         """Register a watcher: (watcher, history cursor, synthetic events), or (None, 410, [])."""
         with self._changed:
             self.counters.watches[resource.plural] = (
@@ -320,12 +329,12 @@ class FakeApiServer:
             else:
                 start = int(since)
             cursor = bisect.bisect_right([e.version for e in self._history], start)
-            watcher = _Watcher()
+            watcher = Watcher()
             self._watchers.add(watcher)
             return watcher, cursor, synthetic
 
     def watch_next(
-        self, watcher: _Watcher, resource: FakeResource, namespace: str, cursor: int,
+        self, watcher: Watcher, resource: FakeResource, namespace: str, cursor: int,
         deadline: float, bookmarks: bool, client_gone: Callable[[], bool],
     ) -> tuple[int, list[dict[str, Any]], str | None]:  # fmt: skip
         """Wait for events after `cursor`: (new cursor, events, ending or "timeout" or None).
@@ -354,150 +363,15 @@ class FakeApiServer:
                     return cursor, [], "client-gone"
                 self._changed.wait(min(remaining, 0.05))
 
-    def watch_end(self, watcher: _Watcher) -> None:
+    def watch_end(self, watcher: Watcher) -> None:
         with self._changed:
             self._watchers.discard(watcher)
 
     def track(self, connection: socket.socket, opened: bool) -> None:
         with self._changed:
             if opened and not self._up:
-                _cut(connection)  # accepted in the instant the server went down
+                cut(connection)  # accepted in the instant the server went down
             elif opened:
                 self._connections.add(connection)
             else:
                 self._connections.discard(connection)
-
-
-def _cut(connection: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # already closed
-        connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
-    request_queue_size = 128  # a dozen watches connect at once
-    fake: FakeApiServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as Go's server
-        self.server.fake.track(self.connection, True)
-
-    def finish(self) -> None:
-        self.server.fake.track(self.connection, False)
-        with contextlib.suppress(OSError):  # the peer is gone; nothing left to flush
-            super().finish()
-
-    def _send_json(self, code: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        fake = self.server.fake
-        url = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        if fake.token is not None and self.headers.get("Authorization") != f"Bearer {fake.token}":
-            self._send_json(401, _status(401, "Unauthorized", "Unauthorized"))
-            return
-        routed = fake.route(url.path)
-        if routed is None:
-            message = "the server could not find the requested resource"
-            self._send_json(404, _status(404, "NotFound", message))
-            return
-        resource, namespace = routed
-        if resource.plural in fake.failing:
-            code = fake.failing[resource.plural]
-            self._send_json(code, _status(code, "InternalError", "the fake was told to fail"))
-            return
-        if query.get("watch") in ("1", "true"):
-            self._watch(resource, namespace, query)
-            return
-        code, body = fake.list_page(
-            resource, namespace, int(query.get("limit") or 0), query.get("continue", "")
-        )
-        self._send_json(code, body)
-
-    def _client_gone(self) -> bool:
-        readable, _, _ = select.select([self.connection], [], [], 0)
-        if not readable:
-            return False
-        try:
-            return bool(self.connection.recv(1, socket.MSG_PEEK) == b"")
-        except OSError:
-            return True
-
-    def _chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-
-    def _event(self, event: dict[str, Any]) -> None:
-        self._chunk(json.dumps(event).encode() + b"\n")
-
-    def _watch(self, resource: FakeResource, namespace: str, query: dict[str, str]) -> None:
-        fake = self.server.fake
-        since = query.get("resourceVersion", "")
-        if since not in ("", "0") and not since.isdigit():
-            self._send_json(400, _status(400, "BadRequest", f"invalid resourceVersion {since!r}"))
-            return
-        watcher, cursor, synthetic = fake.watch_start(resource, since)
-        too_old = _status(410, "Expired", f"too old resource version: {since} ({fake._compacted})")
-        if watcher is None and fake.expired_as_http_status:
-            self._send_json(410, too_old)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        try:
-            if watcher is None:
-                self._event({"type": "ERROR", "object": too_old})
-                self._chunk(b"")
-                return
-            self._stream(watcher, resource, namespace, cursor, synthetic, query)
-        except OSError:
-            self.close_connection = True  # the client went away
-        finally:
-            if watcher is not None:
-                fake.watch_end(watcher)
-
-    def _stream(
-        self, watcher: _Watcher, resource: FakeResource, namespace: str, cursor: int,
-        synthetic: list[dict[str, Any]], query: dict[str, str],
-    ) -> None:  # fmt: skip
-        fake = self.server.fake
-        deadline = time.monotonic() + float(query.get("timeoutSeconds") or 1800)
-        bookmarks = query.get("allowWatchBookmarks") in ("1", "true")
-        for event in synthetic:
-            self._event(event)
-        while True:
-            cursor, events, ending = fake.watch_next(
-                watcher, resource, namespace, cursor, deadline, bookmarks, self._client_gone
-            )
-            for event in events:
-                self._event(event)
-            if ending == "client-gone":
-                self.close_connection = True
-                return
-            if ending == "drop":
-                self.close_connection = True
-                _cut(self.connection)
-                return
-            if ending == "gone":
-                message = "too old resource version: the watch cache was reset"
-                self._event({"type": "ERROR", "object": _status(410, "Expired", message)})
-            if ending:
-                self._chunk(b"")
-                return

@@ -132,16 +132,23 @@ async def test_changes_that_do_not_touch_the_mesh_are_not_reported(
     seeded(fake)
     source = KubeSource(client, settings=FAST)
     source.load()
+    slices = next(r for r in source.reflectors if r.resource.kind == "EndpointSlice")
     async with running(source) as states:
         await all_watching(fake)
         await asyncio.sleep(0.2)
         before = len(states)
         slice_ = next(d for d in mesh_documents() if d["kind"] == "EndpointSlice")
         slice_["endpoints"][0]["conditions"] = {"ready": False}
-        fake.apply(slice_)
+        stored = fake.apply(slice_)
+        reviews = next(d for d in mesh_documents() if d["metadata"]["name"] == "reviews-v1-aaa")
+        reviews["metadata"]["annotations"] = {"kubectl.kubernetes.io/restartedAt": "now"}
+        fake.apply(reviews)  # a pod change routing does not read
         fake.apply(service("marker", 41))
         await eventually(lambda: "marker" in services(source.current()))
-        assert len(states) == before + 1  # the marker, not the EndpointSlice
+        assert len(states) == before + 1  # the marker only
+        assert slices.resource_version == stored["metadata"]["resourceVersion"]  # kept current
+        pod = source.current().workloads[("shop", "reviews-v1-aaa")]
+        assert pod.ready  # and the annotated pod is unchanged
 
 
 @pytest.mark.parametrize("how", ["error-event-on-open-watch", "error-event-on-rewatch", "http-410"])
@@ -198,6 +205,26 @@ async def test_a_cut_stream_resumes_from_its_version_without_a_relist(
     assert all(fake.counters.watches[p] > watches[p] for p in watches)
 
 
+@pytest.mark.parametrize("how", ["garbage", "error-500"])
+async def test_a_sick_watch_relists_and_recovers(
+    fake: FakeApiServer, client: ApiClient, how: str
+) -> None:
+    seeded(fake)
+    source = KubeSource(client, settings=FAST)
+    source.load()
+    lists = dict(fake.counters.lists)
+    async with running(source) as states:
+        await all_watching(fake)
+        fake.break_watches(how)
+        fake.delete("v1", "Service", "ratings", "shop")
+        await eventually(lambda: all(fake.counters.lists[p] > lists[p] for p in lists))
+        await eventually(lambda: "ratings" not in services(source.current()))
+        await all_watching(fake)
+        fake.apply(service("after-recovery", 46))
+        await eventually(lambda: "after-recovery" in services(source.current()))
+    assert all("reviews" in services(s) for s in states)
+
+
 async def test_bookmarks_move_the_resume_point(fake: FakeApiServer, client: ApiClient) -> None:
     seeded(fake)
     source = KubeSource(client, settings=FAST)
@@ -209,7 +236,7 @@ async def test_bookmarks_move_the_resume_point(fake: FakeApiServer, client: ApiC
         await eventually(lambda: "s52" in services(source.current()))
         fake.bookmark()
         pods = source.reflectors[[r.resource.plural for r in source.reflectors].index("pods")]
-        await eventually(lambda: pods.resource_version == str(fake._version), what="bookmark")
+        await eventually(lambda: pods.resource_version == str(fake.version), what="bookmark")
         lists = dict(fake.counters.lists)
         fake.compact()
         fake.drop_watches()
@@ -239,12 +266,17 @@ async def test_api_server_down_keeps_the_last_state_and_catches_up(
         assert states == [] or states[-1] is known
         reported = len(states)
 
-        fake.start()
-        await eventually(lambda: "new-while-down" in services(source.current()), what="catch-up")
-        await eventually(lambda: not source.current().virtual_services, what="deleted VS")
-        state = source.current()
-        assert "ratings" not in services(state)
-        assert endpoint_ips(state, "reviews") == {"10.244.0.21"}
+        fake.start()  # each kind relists on its own schedule: wait for every one of them
+
+        def caught_up() -> bool:
+            state = source.current()
+            return (
+                services(state) == {"reviews", "new-while-down"}
+                and not state.virtual_services
+                and endpoint_ips(state, "reviews") == {"10.244.0.21"}
+            )
+
+        await eventually(caught_up, what="the deletions and additions made while down")
         assert len(states) > reported
     assert all("reviews" in services(s) for s in states)  # never an empty state on the way
 
@@ -343,5 +375,5 @@ async def test_stopping_ends_every_watch_thread(fake: FakeApiServer, client: Api
     source.load()
     async with running(source):
         await all_watching(fake)
-    assert not any(r._thread and r._thread.is_alive() for r in source.reflectors)
+    assert not any(r.running for r in source.reflectors)
     await eventually(lambda: fake.open_watches() == 0, what="the server sees the watches close")

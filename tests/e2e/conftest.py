@@ -1,6 +1,7 @@
 """One mesh per module, on the harness's network namespaces: the control plane in the bridge's
-namespace, two backends (v1, v2), and a client pod with the redirect and the agent (as root,
-starting Envoy as uid 1337), built by the same code as `mizzen demo` (`control.demo.mesh`)."""
+namespace, two backends (v1 plain, v2 with its own sidecar), and a client pod with the redirect
+and the agent (as root, starting Envoy as uid 1337), built by the same code as `mizzen demo`
+(`control.demo.mesh`)."""
 
 from __future__ import annotations
 
@@ -95,10 +96,16 @@ def mesh(netns_session: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
             mesh.start_control_plane()
             start_backend(v1, "v1", sample.BACKEND_PORT)
             start_backend(v2, "v2", sample.BACKEND_PORT)
-            identity = SidecarPod(sample.NAMESPACE, sample.CLIENT_LABELS, "client")
-            start_sidecar(client, identity, f"{topology.host.ip}:{XDS_PORT}", mesh.log("agent.log"))
+            discovery = f"{topology.host.ip}:{XDS_PORT}"
+            client_id = SidecarPod(sample.NAMESPACE, sample.CLIENT_LABELS, "client")
+            start_sidecar(client, client_id, discovery, mesh.log("agent.log"))
+            # v1 stays a plain pod; v2 gets a sidecar too, so its traffic also crosses an
+            # inbound capture (15006) and the backend sees Envoy's 127.0.0.6.
+            v2_id = SidecarPod(sample.NAMESPACE, sample.echo_labels("v2"), sample.SERVICE)
+            start_sidecar(v2, v2_id, discovery, mesh.log("agent-v2.log"))
             try:
                 wait_ready(client, timeout=30)
+                wait_ready(v2, timeout=30)
             except Exception as error:
                 raise AssertionError(f"{error}\n{mesh.diagnostics()}") from None
             yield mesh

@@ -34,6 +34,14 @@ def test_weighted_split_is_80_20_over_1000_requests(mesh: Mesh) -> None:
     assert summary.versions.get("v1", 0) + summary.versions.get("v2", 0) == 1000
 
 
+def test_a_backend_with_a_sidecar_is_reached_through_its_inbound_capture(mesh: Mesh) -> None:
+    """v2's own Envoy forwards inbound requests from 127.0.0.6 (Istio's passthrough source);
+    the plain v1 sees the client pod itself."""
+    summary = mesh.requests(100)
+    assert summary.errors == 0, summary.first_error
+    assert set(summary.peers) == {f"v1 from {mesh.client.ip}", "v2 from 127.0.0.6"}
+
+
 def test_header_match_pins_to_v2(mesh: Mesh) -> None:
     summary = mesh.requests(100, **{sample.PIN_HEADER: "v2"})
     assert summary.versions == {"v2": 100}

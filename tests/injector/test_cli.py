@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import subprocess
 import sys
@@ -129,6 +130,20 @@ def test_bad_config_is_one_line(
         (DEPLOYMENT.replace('"5432"', '"54x"'), "document 1 (Deployment/web): traffic."),
         ("a: 1\n---\nb: [\n", "document 2: invalid YAML"),
         ("\xff", None),
+        # An alias bomb: 9 lines of YAML, 9**8 values once written out.
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n"
+                for p, c in itertools.pairwise("abcdefgh")
+            ),
+            "document 1: more than 2000000 values",
+        ),
+        ("a: &a [*a]\n", "document 1: nested too deeply"),
+        (
+            "kind: Pod\nmetadata: {namespace: [x]}\nspec: {containers: [{name: a}]}\n",
+            "metadata.namespace: must be a string",
+        ),
     ],
 )
 def test_bad_input_exits_1_with_one_line(

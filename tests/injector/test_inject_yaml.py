@@ -76,3 +76,9 @@ def test_any_json_like_document_round_trips(document: dict[Any, Any]) -> None:
 @given(document=st.lists(json_like, min_size=1, max_size=4))
 def test_top_level_lists_round_trip(document: list[Any]) -> None:
     assert _roundtrip(document) == document
+
+
+@pytest.mark.parametrize("text", ["y", "Y", "n", "N"])
+def test_go_yaml_booleans_are_quoted_for_kubectl(text: str) -> None:
+    """kubectl's YAML library (go-yaml v2) reads a plain `y` or `n` as a boolean."""
+    assert inject_yaml.scalar(text) == f"'{text}'"

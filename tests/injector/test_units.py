@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonpatch
 import pytest
+from pydantic import ValidationError
 
 from injector import (
     InjectionConfig,
@@ -93,6 +94,24 @@ def test_bad_quantities(text: str) -> None:
         parse_quantity(text)
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("sidecar.istio.io/proxyImage", "nginx:1\n"),
+        ("sidecar.istio.io/proxyCPU", "100m\n"),
+        ("sidecar.istio.io/proxyMemoryLimit", "1Gi\n"),
+        ("proxy.istio.io/config", '{"proxyMetadata": {"FOO\\n": "x"}}'),
+        ("proxy.istio.io/config", '{"terminationDrainDuration": "5s\\n"}'),
+        ("proxy.istio.io/config", '{"proxyMetadata": {"FOO": "a\\u0000b"}}'),
+    ],
+)
+def test_a_trailing_newline_or_nul_is_refused(key: str, value: str) -> None:
+    """`$` in a Python regex also matches before a final newline: values are matched whole."""
+    with pytest.raises(InjectionError) as raised:
+        inject(_pod(annotations={key: value}), InjectionContext("shop"), InjectionConfig())
+    assert raised.value.field == key
+
+
 ENABLED = {"istio-injection": "enabled"}
 DISABLED = {"istio-injection": "disabled"}
 INJECT = "sidecar.istio.io/inject"
@@ -143,6 +162,14 @@ def test_never_injected_namespaces(namespace: str) -> None:
     result = inject(pod, InjectionContext(namespace=namespace), config)
     assert result.skip_reason is SkipReason.IGNORED_NAMESPACE
     assert result.pod == pod
+
+
+def test_an_empty_inject_value_is_no_say_without_a_warning() -> None:
+    result = inject(_pod({INJECT: ""}), InjectionContext("shop"), InjectionConfig())
+    assert result.injected
+    assert result.warnings == ()
+    skipped = inject(_pod({INJECT: ""}), InjectionContext("shop", {}), InjectionConfig())
+    assert skipped.skip_reason is SkipReason.NAMESPACE_NOT_ENABLED
 
 
 def test_invalid_inject_value_warns() -> None:
@@ -244,3 +271,38 @@ def test_aliased_subtrees_are_restored_in_patch_values() -> None:
     patch = make_patch(src, dst)
     assert jsonpatch.apply_patch(src, patch) == dst
     assert "\x00" not in json.dumps(patch)
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"proxyUID": -1}, "proxyUID"),
+        ({"proxyGid": 2**31}, "proxyGid"),
+        ({"proxyImage": "reg.example/p:1\n"}, "proxyImage"),
+        ({"initImage": "a b"}, "initImage"),
+        ({"imagePullPolicy": "Sometimes"}, "imagePullPolicy"),
+        ({"proxyCpu": "1x"}, "proxyCpu"),
+        ({"proxyMemoryLimit": "-1Gi"}, "proxyMemoryLimit"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_key(data: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        InjectionConfig.from_mapping(data)
+    assert raised.value.errors()[0]["loc"] == (field,)
+
+
+def test_settings_spell_the_proxy_ids_as_istio_does() -> None:
+    config = InjectionConfig.from_mapping({"proxyUID": 1000, "proxyGID": 2000, "proxyCpu": ""})
+    assert (config.proxy_uid, config.proxy_gid) == (1000, 2000)
+    init = inject(_pod(), InjectionContext("shop"), config).pod["spec"]["initContainers"][0]
+    assert "--proxy-uid=1000" in init["args"]
+    assert "--proxy-gid=2000" in init["args"]
+    assert "cpu" not in init["resources"]["requests"]
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"a": ' * 40 + "1" + "}" * 40])
+def test_a_deeply_nested_proxy_config_is_refused_by_name(text: str) -> None:
+    pod = _pod(annotations={"proxy.istio.io/config": text})
+    with pytest.raises(InjectionError, match="nested") as raised:
+        inject(pod, InjectionContext("shop"), InjectionConfig())
+    assert raised.value.field == "proxy.istio.io/config"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,7 @@ from control.redirect.backend import (
     choose_backend,
 )
 from control.redirect.ipv6 import has_global_ipv6
-from control.redirect.runner import CommandResult
+from control.redirect.runner import CommandResult, LocalRunner
 from injector.redirect.spec import RedirectSpec
 
 EMPTY = "*nat\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
@@ -166,3 +167,13 @@ def test_cleanup_with_only_the_plain_tools() -> None:
     assert cleanup_redirect(runner) == ["iptables ipv4"]
     assert restored == ["*nat\n:MIZZEN_OUTPUT - [0:0]\n-D OUTPUT -p tcp -j MIZZEN_OUTPUT\n"
                         "-X MIZZEN_OUTPUT\nCOMMIT\n"]  # fmt: skip
+
+
+def test_a_tool_that_cannot_run_is_a_result_not_an_exception(tmp_path: Path) -> None:
+    tool = tmp_path / "iptables-restore"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o644)  # present, not executable
+    result = LocalRunner().run([str(tool)])
+    assert result.returncode == 126
+    assert "iptables-restore" in result.stderr
+    assert LocalRunner().run([str(tmp_path / "missing")]).returncode == 127

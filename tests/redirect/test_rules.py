@@ -53,13 +53,19 @@ def test_an_interface_that_would_read_as_an_option_is_refused_even_without_from_
         build_ruleset(RedirectSpec(exclude_interfaces=("-j",)), IpFamily.V4)
 
 
+def test_an_interface_with_a_trailing_newline_never_reaches_the_restore_text() -> None:
+    for name in ("eth0\n", " eth0", "eth0,eth1"):
+        with pytest.raises(RedirectSpecError, match="exclude-interfaces"):
+            build_ruleset(RedirectSpec(exclude_interfaces=(name,)), IpFamily.V4)
+
+
 def test_none_gives_an_empty_ruleset() -> None:
     ruleset = build_ruleset(RedirectSpec(mode=InterceptionMode.NONE), IpFamily.V4)
     assert ruleset.empty
     assert ruleset.render() == "*nat\nCOMMIT\n"
 
 
-@pytest.mark.parametrize("token", ["eth0 -j ACCEPT", "a\nCOMMIT", "x'y", "", "$(id)"])
+@pytest.mark.parametrize("token", ["eth0 -j ACCEPT", "a\nCOMMIT", "eth0\n", "x'y", "", "$(id)"])
 def test_a_rule_refuses_tokens_that_could_change_the_file(token: str) -> None:
     with pytest.raises(ValueError, match="unsafe"):
         Rule("MIZZEN_OUTPUT", ("-o", token))

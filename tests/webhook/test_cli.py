@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
 import signal
@@ -12,13 +13,16 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
 import httpx
 import pytest
+from cryptography import x509
 
 from tests.webhook.samples import body, pod_review, review
+from webhook import devcerts
 
 ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
@@ -39,6 +43,34 @@ def test_dev_certs_prints_the_ca_bundle_and_keeps_it(tmp_path: Path) -> None:
     assert (tmp_path / "tls.key").stat().st_mode & 0o777 == 0o600
     again = mizzen("--dev-certs", str(tmp_path), "--no-serve")
     assert again.stdout.strip() == bundle
+    serving = x509.load_pem_x509_certificate((tmp_path / "tls.crt").read_bytes())
+    names = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {
+        "localhost",
+        "mizzen.mizzen-system.svc",
+        "mizzen.mizzen-system.svc.cluster.local",
+    } <= set(names.get_values_for_type(x509.DNSName))
+    assert ipaddress.ip_address("127.0.0.1") in names.get_values_for_type(x509.IPAddress)
+
+
+def test_dev_certs_about_to_expire_are_replaced(tmp_path: Path) -> None:
+    ca_cert, ca_key = devcerts.load_ca(devcerts.issue(tmp_path, ["localhost"]).ca_file.parent)
+    now = datetime.now(UTC)
+    cert, key = devcerts.issue_serving(
+        ca_cert,
+        ca_key,
+        ["localhost"],
+        [],
+        now=now - timedelta(days=30),
+        validity=timedelta(days=30, hours=1),
+    )
+    (tmp_path / "tls.crt").write_bytes(cert)
+    (tmp_path / "tls.key").write_bytes(key)
+    old_bundle = base64.b64encode((tmp_path / "ca.crt").read_bytes()).decode()
+    result = mizzen("--dev-certs", str(tmp_path), "--no-serve")
+    assert result.returncode == 0
+    assert result.stdout.strip() != old_bundle
+    assert devcerts.existing(tmp_path) is not None
 
 
 @pytest.mark.parametrize(

@@ -337,3 +337,26 @@ async def test_a_big_pod_is_injected_off_the_event_loop(client: httpx.AsyncClien
     answer = await post(client, "/inject", pod_review(pod))
     patched = jsonpatch.apply_patch(copy.deepcopy(pod), decoded_patch(answer))
     assert [c["name"] for c in patched["spec"]["initContainers"]][-1] == "mizzen-proxy"
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
+     {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "g"}}],
+    ids=["configmap", "k8s-gateway"],
+)  # fmt: skip
+async def test_resources_outside_the_mesh_groups_are_not_judged(
+    client: httpx.AsyncClient, resource: dict[str, Any]
+) -> None:
+    group, _, version = resource["apiVersion"].rpartition("/")
+    document = review(resource, kind=(group, version, resource["kind"]), resource="x")
+    answer = await post(client, "/validate", document)
+    assert answer["response"] == {"uid": UID, "allowed": True}
+
+
+async def test_an_unknown_kind_of_a_mesh_group_is_refused(client: httpx.AsyncClient) -> None:
+    resource = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+                "metadata": {"name": "g"}, "spec": {}}  # fmt: skip
+    answer = await post(client, "/validate", mesh_review(resource))
+    assert answer["response"]["allowed"] is False
+    assert 'unknown kind "Gateway"' in answer["response"]["status"]["message"]

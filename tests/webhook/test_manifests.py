@@ -10,6 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from control.api.kinds import KINDS
 from injector import InjectionConfig
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests" / "webhook"
@@ -67,9 +68,22 @@ def test_the_mutating_entries_are_safe_and_fast() -> None:
 def test_the_validating_entry_covers_the_mesh_groups() -> None:
     [webhook] = one("ValidatingWebhookConfiguration")["webhooks"]
     assert webhook["clientConfig"]["service"]["path"] == "/validate"
-    [rule] = webhook["rules"]
-    assert set(rule["apiGroups"]) == {"networking.istio.io", "security.istio.io"}
-    assert set(rule["operations"]) == {"CREATE", "UPDATE"}
+    covered = {
+        (group, resource.lower())
+        for rule in webhook["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    crds = [
+        yaml.safe_load(p.read_text()) for p in sorted((MANIFESTS.parent / "crds").glob("*.yaml"))
+    ]
+    installed = {(crd["spec"]["group"], crd["spec"]["names"]["plural"]) for crd in crds}
+    assert {crd["spec"]["names"]["kind"] for crd in crds} == {
+        k for ks in KINDS.values() for k in ks
+    }
+    assert covered == installed
+    for rule in webhook["rules"]:
+        assert set(rule["operations"]) == {"CREATE", "UPDATE"}
     assert webhook["failurePolicy"] == "Fail"
     assert webhook["sideEffects"] == "None"
     assert webhook["admissionReviewVersions"] == ["v1"]

@@ -118,19 +118,21 @@ def _is_authority(name: str) -> bool:
 
 
 def _check_settable_request_header(findings: Findings, path: str, name: str) -> None:
-    if not name:
-        findings.error(path, "header name cannot be empty")
-    elif (name.startswith(":") or name.lower() == "host") and not _is_authority(name):
+    if _is_authority(name):
+        return
+    if name.startswith(":"):
         findings.error(path, f'invalid header {shown(name)}: header cannot have ":" prefix')
+    else:  # a name Envoy would refuse (a blank, CR/LF) would get the whole route table NACKed
+        common.check_header_name(findings, path, name)
 
 
 def _check_operation_header(findings: Findings, path: str, name: str) -> None:
-    if not name:
-        findings.error(path, "header name cannot be empty")
-    elif name.lower() == "host":
+    if name.lower() == "host":
         findings.error(path, f"invalid header {shown(name)}: cannot set Host header")
     elif name.startswith(":"):
         findings.error(path, f'invalid header {shown(name)}: header cannot have ":" prefix')
+    else:
+        common.check_header_name(findings, path, name)
 
 
 def check_header_value(findings: Findings, path: str, value: str) -> None:
@@ -166,7 +168,16 @@ def authority_rewrites(rewrite: HTTPRewrite | None, headers: Headers | None) -> 
     return found
 
 
+def _check_header_text(findings: Findings, path: str, value: str | None) -> None:
+    """Rewritten paths and authorities become header values: Envoy refuses CR, LF and NUL in
+    them, and would then refuse (NACK) the whole route table that carries them."""
+    if value and any(char in value for char in "\r\n\x00"):
+        findings.error(path, f"{shown(value)} contains a CR, LF or NUL character")
+
+
 def check_redirect(findings: Findings, path: str, redirect: HTTPRedirect) -> None:
+    _check_header_text(findings, f"{path}.uri", redirect.uri)
+    _check_header_text(findings, f"{path}.authority", redirect.authority)
     if not (
         redirect.uri
         or redirect.authority
@@ -212,6 +223,10 @@ def check_direct_response(findings: Findings, path: str, response: HTTPDirectRes
 
 def check_rewrite(findings: Findings, path: str, rewrite: HTTPRewrite) -> None:
     regex = rewrite.uri_regex_rewrite
+    _check_header_text(findings, f"{path}.uri", rewrite.uri)
+    _check_header_text(findings, f"{path}.authority", rewrite.authority)
+    if regex is not None:
+        _check_header_text(findings, f"{path}.uriRegexRewrite.rewrite", regex.rewrite)
     if rewrite.uri and regex is not None:
         findings.error(path, "rewrite may only contain one of URI or UriRegexRewrite")
     if not rewrite.uri and regex is None and not rewrite.authority:

@@ -346,6 +346,12 @@ def _check_jwt_rule(findings: Findings, path: str, rule: JWTRule) -> None:
             findings.error(
                 f"{path}.fromHeaders[{index}].name", "location header name must be non-empty string"
             )
+        else:  # Envoy refuses (NACKs) a header name with blanks or control characters
+            common.check_header_name(findings, f"{path}.fromHeaders[{index}].name", header.name)
+    if rule.output_payload_to_header:
+        common.check_header_name(
+            findings, f"{path}.outputPayloadToHeader", rule.output_payload_to_header
+        )
     for index, param in enumerate(rule.from_params):
         if not param:
             findings.error(f"{path}.fromParams[{index}]", "location query must be non-empty string")

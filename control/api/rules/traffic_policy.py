@@ -162,6 +162,8 @@ def check_load_balancer(
             )
         if ch.http_cookie is not None and not ch.http_cookie.name:
             findings.error(f"{where}.httpCookie.name", "name required for HttpCookie")
+        if ch.http_header_name is not None:  # Envoy refuses (NACKs) an invalid header name
+            common.check_header_name(findings, f"{where}.httpHeaderName", ch.http_header_name)
         if ch.ring_hash is not None and ch.maglev is not None:
             findings.error(where, "only one of ringHash or maglev may be set")
         if ch.minimum_ring_size:

@@ -19,6 +19,7 @@ from control.api.models.virtual_service import (
 )
 from control.api.rules import common, http_parts
 from control.api.rules.context import Findings
+from control.api.rules.hosts import HostSet, duplicate_hosts
 
 MESH_GATEWAY: Final = "mesh"
 _JWT_CLAIM_PREFIX: Final = "@request.auth.claims"
@@ -49,12 +50,13 @@ def check(spec: VirtualService, findings: Findings) -> None:
         findings.error("spec", "http, tcp or tls must be provided in virtual service")
     for index, route in enumerate(spec.http):
         _check_http_route(findings, f"spec.http[{index}]", route, delegate=delegate)
+    hosts = HostSet(spec.hosts)
     for index, tls in enumerate(spec.tls):
         where = f"spec.tls[{index}]"
         if not tls.match:
             findings.error(f"{where}.match", "TLS route must have at least one match condition")
         for m_index, match in enumerate(tls.match):
-            _check_tls_match(findings, f"{where}.match[{m_index}]", match, spec)
+            _check_tls_match(findings, f"{where}.match[{m_index}]", match, hosts)
         if not tls.route:
             findings.error(f"{where}.route", "TLS route is required")
         http_parts.check_weights(findings, f"{where}.route", tls.route)
@@ -101,22 +103,8 @@ def _check_hosts(findings: Findings, spec: VirtualService, *, to_mesh: bool) -> 
             valid = False
     if not valid:
         return
-    for i, first in enumerate(spec.hosts):
-        for second in spec.hosts[i + 1 :]:
-            if hosts_overlap(first, second):
-                findings.error(
-                    "spec.hosts", f"duplicate hosts in virtual service: {first} & {second}"
-                )
-
-
-def hosts_overlap(first: str, second: str) -> bool:
-    """Istio's host.Name.Matches: equal, or one wildcard covers the other."""
-    if first == second:
-        return True
-    first_wild, second_wild = first.startswith("*"), second.startswith("*")
-    if first_wild and second.endswith(first[1:]):
-        return True
-    return second_wild and first.endswith(second[1:])
+    for first, second in duplicate_hosts(spec.hosts):
+        findings.error("spec.hosts", f"duplicate hosts in virtual service: {first} & {second}")
 
 
 def _check_http_route(findings: Findings, path: str, route: HTTPRoute, *, delegate: bool) -> None:
@@ -283,7 +271,7 @@ def _warn_timeouts(findings: Findings, path: str, route: HTTPRoute) -> None:
 
 
 def _check_tls_match(
-    findings: Findings, path: str, match: TLSMatchAttributes, spec: VirtualService
+    findings: Findings, path: str, match: TLSMatchAttributes, hosts: HostSet
 ) -> None:
     if not match.sni_hosts:
         findings.error(f"{path}.sniHosts", "TLS match must have at least one SNI host")
@@ -300,24 +288,15 @@ def _check_tls_match(
             else:
                 findings.error(where, problem)
             continue
-        if not any(_subset_of(sni, host) for host in spec.hosts):
+        if not hosts.covers(sni):
             findings.error(
                 where,
                 f"SNI host {shown(sni)} is not a compatible subset of any of the "
-                f"virtual service hosts: [{', '.join(spec.hosts)}]",
+                f"virtual service hosts: [{hosts.listed()}]",
             )
     _check_l4_common(findings, path, match.destination_subnets, match.port)
     common.check_labels(findings, f"{path}.sourceLabels", match.source_labels)
     check_gateway_names(findings, f"{path}.gateways", match.gateways)
-
-
-def _subset_of(host: str, of: str) -> bool:
-    """host.Name.SubsetOf: `a.b.com` within `*.b.com`, `*.b.com` within `*.com`."""
-    if host == of:
-        return True
-    if of.startswith("*"):
-        return host.endswith(of[1:]) and (not host.startswith("*") or len(host) >= len(of))
-    return False
 
 
 def _check_l4_match(findings: Findings, path: str, match: L4MatchAttributes) -> None:

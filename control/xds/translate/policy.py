@@ -3,6 +3,7 @@ policy means (load balancer, circuit breakers, outlier detection, HTTP protocol 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,6 @@ from control.api.models.destination_rule import (
     TrafficPolicy,
 )
 from control.api.registry import MeshResource
-from control.model.state import MeshState
 from control.xds.translate.protocol import Protocol
 from control.xds.translate.registry import Registry
 
@@ -41,13 +41,15 @@ class Policy:
 
 
 def rules_by_host(
-    state: MeshState, registry: Registry, proxy_namespace: str
+    destination_rules: Iterable[MeshResource[DestinationRule]],
+    registry: Registry,
+    proxy_namespace: str,
 ) -> dict[str, MeshResource[DestinationRule]]:
     """Hostname -> the DestinationRule that applies for a proxy of `proxy_namespace`: the proxy's
     own namespace first, then the host's namespace, then any; exact hosts before wildcards."""
     candidates: dict[str, list[tuple[tuple[int, int, str, str], MeshResource[DestinationRule]]]]
     candidates = {}
-    for rule in state.destination_rules:
+    for rule in destination_rules:
         if not rule.spec.host:
             continue
         namespace = rule.namespace or "default"

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -48,6 +48,7 @@ class ServiceHost:
     # Names a client in `namespace` (or anywhere, for the qualified ones) may use in Host.
     short_names: tuple[str, ...] = ()
     local_names: tuple[str, ...] = ()  # only for clients in the same namespace
+    export_to: tuple[str, ...] = ()  # a ServiceEntry's exportTo (empty: everywhere)
 
     def port(self, number: int) -> HostPort | None:
         return next((p for p in self.ports if p.number == number), None)
@@ -57,6 +58,10 @@ class ServiceHost:
 class Registry:
     hosts: Mapping[str, ServiceHost]
     cluster_domain: str
+
+    def visible(self, sees: Callable[[ServiceHost], bool]) -> Registry:
+        """The hosts one proxy can see; names resolve as before."""
+        return Registry({n: h for n, h in self.hosts.items() if sees(h)}, self.cluster_domain)
 
     def resolve(self, name: str, namespace: str) -> str:
         """A host as written in a VirtualService/DestinationRule of `namespace` -> hostname.
@@ -145,8 +150,11 @@ def _entry_hosts(resource: MeshResource[ServiceEntry], state: MeshState) -> list
             endpoints = _entry_endpoints(resource, hostname, name, target, resolution, state)
             ports.append(HostPort(port.number, name, protocol, endpoints))
         found.append(
-            ServiceHost(hostname, namespace, tuple(ports), addresses, resolution, (hostname,))
-        )
+            ServiceHost(
+                hostname, namespace, tuple(ports), addresses, resolution, (hostname,),
+                export_to=spec.export_to,
+            )
+        )  # fmt: skip
     return found
 
 

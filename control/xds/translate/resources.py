@@ -14,7 +14,7 @@ from typing import Any, Final
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
-from envoy.config.route.v3 import route_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2  # noqa: F401
 from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
 from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2  # noqa: F401
@@ -82,24 +82,47 @@ class TranslationError(ValueError):
     """A translated resource that is not valid protobuf: a bug in translation, not user input."""
 
 
-@functools.lru_cache(maxsize=200_000)
+_VIRTUAL_HOST: Final = "virtual_host"  # a part of a RouteConfiguration, parsed on its own
+_PARTS: Final[dict[str, type[Message]]] = {
+    **_MESSAGES,
+    _VIRTUAL_HOST: route_components_pb2.VirtualHost,
+}
+
+
+@functools.lru_cache(maxsize=50_000)
 def _wire(type_url: str, canonical_json: str) -> bytes:
     """JSON -> serialized message, memoized: most resources are the same for every proxy and
     across pushes, and protobuf's JSON parser is the slow part of a translation."""
-    message = json_format.Parse(canonical_json, _MESSAGES[type_url]())
+    message = json_format.Parse(canonical_json, _PARTS[type_url]())
     return message.SerializeToString(deterministic=True)
+
+
+def _canonical(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def _parse(type_url: str, data: Mapping[str, Any]) -> Message:
+    """A route table is parsed virtual host by virtual host: proxies of different scopes get
+    different tables made mostly of the same virtual hosts, each parsed once."""
+    if type_url != ROUTE or not data.get("virtual_hosts"):
+        message: Message = _MESSAGES[type_url].FromString(_wire(type_url, _canonical(data)))
+        return message
+    rest = {k: v for k, v in data.items() if k != "virtual_hosts"}
+    config: Message = route_pb2.RouteConfiguration.FromString(_wire(type_url, _canonical(rest)))
+    for vhost in data["virtual_hosts"]:
+        wire = _wire(_VIRTUAL_HOST, _canonical(vhost))
+        config.virtual_hosts.add().MergeFromString(wire)  # type: ignore[attr-defined]
+    return config
 
 
 def from_dicts(items: Mapping[str, Iterable[dict[str, Any]]]) -> Resources:
     """Parse protobuf-JSON dicts into messages; unknown fields or bad values raise."""
     parsed: dict[str, list[Message]] = {}
     for type_url, dicts in items.items():
-        message_type = _MESSAGES[type_url]
         out = parsed.setdefault(type_url, [])
         for data in dicts:
             try:
-                wire = _wire(type_url, json.dumps(data, sort_keys=True, separators=(",", ":")))
+                out.append(_parse(type_url, data))
             except json_format.ParseError as error:
                 raise TranslationError(f"{data.get('name', '?')}: {error}") from error
-            out.append(message_type.FromString(wire))
     return Resources.of_messages(parsed)

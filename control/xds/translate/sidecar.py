@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from typing import Any
 
 from control.api.models.virtual_service import VirtualService
@@ -17,6 +16,7 @@ from control.xds.translate.clusters import (
     inbound_clusters,
     outbound_clusters,
 )
+from control.xds.translate.index import MeshIndex, ProxyInputs
 from control.xds.translate.listeners import (
     http_outbound,
     sni_outbound,
@@ -25,13 +25,14 @@ from control.xds.translate.listeners import (
     virtual_outbound,
 )
 from control.xds.translate.policy import rules_by_host
-from control.xds.translate.protocol import Protocol, port_protocol
-from control.xds.translate.proxy import Proxy, with_workload
-from control.xds.translate.registry import Registry, build_registry
+from control.xds.translate.protocol import Protocol
+from control.xds.translate.proxy import Proxy
+from control.xds.translate.registry import Registry
 from control.xds.translate.resources import (
     CLUSTER,
     ENDPOINT,
     LISTENER,
+    PUSH_ORDER,
     ROUTE,
     Resources,
     from_dicts,
@@ -41,30 +42,7 @@ from control.xds.translate.routes import (
     route_configuration,
     virtual_services_by_host,
 )
-
-_RESERVED_PORTS = frozenset({15000, 15001, 15006, 15020, 15021, 15090})
-
-
-def inbound_ports(state: MeshState, proxy: Proxy) -> list[InboundPort]:
-    """The target ports of the Services that select this proxy's workload, first one wins."""
-    pod = state.workload(proxy.namespace, proxy.pod)
-    found: dict[int, InboundPort] = {}
-    for (namespace, _), service in state.services.items():
-        if namespace != proxy.namespace or not service.selector:
-            continue
-        if not labels_match(service.selector, proxy.labels):
-            continue
-        for port in service.ports:
-            if port.protocol != "TCP":
-                continue
-            target = port.resolved_target()
-            number = target if isinstance(target, int) else (
-                pod.named_port(target, port.protocol) if pod else None
-            )  # fmt: skip
-            if number is None or number in _RESERVED_PORTS or number in found:
-                continue
-            found[number] = InboundPort(number, port_protocol(port.name, port.app_protocol))
-    return [found[p] for p in sorted(found)]
+from control.xds.translate.scope import exported
 
 
 def _tcp_listeners(
@@ -134,27 +112,29 @@ def _tcp_route(
     return [(names.outbound_cluster(port, hostname), 1)]
 
 
-def translation_key(state: MeshState, proxy: Proxy) -> Hashable:
-    """Everything of the proxy that `translate` reads: proxies with equal keys (the replicas of
-    one Deployment) get equal resources, so a push translates once per key, not per proxy."""
-    proxy = with_workload(proxy, state)
-    pod = state.workload(proxy.namespace, proxy.pod)
-    ports = pod.container_ports if pod is not None else ()
-    return (proxy.namespace, tuple(sorted(proxy.labels.items())), ports)
+def _fake_proxy(inputs: ProxyInputs) -> Proxy:
+    """What the outbound half reads of a proxy: its namespace and its source-matched labels."""
+    namespace = inputs.scope.namespace
+    return Proxy(node_id="", ip="", pod="", namespace=namespace, labels=dict(inputs.labels))
 
 
-def translate(state: MeshState, proxy: Proxy) -> Resources:
-    """All listeners, clusters, routes and endpoints of one sidecar (consistent by construction;
-    `consistency.problems` checks it again before anything is published)."""
-    proxy = with_workload(proxy, state)
-    registry = build_registry(state)
-    rules = rules_by_host(state, registry, proxy.namespace)
+def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
+    """The half shared by every proxy with the same scope and source labels: outbound clusters
+    and endpoints (only the hosts the scope sees), route tables, outbound listeners."""
+    state = index.state
+    scope = inputs.scope
+    proxy = _fake_proxy(inputs)
+    registry = index.visible_registry(scope)
+    visible_rules = [
+        r for r in state.destination_rules
+        if exported(r.spec.export_to, r.namespace or "default", scope.namespace)
+    ]  # fmt: skip
+    rules = rules_by_host(visible_rules, registry, scope.namespace)
     clusters, assignments = outbound_clusters(registry, rules)
-    inbound = inbound_ports(state, proxy)
-    clusters += fixed_clusters() + inbound_clusters(inbound)
+    clusters += fixed_clusters()
     destinations = Destinations(registry, rules, {c["name"] for c in clusters})
-    routing = virtual_services_by_host(state.virtual_services, registry)
-    mode = state.mesh.outbound_traffic_policy.mode
+    routing = virtual_services_by_host(index.visible_virtual_services(scope), registry)
+    mode = scope.outbound_mode or state.mesh.outbound_traffic_policy.mode
 
     http_ports = sorted(
         {p.number for h in registry.hosts.values() for p in h.ports if p.protocol.is_http}
@@ -166,9 +146,29 @@ def translate(state: MeshState, proxy: Proxy) -> Resources:
     fallback = (
         names.BLACKHOLE_CLUSTER if mode is OutboundMode.REGISTRY_ONLY else names.PASSTHROUGH_CLUSTER
     )
-    listeners = [virtual_outbound(fallback), virtual_inbound(inbound)]
+    listeners = [virtual_outbound(fallback)]
     listeners += [http_outbound(port) for port in http_ports]
     listeners += _tcp_listeners(registry, routing, destinations, proxy, set(http_ports), fallback)
     return from_dicts(
         {CLUSTER: clusters, ENDPOINT: assignments, LISTENER: listeners, ROUTE: routes}
     )
+
+
+def inbound_resources(ports: tuple[InboundPort, ...]) -> Resources:
+    """The half that depends only on the proxy's own ports."""
+    return from_dicts({CLUSTER: inbound_clusters(ports), LISTENER: [virtual_inbound(ports)]})
+
+
+def merge(*parts: Resources) -> Resources:
+    return Resources.of_messages(
+        {t: [m for part in parts for m in part.of(t).values()] for t in PUSH_ORDER}
+    )
+
+
+def translate(state: MeshState, proxy: Proxy) -> Resources:
+    """All listeners, clusters, routes and endpoints of one sidecar (consistent by construction;
+    `consistency.problems` checks it again before anything is published). For many proxies of
+    one state, `shared.MeshTranslation` computes the same with the halves shared."""
+    index = MeshIndex(state)
+    inputs = index.inputs(proxy)
+    return merge(outbound_resources(index, inputs), inbound_resources(inputs.inbound))

@@ -1,0 +1,46 @@
+"""The scale benchmark's own code, exercised at a small size (`--quick`: 100 services, 200
+proxies in 2 client processes, SotW and Delta): it must run to the end, and its figures must say
+what push scoping promises (a change reaches exactly the proxies that can see it)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCH = Path(__file__).parents[2] / "hack" / "bench" / "bench_scale.py"
+
+
+@pytest.mark.slow
+def test_quick_scale_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--scenarios", "sotw,delta", "--json", str(out)],
+        capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "targets (with Sidecars, 200 proxies)" in result.stdout
+    scenarios: dict[str, Any] = {r["scenario"]: r for r in json.loads(out.read_text())}
+    for name in ("sotw", "delta"):
+        scenario = scenarios[name]
+        assert not scenario["notes"], scenario["notes"]
+        rows = {row["change"]: row for row in scenario["rows"]}
+        assert set(rows) == {"initial connect", "VS, one namespace", "VS, shared namespace",
+                             "endpoint, one namespace", "restart: full push"}  # fmt: skip
+        one_namespace = rows["VS, one namespace"]
+        assert (one_namespace["received"], one_namespace["can_see"]) == (20, 20), name
+        assert one_namespace["leaked"] == 0
+        assert one_namespace["types"] == "r"  # only the route changed
+        assert rows["endpoint, one namespace"]["types"] == "e"
+        assert rows["endpoint, one namespace"]["leaked"] == 0
+        assert rows["VS, shared namespace"]["received"] == 200
+        assert rows["restart: full push"]["received"] == 200
+        assert rows["restart: full push"]["missed"] == 0
+        assert len(one_namespace["times"]) == 20
+        assert all(0 < t < 30 for t in one_namespace["times"])
+        assert 0 < scenario["usage"]["peak_rss_mb"] < 4000
+        assert scenario["usage"]["cpu_s"] > 0

@@ -1,0 +1,117 @@
+"""The pure parts of `proxy-status` and `proxy-config`: sync states, rows from resources, and
+the sections of Envoy's admin output."""
+
+from __future__ import annotations
+
+from control.cli.proxy_config_tables import (
+    cluster_row,
+    cluster_status_rows,
+    envoy_resources,
+    listener_rows,
+    route_rows,
+)
+from control.cli.proxy_status_cmd import newest_version, render_table, type_state
+
+
+def test_type_states() -> None:
+    assert type_state(None) == "NOT SENT"
+    assert type_state({"sent": None}) == "NOT SENT"
+    assert type_state({"sent": "p-3", "acked": "p-3"}) == "SYNCED"
+    assert type_state({"sent": "p-4", "acked": "p-3"}) == "STALE"
+    behind = {"sent": "p-3", "acked": "p-3", "latest": "p-4", "inSync": False}
+    assert type_state(behind) == "STALE"
+    unknown = {"sent": "p-3", "acked": "p-3", "latest": None, "inSync": False}
+    assert type_state(unknown) == "SYNCED"
+    nacked = {"sent": "p-4", "acked": "p-3", "nacked": "p-4", "nackError": "bad\n  route"}
+    assert type_state(nacked) == "NACKED (bad route)"
+    # A NACK of an older version, then a good one ACKed: synced again.
+    assert type_state({"sent": "p-5", "acked": "p-5", "nacked": "p-4"}) == "SYNCED"
+
+
+def test_newest_version_orders_by_counter() -> None:
+    types: dict[str, dict[str, str | None]] = {
+        "cds": {"sent": "ab-9"}, "rds": {"sent": "ab-12"}, "eds": {"sent": None},
+    }  # fmt: skip
+    assert newest_version(types) == "ab-12"
+    assert newest_version({}) == "-"
+
+
+def test_render_table_aligns_columns() -> None:
+    text = render_table(["A", "LONGER"], [["wide-cell", "x"], ["y", "z"]])
+    assert text.splitlines() == ["A          LONGER", "wide-cell  x", "y          z"]
+
+
+def test_cluster_rows_follow_istio_names() -> None:
+    assert cluster_row({"name": "outbound|9080|v1|reviews.default.svc.cluster.local",
+                        "type": "EDS"}) == [
+        "reviews.default.svc.cluster.local", "9080", "v1", "outbound", "EDS"]  # fmt: skip
+    assert cluster_row({"name": "inbound|8080||", "type": "ORIGINAL_DST"}) == [
+        "-", "8080", "-", "inbound", "ORIGINAL_DST"]  # fmt: skip
+    assert cluster_row({"name": "BlackHoleCluster"}) == [
+        "BlackHoleCluster",
+        "-",
+        "-",
+        "-",
+        "STATIC",
+    ]
+
+
+def test_listener_rows_show_match_and_destination() -> None:
+    listener = {
+        "name": "virtualInbound",
+        "address": {"socket_address": {"address": "0.0.0.0", "port_value": 15006}},
+        "filter_chains": [
+            {"filter_chain_match": {"destination_port": 9080},
+             "filters": [{"name": "tcp", "typed_config": {"cluster": "inbound|9080||"}}]},
+            {"filters": [{"name": "hcm", "typed_config": {"rds": {"route_config_name": "80"}}}]},
+        ],
+    }  # fmt: skip
+    assert listener_rows(listener) == [
+        ["virtualInbound", "0.0.0.0", "15006", "port 9080", "Cluster: inbound|9080||"],
+        ["virtualInbound", "0.0.0.0", "15006", "ALL", "Route: 80"],
+    ]
+
+
+def test_route_rows_one_per_route() -> None:
+    config = {
+        "name": "9080",
+        "virtual_hosts": [{
+            "name": "reviews:9080", "domains": ["reviews", "reviews.default", "10.0.0.1"],
+            "routes": [
+                {"match": {"prefix": "/", "headers": [{"name": "end-user"}]},
+                 "route": {"cluster": "outbound|9080|v2|reviews"}},
+                {"match": {"path": "/x"}, "route": {"weighted_clusters": {"clusters": [
+                    {"name": "a", "weight": 80}, {"name": "b", "weight": 20}]}}},
+                {"match": {"safe_regex": {"regex": "/y.*"}}, "direct_response": {"status": 418}},
+            ],
+        }],
+    }  # fmt: skip
+    domains = "reviews, reviews.default +1 more"
+    assert route_rows(config) == [
+        ["9080", "reviews:9080", domains, "/* [end-user]", "outbound|9080|v2|reviews"],
+        ["9080", "reviews:9080", domains, "/x", "a(80), b(20)"],
+        ["9080", "reviews:9080", domains, "~/y.*", "direct response 418"],
+    ]
+
+
+def test_envoy_sections_and_cluster_statuses() -> None:
+    dump = {"configs": [
+        {"@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+         "static_clusters": [{"cluster": {"name": "xds-grpc"}}],
+         "dynamic_active_clusters": [{"cluster": {"name": "outbound|80||a"}}]},
+        {"@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
+         "dynamic_listeners": [{"name": "warming-only", "warming_state": {}},
+                               {"name": "l", "active_state": {"listener": {"name": "l"}}}]},
+    ]}  # fmt: skip
+    assert [c["name"] for c in envoy_resources("clusters", dump)] == ["xds-grpc", "outbound|80||a"]
+    assert [x["name"] for x in envoy_resources("listeners", dump)] == ["l"]
+    status = {"name": "outbound|80||a", "host_statuses": [
+        {"address": {"socket_address": {"address": "10.0.0.1", "port_value": 80}},
+         "health_status": {"eds_health_status": "HEALTHY"}},
+        {"address": {"socket_address": {"address": "10.0.0.2", "port_value": 80}},
+         "health_status": {"failed_outlier_check": True}},
+    ]}  # fmt: skip
+    assert cluster_status_rows(status) == [
+        ["10.0.0.1:80", "HEALTHY", "OK", "outbound|80||a"],
+        ["10.0.0.2:80", "HEALTHY", "FAILED", "outbound|80||a"],
+    ]

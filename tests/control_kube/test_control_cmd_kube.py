@@ -1,0 +1,80 @@
+"""`mizzen control --kube --kubeconfig FILE` as users run it, against the fake API server: it
+serves the cluster's config, follows a change, stops on SIGTERM; bad flags exit 2 with one line."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.control_kube.conftest import TOKEN, mesh_documents, write_kubeconfig
+from tests.control_kube.fake_apiserver import FakeApiServer
+
+
+def _mizzen(*args: str) -> list[str]:
+    return [sys.executable, "-m", "control.cli", *args]
+
+
+def _summary(http: httpx.Client, debug: str) -> dict[str, int]:
+    summary: dict[str, int] = http.get(f"{debug}/debug/configz").json()["summary"]
+    return summary
+
+
+def test_control_runs_on_the_kubernetes_api(fake: FakeApiServer, tmp_path: Path) -> None:
+    for document in mesh_documents():
+        fake.apply(document)
+    kubeconfig = write_kubeconfig(tmp_path, fake.url, TOKEN)
+    command = _mizzen(
+        "control", "--kube", "--kubeconfig", str(kubeconfig), "--xds-port", "0", "--debug-port", "0"
+    )
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            found = re.fullmatch(r"mizzen control: xds=(\d+) debug=(\d+)\n", line)
+            assert found, line
+            debug = f"http://127.0.0.1:{found[2]}"
+            with httpx.Client(trust_env=False, timeout=5) as http:
+                assert _summary(http, debug)["services"] == 2
+                assert _summary(http, debug)["otherMeshConfig"] == 4
+                fake.delete("v1", "Service", "ratings", "shop")
+                deadline = time.monotonic() + 5
+                while _summary(http, debug)["services"] != 1:
+                    assert time.monotonic() < deadline, "the deletion never arrived"
+                    time.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0
+            assert process.stderr is not None
+            assert "Traceback" not in process.stderr.read()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--kube", "--kubeconfig", "/nonexistent/kubeconfig"], "/nonexistent/kubeconfig: no such"),
+        (["--config-dir", "DIR", "--kubeconfig", "KUBECONFIG"], "--kubeconfig needs --kube"),
+        (["--config-dir", "DIR", "--kube"], "not allowed with argument"),
+        ([], "one of the arguments --config-dir --kube is required"),
+    ],
+)
+def test_bad_source_flags_are_explained(tmp_path: Path, args: list[str], message: str) -> None:
+    kubeconfig = write_kubeconfig(tmp_path, "http://127.0.0.1:1", TOKEN)
+    args = [{"DIR": str(tmp_path), "KUBECONFIG": str(kubeconfig)}.get(a, a) for a in args]
+    result = subprocess.run(
+        _mizzen("control", *args), capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
