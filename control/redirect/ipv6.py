@@ -18,8 +18,8 @@ def has_global_ipv6(if_inet6_text: str) -> bool:
 
 
 def netns_has_global_ipv6(path: Path = IF_INET6) -> bool:
-    """False when the kernel has IPv6 off (the file is then missing)."""
+    """False when the kernel has IPv6 off (the file is then missing) or it cannot be read."""
     try:
         return has_global_ipv6(path.read_text())
-    except FileNotFoundError:
+    except OSError:
         return False

@@ -61,7 +61,7 @@ class WatchStream:
         self.events_seen = 0
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        buffer = b""
+        buffer = bytearray()  # grows in place: a big event arrives in many reads
         while True:
             try:
                 data = self._response.read1(_READ_SIZE)
@@ -74,7 +74,10 @@ class WatchStream:
             buffer += data
             if len(buffer) > _MAX_LINE:
                 raise KubeApiError(0, "watch event larger than 64 MiB")
-            *lines, buffer = buffer.split(b"\n")
+            if b"\n" not in data:
+                continue
+            *lines, rest = buffer.split(b"\n")
+            buffer = bytearray(rest)
             for line in lines:
                 if line.strip():
                     self.events_seen += 1
@@ -98,7 +101,7 @@ class WatchStream:
         self._response.release_conn()
 
 
-def _parse_event(line: bytes) -> dict[str, Any]:
+def _parse_event(line: bytes | bytearray) -> dict[str, Any]:
     try:
         event = json.loads(line)
     except ValueError:

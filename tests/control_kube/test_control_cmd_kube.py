@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from control.cli.main import main
 from tests.control_kube.conftest import TOKEN, mesh_documents, write_kubeconfig
 from tests.control_kube.fake_apiserver import FakeApiServer
 
@@ -65,8 +66,6 @@ def test_control_runs_on_the_kubernetes_api(fake: FakeApiServer, tmp_path: Path)
     [
         (["--kube", "--kubeconfig", "/nonexistent/kubeconfig"], "/nonexistent/kubeconfig: no such"),
         (["--config-dir", "DIR", "--kubeconfig", "KUBECONFIG"], "--kubeconfig needs --kube"),
-        (["--config-dir", "DIR", "--kube"], "not allowed with argument"),
-        ([], "one of the arguments --config-dir --kube is required"),
     ],
 )
 def test_bad_source_flags_are_explained(tmp_path: Path, args: list[str], message: str) -> None:
@@ -78,3 +77,22 @@ def test_bad_source_flags_are_explained(tmp_path: Path, args: list[str], message
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--config-dir", ".", "--kube"],
+            "argument --kube: not allowed with argument --config-dir",
+        ),
+        ([], "one of the arguments --config-dir --kube is required"),
+    ],
+)
+def test_one_source_exactly(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["control", *args])  # argparse refuses before anything runs
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err

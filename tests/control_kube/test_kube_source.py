@@ -146,7 +146,8 @@ async def test_changes_that_do_not_touch_the_mesh_are_not_reported(
         fake.apply(service("marker", 41))
         await eventually(lambda: "marker" in services(source.current()))
         assert len(states) == before + 1  # the marker only
-        assert slices.resource_version == stored["metadata"]["resourceVersion"]  # kept current
+        version = stored["metadata"]["resourceVersion"]
+        await eventually(lambda: slices.resource_version == version, what="the slice stored")
         pod = source.current().workloads[("shop", "reviews-v1-aaa")]
         assert pod.ready  # and the annotated pod is unchanged
 
