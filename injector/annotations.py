@@ -132,13 +132,14 @@ def _resources(
 
 def _port_lists(annotations: Mapping[str, str], status_port: int) -> dict[str, str]:
     """The redirect's port flags. Inbound exclusions always keep the mesh's own ports."""
-    excluded = list(DEFAULT_EXCLUDED_INBOUND_PORTS)
-    if status_port and status_port not in excluded:
-        excluded.append(status_port)
     user = annotations.get(EXCLUDE_INBOUND_PORTS, "")
-    for port in parse_port_list(user, EXCLUDE_INBOUND_PORTS) or ():
-        if port not in excluded:
-            excluded.append(port)
+    status = (status_port,) if status_port else ()
+    ports = (
+        *DEFAULT_EXCLUDED_INBOUND_PORTS,
+        *status,
+        *(parse_port_list(user, EXCLUDE_INBOUND_PORTS) or ()),
+    )
+    excluded = dict.fromkeys(ports)  # in order, once each (a list scan per port is quadratic)
     return {
         "include_inbound_ports": annotations.get(INCLUDE_INBOUND_PORTS, "*"),
         "exclude_inbound_ports": ",".join(map(str, excluded)),

@@ -36,14 +36,15 @@ async def read_body(request: Request, settings: WebhookSettings) -> bytes:
     limit = settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not (declared.isascii() and declared.strip().isdigit()):
+        declared = declared.strip()
+        if not (declared.isascii() and declared.isdigit()):
             raise FramingError(400, "Content-Length is not a number")
-        if int(declared) > limit:
+        if len(declared) > 18 or int(declared) > limit:
             # A client waiting for `100 Continue` will not send the body: close after answering.
             # Any other client is sending it; the connection drains it and stays usable.
             waiting = request.headers.get("expect", "").lower() == "100-continue"
             raise FramingError(
-                413, f"body of {int(declared)} bytes is over the {limit}-byte limit", close=waiting
+                413, f"body of {declared[:20]} bytes is over the {limit}-byte limit", close=waiting
             )
     chunks: list[bytes] = []
     received = 0

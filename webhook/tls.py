@@ -100,7 +100,9 @@ class CertificateStore:
             return False
         context = _base_context()
         try:
-            context.load_cert_chain(self._cert_file, self._key_file)
+            # An empty password: an encrypted key fails here instead of OpenSSL prompting on
+            # the terminal (and blocking the watcher for ever).
+            context.load_cert_chain(self._cert_file, self._key_file, password=b"")
             leaf = x509.load_pem_x509_certificate(cert)
         except (ssl.SSLError, ValueError) as error:
             raise CertificateError(
@@ -150,4 +152,7 @@ class CertificateWatcher:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
-            self._store.poll()
+            try:
+                self._store.poll()
+            except Exception:  # a bug must not end the reloading for good
+                log.exception("unexpected error while reloading the serving certificate")

@@ -136,8 +136,7 @@ class SnapshotCache:
         if self.custom:
             return self.translator(self.state, proxy)
         if not self.scoping:  # the baseline: nothing shared
-            self.translation.translations += 1
-            return translate(self.state, proxy)
+            return self.translation.alone(proxy)
         return self.translation.for_proxy(proxy)
 
     def _problems(self, resources: Resources) -> list[str]:

@@ -147,7 +147,8 @@ def _inbound_rules(spec: RedirectSpec) -> list[Rule]:
         rules += [Rule(INBOUND, _tcp("--dport", str(p), "-j", "RETURN")) for p in excluded]
         rules.append(Rule(INBOUND, _tcp("-j", IN_REDIRECT)))
     else:
-        captured = [port for port in _unique(include) if port not in excluded]
+        skipped = set(excluded)
+        captured = [port for port in _unique(include) if port not in skipped]
         rules += [Rule(INBOUND, _tcp("--dport", str(p), "-j", IN_REDIRECT)) for p in captured]
     rules.append(Rule("PREROUTING", _tcp("-j", INBOUND)))
     return rules

@@ -126,6 +126,20 @@ async def test_watch_events_update_the_state_within_a_second(
     assert fake.counters.lists == lists  # all of it came through the watches, no relist
 
 
+async def test_an_event_larger_than_one_read_arrives_whole(
+    fake: FakeApiServer, client: ApiClient
+) -> None:
+    source = KubeSource(client, settings=FAST)
+    source.load()
+    big = service("big", 47)
+    big["metadata"]["annotations"] = {"note": "x" * 3_000_000}  # ~46 reads of 64 KiB
+    async with running(source):
+        await all_watching(fake)
+        fake.apply(big)
+        fake.apply(service("next", 48))
+        await eventually(lambda: {"big", "next"} <= services(source.current()))
+
+
 async def test_changes_that_do_not_touch_the_mesh_are_not_reported(
     fake: FakeApiServer, client: ApiClient
 ) -> None:

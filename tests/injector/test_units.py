@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -306,3 +307,17 @@ def test_a_deeply_nested_proxy_config_is_refused_by_name(text: str) -> None:
     with pytest.raises(InjectionError, match="nested") as raised:
         inject(pod, InjectionContext("shop"), InjectionConfig())
     assert raised.value.field == "proxy.istio.io/config"
+
+
+def test_a_huge_port_list_is_handled_in_linear_time() -> None:
+    """40,000 ports (an annotation near Kubernetes' 256 KiB limit) took 18 s when each port was
+    looked up in a list; the webhook has 10 s."""
+    ports = ",".join(str(port) for port in range(1, 40_000))
+    pod = _pod(annotations={"traffic.sidecar.istio.io/excludeInboundPorts": ports})
+    start = time.perf_counter()
+    result = inject(pod, InjectionContext("shop"), InjectionConfig())
+    assert time.perf_counter() - start < 3
+    args = result.pod["spec"]["initContainers"][0]["args"]
+    excluded = next(a for a in args if a.startswith("--exclude-inbound-ports="))
+    assert excluded.startswith("--exclude-inbound-ports=15090,15021,15020,1,2,3,")
+    assert excluded.count(",15020,") == 1

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from injector import InjectionConfig
 from tests.webhook.conftest import NAMES, RunningServer, start_server, wait_for
@@ -200,3 +201,17 @@ def test_answers_are_not_held_back_by_nagle(tls_server: RunningServer) -> None:
             latencies.append(time.perf_counter() - started)
             assert status == 200
     assert statistics.median(latencies) < 0.02, f"median {statistics.median(latencies):.3f} s"
+
+
+def test_an_encrypted_key_is_refused_not_prompted_for(tmp_path: Path) -> None:
+    certs = devcerts.issue(tmp_path, NAMES)
+    key = serialization.load_pem_private_key(certs.key_file.read_bytes(), None)
+    certs.key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    with pytest.raises(CertificateError, match="not a usable certificate and key"):
+        CertificateStore(certs.cert_file, certs.key_file).load()

@@ -90,11 +90,22 @@ _PARTS: Final[dict[str, type[Message]]] = {
 
 
 @functools.lru_cache(maxsize=50_000)
-def _wire(type_url: str, canonical_json: str) -> bytes:
-    """JSON -> serialized message, memoized: most resources are the same for every proxy and
-    across pushes, and protobuf's JSON parser is the slow part of a translation."""
-    message = json_format.Parse(canonical_json, _PARTS[type_url]())
-    return message.SerializeToString(deterministic=True)
+def _message(type_url: str, canonical_json: str) -> Message:
+    """JSON -> message, memoized: most resources are the same for many proxies and across
+    pushes, and protobuf's JSON parser is the slow part of a translation. Equal resources are
+    then one shared (never modified) object, packed and hashed once for every proxy."""
+    message: Message = json_format.Parse(canonical_json, _PARTS[type_url]())
+    return message
+
+
+@functools.lru_cache(maxsize=2_000)
+def _route(rest_json: str, virtual_hosts: tuple[str, ...]) -> Message:
+    config: Message = route_pb2.RouteConfiguration()
+    config.CopyFrom(_message(ROUTE, rest_json))
+    config.virtual_hosts.extend(  # type: ignore[attr-defined]
+        _message(_VIRTUAL_HOST, v) for v in virtual_hosts
+    )
+    return config
 
 
 def _canonical(data: Mapping[str, Any]) -> str:
@@ -105,14 +116,9 @@ def _parse(type_url: str, data: Mapping[str, Any]) -> Message:
     """A route table is parsed virtual host by virtual host: proxies of different scopes get
     different tables made mostly of the same virtual hosts, each parsed once."""
     if type_url != ROUTE or not data.get("virtual_hosts"):
-        message: Message = _MESSAGES[type_url].FromString(_wire(type_url, _canonical(data)))
-        return message
+        return _message(type_url, _canonical(data))
     rest = {k: v for k, v in data.items() if k != "virtual_hosts"}
-    config: Message = route_pb2.RouteConfiguration.FromString(_wire(type_url, _canonical(rest)))
-    for vhost in data["virtual_hosts"]:
-        wire = _wire(_VIRTUAL_HOST, _canonical(vhost))
-        config.virtual_hosts.add().MergeFromString(wire)  # type: ignore[attr-defined]
-    return config
+    return _route(_canonical(rest), tuple(_canonical(v) for v in data["virtual_hosts"]))
 
 
 def from_dicts(items: Mapping[str, Iterable[dict[str, Any]]]) -> Resources:

@@ -51,6 +51,12 @@ class MeshTranslation:
     def for_proxy(self, proxy: Proxy) -> Resources:
         return self.resources(self.inputs(proxy))
 
+    def alone(self, proxy: Proxy) -> Resources:
+        """Translated for this proxy only, nothing shared or kept (the benchmark's baseline)."""
+        inputs = self.inputs(proxy)
+        self.translations += 1
+        return merge(outbound_resources(self.index, inputs), inbound_resources(inputs.inbound))
+
     def successor(self, state: MeshState) -> tuple[MeshTranslation, Change]:
         """The translation of `state`, keeping the outbound halves `diff` says are unaffected."""
         following = MeshTranslation(state)
