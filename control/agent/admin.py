@@ -49,7 +49,11 @@ class EnvoyAdmin:
     """A client of the admin API at 127.0.0.1:`port`."""
 
     def __init__(self, port: int, timeout: float = 1.0) -> None:
-        self._client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=timeout)
+        # trust_env=False: an HTTP(S)_PROXY in the proxy's environment (proxyMetadata can set
+        # one) must never route the agent's localhost calls elsewhere.
+        self._client = httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=timeout, trust_env=False
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

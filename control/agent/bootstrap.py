@@ -9,6 +9,7 @@ go LIVE empty, so "LIVE" really means "configured" (the readiness check relies o
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Final
 
 import yaml
@@ -27,6 +28,13 @@ _TYPE: Final = "type.googleapis.com/"
 
 def _socket_address(host: str, port: int) -> dict[str, Any]:
     return {"socket_address": {"address": host, "port_value": port}}
+
+
+def _any_address(pod_ip: str, port: int) -> dict[str, Any]:
+    """All addresses of the pod's family; an IPv6 pod's `::` accepts IPv4 as well."""
+    if ipaddress.ip_address(pod_ip).version == 4:
+        return _socket_address("0.0.0.0", port)
+    return {"socket_address": {"address": "::", "port_value": port, "ipv4_compat": True}}
 
 
 def _load_assignment(cluster: str, host: str, port: int) -> dict[str, Any]:
@@ -88,7 +96,7 @@ def _prometheus_listener(settings: AgentSettings) -> dict[str, Any]:
     route = {"match": {"prefix": PROMETHEUS_PATH}, "route": {"cluster": PROMETHEUS_CLUSTER}}
     return {
         "name": PROMETHEUS_LISTENER,
-        "address": _socket_address("0.0.0.0", settings.options.prometheus_port),
+        "address": _any_address(settings.instance_ip, settings.options.prometheus_port),
         "filter_chains": [
             {
                 "filters": [
@@ -134,7 +142,7 @@ def render_bootstrap(settings: AgentSettings, version: str) -> dict[str, Any]:
         "admin": {"address": _socket_address("127.0.0.1", settings.options.admin_port)},
         "dynamic_resources": {
             "ads_config": {
-                "api_type": "GRPC",
+                "api_type": settings.options.xds_api,
                 "transport_api_version": "V3",
                 "set_node_on_first_message_only": True,
                 "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],

@@ -93,14 +93,19 @@ def prepare_launch(settings: AgentSettings, binary: Path, version: str) -> Envoy
 
 def _die_with_parent() -> Callable[[], None] | None:
     """A pre-exec hook asking the kernel to SIGTERM Envoy if the agent dies, so a crashed agent
-    never leaves an orphan Envoy holding the pod's ports. Linux only; resolved before the fork."""
+    never leaves an orphan Envoy holding the pod's ports. Linux only; resolved before the fork.
+    It runs after the uid switch (which would clear the setting), and the kernel ties it to the
+    forking thread: the agent spawns from its event loop's thread, which lives as long as it."""
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
+    agent = os.getpid()
 
     def hook() -> None:
         prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != agent:  # the agent died before the request took effect
+            os.kill(os.getpid(), signal.SIGTERM)
 
     return hook
 

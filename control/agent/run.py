@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import shutil
 import signal
@@ -35,10 +36,11 @@ async def _serve_health(
     apps = [(settings.options.readiness_port, endpoints.readiness_app())]
     if settings.status_port:
         apps.append((settings.status_port, endpoints.status_app()))
+    ipv6 = ipaddress.ip_address(settings.instance_ip).version == 6
     servers = []
     for port, app in apps:
         server = make_server(app)
-        task = asyncio.create_task(server.serve(sockets=[bind(port)]))
+        task = asyncio.create_task(server.serve(sockets=[bind(port, ipv6=ipv6)]))
         servers.append((server, task))
     return servers
 

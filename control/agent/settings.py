@@ -121,13 +121,16 @@ class AgentOptions(_Frozen):
     proxy_gid: int = Field(default=1337, ge=0)
     # None: --disable-hot-restart (no shared memory, so agents never collide on a base id).
     base_id: int | None = Field(default=None, ge=0)
-    drain_duration: float = Field(default=5.0, ge=0)
-    concurrency: int = Field(default=2, ge=0)
+    drain_duration: float = Field(default=5.0, ge=0, le=86400)  # a day: Envoy's is a uint32
+    concurrency: int = Field(default=2, ge=0, le=1024)
     log_level: Literal["trace", "debug", "info", "warning", "error", "critical", "off"] = "warning"
     envoy_path: Path | None = None
     config_dir: Path | None = None  # None: MIZZEN_ENVOY_CONFIG_DIR, else a fresh temp dir
     restart_backoff_initial: float = Field(default=0.2, gt=0)
     restart_backoff_max: float = Field(default=10.0, gt=0)
+    # Delta xDS by default: the control plane sends only what changed (issue 7); GRPC is
+    # State of the World, for control planes that do not serve Delta.
+    xds_api: Literal["DELTA_GRPC", "GRPC"] = "DELTA_GRPC"
 
 
 class AgentSettings(_Frozen):
@@ -311,4 +314,12 @@ def _with_proxy_config(options: AgentOptions, env: Mapping[str, str]) -> AgentOp
                 contract.ENV_PROXY_CONFIG, f"terminationDrainDuration {drain!r} is not like '5s'"
             )
         updates["drain_duration"] = float(match.group(1))
-    return options.model_copy(update=updates) if updates else options
+    if not updates:
+        return options
+    try:  # validated like the flags, so the same bounds hold whichever set the value
+        return AgentOptions.model_validate({**options.model_dump(exclude_unset=True), **updates})
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = str(first["loc"][0])
+        name = "terminationDrainDuration" if field == "drain_duration" else field
+        raise SettingsError(contract.ENV_PROXY_CONFIG, f"{name}: {first['msg']}") from None

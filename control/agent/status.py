@@ -91,9 +91,16 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def bind(port: int, host: str = "0.0.0.0") -> socket.socket:
-    """A listening socket, bound before serving: a taken port fails the agent at once."""
-    return socket.create_server((host, port), reuse_port=False, backlog=128)
+def bind(port: int, *, ipv6: bool = False) -> socket.socket:
+    """A listening socket on all addresses, bound before serving: a taken port fails the agent
+    at once. An IPv6 pod's kubelet probes its IPv6 address, so such a pod listens on `::`
+    (and on IPv4 too where the kernel allows both on one socket)."""
+    if ipv6:
+        dual = socket.has_dualstack_ipv6()
+        return socket.create_server(
+            ("::", port), family=socket.AF_INET6, dualstack_ipv6=dual, backlog=128
+        )
+    return socket.create_server(("0.0.0.0", port), backlog=128)
 
 
 def make_server(app: Starlette) -> uvicorn.Server:

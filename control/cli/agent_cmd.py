@@ -55,6 +55,12 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     add("--log-level", default=defaults.log_level, help="Envoy's log level")
     add("--envoy-path", type=Path, default=None, help="the Envoy binary (default: discovered)")
     add("--config-dir", type=Path, default=None, help="where the bootstrap is written")
+    add(
+        "--xds-api",
+        choices=("DELTA_GRPC", "GRPC"),
+        default=None,
+        help="ADS variant Envoy asks for: Delta (default) or State of the World",
+    )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +91,7 @@ def _settings(args: argparse.Namespace) -> AgentSettings:
         "log_level": args.log_level,
         "envoy_path": args.envoy_path,
         "config_dir": args.config_dir,
+        "xds_api": args.xds_api,
     }
     try:
         # Only the flags given count as set, so the pod's proxy config can fill the others.
@@ -102,7 +109,7 @@ def _wait(args: argparse.Namespace) -> int:
     reason = "no answer"
     while time.monotonic() < deadline:
         try:
-            response = httpx.get(url, timeout=1.0)
+            response = httpx.get(url, timeout=1.0, trust_env=False)  # localhost: no proxy
             if response.status_code == 200:
                 return 0
             reason = response.text.strip()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from control.demo import sample
 from injector import contract
 from injector.redirect.spec import RedirectSpec
 
@@ -114,6 +115,27 @@ def start_sidecar(
     env = {**os.environ, **(base_env or {}), **identity.environment(pod, discovery)}
     cmd = mizzen("agent", "run", f"--drain-duration={drain_duration}", "--concurrency=1")
     return pod.popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def start_sample_workloads(
+    host: PodHandle,
+    client: PodHandle,
+    v1: PodHandle,
+    v2: PodHandle,
+    *,
+    client_log: IO[str],
+    v2_log: IO[str],
+) -> None:
+    """The sample's workloads (`sample`), the control plane being on `host`: both backends, and
+    sidecars in the client and in v2. v1 stays a plain pod, so only v2's traffic also crosses
+    an inbound capture (its backend sees Envoy's 127.0.0.6, v1's sees the client)."""
+    start_backend(v1, "v1", sample.BACKEND_PORT)
+    start_backend(v2, "v2", sample.BACKEND_PORT)
+    discovery = f"{host.ip}:{XDS_PORT}"
+    client_id = SidecarPod(sample.NAMESPACE, sample.CLIENT_LABELS, "client")
+    start_sidecar(client, client_id, discovery, client_log)
+    v2_id = SidecarPod(sample.NAMESPACE, sample.echo_labels("v2"), sample.SERVICE)
+    start_sidecar(v2, v2_id, discovery, v2_log)
 
 
 def wait_ready(pod: PodHandle, timeout: float = 30) -> None:

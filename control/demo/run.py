@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -12,12 +13,10 @@ from control.demo import sample
 from control.demo.mesh import (
     XDS_PORT,
     MeshError,
-    SidecarPod,
     TrafficSummary,
     send_requests,
-    start_backend,
     start_control_plane,
-    start_sidecar,
+    start_sample_workloads,
     wait_ready,
 )
 from control.demo.netns import NetnsError, NetnsPod, Network
@@ -86,13 +85,7 @@ def run_local_mesh(out: TextIO, requests: int = 200) -> int:
                 say(f"# pods on a bridge: client {client.ip}, echo-v1 {v1.ip}, echo-v2 {v2.ip}\n")
                 start_control_plane(network.host, config, clog)
                 say(f"# control plane on {network.host.ip}:{XDS_PORT}, config {config}\n")
-                start_backend(v1, "v1", sample.BACKEND_PORT)
-                start_backend(v2, "v2", sample.BACKEND_PORT)
-                discovery = f"{network.host.ip}:{XDS_PORT}"
-                client_id = SidecarPod(sample.NAMESPACE, sample.CLIENT_LABELS, "client")
-                start_sidecar(client, client_id, discovery, alog)
-                v2_id = SidecarPod(sample.NAMESPACE, sample.echo_labels("v2"), sample.SERVICE)
-                start_sidecar(v2, v2_id, discovery, alog)
+                start_sample_workloads(network.host, client, v1, v2, client_log=alog, v2_log=alog)
                 say("# sidecars (mizzen init + mizzen agent) in client and echo-v2, waiting ...\n")
                 wait_ready(client)
                 wait_ready(v2)
@@ -100,7 +93,7 @@ def run_local_mesh(out: TextIO, requests: int = 200) -> int:
                 _scenario(out, client, config, requests)
             say("# torn down: namespaces, processes and files removed\n")
             return 0
-        except (MeshError, NetnsError, OSError) as error:
+        except (MeshError, NetnsError, OSError, subprocess.SubprocessError) as error:
             say(f"mizzen demo: the local mesh failed: {error}\n")
             say(f"  control plane log:\n{_tail(control_log)}\n  agent log:\n{_tail(agent_log)}\n")
             return 1

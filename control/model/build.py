@@ -9,12 +9,13 @@ one typo never takes the rest of the configuration down.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 from control.api import kinds
 from control.api.registry import MeshResource
+from control.api.report import ValidationReport
 from control.api.validate import inspect_resource
 from control.model.endpoints import service_endpoints
 from control.model.kube import (
@@ -33,8 +34,44 @@ from control.model.state import ConfigProblem, Document, MeshState
 _CORE_KINDS = ("Namespace", "Service", "Pod")
 
 
-class _Builder:
+class BuildCache:
+    """Parsed documents and derived endpoints of the previous build, reused by the next one
+    when the very same objects come again (a source re-reads only what changed, so most
+    documents are the same objects): a change to one file re-validates only that file.
+    Pass the same instance to successive `build_state` calls of one source."""
+
     def __init__(self) -> None:
+        self.parsed: dict[int, tuple[object, object]] = {}
+        self.endpoints: dict[tuple[str, str], tuple[Service, tuple[Workload, ...], Any]] = {}
+        self._next_parsed: dict[int, tuple[object, object]] = {}
+
+    def parse(self, obj: Mapping[str, Any], parse: Callable[[], object]) -> object:
+        found = self.parsed.get(id(obj))
+        if found is None or found[0] is not obj:
+            found = (obj, parse())
+        self._next_parsed[id(obj)] = found
+        return found[1]
+
+    def finish(self, services: Iterable[tuple[str, str]]) -> None:
+        """Keep only what this build used."""
+        self.parsed, self._next_parsed = self._next_parsed, {}
+        self.endpoints = {k: self.endpoints[k] for k in services if k in self.endpoints}
+
+
+def _parse_core(kind: str, obj: Mapping[str, Any]) -> object:
+    try:
+        if kind == "Namespace":
+            return parse_namespace(obj)
+        if kind == "Service":
+            return parse_service(obj)
+        return parse_pod(obj)
+    except ObjectError as error:
+        return error
+
+
+class _Builder:
+    def __init__(self, cache: BuildCache) -> None:
+        self.cache = cache
         self.namespaces: dict[str, Namespace] = {}
         self.services: dict[tuple[str, str], Service] = {}
         self.workloads: dict[tuple[str, str], Workload] = {}
@@ -81,24 +118,21 @@ class _Builder:
         return True
 
     def _add_core(self, origin: str, kind: str, obj: Mapping[str, Any]) -> None:
-        try:
-            if kind == "Namespace":
-                namespace = parse_namespace(obj)
-                if self._claim(origin, kind, "", namespace.name):
-                    self.namespaces[namespace.name] = namespace
-            elif kind == "Service":
-                service = parse_service(obj)
-                if self._claim(origin, kind, *service.key):
-                    self.services[service.key] = service
-            else:
-                pod = parse_pod(obj)
-                if self._claim(origin, kind, *pod.key):
-                    self.workloads[pod.key] = pod
-        except ObjectError as error:
-            self.problem(origin, kind, self._name(obj), str(error))
+        parsed = self.cache.parse(obj, lambda: _parse_core(kind, obj))
+        if isinstance(parsed, ObjectError):
+            self.problem(origin, kind, self._name(obj), str(parsed))
+        elif isinstance(parsed, Namespace):
+            if self._claim(origin, kind, "", parsed.name):
+                self.namespaces[parsed.name] = parsed
+        elif isinstance(parsed, Service):
+            if self._claim(origin, kind, *parsed.key):
+                self.services[parsed.key] = parsed
+        elif isinstance(parsed, Workload) and self._claim(origin, kind, *parsed.key):
+            self.workloads[parsed.key] = parsed
 
     def _add_mesh(self, origin: str, obj: Mapping[str, Any]) -> None:
-        report, resource = inspect_resource(obj)
+        inspected = self.cache.parse(obj, lambda: inspect_resource(obj))
+        report, resource = cast(tuple[ValidationReport, MeshResource[Any] | None], inspected)
         kind = obj.get("kind")
         name = self._name(obj)
         if resource is None or not report.ok:
@@ -112,6 +146,15 @@ class _Builder:
         if self._claim(origin, resource.kind, namespace, resource.name):
             self.mesh[(resource.kind, namespace, resource.name)] = resource
 
+    def _endpoints(self, service: Service, pods: tuple[Workload, ...]) -> Any:
+        """Derived again only when the Service or a pod of its namespace changed."""
+        found = self.cache.endpoints.get(service.key)
+        if found is not None and found[0] == service and found[1] == pods:
+            return found[2]
+        result = service_endpoints(service, pods)
+        self.cache.endpoints[service.key] = (service, pods, result)
+        return result
+
     def state(self, mesh: MeshConfig) -> MeshState:
         services = dict(sorted(self.services.items()))
         workloads = dict(sorted(self.workloads.items()))
@@ -119,7 +162,7 @@ class _Builder:
         for workload in workloads.values():
             by_namespace.setdefault(workload.namespace, []).append(workload)
         endpoints = {
-            key: service_endpoints(service, by_namespace.get(service.namespace, ()))
+            key: self._endpoints(service, tuple(by_namespace.get(service.namespace, ())))
             for key, service in services.items()
         }
         by_kind: dict[str, list[MeshResource[Any]]] = {}
@@ -145,9 +188,13 @@ def _readonly(mapping: dict[Any, Any]) -> Mapping[Any, Any]:
     return MappingProxyType(mapping)
 
 
-def build_state(documents: Iterable[Document], mesh: MeshConfig | None = None) -> MeshState:
+def build_state(
+    documents: Iterable[Document], mesh: MeshConfig | None = None, cache: BuildCache | None = None
+) -> MeshState:
     """The mesh state the documents describe; problems are collected, never raised."""
-    builder = _Builder()
+    builder = _Builder(cache or BuildCache())
     for document in documents:
         builder.add(document)
-    return builder.state(mesh or MeshConfig())
+    state = builder.state(mesh or MeshConfig())
+    builder.cache.finish(state.services)
+    return state

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from control.model.build import build_state
+from control.model.build import BuildCache, build_state
 from control.model.mesh_config import MeshConfig
 from control.model.state import ConfigProblem, Document, MeshState
 from control.sources.documents import SUFFIXES, parse_text
@@ -44,6 +44,7 @@ class FileSource:
         self._files: dict[Path, _Parsed] = {}
         self._state = MeshState(mesh=self.mesh)
         self._loaded = False
+        self._build_cache = BuildCache()
 
     def current(self) -> MeshState:
         return self._state
@@ -72,7 +73,7 @@ class FileSource:
         self._files = files
         self._loaded = True
         documents = [d for parsed in files.values() for d in parsed.documents]
-        state = build_state(documents, self.mesh)
+        state = build_state(documents, self.mesh, self._build_cache)
         problems = tuple(p for parsed in files.values() for p in parsed.problems)
         state = _with_problems(state, problems)
         self._report(state)

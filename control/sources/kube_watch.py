@@ -48,6 +48,12 @@ class ResourceKind:
             return f"/api/{version}/{self.plural}"
         return f"/apis/{self.group}/{version}/{self.plural}"
 
+    @property
+    def may_be_absent(self) -> bool:
+        """Only kinds of an API group (CRDs, EndpointSlices on old clusters) can be unserved; a
+        404 for a core kind is a broken path or proxy, never a reason to empty the store."""
+        return bool(self.group)
+
     def api_version(self, version: str) -> str:
         return f"{self.group}/{version}" if self.group else version
 
@@ -186,14 +192,14 @@ class Reflector:
 
     def list_once(self) -> bool:
         """List every page; replace the store only when all pages arrived. True if the store
-        changed. A kind the server does not serve in any version lists as empty (its CRD is
-        gone, and with it its objects). Raises KubeApiError."""
+        changed. A kind that `may_be_absent` and is not served in any version lists as empty
+        (its CRD is gone, and with it its objects). Raises KubeApiError."""
         for attempt in range(len(self.resource.versions)):
             index = (self._version_index + attempt) % len(self.resource.versions)
             try:
                 objects, version = self._list_pages(self.resource.versions[index])
             except KubeApiError as error:
-                if error.status == 404:
+                if error.status == 404 and self.resource.may_be_absent:
                     continue
                 raise
             self._version_index = index

@@ -104,8 +104,13 @@ class SnapshotCache:
         started = time.monotonic()
         when = started if changed_at is None else changed_at
         if self.scoping and not self.custom:
-            self.translation, change = self.translation.successor(state)
-            described = change.describe()
+            try:
+                self.translation, change = self.translation.successor(state)
+                described = change.describe()
+            except Exception:  # a bug in the change analysis: translate everything afresh
+                log.exception("change analysis failed; this push re-translates everything")
+                self.translation = MeshTranslation(state)
+                described = {"everything": True}
         else:
             self.translation = MeshTranslation(state)
             described = {"everything": True}

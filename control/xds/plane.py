@@ -130,7 +130,11 @@ class ControlPlane:
         state = self.source.current()
         self.metrics.config_updates.inc()
         self.metrics.invalid_documents.set(sum(p.severity == "error" for p in state.problems))
-        push = self.cache.set_state(state, changed_at)
+        try:
+            push = self.cache.set_state(state, changed_at)
+        except Exception:  # a bug must not stop every later push: the next change retries
+            log.exception("applying the mesh state failed; proxies keep their snapshots")
+            return
         log.info("push %s: %d of %d proxies changed, %d translations (%d reused), %.1f ms",
                  push.version, push.pushed, push.proxies, push.translations, push.reused,
                  push.millis)  # fmt: skip

@@ -23,17 +23,22 @@ class SendLimiter:
     ) -> None:
         """Run one write; `on_slow(True)` when it outlasts `slow_after`, `on_slow(False)` once
         it is done. Raises what the write raises (the stream is broken)."""
+        await self._slots.acquire()
+        holding = True
         task = asyncio.ensure_future(write())
         try:
-            async with self._slots:
-                done, _ = await asyncio.wait({task}, timeout=self.slow_after)
+            done, _ = await asyncio.wait({task}, timeout=self.slow_after)
+            self._slots.release()
+            holding = False
             if not done:
                 self.metrics.slow_sends.inc()
                 on_slow(True)
-                await task
+                await asyncio.wait({task})
                 on_slow(False)
             task.result()
         finally:
+            if holding:
+                self._slots.release()
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+import httpx
+
 HERE = Path(__file__).resolve().parent
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -78,6 +80,17 @@ class ControlProcess:
         self.xds_port, self.debug_port = int(parts["xds"]), int(parts["debug"])
         self.ready_at = time.monotonic()
         return self.ready_at - self.started
+
+    def last_push(self) -> dict[str, Any]:
+        """The control plane's own account of its latest push (`/debug/pushz`), if it has one:
+        how long computing it took and how many translations it made."""
+        url = f"http://127.0.0.1:{self.debug_port}/debug/pushz"
+        try:
+            response = httpx.get(url, timeout=10, trust_env=False)
+            body = response.json() if response.status_code == 200 else {}
+        except (httpx.HTTPError, ValueError):
+            return {}
+        return body if isinstance(body, dict) else {}
 
     def usage(self) -> dict[str, float]:
         rss, hwm = memory_mb(self.pid)

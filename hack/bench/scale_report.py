@@ -63,6 +63,8 @@ def _table(result: Result) -> None:
             f"{_ms(max(times, default=math.nan)):>7} {row['bytes'] / 1e6:>8.2f} "
             f"{row['types'] or '-':>5} {row['cpu']:>8.2f}"
         )
+        if "push_ms" in row and row["change"] not in ("initial connect", "restart: full push"):
+            line += f"  (push computed in {row['push_ms']:.0f} ms, {row['translations']} transl.)"
         if "startup" in row:
             line += f"  (process ready after {row['startup']:.1f} s)"
         print(line)

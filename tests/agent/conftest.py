@@ -58,6 +58,14 @@ def children(pid: int) -> list[int]:
         return []
 
 
+def comm_of(pid: int) -> str:
+    """The process's name, or "" once it is gone (a dead Envoy is reaped at any moment)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
 def uid_of(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("Uid:"):
@@ -118,7 +126,7 @@ class AgentProcess:
         return response.status_code, response.text.strip()
 
     def envoy_pids(self) -> list[int]:
-        return [p for p in children(self.pid) if "envoy" in Path(f"/proc/{p}/comm").read_text()]
+        return [p for p in children(self.pid) if "envoy" in comm_of(p)]
 
     def wait_envoy(self, timeout: float = 10) -> int:
         wait_for(lambda: self.envoy_pids(), timeout)
@@ -147,6 +155,12 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
         return agent
 
     yield start
-    for agent in started:
+    failures = []
+    for agent in started:  # every agent is stopped, even after one failed to stop cleanly
         if agent.process is not None and agent.process.poll() is None:
-            agent.stop()
+            try:
+                agent.stop()
+            except AssertionError as error:
+                failures.append(error)
+    if failures:
+        raise failures[0]

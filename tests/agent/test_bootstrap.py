@@ -40,7 +40,9 @@ def test_ads_waits_for_the_control_plane_and_sends_the_node_once() -> None:
     dynamic = render_bootstrap(_settings(), VERSION)["dynamic_resources"]
     ads = dynamic["ads_config"]
     assert ads["set_node_on_first_message_only"] is True
-    assert ads["api_type"] == "GRPC"
+    assert ads["api_type"] == "DELTA_GRPC"  # Delta by default
+    sotw = render_bootstrap(_settings(AgentOptions(xds_api="GRPC")), VERSION)
+    assert sotw["dynamic_resources"]["ads_config"]["api_type"] == "GRPC"
     assert ads["grpc_services"] == [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}]
     for source in ("cds_config", "lds_config"):
         assert dynamic[source] == {
@@ -73,6 +75,15 @@ def test_a_hostname_discovery_address_is_resolved_by_dns() -> None:
     endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
     address = endpoint["address"]["socket_address"]
     assert address == {"address": "mizzen.mizzen-system.svc", "port_value": 15010}
+
+
+def test_an_ipv6_pod_exposes_prometheus_on_its_own_family() -> None:
+    env = {contract.ENV_INSTANCE_IP: "fd00::7", contract.ENV_DISCOVERY_ADDRESS: "[fd00::1]:15010"}
+    [listener] = render_bootstrap(_settings(env=env), VERSION)["static_resources"]["listeners"]
+    address = listener["address"]["socket_address"]
+    assert address == {"address": "::", "port_value": 15090, "ipv4_compat": True}
+    [v4] = render_bootstrap(_settings(), VERSION)["static_resources"]["listeners"]
+    assert v4["address"]["socket_address"]["address"] == "0.0.0.0"
 
 
 def test_prometheus_port_zero_leaves_no_listener() -> None:

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import yaml
 
@@ -28,6 +30,9 @@ def test_bootstrap_prints_yaml_and_json() -> None:
     assert yaml.safe_load(as_yaml.stdout) == json.loads(as_json.stdout)
     node = json.loads(as_json.stdout)["node"]
     assert node["id"] == "sidecar~10.44.0.7~client-1.shop~shop.svc.cluster.local"
+    assert json.loads(as_json.stdout)["dynamic_resources"]["ads_config"]["api_type"] == "DELTA_GRPC"
+    sotw = _mizzen("agent", "bootstrap", "--json", "--xds-api=GRPC", env=pod_env())
+    assert json.loads(sotw.stdout)["dynamic_resources"]["ads_config"]["api_type"] == "GRPC"
 
 
 def test_bootstrap_names_a_bad_flag_or_variable() -> None:
@@ -42,3 +47,31 @@ def test_wait_gives_up_with_the_reason() -> None:
     done = _mizzen("agent", "wait", f"--readiness-port={free_port()}", "--timeout=0.5", env={})
     assert done.returncode == 1
     assert "proxy not ready after 0.5s: ConnectError" in done.stderr
+
+
+class _Ready(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == contract.READINESS_PATH else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_wait_asks_localhost_directly_even_with_a_proxy_in_the_environment() -> None:
+    """proxyMetadata can put HTTP_PROXY into the proxy container: it must not capture the
+    agent's own localhost calls."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ready)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        dead = f"http://127.0.0.1:{free_port()}"
+        proxies = {"HTTP_PROXY": dead, "http_proxy": dead, "ALL_PROXY": dead, "NO_PROXY": ""}
+        port = server.server_address[1]
+        done = _mizzen("agent", "wait", f"--readiness-port={port}", "--timeout=10", env=proxies)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert done.returncode == 0, done.stderr

@@ -138,7 +138,14 @@ def test_a_flag_beats_the_pods_proxy_config() -> None:
 
 
 @pytest.mark.parametrize(
-    "config", ['{"terminationDrainDuration": "5 minutes"}', '{"concurrency": -1}', "[1]"]
+    "config",
+    [
+        '{"terminationDrainDuration": "5 minutes"}',
+        '{"terminationDrainDuration": "999999999s"}',  # beyond what Envoy's flag takes
+        '{"concurrency": -1}',
+        '{"concurrency": 100000}',
+        "[1]",
+    ],
 )
 def test_a_bad_proxy_config_names_its_variable(config: str) -> None:
     with pytest.raises(SettingsError) as caught:

@@ -3,6 +3,7 @@ against a real HTTP server (through the passthrough source address 127.0.0.6).""
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,7 +15,7 @@ import pytest
 from control.agent.admin import EnvoyAdmin, parse_stats, readiness_from
 from control.agent.probes import _health_request, _health_status, run_probe
 from control.agent.settings import AppProbe
-from control.agent.status import ProxyHealth, StatusEndpoints
+from control.agent.status import ProxyHealth, StatusEndpoints, bind
 from tests.agent.conftest import free_port
 
 pytestmark = pytest.mark.anyio
@@ -156,3 +157,62 @@ def test_readiness_rule(state: str, stats: dict[str, int], ready: bool, words: s
 def test_stats_parsing_skips_histograms() -> None:
     text = "a.b: 3\nserver.state: 0\nh.x: P0(nan,1) P25(nan,2)\nbad line\n"
     assert parse_stats(text) == {"a.b": 3, "server.state": 0}
+
+
+def _connects(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("ipv6", [False, True])
+def test_the_health_ports_listen_on_the_pods_address_family(ipv6: bool) -> None:
+    """The kubelet probes the pod's IP: an IPv6 pod must answer on IPv6 (and on IPv4 too when
+    the kernel can share one socket)."""
+    if ipv6 and not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    with bind(0, ipv6=ipv6) as server:
+        port = server.getsockname()[1]
+        assert _connects("127.0.0.1", port) is (not ipv6 or socket.has_dualstack_ipv6())
+        assert _connects("::1", port) is ipv6
+
+
+class _Admin(BaseHTTPRequestHandler):
+    """Envoy's admin as the agent reads it: LIVE, configured."""
+
+    def do_GET(self) -> None:
+        body = b"LIVE\n"
+        if self.path.startswith("/stats"):
+            body = (
+                b"listener_manager.workers_started: 1\n"
+                b"cluster_manager.cds.update_success: 1\nlistener_manager.lds.update_success: 1\n"
+            )
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+async def test_admin_calls_ignore_a_proxy_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Admin)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    dead = f"http://127.0.0.1:{free_port()}"
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, dead)
+    admin = EnvoyAdmin(server.server_address[1])
+    try:
+        readiness = await admin.readiness()
+    finally:
+        await admin.aclose()
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert (readiness.ready, readiness.reason) == (True, "ready")

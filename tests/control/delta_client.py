@@ -18,9 +18,7 @@ class DeltaClient:
             f"127.0.0.1:{port}", options=[("grpc.enable_http_proxy", 0)]
         )
         stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(self.channel)
-        self._requests: asyncio.Queue[discovery_pb2.DeltaDiscoveryRequest | None] = (
-            asyncio.Queue()
-        )
+        self._requests: asyncio.Queue[discovery_pb2.DeltaDiscoveryRequest | None] = asyncio.Queue()
         self.call = stub.DeltaAggregatedResources(self._generate())
         self._sent_node = False
         self._responses: asyncio.Queue[object] = asyncio.Queue()

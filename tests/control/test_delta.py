@@ -93,7 +93,7 @@ async def test_wildcard_then_only_what_changed(plane: ControlPlane, client: Delt
 
     async def eds_moved() -> bool:
         status = plane.sync.syncz()["productpage-v1-abc.default"]
-        return status["types"]["eds"]["latest"] != before
+        return bool(status["types"]["eds"]["latest"] != before)
 
     await eventually(eds_moved, what="a new EDS version")
     assert await client.nothing_within(0.3)

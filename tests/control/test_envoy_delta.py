@@ -61,7 +61,9 @@ async def test_envoy_on_delta_xds(tmp_path: Path) -> None:
         # A route change reaches Envoy; clusters keep their version (nothing resent).
         mesh = config_dir / "mesh.yaml"
         text = mesh.read_text()
-        mesh.write_text(text.replace("weight: 80", "weight: 50").replace("weight: 20", "weight: 50"))
+        mesh.write_text(
+            text.replace("weight: 80", "weight: 50").replace("weight: 20", "weight: 50")
+        )
 
         async def rebalanced() -> bool:
             return _weights(await envoy.config_dump()) == [50, 50]
@@ -74,7 +76,9 @@ async def test_envoy_on_delta_xds(tmp_path: Path) -> None:
         # An endpoint change (the not-ready pod becomes ready) arrives as EDS alone.
         eds_pushes = after["types"]["eds"]["pushes"]
         text = mesh.read_text()
-        mesh.write_text(text.replace('conditions: [{type: Ready, status: "False"}]', "conditions: []"))
+        mesh.write_text(
+            text.replace('conditions: [{type: Ready, status: "False"}]', "conditions: []")
+        )
 
         async def new_endpoint() -> bool:
             return f"{REVIEWS}::10.244.0.23:8080" in await envoy.clusters()

@@ -32,7 +32,7 @@ NODES = {
 def _settings(config: Path, **extra: object) -> ControlSettings:
     return ControlSettings(
         config_dir=config, xds_port=0, debug_port=0, poll_interval=0.05, debounce_quiet=0.05,
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )  # fmt: skip
 
 
@@ -159,7 +159,10 @@ async def test_a_stalled_proxy_never_delays_the_others(config: Path) -> None:
             try:
                 for client in healthy:
                     client.send(CLUSTER)
-                followers = [asyncio.create_task(_follow(c, a)) for c, a in zip(healthy, arrivals)]
+                followers = [
+                    asyncio.create_task(_follow(c, a))
+                    for c, a in zip(healthy, arrivals, strict=True)
+                ]
 
                 async def stuck() -> bool:
                     status = plane.sync.syncz().get("stuck.bulk")
@@ -180,7 +183,8 @@ async def test_a_stalled_proxy_never_delays_the_others(config: Path) -> None:
                     push = plane.cache.last_push.version
                     delays.append(max(a[push] for a in arrivals) - written)
                 status = plane.sync.syncz()
-                assert status["stuck.bulk"]["slow"] and not status["stuck.bulk"]["inSync"]
+                assert status["stuck.bulk"]["slow"]
+                assert not status["stuck.bulk"]["inSync"]
                 assert all(status[f"ok-{i}.bulk"]["inSync"] for i in range(3))
                 assert max(delays) < 1.0, delays
                 assert plane.metrics.slow_sends._value.get() >= 1

@@ -14,7 +14,6 @@ from control.xds.translate.changes import diff
 from control.xds.translate.index import MeshIndex
 from control.xds.translate.proxy import parse_node
 from control.xds.translate.resources import CLUSTER, LISTENER, ROUTE
-from control.xds.translate.scope import Scope
 from control.xds.translate.sidecar import translate
 
 MESH = (Path(__file__).parent / "testdata" / "scoping" / "mesh.yaml").read_text()
@@ -62,7 +61,9 @@ def test_a_namespace_sidecar_narrows_clusters_and_routes() -> None:
 
 
 def test_a_selected_sidecar_with_one_host_and_registry_only() -> None:
-    text = MESH + """
+    text = (
+        MESH
+        + """
 ---
 apiVersion: networking.istio.io/v1
 kind: Sidecar
@@ -73,6 +74,7 @@ spec:
   - hosts: ["*/reviews.shop.svc.cluster.local"]
   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
 """
+    )
     state = state_of(text)
     outbound = {c for c in clusters(state, OTHER) if c.startswith("outbound|")}
     assert outbound == {
@@ -93,7 +95,9 @@ spec:
 
 
 def test_the_root_namespace_default_applies_where_a_namespace_has_none() -> None:
-    text = MESH + """
+    text = (
+        MESH
+        + """
 ---
 apiVersion: networking.istio.io/v1
 kind: Sidecar
@@ -102,6 +106,7 @@ spec:
   egress:
   - hosts: ["./*"]
 """
+    )
     state = state_of(text)
     outbound = {c for c in clusters(state, OPEN) if c.startswith("outbound|")}
     assert outbound == set()  # `.` is the proxy's own namespace, and `open` has no services
@@ -126,7 +131,8 @@ def test_a_change_affects_only_the_scopes_that_see_it() -> None:
     index = MeshIndex(after)
     scopes = {n: index.inputs(parse_node(n)).scope for n in (SHOP, OTHER, OPEN)}
     assert scopes[OTHER].egress == (("other", "*"), ("shared", "*"))
-    assert change.affects(scopes[SHOP]) and change.affects(scopes[OPEN])
+    assert change.affects(scopes[SHOP])
+    assert change.affects(scopes[OPEN])
     assert not change.affects(scopes[OTHER])
     # An endpoint of the shared service: everyone sees it.
     moved = state_of(MESH.replace("podIP: 10.244.2.10", "podIP: 10.244.2.11"))

@@ -9,10 +9,10 @@ from control.model.state import Document
 from control.sources.documents import parse_text
 from control.xds.translate import consistency
 from control.xds.translate.http_routes import per_million
+from control.xds.translate.index import MeshIndex
 from control.xds.translate.protocol import Protocol, port_protocol
 from control.xds.translate.proxy import ProxyIdError, parse_node
 from control.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, Resources
-from control.xds.translate.index import MeshIndex
 from control.xds.translate.sidecar import translate
 from tests.control.translate_cases import CASES_DIR
 

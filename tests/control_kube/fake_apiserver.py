@@ -83,6 +83,7 @@ class _Event:
 class _Counters:
     lists: dict[str, int] = field(default_factory=dict)
     watches: dict[str, int] = field(default_factory=dict)
+    not_found: int = 0  # requests for a path the fake does not serve
 
 
 class FakeApiServer:
@@ -278,6 +279,10 @@ class FakeApiServer:
                     return None
                 return resource, namespace
         return None
+
+    def note_not_found(self) -> None:
+        with self._changed:
+            self.counters.not_found += 1
 
     def list_page(
         self, resource: FakeResource, namespace: str, limit: int, token: str

@@ -69,6 +69,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         routed = fake.route(url.path)
         if routed is None:
+            fake.note_not_found()
             message = "the server could not find the requested resource"
             self._send_json(404, status(404, "NotFound", message))
             return

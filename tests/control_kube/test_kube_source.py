@@ -74,6 +74,15 @@ def seeded(fake: FakeApiServer) -> None:
         fake.apply(document)
 
 
+@pytest.fixture
+def source(fake: FakeApiServer, client: ApiClient) -> KubeSource:
+    """A source that has listed the seeded mesh (`load()`), not yet watching."""
+    seeded(fake)
+    loaded = KubeSource(client, settings=FAST)
+    loaded.load()
+    return loaded
+
+
 async def all_watching(fake: FakeApiServer) -> None:
     await eventually(lambda: fake.open_watches() == len(WATCHED_KINDS), what="every watch open")
 
@@ -93,11 +102,8 @@ async def test_initial_list_builds_the_state_the_file_source_builds(
 
 
 async def test_watch_events_update_the_state_within_a_second(
-    fake: FakeApiServer, client: ApiClient
+    fake: FakeApiServer, source: KubeSource
 ) -> None:
-    seeded(fake)
-    source = KubeSource(client, settings=FAST)
-    source.load()
     lists = dict(fake.counters.lists)
     async with running(source) as states:
         await all_watching(fake)
@@ -141,11 +147,8 @@ async def test_an_event_larger_than_one_read_arrives_whole(
 
 
 async def test_changes_that_do_not_touch_the_mesh_are_not_reported(
-    fake: FakeApiServer, client: ApiClient
+    fake: FakeApiServer, source: KubeSource
 ) -> None:
-    seeded(fake)
-    source = KubeSource(client, settings=FAST)
-    source.load()
     slices = next(r for r in source.reflectors if r.resource.kind == "EndpointSlice")
     async with running(source) as states:
         await all_watching(fake)
@@ -168,11 +171,8 @@ async def test_changes_that_do_not_touch_the_mesh_are_not_reported(
 
 @pytest.mark.parametrize("how", ["error-event-on-open-watch", "error-event-on-rewatch", "http-410"])
 async def test_gone_relists_and_the_state_stays_correct(
-    fake: FakeApiServer, client: ApiClient, how: str
+    fake: FakeApiServer, client: ApiClient, source: KubeSource, how: str
 ) -> None:
-    seeded(fake)
-    source = KubeSource(client, settings=FAST)
-    source.load()
     fake.expired_as_http_status = how == "http-410"
     lists = dict(fake.counters.lists)
     async with running(source) as states:
@@ -201,11 +201,8 @@ async def test_gone_relists_and_the_state_stays_correct(
 
 
 async def test_a_cut_stream_resumes_from_its_version_without_a_relist(
-    fake: FakeApiServer, client: ApiClient
+    fake: FakeApiServer, source: KubeSource
 ) -> None:
-    seeded(fake)
-    source = KubeSource(client, settings=FAST)
-    source.load()
     lists = dict(fake.counters.lists)
     watches = dict(fake.counters.watches)
     async with running(source):
@@ -222,11 +219,8 @@ async def test_a_cut_stream_resumes_from_its_version_without_a_relist(
 
 @pytest.mark.parametrize("how", ["garbage", "error-500"])
 async def test_a_sick_watch_relists_and_recovers(
-    fake: FakeApiServer, client: ApiClient, how: str
+    fake: FakeApiServer, source: KubeSource, how: str
 ) -> None:
-    seeded(fake)
-    source = KubeSource(client, settings=FAST)
-    source.load()
     lists = dict(fake.counters.lists)
     async with running(source) as states:
         await all_watching(fake)
@@ -240,32 +234,33 @@ async def test_a_sick_watch_relists_and_recovers(
     assert all("reviews" in services(s) for s in states)
 
 
-async def test_bookmarks_move_the_resume_point(fake: FakeApiServer, client: ApiClient) -> None:
-    seeded(fake)
-    source = KubeSource(client, settings=FAST)
-    source.load()
+async def test_bookmarks_move_the_resume_point(fake: FakeApiServer, source: KubeSource) -> None:
     async with running(source):
         await all_watching(fake)
         for octet in range(50, 53):  # the services' version moves on; the pods' does not
             fake.apply(service(f"s{octet}", octet))
         await eventually(lambda: "s52" in services(source.current()))
         fake.bookmark()
-        pods = source.reflectors[[r.resource.plural for r in source.reflectors].index("pods")]
-        await eventually(lambda: pods.resource_version == str(fake.version), what="bookmark")
+        newest = str(fake.version)
+        # Every watch must have read the bookmark before the compaction, or that kind would
+        # rightly get a 410 (each reflector reads its own stream, in its own time).
+        await eventually(
+            lambda: all(r.resource_version == newest for r in source.reflectors), what="bookmark"
+        )
         lists = dict(fake.counters.lists)
+        watches = dict(fake.counters.watches)
         fake.compact()
         fake.drop_watches()
-        await asyncio.sleep(0.3)
+        await eventually(
+            lambda: all(fake.counters.watches[p] > watches[p] for p in watches), what="rewatch"
+        )
         await all_watching(fake)
     assert fake.counters.lists == lists  # the bookmark's version was recent enough: no 410
 
 
 async def test_api_server_down_keeps_the_last_state_and_catches_up(
-    fake: FakeApiServer, client: ApiClient
+    fake: FakeApiServer, source: KubeSource
 ) -> None:
-    seeded(fake)
-    source = KubeSource(client, settings=FAST)
-    source.load()
     async with running(source) as states:
         await all_watching(fake)
         known = source.current()
@@ -355,6 +350,26 @@ async def test_kinds_not_served_are_empty_until_their_crd_is_installed(
         await eventually(lambda: len(source.current().other_config) == 2, what="the new CRD")
 
 
+async def test_a_core_kind_answering_404_keeps_its_objects(
+    fake: FakeApiServer, source: KubeSource
+) -> None:
+    """Only an API group's kind can be unserved; a 404 for Services (a broken proxy in front
+    of the API server) must not delete every Service from the mesh."""
+    known = source.current()
+    served = fake.resources
+    async with running(source) as states:
+        await all_watching(fake)
+        fake.resources = tuple(r for r in served if r.plural != "services")
+        fake.drop_watches()  # the services' watch and relists now meet 404s
+        await eventually(lambda: fake.counters.not_found >= 3, what="404s for services")
+        assert source.current() is known
+        assert states == [] or states[-1] is known
+        fake.resources = served
+        fake.apply(service("after-the-404s", 49))
+        await eventually(lambda: "after-the-404s" in services(source.current()))
+    assert all({"reviews", "ratings"} <= services(s) for s in states)
+
+
 async def test_an_older_served_version_of_a_crd_is_used(tmp_path: Path) -> None:
     """Clusters with older Istio CRDs serve v1beta1 only: the source falls back to it."""
     resources = tuple(r for r in DEFAULT_RESOURCES if r.kind != "VirtualService")
@@ -384,10 +399,7 @@ async def test_load_fails_clearly_when_the_api_server_is_unreachable(
     assert "unreachable" in message
 
 
-async def test_stopping_ends_every_watch_thread(fake: FakeApiServer, client: ApiClient) -> None:
-    seeded(fake)
-    source = KubeSource(client, settings=FAST)
-    source.load()
+async def test_stopping_ends_every_watch_thread(fake: FakeApiServer, source: KubeSource) -> None:
     async with running(source):
         await all_watching(fake)
     assert not any(r.running for r in source.reflectors)

@@ -16,13 +16,10 @@ import pytest
 
 from control.demo import sample
 from control.demo.mesh import (
-    XDS_PORT,
-    SidecarPod,
     TrafficSummary,
     send_requests,
-    start_backend,
     start_control_plane,
-    start_sidecar,
+    start_sample_workloads,
     wait_ready,
 )
 from tests.harness.netns import Pod, Topology
@@ -94,15 +91,10 @@ def mesh(netns_session: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
         mesh = Mesh(topology, client, config_dir, logs)
         try:
             mesh.start_control_plane()
-            start_backend(v1, "v1", sample.BACKEND_PORT)
-            start_backend(v2, "v2", sample.BACKEND_PORT)
-            discovery = f"{topology.host.ip}:{XDS_PORT}"
-            client_id = SidecarPod(sample.NAMESPACE, sample.CLIENT_LABELS, "client")
-            start_sidecar(client, client_id, discovery, mesh.log("agent.log"))
-            # v1 stays a plain pod; v2 gets a sidecar too, so its traffic also crosses an
-            # inbound capture (15006) and the backend sees Envoy's 127.0.0.6.
-            v2_id = SidecarPod(sample.NAMESPACE, sample.echo_labels("v2"), sample.SERVICE)
-            start_sidecar(v2, v2_id, discovery, mesh.log("agent-v2.log"))
+            start_sample_workloads(
+                topology.host, client, v1, v2,
+                client_log=mesh.log("agent.log"), v2_log=mesh.log("agent-v2.log"),
+            )  # fmt: skip
             try:
                 wait_ready(client, timeout=30)
                 wait_ready(v2, timeout=30)

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from control.cli.demo_cmd import demo
-from tests.harness.netns import harness_namespaces
+from tests.harness.netns import harness_namespaces, sweep
 
 
 def test_without_the_means_it_says_why_and_falls_back_to_the_preview() -> None:
@@ -36,10 +36,20 @@ def test_preview_only_never_builds_the_mesh() -> None:
 @pytest.mark.envoy
 def test_demo_runs_the_local_mesh_and_leaves_nothing_behind(netns_session: None) -> None:
     before = set(harness_namespaces("mzd"))
-    done = subprocess.run(
-        [sys.executable, "-m", "control.cli", "demo", "--requests=300"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "control.cli", "demo", "--requests=300"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        _check_demo_output(done)
+        assert set(harness_namespaces("mzd")) == before
+    finally:
+        # A demo killed by the timeout cannot tear down: its namespaces, and the agents and
+        # Envoys still running in them, must not outlive this test.
+        sweep("mzd")
+
+
+def _check_demo_output(done: subprocess.CompletedProcess[str]) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     split = re.search(r"300 requests .*: v1 (\d+) \(\d+%\), v2 (\d+)", out)
@@ -49,4 +59,3 @@ def test_demo_runs_the_local_mesh_and_leaves_nothing_behind(netns_session: None)
     assert "status 418: 5" in out
     assert re.search(r"re-routed in \d\.\d\ds; 50 requests: v2 50 \(100%\)", out), out
     assert "torn down" in out
-    assert set(harness_namespaces("mzd")) == before
