@@ -74,19 +74,22 @@ def proxy_identity(options: AgentOptions) -> tuple[int, int] | None:
 
 def prepare_launch(settings: AgentSettings, binary: Path, version: str) -> EnvoyLaunch:
     """Writes the bootstrap into the config dir (made readable by the proxy uid) and returns
-    how to start Envoy on it."""
+    how to start Envoy on it. Only a directory the agent made itself is handed to the proxy
+    uid: a root agent given an existing directory (`--config-dir /etc`) never chowns it."""
     run_as = proxy_identity(settings.options)
     owns = settings.config_dir is None
     config_dir = (
         Path(tempfile.mkdtemp(prefix="mizzen-agent-")) if owns else Path(str(settings.config_dir))
     )
+    made = owns or not config_dir.exists()
     config_dir.mkdir(parents=True, exist_ok=True)
     bootstrap_path = config_dir / BOOTSTRAP_FILE
     bootstrap_path.write_text(bootstrap_yaml(settings, version))
     bootstrap_path.chmod(0o644)
     if run_as is not None:
-        os.chown(config_dir, *run_as)
         os.chown(bootstrap_path, *run_as)
+        if made:
+            os.chown(config_dir, *run_as)
     argv = envoy_argv(binary, bootstrap_path, settings.options, settings.instance_ip)
     return EnvoyLaunch(argv=argv, config_dir=config_dir, run_as=run_as, owns_config_dir=owns)
 

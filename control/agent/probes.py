@@ -5,13 +5,15 @@ The injector rewrote each httpGet/tcpSocket/grpc probe into an httpGet on
 probes the app at the pod's IP, as the kubelet would have, from 127.0.0.6: the redirect returns
 traffic from that address untouched, so the probe reaches the app directly instead of looping
 through Envoy's inbound listener (which policy could deny). gRPC probes cannot choose their
-source address (grpcio has no such option), so they take the inbound path like other traffic.
+source address (grpcio has no such option), nor can IPv6 ones (no local ::6), so they take the
+inbound path like other traffic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 from dataclasses import dataclass
 from typing import Final
 
@@ -33,7 +35,11 @@ class ProbeResult:
 
 
 def _source_for(host: str, pod_ip: str) -> str | None:
-    return INBOUND_PASSTHROUGH_SOURCE if host == pod_ip else None
+    """127.0.0.6 towards the pod's own IPv4 address. IPv6 has no such loopback range (Istio's
+    ::6 is not a local address), so IPv6 probes take the inbound path, as gRPC probes do."""
+    if host != pod_ip or ipaddress.ip_address(pod_ip).version != 4:
+        return None
+    return INBOUND_PASSTHROUGH_SOURCE
 
 
 def _host_literal(host: str) -> str:

@@ -22,7 +22,7 @@ from control.cli.proxy_config_tables import (
 )
 from control.cli.proxy_status_cmd import DEFAULT_CONTROL, CommandError, fetch_json, render_table
 
-KINDS = tuple(DUMP_KEYS)
+KINDS = ("listeners", "clusters", "routes", "endpoints")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -8,6 +8,7 @@ Standard library only: it runs inside a pod's namespace.
 from __future__ import annotations
 
 import argparse
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -36,13 +37,24 @@ def handler_for(version: str) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A peer that resets its connection (an Envoy restarting or draining) is no error worth a
+    traceback: its caller reads the backend's stderr only at start-up, and a pipe nobody reads
+    would fill up and block every request thread writing to it."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--version", required=True)
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("0.0.0.0", args.port), handler_for(args.version))
-    server.daemon_threads = True
+    server = QuietServer(("0.0.0.0", args.port), handler_for(args.version))
     print("READY", flush=True)
     server.serve_forever()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -69,11 +70,14 @@ def start_control_plane(
     return pod.popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 
-def start_backend(pod: PodHandle, version: str, port: int) -> subprocess.Popen[str]:
+def start_backend(
+    pod: PodHandle, version: str, port: int, timeout: float = 30
+) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-m", "control.demo.backend", "--version", version, "--port", str(port)]
     process = pod.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert process.stdout is not None
-    if process.stdout.readline().strip() != "READY":
+    started, _, _ = select.select([process.stdout], [], [], timeout)  # never hang on a mute one
+    if not started or process.stdout.readline().strip() != "READY":
         process.kill()
         _, err = process.communicate(timeout=5)
         raise MeshError(f"backend {version} in {pod.name} did not start: {err.strip()}")

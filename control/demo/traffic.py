@@ -84,8 +84,12 @@ def main() -> None:
     parser.add_argument("--header", action="append", default=[], help="NAME:VALUE")
     parser.add_argument("--timeout", type=float, default=5.0)
     args = parser.parse_args()
-    headers = dict(h.split(":", 1) for h in args.header)
-    headers = {k.strip(): v.strip() for k, v in headers.items()}
+    headers: dict[str, str] = {}
+    for header in args.header:
+        name, sep, value = header.partition(":")
+        if not sep or not name.strip():
+            parser.error(f"--header {header!r} is not NAME:VALUE")
+        headers[name.strip()] = value.strip()
     if args.mode == "latency":
         print(json.dumps({"ms": latencies(args.url, args.count, headers, args.timeout)}))
         return

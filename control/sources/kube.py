@@ -151,8 +151,8 @@ class KubeSource:
                 wake.clear()
                 if not all(r.synced for r in self.reflectors):
                     continue  # never publish a state some kind has not contributed to yet
-                state = await asyncio.to_thread(self._build)
-                if state != self._state:
+                state = await asyncio.to_thread(self._build_if_changed)
+                if state is not None:
                     self._publish(state)
                     on_change(state)
         finally:
@@ -175,6 +175,12 @@ class KubeSource:
     def _build(self) -> MeshState:
         with self._build_lock:
             return build_state(self.documents(), self.mesh)
+
+    def _build_if_changed(self) -> MeshState | None:
+        """A new state, or None when it equals the published one (compared off the event loop
+        too: a big mesh's states are big)."""
+        state = self._build()
+        return None if state == self._state else state
 
     def _publish(self, state: MeshState) -> None:
         before = set(self._state.problems)

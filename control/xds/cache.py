@@ -10,6 +10,7 @@ its previous one."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -53,6 +54,8 @@ class PushRecord:
     pushed: int = 0  # proxies that got a new snapshot
     millis: float = 0.0
     change: dict[str, Any] = field(default_factory=dict)
+    started: float = 0.0  # monotonic
+    changed_at: float = 0.0  # monotonic time of the change that led to this push
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -101,8 +104,29 @@ class SnapshotCache:
         self.watches.discard(watch)
 
     def set_state(self, state: MeshState, changed_at: float | None = None) -> PushRecord:
+        """One push, all at once (start-up and tests)."""
+        record, watches = self._begin(state, changed_at)
+        for watch in watches:
+            self._step(record, watch)
+        return self._finish(record)
+
+    async def apply_state(
+        self, state: MeshState, changed_at: float | None = None, slice_seconds: float = 0.02
+    ) -> PushRecord:
+        """One push that gives the event loop back every `slice_seconds`: streams write the
+        snapshots already made (and read ACKs) while the rest of the push is computed, and the
+        debug endpoints stay responsive however big the push. Not to be run concurrently."""
+        record, watches = self._begin(state, changed_at)
+        until = time.monotonic() + slice_seconds
+        for watch in watches:
+            self._step(record, watch)
+            if time.monotonic() > until:
+                await asyncio.sleep(0)
+                until = time.monotonic() + slice_seconds
+        return self._finish(record)
+
+    def _begin(self, state: MeshState, changed_at: float | None) -> tuple[PushRecord, list[Watch]]:
         started = time.monotonic()
-        when = started if changed_at is None else changed_at
         if self.scoping and not self.custom:
             try:
                 self.translation, change = self.translation.successor(state)
@@ -114,18 +138,28 @@ class SnapshotCache:
         else:
             self.translation = MeshTranslation(state)
             described = {"everything": True}
-        version = self.versions.next()
         self.packer.next_push()
         self._checked = {}
-        record = PushRecord(version, proxies=len(self.watches), change=described)
-        for watch in list(self.watches):
-            error_before = watch.last_error
-            if self._update(watch, when, version) or watch.last_error != error_before:
-                record.pushed += 1
-                watch.notify()  # a new snapshot to push, or a new error to show
+        record = PushRecord(self.versions.next(), proxies=len(self.watches), change=described)
+        record.started = started
+        record.changed_at = started if changed_at is None else changed_at
+        # Watches that connect meanwhile are translated from the new state when they open.
+        return record, list(self.watches)
+
+    def _step(self, record: PushRecord, watch: Watch) -> None:
+        if watch not in self.watches:
+            return  # disconnected meanwhile
+        error_before = watch.last_error
+        if self._update(watch, record.changed_at, record.version):
+            record.pushed += 1
+            watch.notify()  # a new snapshot to push
+        elif watch.last_error != error_before:
+            watch.notify()  # a new error to show
+
+    def _finish(self, record: PushRecord) -> PushRecord:
         record.translations = self.translation.translations
         record.reused = self.translation.reused
-        record.millis = (time.monotonic() - started) * 1000
+        record.millis = (time.monotonic() - record.started) * 1000
         self.metrics.translations.inc(record.translations)
         self.metrics.push_proxies.observe(record.pushed)
         self.last_push = record

@@ -5,19 +5,22 @@ becomes one push and a steady stream of edits still gets pushed."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 
 class Debouncer:
     def __init__(
         self,
-        flush: Callable[[float], None],
+        flush: Callable[[float], Awaitable[None] | None],
         quiet: float = 0.1,
         max_delay: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._flush = flush  # called with the (clock) time of the batch's first change
+        # Called with the (clock) time of the batch's first change; awaited when async (changes
+        # meanwhile start the next batch, flushed after this one).
+        self._flush = flush
         self.quiet = quiet
         self.max_delay = max_delay
         self._clock = clock
@@ -43,4 +46,6 @@ class Debouncer:
                     await asyncio.sleep(delay)
                     continue
                 first, self._first = self._first, None
-                self._flush(first)
+                result = self._flush(first)
+                if inspect.isawaitable(result):
+                    await result

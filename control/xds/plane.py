@@ -126,12 +126,12 @@ class ControlPlane:
         self._http: _EmbeddedUvicorn | None = None
         self._started = False
 
-    def _apply(self, changed_at: float) -> None:
+    async def _apply(self, changed_at: float) -> None:
         state = self.source.current()
         self.metrics.config_updates.inc()
         self.metrics.invalid_documents.set(sum(p.severity == "error" for p in state.problems))
         try:
-            push = self.cache.set_state(state, changed_at)
+            push = await self.cache.apply_state(state, changed_at)
         except Exception:  # a bug must not stop every later push: the next change retries
             log.exception("applying the mesh state failed; proxies keep their snapshots")
             return

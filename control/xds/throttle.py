@@ -43,3 +43,5 @@ class SendLimiter:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            elif not task.cancelled():
+                task.exception()  # retrieved: a broken stream is the caller's news, not a leak

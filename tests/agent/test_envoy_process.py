@@ -60,3 +60,13 @@ def test_the_bootstrap_is_written_where_the_proxy_uid_can_read_it(tmp_path: Path
     assert not launch.owns_config_dir
     if launch.run_as is not None:
         assert (bootstrap.stat().st_uid, bootstrap.parent.stat().st_uid) == (1337, 1337)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_an_existing_config_dir_keeps_its_owner(tmp_path: Path) -> None:
+    """Only a directory the agent made is handed to the proxy uid."""
+    settings = AgentSettings.from_env(pod_env(), AgentOptions(config_dir=tmp_path))
+    launch = prepare_launch(settings, Path("/usr/bin/envoy"), "0.1.0")
+    assert launch.run_as == (1337, 1337)
+    assert tmp_path.stat().st_uid == 0
+    assert (tmp_path / "envoy-bootstrap.yaml").stat().st_mode & 0o044 == 0o044

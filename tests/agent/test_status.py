@@ -67,6 +67,28 @@ async def test_probes_of_the_pods_own_ip_come_from_the_passthrough_address(app_p
     assert _App.peers == ["127.0.0.6"]
 
 
+class _V6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+async def test_an_ipv6_pod_is_probed_at_its_own_address() -> None:
+    """No 127.0.0.6 towards an IPv6 address: the probe must still reach the app."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    server = _V6Server(("::1", 0), _App)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        spec = {"httpGet": {"path": "/ok", "port": server.server_address[1]}}
+        http = await run_probe(_probe(spec), "::1")
+        tcp = await run_probe(_probe({"tcpSocket": {"port": server.server_address[1]}}), "::1")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert (http.ok, tcp.ok) == (True, True), (http.detail, tcp.detail)
+
+
 async def test_tcp_probe(app_port: int) -> None:
     up = await run_probe(_probe({"tcpSocket": {"port": app_port}}), "127.0.0.1")
     down = await run_probe(_probe({"tcpSocket": {"port": free_port()}}), "127.0.0.1")

@@ -34,9 +34,10 @@ def test_envoy_is_restarted_after_it_dies(start_agent: StartAgent) -> None:
     wait_for(lambda: agent.envoy_pids() and agent.envoy_pids()[0] != second, timeout=10)
     assert agent.process is not None
     assert agent.process.poll() is None
+    # The agent logs a start once the spawn returns, a moment after the child shows up.
+    wait_for(lambda: "start 3)" in agent.log(), timeout=10)
     log = agent.log()
     assert log.count("envoy exited unexpectedly with -9") == 2, log
-    assert "start 3" in log
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to the proxy uid needs root")

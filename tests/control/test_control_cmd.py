@@ -80,3 +80,27 @@ def test_bad_arguments_are_explained(tmp_path: Path, extra: list[str], message: 
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("flags", "everything"), [([], False), (["--no-push-scoping"], True)])
+def test_push_scoping_switch(tmp_path: Path, flags: list[str], everything: bool) -> None:
+    shutil.copy(DATA / "mesh.yaml", tmp_path / "mesh.yaml")
+    command = _mizzen(
+        "control", "--config-dir", str(tmp_path), "--xds-port", "0", "--debug-port", "0", *flags
+    )
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            found = re.fullmatch(
+                r"mizzen control: xds=(\d+) debug=(\d+)\n", process.stdout.readline()
+            )
+            assert found
+            with httpx.Client(trust_env=False, timeout=5) as http:
+                push = http.get(f"http://127.0.0.1:{found[2]}/debug/pushz").json()
+            # Scoped, the first push is analysed as "these hosts appeared"; unscoped, every
+            # push re-translates everything.
+            assert push["change"]["everything"] is everything
+            assert push["version"]
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=10)

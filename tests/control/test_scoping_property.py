@@ -47,16 +47,18 @@ def _mesh(world: dict[str, object]) -> str:
     if egress is not None:
         docs.append(
             "apiVersion: networking.istio.io/v1\nkind: Sidecar\n"
-            f"metadata: {{name: default, namespace: other}}\nspec: {{egress: [{{hosts: {egress}}}]}}"
+            "metadata: {name: default, namespace: other}\n"
+            f"spec: {{egress: [{{hosts: {egress}}}]}}"
         )
     if world["vs"]:
         export = ', exportTo: ["."]' if world["vs_local"] else ""
+        weight = int(str(world["weight"]))
         docs.append(
             "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
             "metadata: {name: reviews, namespace: shop}\n"
             f"spec: {{hosts: [reviews]{export}, http: [{{route: ["
-            f"{{destination: {{host: reviews, subset: v1}}, weight: {world['weight']}}}, "
-            f"{{destination: {{host: reviews, subset: v2}}, weight: {100 - world['weight']}}}]}}]}}"
+            f"{{destination: {{host: reviews, subset: v1}}, weight: {weight}}}, "
+            f"{{destination: {{host: reviews, subset: v2}}, weight: {100 - weight}}}]}}]}}"
         )
     if world["dr"]:
         docs.append(

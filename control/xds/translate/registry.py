@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -58,10 +58,6 @@ class ServiceHost:
 class Registry:
     hosts: Mapping[str, ServiceHost]
     cluster_domain: str
-
-    def visible(self, sees: Callable[[ServiceHost], bool]) -> Registry:
-        """The hosts one proxy can see; names resolve as before."""
-        return Registry({n: h for n, h in self.hosts.items() if sees(h)}, self.cluster_domain)
 
     def resolve(self, name: str, namespace: str) -> str:
         """A host as written in a VirtualService/DestinationRule of `namespace` -> hostname.
