@@ -13,6 +13,7 @@ import os
 import select
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,9 +187,55 @@ def send_requests(
     )
 
 
+class RequestStream:
+    """GETs sent back to back from a pod (`traffic stream`), their results read as they come:
+    a client writing into a pipe nobody reads would stall once the pipe is full (after about
+    800 requests), pausing the very traffic being measured."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.results: list[dict[str, Any]] = []
+        self._started = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = {"error": f"unreadable line {line.strip()[:80]!r}"}
+            if record.get("started"):
+                self._started.set()
+            else:
+                self.results.append(record)
+        self._started.set()  # the client ended: nobody should wait for it to start
+
+    def wait_started(self, timeout: float = 30) -> None:
+        if not self._started.wait(timeout) or self.process.poll() is not None:
+            raise MeshError(f"the request stream did not start: {self._stderr()}")
+
+    def stop(self, timeout: float = 30) -> list[dict[str, Any]]:
+        """Ends the stream (its stdin closes) and returns every result, in order."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        code = self.process.wait(timeout)
+        self._reader.join(timeout)
+        if code:  # a client that died would leave the results truncated
+            raise MeshError(f"the request stream exited {code}: {self._stderr()}")
+        return self.results
+
+    def _stderr(self) -> str:
+        if self.process.poll() is None or self.process.stderr is None:
+            return "still running"
+        return self.process.stderr.read().strip()[-2000:]
+
+
 def stream_requests(
     pod: PodHandle, url: str, duration: float, headers: Mapping[str, str] | None = None
-) -> subprocess.Popen[str]:
-    """GETs back to back for `duration` seconds (or until stdin closes): one JSON line each."""
+) -> RequestStream:
+    """GETs back to back for `duration` seconds or until `stop()`: one result each."""
     argv = [*_traffic_argv("stream", url, headers or {}), f"--duration={duration}"]
-    return pod.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = pod.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return RequestStream(process)

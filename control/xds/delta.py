@@ -122,13 +122,12 @@ class DeltaStream(Stream):
         sub = self.subs[type_url]
         typed = snapshot.types[type_url]
         resources = []
-        for name, version in typed.resource_versions.items():
-            if sub.wants(name) and sub.known.get(name) != version:
-                resources.append(
-                    discovery_pb2.Resource(
-                        name=name, version=version, resource=typed.resources[name]
-                    )
-                )
+        current = typed.resource_versions
+        names = current if sub.wildcard else sorted(n for n in sub.names if n in current)
+        for name in names:
+            version = current[name]
+            if sub.known.get(name) != version:
+                resources.append(typed.delta[name])
                 sub.known[name] = version
         removed = sorted(n for n in sub.known if n not in typed.resource_versions)
         for name in removed:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
@@ -35,6 +36,7 @@ class TypeSnapshot:
     resources: Mapping[str, any_pb2.Any]  # name -> packed resource
     digest: str
     resource_versions: Mapping[str, str]  # name -> resource version (Delta)
+    delta: Mapping[str, discovery_pb2.Resource]  # name -> as Delta sends it (shared)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,10 @@ class PackedType:
     resources: Mapping[str, any_pb2.Any]
     resource_versions: Mapping[str, str]
     digest: str
+    delta: Mapping[str, discovery_pb2.Resource]
+
+
+_Packed = tuple[Message, any_pb2.Any, str, discovery_pb2.Resource]
 
 
 class Packer:
@@ -61,23 +67,25 @@ class Packer:
     previous push (the halves a push did not re-translate keep their messages)."""
 
     def __init__(self) -> None:
-        self._previous: dict[int, tuple[Message, any_pb2.Any, str]] = {}
-        self._current: dict[int, tuple[Message, any_pb2.Any, str]] = {}
+        self._previous: dict[int, _Packed] = {}
+        self._current: dict[int, _Packed] = {}
         self._by_resources: dict[int, tuple[Resources, dict[str, PackedType]]] = {}
 
     def next_push(self) -> None:
         self._previous, self._current = self._current, {}
         self._by_resources = {}
 
-    def _one(self, message: Message) -> tuple[any_pb2.Any, str]:
+    def _one(self, name: str, message: Message) -> _Packed:
         key = id(message)
         found = self._current.get(key) or self._previous.get(key)
         if found is None or found[0] is not message:
             item = any_pb2.Any()
             item.Pack(message, deterministic=True)
-            found = (message, item, resource_version(item))
+            version = resource_version(item)
+            delta = discovery_pb2.Resource(name=name, version=version, resource=item)
+            found = (message, item, version, delta)
         self._current[key] = found
-        return found[1], found[2]
+        return found
 
     def pack(self, resources: Resources) -> dict[str, PackedType]:
         cached = self._by_resources.get(id(resources))
@@ -87,13 +95,15 @@ class Packer:
         for type_url in PUSH_ORDER:
             packed: dict[str, any_pb2.Any] = {}
             versions: dict[str, str] = {}
+            delta: dict[str, discovery_pb2.Resource] = {}
             digest = hashlib.sha256()
             for name, message in resources.of(type_url).items():
-                packed[name], versions[name] = self._one(message)
+                _, packed[name], versions[name], delta[name] = self._one(name, message)
                 digest.update(name.encode() + b"\0" + versions[name].encode() + b"\0")
             types[type_url] = PackedType(
-                MappingProxyType(packed), MappingProxyType(versions), digest.hexdigest()
-            )
+                MappingProxyType(packed), MappingProxyType(versions), digest.hexdigest(),
+                MappingProxyType(delta),
+            )  # fmt: skip
         self._by_resources[id(resources)] = (resources, types)
         return types
 
@@ -116,8 +126,9 @@ def build_snapshot(
         kept = keep_versions and before is not None and before.digest == content.digest
         type_version = before.version if kept and before else version
         types[type_url] = TypeSnapshot(
-            type_version, content.resources, content.digest, content.resource_versions
-        )
+            type_version, content.resources, content.digest, content.resource_versions,
+            content.delta,
+        )  # fmt: skip
     generation = previous.generation + 1 if previous else 1
     return Snapshot(generation, MappingProxyType(types), resources, changed_at, version)
 

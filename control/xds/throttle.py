@@ -6,7 +6,6 @@ others. Each stream writes only from its own task; nothing global is held while 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
 from control.xds.metrics import Metrics
@@ -21,27 +20,24 @@ class SendLimiter:
     async def send(
         self, write: Callable[[], Awaitable[None]], on_slow: Callable[[bool], None]
     ) -> None:
-        """Run one write; `on_slow(True)` when it outlasts `slow_after`, `on_slow(False)` once
-        it is done. Raises what the write raises (the stream is broken)."""
+        """Run one write; `on_slow(True)` when it outlasts `slow_after` (its slot is given back
+        then), `on_slow(False)` once it is done. Raises what the write raises."""
         await self._slots.acquire()
         holding = True
-        task = asyncio.ensure_future(write())
-        try:
-            done, _ = await asyncio.wait({task}, timeout=self.slow_after)
-            self._slots.release()
+
+        def give_back() -> None:
+            nonlocal holding
             holding = False
-            if not done:
-                self.metrics.slow_sends.inc()
-                on_slow(True)
-                await asyncio.wait({task})
-                on_slow(False)
-            task.result()
+            self._slots.release()
+            self.metrics.slow_sends.inc()
+            on_slow(True)
+
+        timer = asyncio.get_running_loop().call_later(self.slow_after, give_back)
+        try:
+            await write()
         finally:
+            timer.cancel()
             if holding:
                 self._slots.release()
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            elif not task.cancelled():
-                task.exception()  # retrieved: a broken stream is the caller's news, not a leak
+            else:
+                on_slow(False)

@@ -14,7 +14,8 @@ control plane:
 Each measures: a VirtualService change in one namespace and in the shared one, an endpoint
 change (a pod turns not ready), each from the file write to the last affected proxy's ACK
 (p50/p99 over proxies), how many proxies received it against how many can see the service,
-bytes sent; a full push after a control-plane restart (all proxies reconnect and ACK); peak RSS
+bytes sent; a full push after a control-plane restart (all proxies reconnect and ACK), then a
+VirtualService and an endpoint change again (the reconnected subscriptions work); peak RSS
 (VmHWM) and CPU seconds. The baseline gives the ratio (scoping off / on) for the same change.
 Every convergence figure includes the file source's detection (100 ms polling) and the 100 ms
 debounce: a floor of ~0.1-0.2 s that a Kubernetes watch would not have. The two costly
@@ -211,6 +212,14 @@ class Scenario:
                 self.change("endpoint, one namespace", namespace, action)
             if not baseline:
                 self.restart()
+            if not light:  # the reconnected streams' subscriptions still get their updates
+                namespace = regular[-1]
+                service = self.mesh.services[namespace][-1]
+                action = functools.partial(self.mesh.change_virtual_service, namespace, service)
+                self.change("VS, after restart", namespace, action)
+                pod = f"{service}-0"
+                action = functools.partial(self.mesh.flip_readiness, namespace, pod)
+                self.change("endpoint, after restart", namespace, action)
         except BenchError as error:
             self.result.notes.append(f"stopped: {error}")
         finally:

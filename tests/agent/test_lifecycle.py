@@ -4,7 +4,6 @@ to close during the drain, then Envoy and the agent exit)."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -119,8 +118,7 @@ def test_sigterm_drains_then_exits(pods: Pods) -> None:
     agent = pods.start_agent(drain=drain)
     wait_ready(pods.client, timeout=20)
     stream = stream_requests(pods.client, URL, duration=30)
-    assert stream.stdout is not None
-    stream.stdout.readline()
+    stream.wait_started()
     time.sleep(0.3)
     signalled = time.monotonic()
     agent.send_signal(signal.SIGTERM)
@@ -130,8 +128,7 @@ def test_sigterm_drains_then_exits(pods: Pods) -> None:
     assert "draining" in reason
     assert agent.wait(timeout=drain + 10) == 0, pods.logs_text()
     exited = time.monotonic() - signalled
-    out, _ = stream.communicate(timeout=30)
-    results = [json.loads(line) for line in out.splitlines()[1:] if line.strip()]
+    results = stream.stop()
     in_drain = [r for r in results if signalled + 0.1 < r["t"] < signalled + drain - 0.2]
     assert drain <= exited < drain + 5, f"agent exited {exited:.1f}s after SIGTERM"
     assert in_drain, "no request was sent during the drain"

@@ -79,7 +79,7 @@ async def test_an_ipv6_pod_is_probed_at_its_own_address() -> None:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        spec = {"httpGet": {"path": "/ok", "port": server.server_address[1]}}
+        spec: dict[str, object] = {"httpGet": {"path": "/ok", "port": server.server_address[1]}}
         http = await run_probe(_probe(spec), "::1")
         tcp = await run_probe(_probe({"tcpSocket": {"port": server.server_address[1]}}), "::1")
     finally:

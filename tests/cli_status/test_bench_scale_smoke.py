@@ -30,7 +30,8 @@ def test_quick_scale_benchmark(tmp_path: Path) -> None:
         assert not scenario["notes"], scenario["notes"]
         rows = {row["change"]: row for row in scenario["rows"]}
         assert set(rows) == {"initial connect", "VS, one namespace", "VS, shared namespace",
-                             "endpoint, one namespace", "restart: full push"}  # fmt: skip
+                             "endpoint, one namespace", "restart: full push",
+                             "VS, after restart", "endpoint, after restart"}  # fmt: skip
         one_namespace = rows["VS, one namespace"]
         assert (one_namespace["received"], one_namespace["can_see"]) == (20, 20), name
         assert one_namespace["leaked"] == 0
@@ -40,6 +41,8 @@ def test_quick_scale_benchmark(tmp_path: Path) -> None:
         assert rows["VS, shared namespace"]["received"] == 200
         assert rows["restart: full push"]["received"] == 200
         assert rows["restart: full push"]["missed"] == 0
+        for after in ("VS, after restart", "endpoint, after restart"):
+            assert (rows[after]["received"], rows[after]["leaked"]) == (20, 0), (name, after)
         assert len(one_namespace["times"]) == 20
         assert all(0 < t < 30 for t in one_namespace["times"])
         assert 0 < scenario["usage"]["peak_rss_mb"] < 4000
