@@ -15,6 +15,7 @@ from control.xds.plane import ControlPlane, ControlSettings
 from control.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from tests.cli_status.cli_run import mizzen
 from tests.control.ads_client import AdsClient
+from tests.control.delta_client import DeltaClient
 from tests.control.waiting import eventually
 
 pytestmark = pytest.mark.anyio
@@ -137,3 +138,23 @@ async def test_bad_url_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> N
     outcome = await mizzen(capsys, "proxy-status", "--control", "ftp://example")
     assert outcome.code == 1
     assert outcome.err == "mizzen proxy-status: 'ftp://example': give an http:// or https:// URL\n"
+
+
+async def test_a_delta_proxy(plane: ControlPlane, capsys: pytest.CaptureFixture[str]) -> None:
+    client = DeltaClient(plane.xds_port, node("productpage-v1-abc", "10.244.0.10"))
+    try:
+        for type_url in (CLUSTER, LISTENER):
+            client.send(type_url)
+            client.ack(await client.recv())
+
+        async def row() -> list[str] | None:
+            outcome = await mizzen(capsys, "proxy-status", "--control", control_url(plane))
+            cells = outcome.out.splitlines()[1].split()
+            return cells if cells[1:3] == ["SYNCED", "SYNCED"] else None
+
+        cells = await eventually(row, what="the Delta proxy synced")
+        assert cells[0] == "productpage-v1-abc.default"
+        assert cells[3:7] == ["NOT", "SENT", "NOT", "SENT"]  # EDS, RDS not subscribed
+        assert "DELTA" in cells
+    finally:
+        await client.close()
