@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -18,7 +20,21 @@ from webhook.tls import CertificateStore, CertificateWatcher
 log = logging.getLogger("mizzen.webhook")
 
 
-def build_server(app: ASGIApp, settings: ServerSettings, store: CertificateStore) -> uvicorn.Server:
+class _EmbeddedServer(uvicorn.Server):
+    """Uvicorn inside someone else's event loop: signals belong to the process's owner."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def build_server(
+    app: ASGIApp,
+    settings: ServerSettings,
+    store: CertificateStore,
+    *,
+    embedded: bool = False,
+) -> uvicorn.Server:
     """A uvicorn server for `app`, listening with the store's live TLS context."""
 
     def tls_context(
@@ -38,7 +54,7 @@ def build_server(app: ASGIApp, settings: ServerSettings, store: CertificateStore
         timeout_keep_alive=settings.keep_alive_timeout,
         log_level=settings.log_level,
     )
-    return uvicorn.Server(config)
+    return _EmbeddedServer(config) if embedded else uvicorn.Server(config)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -81,3 +97,30 @@ def serve(
     finally:
         watcher.stop()
         listener.close()
+
+
+class EmbeddedWebhook:
+    """The webhooks served inside a running event loop, next to other servers (`mizzen control`
+    serves xDS and the webhooks from one process, as istiod does)."""
+
+    def __init__(self, app: ASGIApp, settings: ServerSettings, store: CertificateStore) -> None:
+        self._server = build_server(app, settings, store, embedded=True)
+        self._watcher = CertificateWatcher(store, settings.reload_interval)
+        self._listener = listen(settings.host, settings.port)
+        self._task: asyncio.Task[None] | None = None
+        self.port: int = self._listener.getsockname()[1]
+
+    def start(self) -> None:
+        self._watcher.start()
+        self._task = asyncio.create_task(
+            self._server.serve(sockets=[self._listener]), name="webhook-https"
+        )
+        log.info("serving the admission webhooks on port %d", self.port)
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await asyncio.to_thread(self._watcher.stop)
+        self._listener.close()

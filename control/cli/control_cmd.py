@@ -1,5 +1,6 @@
 """`mizzen control`: the control plane (xDS over gRPC, debug endpoints) on a config directory
-or, with `--kube`, on the Kubernetes API."""
+or, with `--kube`, on the Kubernetes API; with `--tls-cert`/`--tls-key` it also serves the
+admission webhooks, so one process does what istiod does."""
 
 from __future__ import annotations
 
@@ -8,15 +9,22 @@ import asyncio
 import logging
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
+from control.cli.settings_files import describe, load_injection_config
 from control.model.mesh_config import MeshConfig
 from control.sources.base import ConfigSource
 from control.sources.kube import KubeSource, KubeSyncError, kube_client
 from control.xds.plane import ControlPlane, ControlSettings
+from injector import InjectionConfig
+from webhook.app import create_app
+from webhook.server import EmbeddedWebhook
+from webhook.settings import ServerSettings, WebhookSettings
+from webhook.tls import CertificateError, CertificateStore
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +50,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--no-push-scoping", dest="push_scoping", action="store_false",
         help="push every change to every proxy, translating each alone (benchmark baseline)",
     )  # fmt: skip
+    webhook = parser.add_argument_group("admission webhooks (served when a certificate is given)")
+    webhook.add_argument("--webhook-port", type=_port, default=15017, help="HTTPS port (0: any)")
+    webhook.add_argument("--tls-cert", type=Path, help="serving certificate (PEM), reloaded")
+    webhook.add_argument("--tls-key", type=Path, help="its private key (PEM), reloaded")
+    webhook.add_argument(
+        "--injection-config", type=Path, help="injection settings (YAML, camelCase keys)"
+    )
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
@@ -74,14 +89,55 @@ def load_mesh_config(path: Path | None) -> MeshConfig:
         raise ValueError(f"{path}: {problems}") from error
 
 
-async def _serve(settings: ControlSettings, source: ConfigSource | None = None) -> int:
+@dataclass(frozen=True)
+class WebhookParts:
+    """What the embedded webhooks need, checked at the edge before anything listens."""
+
+    settings: ServerSettings
+    store: CertificateStore
+    injection: InjectionConfig
+
+
+def _webhook_parts(args: argparse.Namespace) -> WebhookParts | None:
+    """None when no certificate is given; raises ValueError naming the flag otherwise."""
+    if args.tls_cert is None and args.tls_key is None:
+        if args.injection_config is not None:
+            raise ValueError("--injection-config needs --tls-cert and --tls-key (the webhooks)")
+        return None
+    if args.tls_cert is None or args.tls_key is None:
+        raise ValueError("the webhooks need both --tls-cert and --tls-key")
+    injection = load_injection_config(args.injection_config, "--injection-config")
+    settings = ServerSettings(
+        port=args.webhook_port, cert_file=args.tls_cert, key_file=args.tls_key,
+        log_level=args.log_level,
+    )  # fmt: skip
+    store = CertificateStore(settings.cert_file, settings.key_file)
+    try:
+        store.load()
+    except CertificateError as error:
+        raise ValueError(f"--tls-cert/--tls-key: {error}") from None
+    return WebhookParts(settings, store, injection)
+
+
+async def _serve(
+    settings: ControlSettings,
+    source: ConfigSource | None = None,
+    webhook_parts: WebhookParts | None = None,
+) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     plane = ControlPlane(settings, source=source)
+    webhook: EmbeddedWebhook | None = None
     try:
         await plane.start()
+        if webhook_parts is not None:
+            app = create_app(
+                WebhookSettings(), webhook_parts.injection, readiness=webhook_parts.store.ready
+            )
+            webhook = EmbeddedWebhook(app, webhook_parts.settings, webhook_parts.store)
+            webhook.start()
     except OSError as error:
         sys.stderr.write(f"mizzen control: cannot listen: {error}\n")
         await plane.stop()
@@ -90,11 +146,16 @@ async def _serve(settings: ControlSettings, source: ConfigSource | None = None) 
         sys.stderr.write(f"mizzen control: {error}\n")
         await plane.stop()
         return 1
-    sys.stdout.write(f"mizzen control: xds={plane.xds_port} debug={plane.debug_port}\n")
+    serving = f"xds={plane.xds_port} debug={plane.debug_port}"
+    if webhook is not None:
+        serving += f" webhook={webhook.port}"
+    sys.stdout.write(f"mizzen control: {serving}\n")
     sys.stdout.flush()
     try:
         await stop.wait()
     finally:
+        if webhook is not None:
+            await webhook.stop()
         await plane.stop()
     return 0
 
@@ -114,12 +175,16 @@ def run(args: argparse.Namespace) -> int:
         mesh = load_mesh_config(args.mesh_config)
         # With --kube the directory is unused (the plane logs it): name the source instead.
         settings = ControlSettings(
-            config_dir=config_dir or Path("(kubernetes)"),
+            config_dir=config_dir,
             xds_port=args.xds_port, debug_port=args.debug_port, mesh=mesh,
             scoping=args.push_scoping,
         )  # fmt: skip
+        webhook_parts = _webhook_parts(args)
         source = KubeSource(kube_client(args.kubeconfig), mesh) if args.kube else None
+    except ValidationError as error:
+        sys.stderr.write(f"mizzen control: {describe(error)}\n")
+        return 2
     except ValueError as error:  # KubeConfigError included: one line naming the file
         sys.stderr.write(f"mizzen control: {error}\n")
         return 2
-    return asyncio.run(_serve(settings, source))
+    return asyncio.run(_serve(settings, source, webhook_parts))

@@ -14,12 +14,13 @@ import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, TextIO
 
 import yaml
-from pydantic import ValidationError
 
 from control.cli import inject_yaml
+from control.cli.settings_files import SettingsFileError, load_injection_config
 from injector import InjectionConfig, InjectionContext, InjectionError, InjectionResult, inject
 
 # The path from a document to its pod template, by kind.
@@ -109,24 +110,6 @@ def _parse_labels(text: str) -> dict[str, str]:
             raise UsageError(f"--namespace-labels: {item!r} is not key=value")
         labels[key.strip()] = value.strip()
     return labels
-
-
-def _load_config(path: str) -> InjectionConfig:
-    try:
-        with open(path, encoding="utf-8") as stream:
-            data = yaml.load(stream, Loader=_Loader)  # noqa: S506 (a safe loader)
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"--config {path}: {getattr(error, 'strerror', None) or error}") from None
-    except yaml.YAMLError as error:
-        raise InputError(f"--config {path}: invalid YAML: {_yaml_problem(error)}") from None
-    if data is not None and not isinstance(data, dict):
-        raise InputError(f"--config {path}: must be a mapping of settings")
-    try:
-        return InjectionConfig.from_mapping(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "config"
-        raise InputError(f"--config {path}: {where}: {first['msg']}") from None
 
 
 def _read(path: str) -> str:
@@ -357,12 +340,12 @@ def run(args: argparse.Namespace) -> int:
             if args.namespace_labels is None
             else _parse_labels(args.namespace_labels)
         )
-        config = _load_config(args.config) if args.config else InjectionConfig()
+        config = load_injection_config(Path(args.config) if args.config else None)
         text = _read(args.filename)
     except UsageError as error:
         sys.stderr.write(f"mizzen inject: {error}\n")
         return 2
-    except InputError as error:
+    except (InputError, SettingsFileError) as error:
         sys.stderr.write(f"mizzen inject: {error}\n")
         return 1
     options = Options(namespace=args.namespace, namespace_labels=labels, config=config)

@@ -13,9 +13,9 @@ import logging
 import sys
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
+from control.cli.settings_files import SettingsFileError, load_injection_config
 from injector import InjectionConfig
 from webhook import devcerts
 from webhook.app import create_app
@@ -48,25 +48,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
-def _load_config(path: Path | None) -> InjectionConfig:
-    if path is None:
-        return InjectionConfig()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise UsageError(f"--config {path}: {error.strerror}") from None
-    except (UnicodeDecodeError, yaml.YAMLError) as error:
-        raise UsageError(f"--config {path}: not valid YAML: {str(error).splitlines()[0]}") from None
-    if data is not None and not isinstance(data, dict):
-        raise UsageError(f"--config {path}: must be a mapping of settings")
-    try:
-        return InjectionConfig.from_mapping(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "config"
-        raise UsageError(f"--config {path}: {where}: {first['msg']}") from None
-
-
 def _dev_certificates(directory: Path, config: InjectionConfig) -> devcerts.DevCertificates:
     found = devcerts.existing(directory)
     if found is not None:
@@ -79,7 +60,10 @@ def _dev_certificates(directory: Path, config: InjectionConfig) -> devcerts.DevC
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = _load_config(args.config)
+    try:
+        config = load_injection_config(args.config)
+    except SettingsFileError as error:
+        raise UsageError(str(error)) from None
     cert_file, key_file = args.tls_cert, args.tls_key
     if args.dev_certs is not None:
         if cert_file or key_file:

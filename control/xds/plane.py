@@ -42,7 +42,8 @@ class ControlSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    config_dir: Path
+    # The `file` source's directory; None when the caller passes its own source (`--kube`).
+    config_dir: Path | None = None
     xds_port: int = Field(default=15010, ge=0, le=65535)
     debug_port: int = Field(default=15014, ge=0, le=65535)
     mesh: MeshConfig = Field(default_factory=MeshConfig)
@@ -110,9 +111,11 @@ class ControlPlane:
         translator: Translator = translate,
     ) -> None:
         self.settings = settings
-        self.source: ConfigSource = source or FileSource(
-            settings.config_dir, settings.mesh, settings.poll_interval
-        )
+        if source is None:
+            if settings.config_dir is None:
+                raise ValueError("the control plane needs a config_dir or a config source")
+            source = FileSource(settings.config_dir, settings.mesh, settings.poll_interval)
+        self.source: ConfigSource = source
         self.metrics = Metrics()
         self.sync = SyncRegistry()
         self.cache = SnapshotCache(
@@ -171,8 +174,9 @@ class ControlPlane:
             asyncio.create_task(self.debouncer.run(), name="debounce"),
         ]
         self._started = True
+        source_name = self.settings.config_dir or type(self.source).__name__
         log.info("control plane serving: xds=%d debug=%d config=%s",
-                 self.xds_port, self.debug_port, self.settings.config_dir)  # fmt: skip
+                 self.xds_port, self.debug_port, source_name)  # fmt: skip
 
     async def stop(self) -> None:
         self._started = False

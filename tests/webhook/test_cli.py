@@ -114,7 +114,7 @@ def test_bad_usage_is_one_clear_line(
 
 @pytest.mark.parametrize(
     ("text", "says"),
-    [("proxyImage: [1, 2\n", "not valid YAML"), ("- a\n", "must be a mapping"),
+    [("proxyImage: [1, 2\n", "invalid YAML"), ("- a\n", "must be a mapping"),
      ("noSuchSetting: 1\n", "noSuchSetting"), ("proxyUid: lots\n", "proxyUid")],
 )  # fmt: skip
 def test_a_bad_config_is_named(tmp_path: Path, mizzen: Mizzen, text: str, says: str) -> None:
