@@ -98,7 +98,7 @@ def _diff_lists(
     at = _block_position(old, new, fresh) if gap else 0
     edits: JsonPatch = []
     if gap < 0:
-        for index in range(start + at - gap - 1, start + at - 1, -1):
+        for index in range(start + at, start + at - gap):
             edits.append({"op": "remove", "path": f"{path}/{index}"})
         old = old[:at] + old[at - gap :]
     elif gap > 0:

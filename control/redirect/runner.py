@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,6 +29,20 @@ class Runner(Protocol):
     def which(self, tool: str) -> str | None: ...
 
 
+# The legacy backend takes a lock file, /run/xtables.lock by default. The init container runs on
+# a read-only root filesystem, where that cannot be created; /dev/shm is the pod's own writable
+# tmpfs, and the lock only orders iptables runs inside this container anyway.
+FALLBACK_LOCK_FILE = "/dev/shm/mizzen-xtables.lock"  # noqa: S108 (a lock, not a temp file)
+
+
+def iptables_environment(environ: Mapping[str, str], run_writable: bool) -> dict[str, str] | None:
+    """The environment for the iptables tools: None (inherit) unless the default lock file
+    cannot be created and the user has not chosen one."""
+    if run_writable or "XTABLES_LOCKFILE" in environ:
+        return None
+    return {**environ, "XTABLES_LOCKFILE": FALLBACK_LOCK_FILE}
+
+
 @dataclass(frozen=True)
 class LocalRunner:
     """Runs commands here, optionally behind a prefix (e.g. `ip netns exec NAME`, as tests do)."""
@@ -44,6 +59,7 @@ class LocalRunner:
                 text=True,
                 timeout=self.timeout,
                 check=False,
+                env=iptables_environment(os.environ, os.access("/run", os.W_OK)),
             )
         except FileNotFoundError as error:
             return CommandResult(127, "", f"{argv[0]}: {error.strerror}")
