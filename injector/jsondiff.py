@@ -39,10 +39,8 @@ def json_equal(a: Any, b: Any) -> bool:
     """Equal as JSON: like `==`, but `True` differs from `1` and `1` from `1.0`."""
     if a is b:
         return True
-    if type(a) is not type(b):
-        kind = _kind(a)
-        if kind is not _kind(b) or kind is not dict and kind is not list:
-            return False
+    if type(a) is not type(b) and _kind(a) is not _kind(b):
+        return False
     if a != b:
         return False
     if isinstance(a, dict):
@@ -98,7 +96,7 @@ def _diff_lists(
     at = _block_position(old, new, fresh) if gap else 0
     edits: JsonPatch = []
     if gap < 0:
-        for index in range(start + at, start + at - gap):
+        for index in range(start + at - gap - 1, start + at - 1, -1):
             edits.append({"op": "remove", "path": f"{path}/{index}"})
         old = old[:at] + old[at - gap :]
     elif gap > 0:

@@ -3,7 +3,8 @@
 Prints, per pod, the median and p99 of one injection (the webhook's work: `inject` and the JSON of
 its patch) and the ratio to the floor measured in the same run: `json.loads` + `json.dumps` of the
 same pod, which any webhook pays to read the request and write a response at all.
-Targets (issue 2): typical pod <= 1 ms, 3 MiB pod <= 100 ms.
+A "no patch" row times `inject(..., with_patch=False)` in the same run, so the diff's share shows.
+Targets (issue 2): typical pod <= 1 ms, 3 MiB pod <= 100 ms; (issue 3) typical pod <= 0.2 ms.
 
     .venv/bin/python hack/bench/bench_inject.py [--rounds N]
 """
@@ -152,15 +153,24 @@ def main() -> None:
         def floor(text: str = text) -> None:
             json.dumps(json.loads(text))
 
+        def unpatched(pod: dict[str, Any] = pod) -> None:
+            inject(pod, context, config, with_patch=False)
+
         _time(injection, max(3, rounds // 20))  # warm-up
         injected = _time(injection, rounds)
         floors = _time(floor, rounds)
+        without_patch = _time(unpatched, rounds)
         median, floor_median = statistics.median(injected), statistics.median(floors)
         verdict = "ok" if median <= target else "MISSED"
         print(
             f"{name:<10} {len(text) / 1024:>7.0f}Ki {median * 1e3:>8.3f}ms "
             f"{_p99(injected) * 1e3:>8.3f}ms {floor_median * 1e3:>8.3f}ms "
             f"{median / floor_median:>7.2f}  <= {target * 1e3:g} ms {verdict}"
+        )
+        print(
+            f"{'  no patch':<10} {'':>9} {statistics.median(without_patch) * 1e3:>8.3f}ms "
+            f"{_p99(without_patch) * 1e3:>8.3f}ms  (inject(..., with_patch=False): the diff's "
+            "share is the difference)"
         )
 
 

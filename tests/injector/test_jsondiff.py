@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from injector.jsondiff import diff, escape, json_equal
+from injector.model import SkipReason
 
 KEYS = st.sampled_from(["a", "b", "name", "a/b", "~", "~1", "/", "", "x~0/y", "0", "-"]) | st.text(
     max_size=4
@@ -201,3 +202,30 @@ def test_fresh_items_are_added_whole() -> None:
         {"op": "add", "path": "/0", "value": new},
         {"op": "replace", "path": "/1/image", "value": "proxy:3"},
     ]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    length=st.integers(30, 80),
+    edits=st.lists(st.tuples(st.sampled_from(["insert", "remove", "change"]), st.integers(0, 99))),
+)
+def test_long_lists_past_the_alignment_limit(length: int, edits: list[tuple[str, int]]) -> None:
+    """Middles longer than the searched ones are paired by position: still exact."""
+    src = [{"name": f"V{i}", "value": str(i)} for i in range(length)]
+    dst = list(src)
+    for action, where in edits:
+        index = where % (len(dst) + 1)
+        if action == "insert":
+            dst.insert(index, {"name": f"N{where}", "value": where})
+        elif dst and index < len(dst):
+            if action == "remove":
+                del dst[index]
+            else:
+                dst[index] = {**dst[index], "value": True}
+    _assert_turns(src, dst)
+
+
+def test_string_subclasses_equal_their_text() -> None:
+    """An enum member the injector writes is the same JSON as the string it stands for."""
+    assert json_equal(SkipReason.HOST_NETWORK, "host_network")
+    assert diff({"a": "host_network"}, {"a": SkipReason.HOST_NETWORK}) == []
