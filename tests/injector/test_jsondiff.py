@@ -211,7 +211,7 @@ def test_fresh_items_are_added_whole() -> None:
 )
 def test_long_lists_past_the_alignment_limit(length: int, edits: list[tuple[str, int]]) -> None:
     """Middles longer than the searched ones are paired by position: still exact."""
-    src = [{"name": f"V{i}", "value": str(i)} for i in range(length)]
+    src: list[dict[str, Any]] = [{"name": f"V{i}", "value": str(i)} for i in range(length)]
     dst = list(src)
     for action, where in edits:
         index = where % (len(dst) + 1)
