@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -253,6 +254,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Optio
     parser.add_argument("--quick", action="store_true",
                         help="100 services, 10 namespaces, 200 proxies, 1 change")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the config dirs and logs (removed by default)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
         args.services, args.namespaces, args.proxies = 100, 10, 200
@@ -278,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(skipped)
     print(f"mesh: {options.services} services, {options.namespaces} namespaces, "
           f"{options.proxies} proxies in {options.workers} client processes; logs in "
-          f"{options.workdir}", flush=True)  # fmt: skip
+          f"{options.workdir}{'' if args.keep else ' (removed at the end; --keep keeps them)'}",
+          flush=True)  # fmt: skip
     for name in names:
         started = time.monotonic()
         result = Scenario(name, options).run()
@@ -287,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     print_report(results, options.proxies)
     if args.json:
         args.json.write_text(json.dumps([r.__dict__ for r in results], indent=1, default=str))
+    if not args.keep:
+        shutil.rmtree(options.workdir, ignore_errors=True)
     failed = [r for r in results if any(n.startswith("stopped") for n in r.notes)]
     return 1 if failed and len(failed) == len(results) else 0
 
