@@ -6,6 +6,7 @@ annotation's name. Each annotation that changes something leaves a note for `--e
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -84,15 +85,21 @@ def _bool(annotations: Mapping[str, str], key: str, default: bool) -> bool:
     raise InjectionError(key, f"{value!r} is not true or false")
 
 
+_SUPPORTED_MODES: Final = {
+    mode.value: mode for mode in (InterceptionMode.REDIRECT, InterceptionMode.NONE)
+}
+
+
 def _mode(annotations: Mapping[str, str]) -> InterceptionMode:
     value = annotations.get(INTERCEPTION_MODE, InterceptionMode.REDIRECT.value)
     if value == InterceptionMode.TPROXY.value:
         raise InjectionError(
             INTERCEPTION_MODE, "TPROXY is not supported yet: use REDIRECT (or NONE)"
         )
-    if value not in (InterceptionMode.REDIRECT.value, InterceptionMode.NONE.value):
+    mode = _SUPPORTED_MODES.get(value)
+    if mode is None:
         raise InjectionError(INTERCEPTION_MODE, f"{value!r} is not REDIRECT or NONE")
-    return InterceptionMode(value)
+    return mode
 
 
 def _resources(
@@ -163,14 +170,43 @@ _FLAG_BY_SPEC_FIELD: Final = {
 }
 
 
+_TRAFFIC_KEYS: Final = (
+    INCLUDE_OUTBOUND_IP_RANGES,
+    EXCLUDE_OUTBOUND_IP_RANGES,
+    EXCLUDE_INTERFACES,
+    INCLUDE_INBOUND_PORTS,
+    EXCLUDE_INBOUND_PORTS,
+    INCLUDE_OUTBOUND_PORTS,
+    EXCLUDE_OUTBOUND_PORTS,
+)
+
+
 def _redirect(
     annotations: Mapping[str, str], config: InjectionConfig, status_port: int
 ) -> RedirectSpec:
     mode = _mode(annotations)
+    traffic = tuple(annotations.get(key) for key in _TRAFFIC_KEYS)
+    return _cached_redirect(config.proxy_uid, config.proxy_gid, mode, status_port, traffic)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_redirect(
+    proxy_uid: int,
+    proxy_gid: int,
+    mode: InterceptionMode,
+    status_port: int,
+    traffic: tuple[str | None, ...],
+) -> RedirectSpec:
+    """The spec for these inputs. Most pods of a mesh carry the same few traffic annotations
+    (or none), so the parsed spec is cached: it is frozen, so sharing it between pods is safe.
+    Errors are raised again each time (the cache keeps only results)."""
+    annotations = {
+        key: value for key, value in zip(_TRAFFIC_KEYS, traffic, strict=True) if value is not None
+    }
     try:
         return RedirectSpec.from_flags(
-            proxy_uid=str(config.proxy_uid),
-            proxy_gid=str(config.proxy_gid),
+            proxy_uid=str(proxy_uid),
+            proxy_gid=str(proxy_gid),
             outbound_port=str(contract.OUTBOUND_CAPTURE_PORT),
             inbound_port=str(contract.INBOUND_CAPTURE_PORT),
             mode=mode.value,

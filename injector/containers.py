@@ -7,6 +7,7 @@ read-only root filesystem, with no capabilities.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from injector import contract
 from injector.annotations import PodSettings
 from injector.config import InjectionConfig
 from injector.pod import Json, canonical_json
+from injector.redirect.spec import RedirectSpec
 
 
 @dataclass(frozen=True)
@@ -32,13 +34,19 @@ def _resources(settings: PodSettings) -> Json:
     return {kind: dict(values) for kind, values in settings.resources.items()}
 
 
+@functools.lru_cache(maxsize=256)
+def _init_args(redirect: RedirectSpec) -> tuple[str, ...]:
+    """The init container's argv, cached per (frozen, hashable) spec: pods share a few specs."""
+    return tuple(redirect.to_args())
+
+
 def init_container(settings: PodSettings, config: InjectionConfig) -> Json:
     return {
         "name": contract.INIT_CONTAINER_NAME,
         "image": config.init_image,
         "imagePullPolicy": config.image_pull_policy,
         "command": list(contract.INIT_COMMAND),
-        "args": settings.redirect.to_args(),
+        "args": list(_init_args(settings.redirect)),
         "resources": _resources(settings),
         "securityContext": {
             "runAsUser": 0,

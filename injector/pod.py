@@ -21,7 +21,7 @@ def mapping(parent: Mapping[str, Any], key: str, field: str) -> Mapping[str, Any
     value = parent.get(key)
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):  # the ABC check is slow
         raise InjectionError(field, f"must be an object, not {type_name(value)}")
     return value
 
@@ -34,7 +34,7 @@ def mappings(parent: Mapping[str, Any], key: str, field: str) -> list[Mapping[st
     if not isinstance(value, list):
         raise InjectionError(field, f"must be a list, not {type_name(value)}")
     for index, item in enumerate(value):
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):
             raise InjectionError(f"{field}[{index}]", f"must be an object, not {type_name(item)}")
     return value
 
@@ -77,6 +77,10 @@ def type_name(value: object) -> str:
     return type(value).__name__
 
 
+# One encoder for every call: `json.dumps` with options builds a new one each time.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(value: object) -> str:
     """Deterministic JSON for values written into the pod (env vars, the status annotation)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)

@@ -70,13 +70,13 @@ def rewrite_probes(
             probe = container.get(probe_field)
             if probe is None:
                 continue
-            if not isinstance(probe, Mapping):
+            if type(probe) is not dict and not isinstance(probe, Mapping):
                 raise InjectionError(field, f"must be an object, not {type_name(probe)}")
             kind = _handler(probe, field)
             if kind not in _REWRITTEN:
                 continue
             handler = probe[kind]
-            if not isinstance(handler, Mapping):
+            if type(handler) is not dict and not isinstance(handler, Mapping):
                 raise InjectionError(f"{field}.{kind}", "must be an object")
             port = _resolve_port(container, handler.get("port"), f"{field}.{kind}")
             if port is None:

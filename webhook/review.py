@@ -12,6 +12,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from pydantic_core import to_json
 
 API_VERSION: Final = "admission.k8s.io/v1"
 KIND: Final = "AdmissionReview"
@@ -73,9 +74,15 @@ class AdmissionReviewResponse(_Envelope):
 
 
 def encode_patch(patch: Sequence[dict[str, Any]]) -> str:
-    """A JSON Patch as the API server wants it: base64 of its JSON (finite numbers only)."""
-    text = json.dumps(list(patch), separators=(",", ":"), allow_nan=False)
-    return base64.b64encode(text.encode()).decode("ascii")
+    """A JSON Patch as the API server wants it: base64 of its JSON (finite numbers only).
+
+    Encoded by pydantic-core (several times faster than `json.dumps`, and most of a review's
+    encoding cost). It writes a non-finite float as `NaN`/`Infinity`, so text containing either
+    word is encoded again by `json.dumps`, which refuses a real one (`ValueError`)."""
+    data = to_json(list(patch), inf_nan_mode="constants")
+    if b"NaN" in data or b"Infinity" in data:
+        data = json.dumps(list(patch), separators=(",", ":"), allow_nan=False).encode()
+    return base64.b64encode(data).decode("ascii")
 
 
 def clip_warnings(warnings: Sequence[str]) -> list[str] | None:

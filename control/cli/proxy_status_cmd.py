@@ -105,8 +105,10 @@ def status_rows(syncz: Mapping[str, Any]) -> list[list[str]]:
         entry = syncz[key]
         if not isinstance(entry, Mapping):
             continue
-        types = entry.get("types")
-        types = types if isinstance(types, Mapping) else {}
+        raw_types = entry.get("types")
+        raw_types = raw_types if isinstance(raw_types, Mapping) else {}
+        # Only well-formed entries: an odd server's body must not raise here.
+        types = {k: v for k, v in raw_types.items() if isinstance(v, Mapping)}
         row = [str(key)]
         row += [type_state(types.get(name)) for name in TYPE_COLUMNS]
         row += [newest_version(types), str(entry.get("api") or "sotw").upper()]

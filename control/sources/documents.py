@@ -26,6 +26,8 @@ def parse_text(text: str, origin: str) -> tuple[list[Document], list[ConfigProbl
         except json.JSONDecodeError as error:
             message = f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
             return [], [ConfigProblem(origin, "", "", message)]
+        except RecursionError:  # json has no depth limit of its own
+            return [], [ConfigProblem(origin, "", "", "invalid JSON: nested too deeply")]
     documents: list[Document] = []
     try:
         for index, obj in enumerate(yaml.load_all(text, Loader=_Loader)):

@@ -84,7 +84,9 @@ class FileSource:
         while True:
             await asyncio.sleep(self.poll_interval)
             try:
-                changed = self.refresh()
+                # Off the event loop: walking the tree and parsing and building a big mesh
+                # must not stall the ADS streams. Only this task ever calls `refresh` then.
+                changed = await asyncio.to_thread(self.refresh)
             except Exception:  # a bug here must not stop the watching for good
                 log.exception("reading %s failed; keeping the last state", self.directory)
                 continue

@@ -69,8 +69,13 @@ def build_app(
         except ProxyIdError:
             message = f"no connected proxy {wanted!r}; give a connected one or a full node id"
             return JSONResponse({"error": message}, status_code=404)
+        try:
+            resources = cache.snapshot_for(proxy)
+        except Exception as error:  # a translation bug: say so, as the push loop does
+            message = f"translation failed: {type(error).__name__}: {error}"
+            return JSONResponse({"proxy": proxy.node_id, "error": message}, status_code=500)
         body = {"proxy": proxy.node_id, "connected": False}
-        body.update(cache.snapshot_for(proxy).to_json())
+        body.update(resources.to_json())
         return JSONResponse(body)
 
     async def prometheus(_: Request) -> Response:

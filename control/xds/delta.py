@@ -7,7 +7,8 @@ server sends only resources that are new or changed, and the names of those that
 - Every resource carries its own version, a hash of its bytes in a scheme of this process
   family (`snapshot.resource_version`). A reconnecting proxy's `initial_resource_versions` are
   honoured only when a version is one of ours and equals the current one: that resource is then
-  not sent again. Anything else (another control plane's versions, old content) is sent.
+  not sent again. Anything else (another control plane's versions, old content) is sent, and a
+  resource it holds that we no longer have is named in `removed_resources`.
 - A response's nonce is ACKed or NACKed per type, as in State of the World; the type's snapshot
   version travels as `system_version_info` and is what `/debug/syncz` compares. A NACKed
   response is not sent again until the resource changes (the proxy keeps its last good one).
@@ -82,12 +83,14 @@ class DeltaStream(Stream):
         names = set(request.resource_names_subscribe)
         wildcard = "*" in names or (not names and type_url in WILDCARD_TYPES)
         sub = _DeltaSubscription(wildcard, names - {"*"})
-        snapshot = self.watch.snapshot if self.watch else None
-        current = snapshot.types[type_url].resource_versions if snapshot else {}
         for name, version in request.initial_resource_versions.items():
+            if not sub.wants(name):
+                continue
+            # What the proxy holds is known, so a resource we no longer have is reported
+            # removed. Its version counts only if it is one of ours; `_respond` then skips it
+            # when it equals the current one. Any other version ("") is sent again.
             ours = version.startswith(RESOURCE_VERSION_SCHEME + "-")
-            if ours and current.get(name) == version:
-                sub.known[name] = version  # the proxy has exactly this: not sent again
+            sub.known[name] = version if ours else ""
         self.subs[type_url] = sub
         return sub
 

@@ -96,6 +96,7 @@ async def test_a_config_change_is_stale_until_acked(
 ) -> None:
     client = await synced_client(plane, "productpage-v1-abc", "10.244.0.10")
     try:
+        assert plane.settings.config_dir is not None
         mesh = plane.settings.config_dir / "mesh.yaml"
         mesh.write_text(mesh.read_text().replace("weight: 80", "weight: 70")
                         .replace("weight: 20", "weight: 30"))  # fmt: skip

@@ -10,7 +10,7 @@ from control.cli.proxy_config_tables import (
     listener_rows,
     route_rows,
 )
-from control.cli.proxy_status_cmd import newest_version, render_table, type_state
+from control.cli.proxy_status_cmd import newest_version, render_table, status_rows, type_state
 
 
 def test_type_states() -> None:
@@ -26,6 +26,17 @@ def test_type_states() -> None:
     assert type_state(nacked) == "NACKED (bad route)"
     # A NACK of an older version, then a good one ACKed: synced again.
     assert type_state({"sent": "p-5", "acked": "p-5", "nacked": "p-4"}) == "SYNCED"
+
+
+def test_status_rows_skip_malformed_entries() -> None:
+    """An odd server's /debug/syncz (not mizzen's shape) gives rows, never a traceback."""
+    syncz = {"a.b": {"types": {"cds": "x", "lds": {"sent": "p-1", "acked": "p-1"}}},
+             "c.d": 5, "e.f": {"types": [1]}}  # fmt: skip
+    rows = status_rows(syncz)
+    assert [row[:3] for row in rows] == [
+        ["a.b", "NOT SENT", "SYNCED"],
+        ["e.f", "NOT SENT", "NOT SENT"],
+    ]
 
 
 def test_newest_version_orders_by_counter() -> None:

@@ -159,6 +159,8 @@ async def test_a_change_pushes_only_the_types_that_changed(
     client.ack(responses[ROUTE], names=["9080"])
     assert await client.nothing_within(0.2)
 
+    assert plane.settings.config_dir is not None
+
     mesh = plane.settings.config_dir / "mesh.yaml"
     mesh.write_text(
         mesh.read_text().replace("weight: 80", "weight: 70").replace("weight: 20", "weight: 30")
@@ -211,6 +213,21 @@ async def test_an_inconsistent_snapshot_is_never_published(
     assert "no cluster" in dump["error"]
     assert REVIEWS_V1 in dump["error"]
     assert REVIEWS_V1 in {c["name"] for c in dump["cds"]}  # the last good snapshot stays
+
+
+async def test_a_preview_whose_translation_fails_is_a_json_error(tmp_path: Path) -> None:
+    def broken(state: MeshState, proxy: Proxy) -> Resources:
+        raise RuntimeError("boom")
+
+    settings = ControlSettings(config_dir=tmp_path, xds_port=0, debug_port=0)
+    async with (
+        ControlPlane(settings, translator=broken) as running,
+        httpx.AsyncClient(trust_env=False) as http,
+    ):
+        base = f"http://127.0.0.1:{running.debug_port}"
+        response = await http.get(f"{base}/debug/config_dump", params={"proxy": NODE})
+    assert response.status_code == 500
+    assert response.json()["error"] == "translation failed: RuntimeError: boom"
 
 
 async def test_a_node_id_that_is_not_a_sidecar_is_refused(plane: ControlPlane) -> None:

@@ -44,6 +44,7 @@ async def client(plane: ControlPlane) -> AsyncIterator[DeltaClient]:
 
 
 def _edit(plane: ControlPlane, old: str, new: str) -> None:
+    assert plane.settings.config_dir is not None
     mesh = plane.settings.config_dir / "mesh.yaml"
     text = mesh.read_text()
     assert old in text
@@ -126,6 +127,7 @@ async def test_endpoints_incremental_and_removals(plane: ControlPlane, client: D
     assert await client.nothing_within(0.3)
 
     # The ratings Service goes away: its cluster is removed by name (clusters are wildcard).
+    assert plane.settings.config_dir is not None
     mesh = plane.settings.config_dir / "mesh.yaml"
     documents = mesh.read_text().split("\n---\n")
     kept = [d for d in documents if "name: ratings, namespace: default}" not in d]
@@ -166,15 +168,15 @@ async def test_reconnect_sends_only_what_the_proxy_lacks(plane: ControlPlane) ->
         response = await again.recv()
         assert names(response) == {REVIEWS_V1, REVIEWS_V2, RATINGS}
         assert not response.removed_resources
-        # A proxy that claims a cluster we do not have is told it is gone.
         again.ack(response)
     finally:
         await again.close()
+    # A proxy that claims a cluster we do not have (deleted while it was away) is told it is gone.
     stale = DeltaClient(plane.xds_port, NODE)
     try:
         stale.send(CLUSTER, initial={**had, "outbound|1|x|gone.svc": had[REVIEWS]})
         response = await stale.recv()
         assert names(response) == set()
-        assert list(response.removed_resources) == []  # never known to be held: nothing
+        assert list(response.removed_resources) == ["outbound|1|x|gone.svc"]
     finally:
         await stale.close()

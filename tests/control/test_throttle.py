@@ -44,7 +44,7 @@ async def test_a_hanging_write_gives_its_slot_back() -> None:
     await asyncio.sleep(0.01)
     started = time.monotonic()
     await limiter.send(quick, lambda _: None)  # waits only for the slot, not for the hang
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 3  # the hanging write never ends by itself
     assert slow_states == [True]
     assert metrics.slow_sends._value.get() == 1
     release.set()
