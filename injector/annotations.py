@@ -181,16 +181,22 @@ _TRAFFIC_KEYS: Final = (
 )
 
 
+# Cache entries are bounded: 256 of them, each from traffic annotations of at most this length.
+_CACHED_TRAFFIC_CHARS: Final = 1024
+
+
 def _redirect(
     annotations: Mapping[str, str], config: InjectionConfig, status_port: int
 ) -> RedirectSpec:
     mode = _mode(annotations)
     traffic = tuple(annotations.get(key) for key in _TRAFFIC_KEYS)
+    if sum(len(value) for value in traffic if value is not None) > _CACHED_TRAFFIC_CHARS:
+        # A rare, long value: not kept in memory.
+        return _build_redirect(config.proxy_uid, config.proxy_gid, mode, status_port, traffic)
     return _cached_redirect(config.proxy_uid, config.proxy_gid, mode, status_port, traffic)
 
 
-@functools.lru_cache(maxsize=256)
-def _cached_redirect(
+def _build_redirect(
     proxy_uid: int,
     proxy_gid: int,
     mode: InterceptionMode,
@@ -218,6 +224,9 @@ def _cached_redirect(
     except RedirectSpecError as error:
         field_name = _FLAG_BY_SPEC_FIELD.get(error.field, error.field)
         raise InjectionError(field_name, error.message) from None
+
+
+_cached_redirect: Final = functools.lru_cache(maxsize=256)(_build_redirect)
 
 
 def _traffic_notes(annotations: Mapping[str, str], spec: RedirectSpec) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from injector import contract
 from injector.annotations import PodSettings
@@ -34,10 +34,33 @@ def _resources(settings: PodSettings) -> Json:
     return {kind: dict(values) for kind, values in settings.resources.items()}
 
 
+# Specs with more list items than this are rendered without the cache (bounded memory).
+_CACHED_SPEC_ITEMS: Final = 64
+
+
 @functools.lru_cache(maxsize=256)
-def _init_args(redirect: RedirectSpec) -> tuple[str, ...]:
-    """The init container's argv, cached per (frozen, hashable) spec: pods share a few specs."""
+def _cached_args(redirect: RedirectSpec) -> tuple[str, ...]:
     return tuple(redirect.to_args())
+
+
+def _init_args(redirect: RedirectSpec) -> list[str]:
+    """The init container's argv (a new list each time), cached per frozen spec: the pods of a
+    mesh share a few specs."""
+    items = sum(
+        len(values)
+        for values in (
+            redirect.include_outbound_cidrs or (),
+            redirect.exclude_outbound_cidrs,
+            redirect.include_outbound_ports,
+            redirect.exclude_outbound_ports,
+            redirect.include_inbound_ports or (),
+            redirect.exclude_inbound_ports,
+            redirect.exclude_interfaces,
+        )
+    )
+    if items > _CACHED_SPEC_ITEMS:
+        return redirect.to_args()
+    return list(_cached_args(redirect))
 
 
 def init_container(settings: PodSettings, config: InjectionConfig) -> Json:
@@ -46,7 +69,7 @@ def init_container(settings: PodSettings, config: InjectionConfig) -> Json:
         "image": config.init_image,
         "imagePullPolicy": config.image_pull_policy,
         "command": list(contract.INIT_COMMAND),
-        "args": list(_init_args(settings.redirect)),
+        "args": _init_args(settings.redirect),
         "resources": _resources(settings),
         "securityContext": {
             "runAsUser": 0,
