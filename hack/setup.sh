@@ -20,14 +20,14 @@ if ! command -v iptables-restore >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && comman
 fi
 
 [ -x .venv/bin/python ] || "$python" -m venv .venv
-stamp=".venv/.mizzen-lock-$(sha256sum requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
+stamp=".venv/.mizzen-lock-$(sha256sum requirements-lock.txt pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     # (A machine-wide pip.conf may name local indexes that do not exist: drop that noise.)
     pip_install() {
         .venv/bin/python -m pip install -q --disable-pip-version-check "$@" \
             2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
     }
-    pip_install --require-hashes --no-deps -r requirements.lock
+    pip_install --require-hashes --no-deps -r requirements-lock.txt
     pip_install --no-deps --no-build-isolation -e .
     rm -f .venv/.mizzen-lock-*
     touch "$stamp"

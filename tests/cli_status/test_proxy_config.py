@@ -4,17 +4,17 @@ and against a real Envoy's admin for the proxy's own view."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from control.xds.plane import ControlPlane, ControlSettings
+from control.xds.plane import ControlPlane
 from tests.cli_status.cli_run import mizzen
-from tests.cli_status.test_proxy_status import BOOKINFO, control_url, node, synced_client
+from tests.cli_status.test_proxy_status import control_url, node, synced_client
 from tests.control.ads_client import AdsClient
 from tests.control.envoy_proc import run_envoy
+from tests.control.planes import bookinfo_config, fast_settings
 from tests.control.waiting import eventually
 
 pytestmark = pytest.mark.anyio
@@ -24,13 +24,7 @@ REVIEWS = "reviews.default.svc.cluster.local"
 
 @pytest.fixture
 async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
-    config = tmp_path / "config"
-    config.mkdir()
-    shutil.copy(BOOKINFO / "mesh.yaml", config / "mesh.yaml")
-    settings = ControlSettings(
-        config_dir=config, xds_port=0, debug_port=0, poll_interval=0.05, debounce_quiet=0.05
-    )
-    async with ControlPlane(settings) as running:
+    async with ControlPlane(fast_settings(bookinfo_config(tmp_path))) as running:
         yield running
 
 

@@ -3,7 +3,6 @@ ADS clients in each state: fully ACKed, NACKing, not yet ACKing, and not subscri
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -11,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from control.xds.plane import ControlPlane, ControlSettings
+from control.xds.plane import ControlPlane
 from control.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from tests.cli_status.cli_run import mizzen
 from tests.control.ads_client import AdsClient
 from tests.control.delta_client import DeltaClient
+from tests.control.planes import bookinfo_config, fast_settings
 from tests.control.waiting import eventually
 
 pytestmark = pytest.mark.anyio
@@ -30,13 +30,7 @@ def node(pod: str, ip: str, namespace: str = "default") -> str:
 
 @pytest.fixture
 async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
-    config = tmp_path / "config"
-    config.mkdir()
-    shutil.copy(BOOKINFO / "mesh.yaml", config / "mesh.yaml")
-    settings = ControlSettings(
-        config_dir=config, xds_port=0, debug_port=0, poll_interval=0.05, debounce_quiet=0.05
-    )
-    async with ControlPlane(settings) as running:
+    async with ControlPlane(fast_settings(bookinfo_config(tmp_path))) as running:
         yield running
 
 

@@ -3,7 +3,6 @@ stale nonces, subscriptions by name, pushes of changed types only, consistency r
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from control.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, 
 from control.xds.translate.sidecar import translate
 from control.xds.versions import Sequence
 from tests.control.ads_client import AdsClient
+from tests.control.planes import bookinfo_config, fast_settings
 from tests.control.waiting import eventually
 
 pytestmark = pytest.mark.anyio
@@ -51,12 +51,7 @@ def translator() -> SwitchableTranslator:
 
 @pytest.fixture
 async def plane(tmp_path: Path, translator: SwitchableTranslator) -> AsyncIterator[ControlPlane]:
-    config = tmp_path / "config"
-    config.mkdir()
-    shutil.copy(DATA / "mesh.yaml", config / "mesh.yaml")
-    settings = ControlSettings(
-        config_dir=config, xds_port=0, debug_port=0, poll_interval=0.05, debounce_quiet=0.05
-    )
+    settings = fast_settings(bookinfo_config(tmp_path))
     async with ControlPlane(settings, translator=translator) as running:
         yield running
 

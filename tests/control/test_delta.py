@@ -3,15 +3,15 @@ sent, removals, ACK/NACK, and a reconnect that reports what it has."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from control.xds.plane import ControlPlane, ControlSettings
+from control.xds.plane import ControlPlane
 from control.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from tests.control.delta_client import DeltaClient, names, versions
+from tests.control.planes import bookinfo_config, fast_settings
 from tests.control.waiting import eventually
 
 pytestmark = pytest.mark.anyio
@@ -26,13 +26,7 @@ RATINGS = "outbound|9090||ratings.default.svc.cluster.local"
 
 @pytest.fixture
 async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
-    config = tmp_path / "config"
-    config.mkdir()
-    shutil.copy(DATA / "mesh.yaml", config / "mesh.yaml")
-    settings = ControlSettings(
-        config_dir=config, xds_port=0, debug_port=0, poll_interval=0.05, debounce_quiet=0.05
-    )
-    async with ControlPlane(settings) as running:
+    async with ControlPlane(fast_settings(bookinfo_config(tmp_path))) as running:
         yield running
 
 

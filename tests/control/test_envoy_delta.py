@@ -3,14 +3,14 @@ proxy shows in sync in /debug/syncz), and follows a route change and an endpoint
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from control.xds.plane import ControlPlane, ControlSettings
+from control.xds.plane import ControlPlane
 from tests.control.envoy_proc import dump_section, run_envoy
+from tests.control.planes import bookinfo_config, fast_settings
 from tests.control.waiting import eventually
 
 pytestmark = [pytest.mark.envoy, pytest.mark.anyio]
@@ -33,12 +33,8 @@ def _weights(dump: dict[str, Any]) -> list[int]:
 
 
 async def test_envoy_on_delta_xds(tmp_path: Path) -> None:
-    config_dir = tmp_path / "config"
-    config_dir.mkdir()
-    shutil.copy(DATA / "mesh.yaml", config_dir / "mesh.yaml")
-    settings = ControlSettings(
-        config_dir=config_dir, xds_port=0, debug_port=0, poll_interval=0.05, debounce_quiet=0.05
-    )
+    config_dir = bookinfo_config(tmp_path)
+    settings = fast_settings(config_dir)
     labels = {"app": "productpage", "version": "v1"}
     async with (
         ControlPlane(settings) as plane,

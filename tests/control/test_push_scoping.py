@@ -17,6 +17,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from control.xds.plane import ControlPlane, ControlSettings
 from control.xds.translate.resources import CLUSTER, ROUTE
 from tests.control.ads_client import AdsClient
+from tests.control.planes import fast_settings
 from tests.control.waiting import eventually
 
 pytestmark = pytest.mark.anyio
@@ -30,10 +31,7 @@ NODES = {
 
 
 def _settings(config: Path, **extra: object) -> ControlSettings:
-    return ControlSettings(
-        config_dir=config, xds_port=0, debug_port=0, poll_interval=0.05, debounce_quiet=0.05,
-        **extra,
-    )  # fmt: skip
+    return fast_settings(config, **extra)
 
 
 @pytest.fixture
