@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import Message
 
 from control.xds.snapshot import RESOURCE_VERSION_SCHEME
-from control.xds.stream import WILDCARD_TYPES, Stream
+from control.xds.stream import WILDCARD_TYPES, Context, Stream
 from control.xds.translate.resources import PUSH_ORDER, SHORT_NAMES
+
+if TYPE_CHECKING:
+    from control.xds.ads import AdsService
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +51,8 @@ class _DeltaSubscription:
 class DeltaStream(Stream):
     api = "delta"
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, service: AdsService, context: Context) -> None:
+        super().__init__(service, context)
         self.subs: dict[str, _DeltaSubscription] = {}
 
     def on_request(self, request: discovery_pb2.DeltaDiscoveryRequest) -> list[Message]:

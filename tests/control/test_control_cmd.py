@@ -3,15 +3,15 @@ arguments get a clear message and exit 2, never a traceback."""
 
 from __future__ import annotations
 
-import re
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.control.control_process import control_process
 
 DATA = Path(__file__).parent / "testdata" / "translate" / "bookinfo"
 
@@ -23,22 +23,8 @@ def _mizzen(*args: str) -> list[str]:
 def test_serves_until_sigterm(tmp_path: Path) -> None:
     shutil.copy(DATA / "mesh.yaml", tmp_path / "mesh.yaml")
     (tmp_path / "broken.yaml").write_text("apiVersion: v1\nkind: Service\nmetadata: {}\n")
-    command = _mizzen(
-        "control", "--config-dir", str(tmp_path), "--xds-port", "0", "--debug-port", "0"
-    )
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as process:
-        _check_serving(process)
-
-
-def _check_serving(process: subprocess.Popen[str]) -> None:
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        found = re.fullmatch(r"mizzen control: xds=(\d+) debug=(\d+)\n", line)
-        assert found, line
-        debug = f"http://127.0.0.1:{found[2]}"
+    with control_process("--config-dir", str(tmp_path)) as control:
+        debug = control.url("debug")
         with httpx.Client(trust_env=False, timeout=5) as http:
             assert http.get(f"{debug}/ready").text == "ok\n"
             configz = http.get(f"{debug}/debug/configz").json()
@@ -53,14 +39,7 @@ def _check_serving(process: subprocess.Popen[str]) -> None:
             unknown = http.get(f"{debug}/debug/config_dump", params={"proxy": "nobody"})
             assert unknown.status_code == 404
             assert "mizzen_xds_connected_proxies 0.0" in http.get(f"{debug}/metrics").text
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
-        assert process.stderr is not None
-        assert "Traceback" not in process.stderr.read()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        control.stop_cleanly()
 
 
 @pytest.mark.parametrize(
@@ -85,22 +64,11 @@ def test_bad_arguments_are_explained(tmp_path: Path, extra: list[str], message: 
 @pytest.mark.parametrize(("flags", "everything"), [([], False), (["--no-push-scoping"], True)])
 def test_push_scoping_switch(tmp_path: Path, flags: list[str], everything: bool) -> None:
     shutil.copy(DATA / "mesh.yaml", tmp_path / "mesh.yaml")
-    command = _mizzen(
-        "control", "--config-dir", str(tmp_path), "--xds-port", "0", "--debug-port", "0", *flags
-    )
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
-        try:
-            assert process.stdout is not None
-            found = re.fullmatch(
-                r"mizzen control: xds=(\d+) debug=(\d+)\n", process.stdout.readline()
-            )
-            assert found
-            with httpx.Client(trust_env=False, timeout=5) as http:
-                push = http.get(f"http://127.0.0.1:{found[2]}/debug/pushz").json()
-            # Scoped, the first push is analysed as "these hosts appeared"; unscoped, every
-            # push re-translates everything.
-            assert push["change"]["everything"] is everything
-            assert push["version"]
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=10)
+    with control_process("--config-dir", str(tmp_path), *flags) as control:
+        with httpx.Client(trust_env=False, timeout=5) as http:
+            push = http.get(f"{control.url('debug')}/debug/pushz").json()
+        # Scoped, the first push is analysed as "these hosts appeared"; unscoped, every
+        # push re-translates everything.
+        assert push["change"]["everything"] is everything
+        assert push["version"]
+        control.stop_cleanly()

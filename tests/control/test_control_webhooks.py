@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import shutil
-import signal
 import ssl
 import subprocess
 import sys
@@ -16,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.control.control_process import control_process
 from tests.webhook.samples import mesh_review, pod_review, virtual_service
 from webhook import devcerts
 
@@ -32,41 +31,24 @@ def test_serves_xds_and_the_webhooks_in_one_process(tmp_path: Path) -> None:
     config.mkdir()
     shutil.copy(DATA / "mesh.yaml", config / "mesh.yaml")
     certs = devcerts.issue(tmp_path / "certs", ["localhost"])
-    with _start(
-        "--config-dir", str(config), "--xds-port", "0", "--debug-port", "0",
-        "--webhook-port", "0", "--tls-cert", str(certs.cert_file),
-        "--tls-key", str(certs.key_file),
-    ) as process:  # fmt: skip
-        try:
-            _check_both_served(process, certs.ca_file)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-
-
-def _check_both_served(process: subprocess.Popen[str], ca_file: Path) -> None:
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    found = re.fullmatch(r"mizzen control: xds=(\d+) debug=(\d+) webhook=(\d+)\n", line)
-    assert found, line
-    base = f"https://127.0.0.1:{found[3]}"
-    tls = ssl.create_default_context(cafile=str(ca_file))
-    with httpx.Client(verify=tls, trust_env=False, timeout=10) as http:
-        assert http.get(f"{base}/readyz").status_code == 200
-        answer = http.post(f"{base}/inject", json=pod_review()).json()["response"]
-        assert answer["allowed"] is True
-        patch = json.loads(base64.b64decode(answer["patch"]))
-        assert any("mizzen-proxy" in json.dumps(op) for op in patch)
-        bad = virtual_service()
-        bad["spec"]["http"][0]["route"][0]["weight"] = -1
-        refused = http.post(f"{base}/validate", json=mesh_review(bad)).json()["response"]
-        assert refused["allowed"] is False
-        assert "weight" in refused["status"]["message"]
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=15) == 0
-    assert process.stderr is not None
-    assert "Traceback" not in process.stderr.read()
+    with control_process(
+        "--config-dir", str(config), "--webhook-port", "0",
+        "--tls-cert", str(certs.cert_file), "--tls-key", str(certs.key_file),
+    ) as control:  # fmt: skip
+        base = control.url("webhook", scheme="https")
+        tls = ssl.create_default_context(cafile=str(certs.ca_file))
+        with httpx.Client(verify=tls, trust_env=False, timeout=10) as http:
+            assert http.get(f"{base}/readyz").status_code == 200
+            answer = http.post(f"{base}/inject", json=pod_review()).json()["response"]
+            assert answer["allowed"] is True
+            patch = json.loads(base64.b64decode(answer["patch"]))
+            assert any("mizzen-proxy" in json.dumps(op) for op in patch)
+            bad = virtual_service()
+            bad["spec"]["http"][0]["route"][0]["weight"] = -1
+            refused = http.post(f"{base}/validate", json=mesh_review(bad)).json()["response"]
+            assert refused["allowed"] is False
+            assert "weight" in refused["status"]["message"]
+        control.stop_cleanly()
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,6 @@ serves the cluster's config, follows a change, stops on SIGTERM; bad flags exit 
 
 from __future__ import annotations
 
-import re
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +12,7 @@ import httpx
 import pytest
 
 from control.cli.main import main
+from tests.control.control_process import control_process
 from tests.control_kube.conftest import TOKEN, mesh_documents, write_kubeconfig
 from tests.control_kube.fake_apiserver import FakeApiServer
 
@@ -31,34 +30,17 @@ def test_control_runs_on_the_kubernetes_api(fake: FakeApiServer, tmp_path: Path)
     for document in mesh_documents():
         fake.apply(document)
     kubeconfig = write_kubeconfig(tmp_path, fake.url, TOKEN)
-    command = _mizzen(
-        "control", "--kube", "--kubeconfig", str(kubeconfig), "--xds-port", "0", "--debug-port", "0"
-    )
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as process:
-        try:
-            assert process.stdout is not None
-            line = process.stdout.readline()
-            found = re.fullmatch(r"mizzen control: xds=(\d+) debug=(\d+)\n", line)
-            assert found, line
-            debug = f"http://127.0.0.1:{found[2]}"
-            with httpx.Client(trust_env=False, timeout=5) as http:
-                assert _summary(http, debug)["services"] == 2
-                assert _summary(http, debug)["otherMeshConfig"] == 4
-                fake.delete("v1", "Service", "ratings", "shop")
-                deadline = time.monotonic() + 5
-                while _summary(http, debug)["services"] != 1:
-                    assert time.monotonic() < deadline, "the deletion never arrived"
-                    time.sleep(0.05)
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=10) == 0
-            assert process.stderr is not None
-            assert "Traceback" not in process.stderr.read()
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    with control_process("--kube", "--kubeconfig", str(kubeconfig)) as control:
+        debug = control.url("debug")
+        with httpx.Client(trust_env=False, timeout=5) as http:
+            assert _summary(http, debug)["services"] == 2
+            assert _summary(http, debug)["otherMeshConfig"] == 4
+            fake.delete("v1", "Service", "ratings", "shop")
+            deadline = time.monotonic() + 5
+            while _summary(http, debug)["services"] != 1:
+                assert time.monotonic() < deadline, "the deletion never arrived"
+                time.sleep(0.05)
+        control.stop_cleanly()
 
 
 @pytest.mark.parametrize(
