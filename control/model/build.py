@@ -46,16 +46,62 @@ class BuildCache:
         self._next_parsed: dict[int, tuple[object, object]] = {}
 
     def parse(self, obj: Mapping[str, Any], parse: Callable[[], object]) -> object:
-        found = self.parsed.get(id(obj))
+        key = id(obj)
+        found = self._next_parsed.get(key)  # judged already for this build (`judge`)
         if found is None or found[0] is not obj:
-            found = (obj, parse())
-        self._next_parsed[id(obj)] = found
+            found = self.parsed.get(key)
+            if found is None or found[0] is not obj:
+                found = (obj, parse())
+            self._next_parsed[key] = found
         return found[1]
 
     def finish(self, services: Iterable[tuple[str, str]]) -> None:
         """Keep only what this build used."""
         self.parsed, self._next_parsed = self._next_parsed, {}
         self.endpoints = {k: self.endpoints[k] for k in services if k in self.endpoints}
+
+
+ObjectId = tuple[str, str, str]  # (kind, metadata.namespace or "", metadata.name)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Judged:
+    """One object of a document (a List's items one by one) and whether `build_state` would
+    apply it. `key` names the object when its kind and name can be read, valid or not."""
+
+    document: Document
+    key: ObjectId | None
+    ok: bool
+
+
+def judge(document: Document, cache: BuildCache) -> list[Judged]:
+    """What `build_state` would make of each object of `document`, decided by the same checks
+    (and cached in `cache`, so the build that follows does not repeat them). Kinds the mesh
+    ignores count as valid. An empty document has no objects."""
+    obj = document.obj
+    if obj is None:
+        return []
+    if not isinstance(obj, Mapping):
+        return [Judged(document, None, False)]
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    if not isinstance(kind, str) or not isinstance(api_version, str):
+        return [Judged(document, None, False)]
+    if kind.endswith("List") and isinstance(obj.get("items"), list):
+        items = [Document(f"{document.origin}.items[{i}]", o) for i, o in enumerate(obj["items"])]
+        return [judged for item in items for judged in judge(item, cache)]
+    metadata = obj.get("metadata")
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    name, namespace = metadata.get("name"), metadata.get("namespace") or ""
+    key = (kind, namespace, name) if isinstance(name, str) and isinstance(namespace, str) else None
+    if api_version == "v1" and kind in _CORE_KINDS:
+        ok = not isinstance(cache.parse(obj, lambda: _parse_core(kind, obj)), ObjectError)
+    elif kinds.is_mesh_group(api_version):
+        inspected = cache.parse(obj, lambda: inspect_resource(obj))
+        report, resource = cast(tuple[ValidationReport, MeshResource[Any] | None], inspected)
+        ok = resource is not None and report.ok
+    else:
+        ok = True  # not read by the mesh
+    return [Judged(document, key, ok)]
 
 
 def _parse_core(kind: str, obj: Mapping[str, Any]) -> object:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from control.model.state import MeshState
+from control.model.state import ConfigProblem, MeshState
 
 
 class ConfigSource(Protocol):
@@ -17,5 +17,10 @@ class ConfigSource(Protocol):
         ...
 
     def current(self) -> MeshState: ...
+
+    def problems(self) -> tuple[ConfigProblem, ...]:
+        """The source's own trouble now (a directory it cannot list, ...), not a document's:
+        shown at `/debug/configz` next to the state's problems."""
+        ...
 
     async def run(self, on_change: Callable[[MeshState], None]) -> None: ...

@@ -28,7 +28,7 @@ from kubernetes.config import ConfigException, load_incluster_config, load_kube_
 
 from control.model.build import build_state
 from control.model.mesh_config import MeshConfig
-from control.model.state import Document, MeshState
+from control.model.state import ConfigProblem, Document, MeshState
 from control.sources.kube_api import KubeApi, KubeApiError
 from control.sources.kube_watch import (
     WATCHED_KINDS,
@@ -103,6 +103,10 @@ class KubeSource:
 
     def current(self) -> MeshState:
         return self._state
+
+    def problems(self) -> tuple[ConfigProblem, ...]:
+        """None of its own: an unreachable API server keeps the last state (and is logged)."""
+        return ()
 
     def load(self) -> MeshState:
         """List every kind once (blocking), retrying until `sync_timeout`; then the state."""

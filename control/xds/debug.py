@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from control.model.state import ConfigProblem
 from control.xds.cache import SnapshotCache
 from control.xds.metrics import Metrics
 from control.xds.status import SyncRegistry
@@ -23,6 +24,7 @@ def build_app(
     sync: SyncRegistry,
     metrics: Metrics,
     ready: Callable[[], bool],
+    source_problems: Callable[[], tuple[ConfigProblem, ...]] = tuple,
 ) -> Starlette:
     async def readiness(_: Request) -> Response:
         return PlainTextResponse("ok\n" if ready() else "starting\n", 200 if ready() else 503)
@@ -43,7 +45,7 @@ def build_app(
                 "problems": [
                     {"origin": p.origin, "kind": p.kind, "name": p.name,
                      "severity": p.severity, "message": p.message}
-                    for p in state.problems
+                    for p in (*source_problems(), *state.problems)
                 ],
             }
         )  # fmt: skip

@@ -48,6 +48,12 @@ class Metrics:
         self.config_updates = Counter(
             "mizzen_config_updates", "Debounced mesh-state updates applied", registry=r
         )
+        self.source_errors = Counter(
+            "mizzen_config_source_errors",
+            "Config the source could not read (the last good config was kept), by reason",
+            ["reason"],
+            registry=r,
+        )
         self.invalid_documents = Gauge(
             "mizzen_config_invalid_documents", "Documents skipped as invalid", registry=r
         )

@@ -111,12 +111,15 @@ class ControlPlane:
         translator: Translator = translate,
     ) -> None:
         self.settings = settings
+        self.metrics = Metrics()
         if source is None:
             if settings.config_dir is None:
                 raise ValueError("the control plane needs a config_dir or a config source")
-            source = FileSource(settings.config_dir, settings.mesh, settings.poll_interval)
+            source = FileSource(
+                settings.config_dir, settings.mesh, settings.poll_interval,
+                count_error=lambda reason: self.metrics.source_errors.labels(reason).inc(),
+            )  # fmt: skip
         self.source: ConfigSource = source
-        self.metrics = Metrics()
         self.sync = SyncRegistry()
         self.cache = SnapshotCache(
             MeshState(mesh=settings.mesh), self.metrics, translator, scoping=settings.scoping
@@ -165,7 +168,9 @@ class ControlPlane:
 
         sock = bind_all(self.settings.debug_port)
         self.debug_port = sock.getsockname()[1]
-        app = build_app(self.cache, self.sync, self.metrics, lambda: self._started)
+        app = build_app(
+            self.cache, self.sync, self.metrics, lambda: self._started, self.source.problems
+        )
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
         self._http = _EmbeddedUvicorn(config)
         self._tasks = [
