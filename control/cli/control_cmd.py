@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from control.cli.settings_files import describe, load_injection_config
 from control.model.mesh_config import MeshConfig
 from control.sources.base import ConfigSource
+from control.sources.file import FileLimits
 from control.sources.kube import KubeSource, KubeSyncError, kube_client
 from control.xds.plane import ControlPlane, ControlSettings
 from injector import InjectionConfig
@@ -47,6 +48,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--mesh-config", type=Path, help="MeshConfig YAML (e.g. outboundTrafficPolicy.mode)"
     )
     parser.add_argument(
+        "--config-max-file-bytes", type=_positive, default=FileLimits().max_bytes, metavar="N",
+        help="a config file larger than this is not read (its last good objects stay)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--config-max-documents", type=_positive, default=FileLimits().max_documents,
+        metavar="N", help="a config file with more documents (and List items) is not read",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-push-scoping", dest="push_scoping", action="store_false",
         help="push every change to every proxy, translating each alone (benchmark baseline)",
     )  # fmt: skip
@@ -65,6 +74,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _port(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
     return int(text)
 
 
@@ -177,7 +192,8 @@ def run(args: argparse.Namespace) -> int:
         settings = ControlSettings(
             config_dir=config_dir,
             xds_port=args.xds_port, debug_port=args.debug_port, mesh=mesh,
-            scoping=args.push_scoping,
+            scoping=args.push_scoping, config_max_file_bytes=args.config_max_file_bytes,
+            config_max_documents=args.config_max_documents,
         )  # fmt: skip
         webhook_parts = _webhook_parts(args)
         source = KubeSource(kube_client(args.kubeconfig), mesh) if args.kube else None

@@ -18,8 +18,15 @@ except AttributeError:  # pragma: no cover
 SUFFIXES = (".yaml", ".yml", ".json")
 
 
-def parse_text(text: str, origin: str) -> tuple[list[Document], list[ConfigProblem]]:
-    """Split and parse one file; `origin` (its path) prefixes each document's origin."""
+class TooManyDocumentsError(ValueError):
+    """A YAML stream with more documents than the caller allows (parsing stopped there)."""
+
+
+def parse_text(
+    text: str, origin: str, max_documents: int | None = None
+) -> tuple[list[Document], list[ConfigProblem]]:
+    """Split and parse one file; `origin` (its path) prefixes each document's origin. Raises
+    TooManyDocumentsError as soon as the stream holds more than `max_documents`."""
     if origin.endswith(".json"):
         try:
             return [Document(origin, json.loads(text))], []
@@ -31,6 +38,8 @@ def parse_text(text: str, origin: str) -> tuple[list[Document], list[ConfigProbl
     documents: list[Document] = []
     try:
         for index, obj in enumerate(yaml.load_all(text, Loader=_Loader)):
+            if max_documents is not None and index >= max_documents:
+                raise TooManyDocumentsError(f"more than {max_documents} documents")
             documents.append(Document(f"{origin}#{index}", obj))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,12 +41,22 @@ from pathlib import Path
 from control.model.build import BuildCache, ObjectId, build_state, judge
 from control.model.mesh_config import MeshConfig
 from control.model.state import ConfigProblem, Document, MeshState
-from control.sources.documents import SUFFIXES, parse_text
+from control.sources.documents import SUFFIXES, TooManyDocumentsError, parse_text
 
 log = logging.getLogger(__name__)
 
-Fingerprint = tuple[int, int, int, int]  # device, inode, size, mtime (ns)
+Fingerprint = tuple[int, int, int, int, int]  # device, inode, size, mtime (ns), mode
 ErrorCounter = Callable[[str], None]  # called with a reason, once per failure seen
+
+
+@dataclass(frozen=True, slots=True)
+class FileLimits:
+    """What one config file may hold; a file beyond them is refused whole (its last good
+    objects are kept). Big enough for any hand-written or generated mesh file, small enough that
+    no file can hold the watcher up for long (a 1.3M-document file took 77 s to parse)."""
+
+    max_bytes: int = 8 * 1024 * 1024
+    max_documents: int = 10_000  # YAML documents and List items, together
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +88,11 @@ class FileSource:
         mesh: MeshConfig | None = None,
         poll_interval: float = 0.1,
         *,
+        limits: FileLimits | None = None,
         count_error: ErrorCounter | None = None,
     ) -> None:
         self.directory = directory
+        self.limits = limits or FileLimits()
         self.mesh = mesh or MeshConfig()
         self.poll_interval = poll_interval
         self._count_error = count_error or (lambda reason: None)
@@ -161,14 +174,18 @@ class FileSource:
     def _read(self, path: Path, fingerprint: Fingerprint, known: _Reading | None) -> _Reading:
         last_good: Mapping[ObjectId, Document] = known.good if known else {}
         try:
-            text = _read_text(path)
+            text = _read_text(path, fingerprint, self.limits.max_bytes)
+            documents, problems = parse_text(text, str(path), self.limits.max_documents)
+            judged = [j for document in documents for j in judge(document, self._build_cache)]
+            if len(judged) > self.limits.max_documents:
+                raise TooManyDocumentsError(f"more than {self.limits.max_documents} objects")
+        except TooManyDocumentsError as error:
+            return self._refused(path, fingerprint, last_good, _ReadError(
+                f"{error} (the limit is --config-max-documents)", "too_many_documents",
+                transient=False,
+            ))  # fmt: skip
         except _ReadError as error:
-            self._count_error(error.reason)
-            kept = dict(last_good)
-            problem = ConfigProblem(str(path), "", "", f"{error}{_kept_note(kept)}")
-            return _Reading(fingerprint, tuple(kept.values()), kept, (problem,), error.transient)
-        documents, problems = parse_text(text, str(path))
-        judged = [j for document in documents for j in judge(document, self._build_cache)]
+            return self._refused(path, fingerprint, last_good, error)
         good = {j.key: j.document for j in judged if j.ok and j.key is not None}
         invalid = {j.key for j in judged if not j.ok}
         # Nothing at all where there were objects: a save caught half-way (truncated, not yet
@@ -197,6 +214,19 @@ class FileSource:
             {**good, **kept},
             (*problems, *notes),
         )
+
+    def _refused(
+        self,
+        path: Path,
+        fingerprint: Fingerprint,
+        last_good: Mapping[ObjectId, Document],
+        error: _ReadError,
+    ) -> _Reading:
+        """A file not read (or refused whole): its last good objects stay."""
+        self._count_error(error.reason)
+        kept = dict(last_good)
+        problem = ConfigProblem(str(path), "", "", f"{error}{_kept_note(kept)}")
+        return _Reading(fingerprint, tuple(kept.values()), kept, (problem,), error.transient)
 
     def _report(self, state: MeshState) -> None:
         before = set(self._state.problems)
@@ -239,19 +269,55 @@ def _list(directory: Path) -> tuple[dict[Path, Fingerprint], dict[Path, str]]:
             except OSError as error:
                 failed[path] = f"cannot look at: {_describe(error)}; keeping its last state"
                 continue
-            found[path] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            found[path] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
     return found, failed
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, fingerprint: Fingerprint, max_bytes: int) -> str:
+    """The file's text, if it is a regular file of at most `max_bytes`. A FIFO, a device or a
+    socket is never opened (a FIFO would block, `/dev/zero` never ends); what is opened is
+    checked again (it may have been swapped since it was looked at) and read no further than
+    the limit, whatever its size said."""
+    if not stat.S_ISREG(fingerprint[4]):
+        raise _ReadError(_not_regular(fingerprint[4]), "not_regular", transient=False)
+    if fingerprint[2] > max_bytes:
+        raise _ReadError(_too_large(fingerprint[2], max_bytes), "too_large", transient=False)
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as error:
         raise _ReadError(f"unreadable: {_describe(error)}", "unreadable", transient=True) from None
     try:
-        return data.decode("utf-8")
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _ReadError(_not_regular(mode), "not_regular", transient=False)
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, min(1 << 20, max_bytes + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:
+                raise _ReadError(_too_large(size, max_bytes), "too_large", transient=False)
+    except OSError as error:
+        raise _ReadError(f"unreadable: {_describe(error)}", "unreadable", transient=True) from None
+    finally:
+        os.close(fd)
+    try:
+        return b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError:
         raise _ReadError("unreadable: not UTF-8 text", "unreadable", transient=False) from None
+
+
+def _not_regular(mode: int) -> str:
+    kind = (
+        "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket" if stat.S_ISSOCK(mode) else "a directory" if stat.S_ISDIR(mode)
+        else "not a regular file"
+    )  # fmt: skip
+    return f"not read: {kind}; only regular files are read"
+
+
+def _too_large(size: int, limit: int) -> str:
+    return f"not read: {size} bytes or more, over the limit of {limit} (--config-max-file-bytes)"
 
 
 def _describe(error: OSError) -> str:

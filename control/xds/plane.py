@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from control.model.mesh_config import MeshConfig
 from control.model.state import MeshState
 from control.sources.base import ConfigSource
-from control.sources.file import FileSource
+from control.sources.file import FileLimits, FileSource
 from control.xds.ads import AdsService
 from control.xds.cache import SnapshotCache, Translator
 from control.xds.debounce import Debouncer
@@ -48,6 +48,9 @@ class ControlSettings(BaseModel):
     debug_port: int = Field(default=15014, ge=0, le=65535)
     mesh: MeshConfig = Field(default_factory=MeshConfig)
     poll_interval: float = Field(default=0.1, gt=0)
+    # What one config file may hold (`FileLimits`); beyond, the file is refused whole.
+    config_max_file_bytes: int = Field(default=FileLimits().max_bytes, ge=1)
+    config_max_documents: int = Field(default=FileLimits().max_documents, ge=1)
     debounce_quiet: float = Field(default=0.1, ge=0)
     debounce_max: float = Field(default=10.0, gt=0)
     # Push scoping and shared translation; off: every proxy translated alone and pushed on
@@ -117,6 +120,7 @@ class ControlPlane:
                 raise ValueError("the control plane needs a config_dir or a config source")
             source = FileSource(
                 settings.config_dir, settings.mesh, settings.poll_interval,
+                limits=FileLimits(settings.config_max_file_bytes, settings.config_max_documents),
                 count_error=lambda reason: self.metrics.source_errors.labels(reason).inc(),
             )  # fmt: skip
         self.source: ConfigSource = source
