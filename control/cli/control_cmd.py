@@ -21,6 +21,7 @@ from control.sources.base import ConfigSource
 from control.sources.file import FileLimits
 from control.sources.kube import KubeSource, KubeSyncError, kube_client
 from control.xds.plane import ControlPlane, ControlSettings
+from control.xds.stream import StreamLimits
 from injector import InjectionConfig
 from webhook.app import create_app
 from webhook.server import EmbeddedWebhook
@@ -54,6 +55,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config-max-documents", type=_positive, default=FileLimits().max_documents,
         metavar="N", help="a config file with more documents (and List items) is not read",
+    )  # fmt: skip
+    limits = StreamLimits()
+    parser.add_argument(
+        "--xds-max-message-bytes", type=_positive, default=limits.max_message_bytes, metavar="N",
+        help="largest xDS request accepted (gRPC receive limit)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--xds-max-names", type=_positive, default=limits.max_names, metavar="N",
+        help="resource names one ADS stream may request or hold; beyond: RESOURCE_EXHAUSTED",
+    )  # fmt: skip
+    parser.add_argument(
+        "--xds-max-request-rate", type=_positive, default=round(limits.requests_per_second),
+        metavar="N", help="requests per second one ADS stream may send, sustained (burst: 2x)",
     )  # fmt: skip
     parser.add_argument(
         "--no-push-scoping", dest="push_scoping", action="store_false",
@@ -194,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
             xds_port=args.xds_port, debug_port=args.debug_port, mesh=mesh,
             scoping=args.push_scoping, config_max_file_bytes=args.config_max_file_bytes,
             config_max_documents=args.config_max_documents,
+            xds_max_message_bytes=args.xds_max_message_bytes, xds_max_names=args.xds_max_names,
+            xds_max_requests_per_second=args.xds_max_request_rate,
         )  # fmt: skip
         webhook_parts = _webhook_parts(args)
         source = KubeSource(kube_client(args.kubeconfig), mesh) if args.kube else None

@@ -9,6 +9,9 @@ or Delta (`DeltaAggregatedResources`, `delta.py`). The State-of-the-World rules:
   `error_detail`, a NACK: logged, counted, the proxy keeps its last good config and we do not
   resend the same version). A request with an older nonce is stale and ignored.
 - A change of the requested names (EDS, RDS) is answered at once.
+- Only the latest request of each type matters (it carries the names wanted and answers the
+  latest nonce; an older one is stale by the rules above), so requests that arrive faster than
+  they are served replace each other instead of queueing.
 - When the proxy's snapshot changes, every subscribed type whose version moved is pushed, in
   the order clusters, endpoints, listeners, routes (make before break).
 """
@@ -27,7 +30,7 @@ from control.xds.cache import SnapshotCache
 from control.xds.delta import DeltaStream
 from control.xds.metrics import Metrics
 from control.xds.status import SyncRegistry
-from control.xds.stream import WILDCARD_TYPES, Context, Stream
+from control.xds.stream import WILDCARD_TYPES, Context, Stream, StreamLimits
 from control.xds.throttle import SendLimiter
 from control.xds.translate.resources import PUSH_ORDER, SHORT_NAMES
 from control.xds.versions import Sequence
@@ -43,12 +46,14 @@ class AdsService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: igno
         metrics: Metrics,
         nonces: Sequence,
         limiter: SendLimiter | None = None,
+        limits: StreamLimits | None = None,
     ) -> None:
         self.cache = cache
         self.sync = sync
         self.metrics = metrics
         self.nonces = nonces
         self.limiter = limiter or SendLimiter(metrics)
+        self.limits = limits or StreamLimits()
 
     async def StreamAggregatedResources(  # noqa: N802 - the gRPC method's name
         self,
@@ -78,12 +83,28 @@ class SotwStream(Stream):
     def __init__(self, service: AdsService, context: Context) -> None:
         super().__init__(service, context)
         self.subs: dict[str, _Subscription] = {}
+        self.pending: dict[str, discovery_pb2.DiscoveryRequest] = {}  # latest, by type
+        self.names_held: dict[str, int] = {}  # names of the latest request of each type
+
+    def accept(self, request: discovery_pb2.DiscoveryRequest) -> None:
+        type_url = request.type_url
+        if type_url not in PUSH_ORDER:
+            log.debug("ignoring a request for unserved type %.200r", type_url)
+            return
+        self.names_held[type_url] = len(request.resource_names)
+        self.check_names(sum(self.names_held.values()), "requested")
+        self.pending.pop(type_url, None)  # the newer request supersedes it (and moves last)
+        self.pending[type_url] = request
+
+    def on_requests(self) -> list[Message]:
+        responses: list[Message] = []
+        while self.pending:
+            type_url = next(iter(self.pending))
+            responses += self.on_request(self.pending.pop(type_url))
+        return responses
 
     def on_request(self, request: discovery_pb2.DiscoveryRequest) -> list[Message]:
         type_url = request.type_url
-        if type_url not in PUSH_ORDER:
-            log.debug("ignoring a request for unserved type %s", type_url)
-            return []
         names = frozenset(n for n in request.resource_names if n != "*")
         sub = self.subs.get(type_url)
         if sub is None or not request.response_nonce:
@@ -128,7 +149,12 @@ class SotwStream(Stream):
         sub = self.subs[type_url]
         typed = snapshot.types[type_url]
         if sub.names and type_url not in WILDCARD_TYPES:
-            resources = [typed.resources[n] for n in sorted(sub.names) if n in typed.resources]
+            # Names the server does not have cost nothing: walk the smaller side.
+            if len(sub.names) < len(typed.resources):
+                found = sorted(n for n in sub.names if n in typed.resources)
+                resources = [typed.resources[n] for n in found]
+            else:
+                resources = [r for n, r in typed.resources.items() if n in sub.names]
         else:
             resources = list(typed.resources.values())
         sub.nonce = self.service.nonces.next()

@@ -12,11 +12,16 @@ server sends only resources that are new or changed, and the names of those that
 - A response's nonce is ACKed or NACKed per type, as in State of the World; the type's snapshot
   version travels as `system_version_info` and is what `/debug/syncz` compares. A NACKed
   response is not sent again until the resource changes (the proxy keeps its last good one).
+- Requests are taken in as they arrive (`accept`): subscriptions are a set per type, so a change
+  is applied to it at once; answers are kept only for the nonces still in flight (at most
+  `_PENDING_NONCES` per type). What a burst of requests costs is bounded by the names a stream
+  may hold (`StreamLimits.max_names`), never by how many requests were sent.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -54,32 +59,52 @@ class DeltaStream(Stream):
     def __init__(self, service: AdsService, context: Context) -> None:
         super().__init__(service, context)
         self.subs: dict[str, _DeltaSubscription] = {}
+        # Types to answer, and whether it is their first response (insertion order kept).
+        self.to_answer: dict[str, bool] = {}
+        # Answers to our nonces, in arrival order: (type, nonce, NACK message or None).
+        self.answers: list[tuple[str, str, str | None]] = []
 
-    def on_request(self, request: discovery_pb2.DeltaDiscoveryRequest) -> list[Message]:
+    def accept(self, request: discovery_pb2.DeltaDiscoveryRequest) -> None:
         type_url = request.type_url
         if type_url not in PUSH_ORDER:
-            log.debug("ignoring a delta request for unserved type %s", type_url)
-            return []
-        sub = self.subs.get(type_url)
-        if sub is None:
-            sub = self._subscribe_first(type_url, request)
-            return self._respond(type_url, first=True)
-        if request.response_nonce:
-            self._answered(type_url, sub, request)
+            log.debug("ignoring a delta request for unserved type %.200r", type_url)
+            return
         subscribe = set(request.resource_names_subscribe)
         unsubscribe = set(request.resource_names_unsubscribe)
-        if not subscribe and not unsubscribe:
-            return []
-        if "*" in subscribe:
-            sub.wildcard = True
-        if "*" in unsubscribe:
-            sub.wildcard = False
-        sub.names |= subscribe - {"*"}
-        sub.names -= unsubscribe
-        for name in unsubscribe:
-            if not sub.wants(name):
-                sub.known.pop(name, None)  # resubscribing later must send it again
-        return self._respond(type_url)
+        size = len(subscribe) + len(unsubscribe) + len(request.initial_resource_versions)
+        self.check_names(size, "one request")
+        sub = self.subs.get(type_url)
+        if sub is None:
+            self._subscribe_first(type_url, request)
+            self.to_answer[type_url] = True
+        else:
+            if request.response_nonce in sub.pending:
+                error = request.error_detail.message if request.HasField("error_detail") else None
+                self.answers.append((type_url, request.response_nonce, error))
+                del self.answers[: -_PENDING_NONCES * len(PUSH_ORDER)]
+            if not subscribe and not unsubscribe:
+                return
+            if "*" in subscribe:
+                sub.wildcard = True
+            if "*" in unsubscribe:
+                sub.wildcard = False
+            sub.names |= subscribe - {"*"}
+            sub.names -= unsubscribe
+            for name in unsubscribe:
+                if not sub.wants(name):
+                    sub.known.pop(name, None)  # resubscribing later must send it again
+            self.to_answer.setdefault(type_url, False)
+        self.check_names(sum(len(s.names) for s in self.subs.values()), "subscribed")
+
+    def on_requests(self) -> list[Message]:
+        answers, self.answers = self.answers, []
+        for type_url, nonce, error in answers:
+            self._answered(type_url, self.subs[type_url], nonce, error)
+        responses: list[Message] = []
+        to_answer, self.to_answer = self.to_answer, {}
+        for type_url, first in to_answer.items():
+            responses += self._respond(type_url, first=first)
+        return responses
 
     def _subscribe_first(
         self, type_url: str, request: discovery_pb2.DeltaDiscoveryRequest
@@ -99,14 +124,13 @@ class DeltaStream(Stream):
         return sub
 
     def _answered(
-        self, type_url: str, sub: _DeltaSubscription, request: discovery_pb2.DeltaDiscoveryRequest
+        self, type_url: str, sub: _DeltaSubscription, nonce: str, message: str | None
     ) -> None:
-        version = sub.pending.pop(request.response_nonce, None)
+        version = sub.pending.pop(nonce, None)
         if version is None:
             return  # not a nonce of ours in flight: stale or unknown
         assert self.status is not None
-        if request.HasField("error_detail"):
-            message = request.error_detail.message
+        if message is not None:
             self.status.nacked(type_url, version, message)
             self.service.metrics.nacks.labels(SHORT_NAMES[type_url]).inc()
             log.warning("proxy %s rejected %s version %s: %s", self.status.proxy.key,
@@ -130,7 +154,12 @@ class DeltaStream(Stream):
         typed = snapshot.types[type_url]
         resources = []
         current = typed.resource_versions
-        names = current if sub.wildcard else sorted(n for n in sub.names if n in current)
+        if sub.wildcard:
+            names: Iterable[str] = current
+        elif len(sub.names) < len(current):  # names we do not have cost nothing: the smaller side
+            names = sorted(n for n in sub.names if n in current)
+        else:
+            names = [n for n in current if n in sub.names]
         for name in names:
             version = current[name]
             if sub.known.get(name) != version:

@@ -45,6 +45,11 @@ class Metrics:
             "Responses a proxy did not take within the send timeout (its stream went on alone)",
             registry=r,
         )
+        self.refused_streams = Counter(
+            "mizzen_xds_refused_streams",
+            "ADS streams closed with RESOURCE_EXHAUSTED (too many requests or resource names)",
+            registry=r,
+        )
         self.config_updates = Counter(
             "mizzen_config_updates", "Debounced mesh-state updates applied", registry=r
         )

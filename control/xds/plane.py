@@ -30,6 +30,7 @@ from control.xds.debounce import Debouncer
 from control.xds.debug import build_app
 from control.xds.metrics import Metrics
 from control.xds.status import SyncRegistry
+from control.xds.stream import StreamLimits
 from control.xds.throttle import SendLimiter
 from control.xds.translate.sidecar import translate
 from control.xds.versions import Sequence
@@ -59,6 +60,10 @@ class ControlSettings(BaseModel):
     max_concurrent_pushes: int = Field(default=100, ge=1)
     # A proxy that has not taken a response after this long gives its push slot back.
     send_timeout: float = Field(default=1.0, gt=0)
+    # What one ADS stream may send (`StreamLimits`); beyond, it is closed (RESOURCE_EXHAUSTED).
+    xds_max_message_bytes: int = Field(default=StreamLimits().max_message_bytes, ge=1024)
+    xds_max_names: int = Field(default=StreamLimits().max_names, ge=1)
+    xds_max_requests_per_second: float = Field(default=StreamLimits().requests_per_second, gt=0)
 
 
 def bind_all(port: int) -> socket.socket:
@@ -160,9 +165,20 @@ class ControlPlane:
         limiter = SendLimiter(
             self.metrics, self.settings.max_concurrent_pushes, self.settings.send_timeout
         )
-        server = grpc.aio.server(options=[("grpc.keepalive_time_ms", 30_000)])
+        limits = StreamLimits(
+            max_message_bytes=self.settings.xds_max_message_bytes,
+            max_names=self.settings.xds_max_names,
+            requests_per_second=self.settings.xds_max_requests_per_second,
+            request_burst=max(1, round(2 * self.settings.xds_max_requests_per_second)),
+        )
+        server = grpc.aio.server(
+            options=[
+                ("grpc.keepalive_time_ms", 30_000),
+                ("grpc.max_receive_message_length", limits.max_message_bytes),
+            ]
+        )
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
-            AdsService(self.cache, self.sync, self.metrics, Sequence(), limiter), server
+            AdsService(self.cache, self.sync, self.metrics, Sequence(), limiter, limits), server
         )
         self.xds_port = _add_port(server, self.settings.xds_port)
         if self.xds_port == 0:
