@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from control.cli import control_cmd
-from control.sources.kube_watch import WATCHED_KINDS
+from control.plane.sources.kube_watch import WATCHED_KINDS
 
 MANIFESTS = Path(__file__).resolve().parent.parent / "manifests" / "control-plane"
 

@@ -57,7 +57,7 @@ PURE_PACKAGES = ["injector", "control.api"]
 
 def _pure_modules() -> list[Path]:
     paths = [p for pkg in PURE_PACKAGES for p in _modules(pkg)]
-    translate = ROOT / "control" / "xds" / "translate"
+    translate = ROOT / "control" / "plane" / "xds" / "translate"
     if translate.is_dir():
         paths += sorted(translate.rglob("*.py"))
     return paths

@@ -15,13 +15,13 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from control.cli.control_process import ControlPlane, ControlSettings
 from control.cli.settings_files import describe, load_injection_config
-from control.model.mesh_config import MeshConfig
-from control.sources.base import ConfigSource
-from control.sources.file import FileLimits
-from control.sources.kube import KubeSource, KubeSyncError, kube_client
-from control.xds.plane import ControlPlane, ControlSettings
-from control.xds.stream import StreamLimits
+from control.config.mesh import MeshConfig
+from control.plane.sources.base import ConfigSource
+from control.plane.sources.file import FileLimits
+from control.plane.sources.kube import KubeSource, KubeSyncError, kube_client
+from control.plane.xds.ads.stream import StreamLimits
 from injector import InjectionConfig
 from webhook.app import create_app
 from webhook.server import EmbeddedWebhook

@@ -34,7 +34,7 @@ def sample_manifest() -> str:
 def local_mesh_unavailable() -> str | None:
     """Why the local mesh cannot run here, or None."""
     from control.agent.envoy_binary import EnvoyNotFoundError, find_envoy
-    from control.demo.netns import can_run_netns
+    from control.cli.demo.netns import can_run_netns
 
     reason = can_run_netns()
     if reason:
@@ -72,7 +72,7 @@ def demo(
         out.write(f"# mizzen demo: the local mesh cannot run on this machine: {reason}.\n")
         out.write("# Falling back to the injection preview (run as root to see the mesh).\n")
         return preview(out)
-    from control.demo.run import run_local_mesh
+    from control.cli.demo.run import run_local_mesh
 
     out.write("# mizzen demo: a local mesh in network namespaces (control plane, Envoy sidecar)\n")
     return run_local_mesh(out, requests=requests)

@@ -14,8 +14,8 @@ from typing import TextIO
 from control.redirect.apply import apply_redirect, cleanup_redirect, describe_rulesets, families
 from control.redirect.backend import BackendChoice, RedirectError
 from control.redirect.ipv6 import netns_has_global_ipv6
+from control.redirect.rules import build_ruleset
 from control.redirect.runner import LocalRunner
-from injector.redirect.rules import build_ruleset
 from injector.redirect.spec import InterceptionMode, RedirectSpec, RedirectSpecError
 
 # flag → help; the flag names are those of `RedirectSpec.to_args`, the defaults those of

@@ -1,7 +1,7 @@
 """Applies, replaces or removes the mesh's nat rules in the current network namespace.
 
 Each family is changed by one `iptables-restore --noflush` transaction (see
-`injector.redirect.state`): read the table, compute the text that leaves exactly the new ruleset,
+`control.redirect.state`): read the table, compute the text that leaves exactly the new ruleset,
 restore. A restore rejected because the table changed in between is retried once on a fresh read.
 """
 
@@ -19,10 +19,10 @@ from control.redirect.backend import (
     choose_backend,
     usable_backends,
 )
+from control.redirect.rules import IpFamily, Ruleset, build_ruleset
 from control.redirect.runner import Runner
-from injector.redirect.rules import IpFamily, Ruleset, build_ruleset
+from control.redirect.state import NatState, cleanup_text, replace_text
 from injector.redirect.spec import RedirectSpec
-from injector.redirect.state import NatState, cleanup_text, replace_text
 
 _ATTEMPTS = 2
 _TextFor = Callable[[NatState], str | None]

@@ -20,8 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from control.demo import sample
-from control.demo.mesh import (
+from control.cli.demo import sample
+from control.cli.demo.mesh import (
     XDS_PORT,
     MeshError,
     PodHandle,
@@ -32,11 +32,11 @@ from control.demo.mesh import (
     start_sidecar,
     wait_ready,
 )
-from control.demo.netns import Network, can_run_netns
+from control.cli.demo.netns import Network, can_run_netns
 
 
 def _latencies(pod: PodHandle, url: str, count: int) -> list[float]:
-    argv = [sys.executable, "-m", "control.demo.traffic", "latency", url, f"--count={count}"]
+    argv = [sys.executable, "-m", "control.cli.demo.traffic", "latency", url, f"--count={count}"]
     samples: list[float] = json.loads(run_in(pod, argv, timeout=120))["ms"]
     return samples
 

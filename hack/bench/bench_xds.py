@@ -16,14 +16,14 @@ import argparse
 import statistics
 import time
 
-from control.model.build import build_state
-from control.model.state import MeshState
-from control.sources.documents import parse_text
-from control.xds.snapshot import build_snapshot
-from control.xds.translate import consistency
-from control.xds.translate.proxy import Proxy, parse_node
-from control.xds.translate.resources import PUSH_ORDER, Resources
-from control.xds.translate.sidecar import translate
+from control.config.loader import parse_text
+from control.plane.model.build import build_state
+from control.plane.model.state import MeshState
+from control.plane.xds.cache.snapshot import build_snapshot
+from control.plane.xds.translate import consistency
+from control.plane.xds.translate.proxy import Proxy, parse_node
+from control.plane.xds.translate.proxy_resources import translate
+from control.plane.xds.translate.resources import PUSH_ORDER, Resources
 
 _SERVICE = """\
 apiVersion: v1

@@ -15,8 +15,8 @@ from typing import IO
 
 import pytest
 
-from control.demo import sample
-from control.demo.mesh import (
+from control.cli.demo import sample
+from control.cli.demo.mesh import (
     XDS_PORT,
     SidecarPod,
     start_backend,

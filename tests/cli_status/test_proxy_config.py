@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from control.xds.plane import ControlPlane
+from control.cli.control_process import ControlPlane
 from tests.cli_status.cli_run import mizzen
 from tests.cli_status.test_proxy_status import control_url, node, synced_client
 from tests.control.ads_client import AdsClient

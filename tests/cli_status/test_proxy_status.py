@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from control.xds.plane import ControlPlane
-from control.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
+from control.cli.control_process import ControlPlane
+from control.plane.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from tests.cli_status.cli_run import mizzen
 from tests.control.ads_client import AdsClient
 from tests.control.delta_client import DeltaClient

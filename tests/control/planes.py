@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from control.xds.plane import ControlSettings
+from control.cli.control_process import ControlSettings
 
 BOOKINFO = Path(__file__).parent / "testdata" / "translate" / "bookinfo"
 

@@ -11,12 +11,12 @@ import grpc
 import httpx
 import pytest
 
-from control.model.state import MeshState
-from control.xds.plane import ControlPlane, ControlSettings
-from control.xds.translate.proxy import Proxy
-from control.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, Resources
-from control.xds.translate.sidecar import translate
-from control.xds.versions import Sequence
+from control.cli.control_process import ControlPlane, ControlSettings
+from control.plane.model.state import MeshState
+from control.plane.xds.cache.versions import Sequence
+from control.plane.xds.translate.proxy import Proxy
+from control.plane.xds.translate.proxy_resources import translate
+from control.plane.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, Resources
 from tests.control.ads_client import AdsClient
 from tests.control.planes import bookinfo_config, fast_settings
 from tests.control.waiting import eventually

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from control.xds.debounce import Debouncer
+from control.plane.debounce import Debouncer
 
 pytestmark = pytest.mark.anyio
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from control.xds.plane import ControlPlane
-from control.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
+from control.cli.control_process import ControlPlane
+from control.plane.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from tests.control.delta_client import DeltaClient, names, versions
 from tests.control.planes import bookinfo_config, fast_settings
 from tests.control.waiting import eventually

@@ -15,11 +15,11 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
-from control.model.state import MeshState
-from control.xds.plane import ControlPlane, ControlSettings
-from control.xds.translate.proxy import Proxy
-from control.xds.translate.resources import LISTENER, Resources
-from control.xds.translate.sidecar import translate
+from control.cli.control_process import ControlPlane, ControlSettings
+from control.plane.model.state import MeshState
+from control.plane.xds.translate.proxy import Proxy
+from control.plane.xds.translate.proxy_resources import translate
+from control.plane.xds.translate.resources import LISTENER, Resources
 from tests.control.envoy_proc import dump_section, run_envoy
 from tests.control.waiting import eventually
 

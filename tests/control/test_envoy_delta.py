@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from control.xds.plane import ControlPlane
+from control.cli.control_process import ControlPlane
 from tests.control.envoy_proc import dump_section, run_envoy
 from tests.control.planes import bookinfo_config, fast_settings
 from tests.control.waiting import eventually

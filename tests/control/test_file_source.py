@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from control.model.state import MeshState
-from control.sources.file import FileSource
+from control.plane.model.state import MeshState
+from control.plane.sources.file import FileSource
 
 SERVICE = """\
 apiVersion: v1

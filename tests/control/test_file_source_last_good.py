@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from control.model.state import MeshState
-from control.sources.file import FileSource
-from control.xds.plane import ControlPlane
-from control.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
+from control.cli.control_process import ControlPlane
+from control.plane.model.state import MeshState
+from control.plane.sources.file import FileSource
+from control.plane.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from tests.control.ads_client import AdsClient
 from tests.control.control_process import control_process
 from tests.control.planes import bookinfo_config, fast_settings

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from control.model.state import MeshState
-from control.sources.file import FileLimits, FileSource
+from control.plane.model.state import MeshState
+from control.plane.sources.file import FileLimits, FileSource
 from tests.control.test_file_source_last_good import _rule, _service
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from control.model.build import build_state
-from control.model.kube import parse_pod
-from control.model.state import Document
+from control.plane.model.build import build_state
+from control.plane.model.kube_objects import parse_pod
+from control.plane.model.state import Document
 
 
 def _service(name: str = "web", ns: str = "default", **spec: Any) -> dict[str, Any]:

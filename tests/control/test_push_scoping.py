@@ -14,8 +14,8 @@ import grpc
 import pytest
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
-from control.xds.plane import ControlPlane, ControlSettings
-from control.xds.translate.resources import CLUSTER, ROUTE
+from control.cli.control_process import ControlPlane, ControlSettings
+from control.plane.xds.translate.resources import CLUSTER, ROUTE
 from tests.control.ads_client import AdsClient
 from tests.control.planes import fast_settings
 from tests.control.waiting import eventually

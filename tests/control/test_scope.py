@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from control.model.build import build_state
-from control.model.state import MeshState
-from control.sources.documents import parse_text
-from control.xds.cache import SnapshotCache
-from control.xds.metrics import Metrics
-from control.xds.translate.changes import diff
-from control.xds.translate.index import MeshIndex
-from control.xds.translate.proxy import parse_node
-from control.xds.translate.resources import CLUSTER, LISTENER, ROUTE
-from control.xds.translate.sidecar import translate
+from control.config.loader import parse_text
+from control.plane.metrics import Metrics
+from control.plane.model.build import build_state
+from control.plane.model.state import MeshState
+from control.plane.xds.cache.snapshot_cache import SnapshotCache
+from control.plane.xds.translate.changes import diff
+from control.plane.xds.translate.index import MeshIndex
+from control.plane.xds.translate.proxy import parse_node
+from control.plane.xds.translate.proxy_resources import translate
+from control.plane.xds.translate.resources import CLUSTER, LISTENER, ROUTE
 
 MESH = (Path(__file__).parent / "testdata" / "scoping" / "mesh.yaml").read_text()
 SHOP = "sidecar~10.244.0.10~productpage-1.shop~shop.svc.cluster.local"

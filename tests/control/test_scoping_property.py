@@ -8,12 +8,12 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from control.model.build import build_state
-from control.model.state import MeshState
-from control.sources.documents import parse_text
-from control.xds.translate.proxy import parse_node
-from control.xds.translate.shared import MeshTranslation
-from control.xds.translate.sidecar import translate
+from control.config.loader import parse_text
+from control.plane.model.build import build_state
+from control.plane.model.state import MeshState
+from control.plane.xds.translate.proxy import parse_node
+from control.plane.xds.translate.proxy_resources import translate
+from control.plane.xds.translate.shared import MeshTranslation
 
 NAMESPACES = ("shop", "other", "shared")
 PROXIES = [

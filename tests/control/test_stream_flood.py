@@ -18,8 +18,8 @@ import pytest
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf.message import Message
 
-from control.xds.plane import ControlPlane
-from control.xds.translate.resources import CLUSTER, ENDPOINT, ROUTE
+from control.cli.control_process import ControlPlane
+from control.plane.xds.translate.resources import CLUSTER, ENDPOINT, ROUTE
 from tests.control.ads_client import AdsClient
 from tests.control.control_process import control_process
 from tests.control.delta_client import DeltaClient

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from control.xds.metrics import Metrics
-from control.xds.throttle import SendLimiter
+from control.plane.metrics import Metrics
+from control.plane.xds.ads.throttle import SendLimiter
 
 pytestmark = pytest.mark.anyio
 

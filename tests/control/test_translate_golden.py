@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from control.xds.translate import consistency
-from control.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, from_dicts
+from control.plane.xds.translate import consistency
+from control.plane.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, from_dicts
 from tests.control.envoy_static import validate
 from tests.control.translate_cases import CASES, read_golden, translate_case, write_golden
 

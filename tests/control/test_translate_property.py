@@ -9,12 +9,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from control.model.build import build_state
-from control.model.mesh_config import MeshConfig, OutboundMode, OutboundTrafficPolicy
-from control.model.state import Document
-from control.xds.translate import consistency
-from control.xds.translate.proxy import parse_node
-from control.xds.translate.sidecar import translate
+from control.config.mesh import MeshConfig, OutboundMode, OutboundTrafficPolicy
+from control.plane.model.build import build_state
+from control.plane.model.state import Document
+from control.plane.xds.translate import consistency
+from control.plane.xds.translate.proxy import parse_node
+from control.plane.xds.translate.proxy_resources import translate
 
 NAMES = ["web", "api", "db", "ghost"]
 NAMESPACES = ["a", "b"]

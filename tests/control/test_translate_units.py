@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from control.model.build import build_state
-from control.model.state import Document
-from control.sources.documents import parse_text
-from control.xds.translate import consistency
-from control.xds.translate.http_routes import per_million
-from control.xds.translate.index import MeshIndex
-from control.xds.translate.protocol import Protocol, port_protocol
-from control.xds.translate.proxy import ProxyIdError, parse_node
-from control.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, Resources
-from control.xds.translate.sidecar import translate
+from control.config.loader import parse_text
+from control.plane.model.build import build_state
+from control.plane.model.state import Document
+from control.plane.xds.translate import consistency
+from control.plane.xds.translate.http_routes import per_million
+from control.plane.xds.translate.index import MeshIndex
+from control.plane.xds.translate.port_protocol import Protocol, port_protocol
+from control.plane.xds.translate.proxy import ProxyIdError, parse_node
+from control.plane.xds.translate.proxy_resources import translate
+from control.plane.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, Resources
 from tests.control.translate_cases import CASES_DIR
 
 

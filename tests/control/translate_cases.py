@@ -10,11 +10,11 @@ from typing import Any
 
 import yaml
 
-from control.model.build import build_state
-from control.model.mesh_config import MeshConfig
-from control.sources.documents import parse_text
-from control.xds.translate.proxy import parse_node
-from control.xds.translate.sidecar import translate
+from control.config.loader import parse_text
+from control.config.mesh import MeshConfig
+from control.plane.model.build import build_state
+from control.plane.xds.translate.proxy import parse_node
+from control.plane.xds.translate.proxy_resources import translate
 
 CASES_DIR = Path(__file__).parent / "testdata" / "translate"
 CASES = sorted(p.name for p in CASES_DIR.iterdir() if (p / "mesh.yaml").exists())

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from kubernetes.client import ApiClient
 
-from control.sources.kube import KubeSource
-from control.xds.plane import ControlPlane, ControlSettings
+from control.cli.control_process import ControlPlane, ControlSettings
+from control.plane.sources.kube import KubeSource
 from tests.control_kube.conftest import FAST, eventually, mesh_documents
 from tests.control_kube.fake_apiserver import FakeApiServer
 

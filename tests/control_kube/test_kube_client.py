@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from control.sources.kube import KubeConfigError, KubeSource, KubeSyncError, kube_client
+from control.plane.sources.kube import KubeConfigError, KubeSource, KubeSyncError, kube_client
 from tests.control_kube.conftest import FAST, client_for, write_kubeconfig
 from tests.control_kube.fake_apiserver import FakeApiServer
 

@@ -1,7 +1,7 @@
 """One mesh per module, on the harness's network namespaces: the control plane in the bridge's
 namespace, two backends (v1 plain, v2 with its own sidecar), and a client pod with the redirect
 and the agent (as root, starting Envoy as uid 1337), built by the same code as `mizzen demo`
-(`control.demo.mesh`)."""
+(`control.cli.demo.mesh`)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import IO
 
 import pytest
 
-from control.demo import sample
-from control.demo.mesh import (
+from control.cli.demo import sample
+from control.cli.demo.mesh import (
     TrafficSummary,
     send_requests,
     start_control_plane,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from control.demo import sample
+from control.cli.demo import sample
 from tests.e2e.conftest import URL, Mesh
 
 pytestmark = [pytest.mark.netns, pytest.mark.envoy, pytest.mark.slow]
@@ -55,7 +55,7 @@ def test_fault_abort_returns_its_status(mesh: Mesh) -> None:
 
 
 def test_config_edit_reroutes_within_a_second_without_failed_requests(mesh: Mesh) -> None:
-    from control.demo.mesh import stream_requests
+    from control.cli.demo.mesh import stream_requests
 
     stream = stream_requests(mesh.client, URL, duration=20)
     stream.wait_started()

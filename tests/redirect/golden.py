@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from control.cli import init_cmd
-from injector.redirect.rules import IpFamily
+from control.redirect.rules import IpFamily
 from injector.redirect.spec import RedirectSpec
 
 TESTDATA = Path(__file__).with_name("testdata")

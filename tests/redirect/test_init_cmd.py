@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from control.cli.main import main
-from injector.redirect.rules import IpFamily
+from control.redirect.rules import IpFamily
 from tests.redirect.golden import TESTDATA
 
 

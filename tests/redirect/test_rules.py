@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from control.cli import init_cmd
-from injector.redirect.rules import (
+from control.redirect.rules import (
     IN_REDIRECT,
     NEVER_CAPTURED_INBOUND,
     IpFamily,

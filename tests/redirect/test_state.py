@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from injector.redirect.rules import IpFamily, build_ruleset
+from control.redirect.rules import IpFamily, build_ruleset
+from control.redirect.state import cleanup_text, parse_nat_state, replace_text
 from injector.redirect.spec import RedirectSpec
-from injector.redirect.state import cleanup_text, parse_nat_state, replace_text
 
 SAVED = """\
 # Warning: iptables-legacy tables present, use iptables-legacy-save to see them

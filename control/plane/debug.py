@@ -1,0 +1,95 @@
+"""The debug HTTP endpoints (15014): readiness, sync status, config dumps, config, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from control.plane.metrics import Metrics
+from control.plane.model.state import ConfigProblem
+from control.plane.status import SyncRegistry
+from control.plane.xds.cache.snapshot_cache import SnapshotCache
+from control.plane.xds.translate.proxy import ProxyIdError, parse_node
+from control.plane.xds.translate.resources import PUSH_ORDER, SHORT_NAMES
+
+
+def build_app(
+    cache: SnapshotCache,
+    sync: SyncRegistry,
+    metrics: Metrics,
+    ready: Callable[[], bool],
+    source_problems: Callable[[], tuple[ConfigProblem, ...]] = tuple,
+) -> Starlette:
+    async def readiness(_: Request) -> Response:
+        return PlainTextResponse("ok\n" if ready() else "starting\n", 200 if ready() else 503)
+
+    async def syncz(_: Request) -> Response:
+        return JSONResponse(sync.syncz())
+
+    async def pushz(_: Request) -> Response:
+        """The latest push: its version, how many proxies it changed, translations it made."""
+        return JSONResponse(cache.last_push.as_json())
+
+    async def configz(_: Request) -> Response:
+        state = cache.state
+        return JSONResponse(
+            {
+                "summary": state.summary(),
+                "mesh": state.mesh.model_dump(mode="json", by_alias=True),
+                "problems": [
+                    {"origin": p.origin, "kind": p.kind, "name": p.name,
+                     "severity": p.severity, "message": p.message}
+                    for p in (*source_problems(), *state.problems)
+                ],
+            }
+        )  # fmt: skip
+
+    async def config_dump(request: Request) -> Response:
+        wanted = request.query_params.get("proxy")
+        watches = sorted(cache.watches, key=lambda w: w.proxy.key)
+        if not wanted:
+            return JSONResponse({"proxies": sorted({w.proxy.node_id for w in watches})})
+        for watch in watches:
+            if wanted in (watch.proxy.node_id, watch.proxy.key) and watch.snapshot is not None:
+                snapshot = watch.snapshot
+                body: dict[str, Any] = {
+                    "proxy": watch.proxy.node_id,
+                    "connected": True,
+                    "versions": {SHORT_NAMES[t]: snapshot.version(t) for t in PUSH_ORDER},
+                    "error": watch.last_error,
+                }
+                body.update(snapshot.resources.to_json())
+                return JSONResponse(body)
+        try:
+            proxy = parse_node(wanted)
+        except ProxyIdError:
+            message = f"no connected proxy {wanted!r}; give a connected one or a full node id"
+            return JSONResponse({"error": message}, status_code=404)
+        try:
+            resources = cache.snapshot_for(proxy)
+        except Exception as error:  # a translation bug: say so, as the push loop does
+            message = f"translation failed: {type(error).__name__}: {error}"
+            return JSONResponse({"proxy": proxy.node_id, "error": message}, status_code=500)
+        body = {"proxy": proxy.node_id, "connected": False}
+        body.update(resources.to_json())
+        return JSONResponse(body)
+
+    async def prometheus(_: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(
+        routes=[
+            Route("/ready", readiness),
+            Route("/debug/syncz", syncz),
+            Route("/debug/pushz", pushz),
+            Route("/debug/configz", configz),
+            Route("/debug/config_dump", config_dump),
+            Route("/metrics", prometheus),
+        ]
+    )

@@ -1,0 +1,340 @@
+"""The `file` config source: a directory of Kubernetes YAML/JSON, watched by polling.
+
+Polling (every 100 ms by default) compares each file's inode, size and mtime, so in-place edits,
+new and removed files and atomic replacement by rename (editors, `kubectl`-style tools, ConfigMap
+volume updates) are all seen, on every filesystem, with no native dependency. Only changed files
+are parsed again. Hidden entries (dot-names, such as a ConfigMap mount's `..data`) are skipped.
+
+A failure to read is never taken for a deletion; the mesh keeps its last good config:
+
+- **Listing.** A directory that cannot be listed (out of file descriptors, permissions, I/O)
+  keeps every file known under it as it was; the failure is logged, counted
+  (`mizzen_config_source_errors_total{reason="listing"}`) and listed at `/debug/configz` until a
+  listing succeeds. A file is deleted only when a listing that succeeded no longer shows it, so an
+  empty directory after a full one is applied only when it was verifiably listed as empty.
+- **Last known good, per object.** Each file remembers the last good version of every object it
+  defined (keyed by kind, namespace and name). A reading of the file is *clean* when it was read
+  whole, parsed without a syntax error and every object in it is valid; a clean reading is the
+  file's new truth (an object no longer in it is deleted). A reading that is not clean changes
+  only what it can show to be good: its valid objects apply, and every object it used to define
+  keeps its last good version — whether it is now invalid, or absent because the file could not be
+  read, does not parse, or was cut short (a non-atomic save, a full disk). A file that holds no
+  object at all where it held some is taken for a save caught half-way (truncated, not yet
+  written) and keeps them all: deleting every object of a file takes deleting the file. The
+  problem and the objects kept are reported at `/debug/configz` and counted by reason
+  (`unreadable`, `syntax`, `invalid`, `empty`). A file that cannot be read at all keeps all of its
+  last good objects; a read that failed for a transient reason (an I/O error) is retried at the
+  next poll. A save cut exactly between two documents reads as a clean edit and is applied: no
+  reader can tell it from one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import stat
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from control.config.loader import SUFFIXES, TooManyDocumentsError, parse_text
+from control.config.mesh import MeshConfig
+from control.plane.model.build import BuildCache, ObjectId, build_state, judge
+from control.plane.model.state import ConfigProblem, Document, MeshState
+
+log = logging.getLogger(__name__)
+
+Fingerprint = tuple[int, int, int, int, int]  # device, inode, size, mtime (ns), mode
+ErrorCounter = Callable[[str], None]  # called with a reason, once per failure seen
+
+
+@dataclass(frozen=True, slots=True)
+class FileLimits:
+    """What one config file may hold; a file beyond them is refused whole (its last good
+    objects are kept). Big enough for any hand-written or generated mesh file, small enough that
+    no file can hold the watcher up for long (a 1.3M-document file took 77 s to parse)."""
+
+    max_bytes: int = 8 * 1024 * 1024
+    max_documents: int = 10_000  # YAML documents and List items, together
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """What one file contributes, as of its latest reading."""
+
+    fingerprint: Fingerprint
+    documents: tuple[Document, ...]  # handed to `build_state` (valid, invalid and kept ones)
+    good: Mapping[ObjectId, Document] = field(default_factory=dict)  # last good, per object
+    problems: tuple[ConfigProblem, ...] = ()
+    retry: bool = False  # a transient failure: read again at the next poll
+
+
+class _ReadError(Exception):
+    """A file that could not be read whole; `transient` failures are retried."""
+
+    def __init__(self, message: str, reason: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.transient = transient
+
+
+class FileSource:
+    """Implements `ConfigSource` over a directory (searched recursively)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        mesh: MeshConfig | None = None,
+        poll_interval: float = 0.1,
+        *,
+        limits: FileLimits | None = None,
+        count_error: ErrorCounter | None = None,
+    ) -> None:
+        self.directory = directory
+        self.limits = limits or FileLimits()
+        self.mesh = mesh or MeshConfig()
+        self.poll_interval = poll_interval
+        self._count_error = count_error or (lambda reason: None)
+        self._files: dict[Path, _Reading] = {}
+        self._state = MeshState(mesh=self.mesh)
+        self._loaded = False
+        self._build_cache = BuildCache()
+        self._listing_problems: tuple[ConfigProblem, ...] = ()
+
+    def current(self) -> MeshState:
+        return self._state
+
+    def problems(self) -> tuple[ConfigProblem, ...]:
+        """The source's own trouble (directories it cannot list), not any document's."""
+        return self._listing_problems
+
+    def load(self) -> MeshState:
+        self.refresh()
+        return self._state
+
+    def refresh(self) -> bool:
+        """Look at the directory once; True when the state changed. What cannot be listed
+        stays as it was (a vanished mount or a lack of file descriptors must not wipe the
+        mesh's routes)."""
+        seen, failed = _list(self.directory)
+        self._note_listing(failed)
+        files: dict[Path, _Reading] = {
+            path: reading
+            for path, reading in self._files.items()
+            if any(path == f or f in path.parents for f in failed)
+        }
+        for path, fingerprint in sorted(seen.items()):
+            known = self._files.get(path)
+            if known is None or known.fingerprint != fingerprint or known.retry:
+                known = self._read(path, fingerprint, known)
+            files[path] = known
+        if (
+            self._loaded
+            and files.keys() == self._files.keys()
+            and all(files[p] is self._files[p] for p in files)
+        ):
+            return False
+        self._files = dict(sorted(files.items()))
+        self._loaded = True
+        documents = [d for reading in self._files.values() for d in reading.documents]
+        state = build_state(documents, self.mesh, self._build_cache)
+        problems = tuple(p for reading in self._files.values() for p in reading.problems)
+        state = _with_problems(state, problems)
+        self._report(state)
+        self._state = state
+        return True
+
+    async def run(self, on_change: Callable[[MeshState], None]) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                # Off the event loop: walking the tree and parsing and building a big mesh
+                # must not stall the ADS streams. Only this task ever calls `refresh` then.
+                changed = await asyncio.to_thread(self.refresh)
+            except Exception:  # a bug here must not stop the watching for good
+                log.exception("reading %s failed; keeping the last state", self.directory)
+                continue
+            if changed:
+                on_change(self._state)
+
+    def _note_listing(self, failed: Mapping[Path, str]) -> None:
+        problems = tuple(
+            ConfigProblem(str(path), "", "", message) for path, message in sorted(failed.items())
+        )
+        for _ in failed:
+            self._count_error("listing")
+        if problems != self._listing_problems:
+            for problem in problems:
+                log.error("config %s", problem)
+            if not problems:
+                log.info("config directory %s listed again", self.directory)
+        self._listing_problems = problems
+
+    def _read(self, path: Path, fingerprint: Fingerprint, known: _Reading | None) -> _Reading:
+        last_good: Mapping[ObjectId, Document] = known.good if known else {}
+        try:
+            text = _read_text(path, fingerprint, self.limits.max_bytes)
+            documents, problems = parse_text(text, str(path), self.limits.max_documents)
+            judged = [j for document in documents for j in judge(document, self._build_cache)]
+            if len(judged) > self.limits.max_documents:
+                raise TooManyDocumentsError(f"more than {self.limits.max_documents} objects")
+        except TooManyDocumentsError as error:
+            return self._refused(path, fingerprint, last_good, _ReadError(
+                f"{error} (the limit is --config-max-documents)", "too_many_documents",
+                transient=False,
+            ))  # fmt: skip
+        except _ReadError as error:
+            return self._refused(path, fingerprint, last_good, error)
+        good = {j.key: j.document for j in judged if j.ok and j.key is not None}
+        invalid = {j.key for j in judged if not j.ok}
+        # Nothing at all where there were objects: a save caught half-way (truncated, not yet
+        # written). Deleting a file's objects takes deleting the file, or leaving one in it.
+        emptied = not judged and not problems and bool(last_good)
+        clean = not problems and not invalid and not emptied
+        if problems:
+            self._count_error("syntax")
+        if invalid:
+            self._count_error("invalid")
+        if emptied:
+            self._count_error("empty")
+            problems = [ConfigProblem(str(path), "", "", "no documents (a save in progress?)")]
+        kept = {
+            key: document
+            for key, document in last_good.items()
+            if key not in good and (key in invalid or not clean)
+        }
+        notes: tuple[ConfigProblem, ...] = ()
+        if kept:
+            message = f"this file has errors{_kept_note(kept)}"
+            notes = (ConfigProblem(str(path), "", "", message, severity="warning"),)
+        return _Reading(
+            fingerprint,
+            (*(j.document for j in judged), *kept.values()),
+            {**good, **kept},
+            (*problems, *notes),
+        )
+
+    def _refused(
+        self,
+        path: Path,
+        fingerprint: Fingerprint,
+        last_good: Mapping[ObjectId, Document],
+        error: _ReadError,
+    ) -> _Reading:
+        """A file not read (or refused whole): its last good objects stay."""
+        self._count_error(error.reason)
+        kept = dict(last_good)
+        problem = ConfigProblem(str(path), "", "", f"{error}{_kept_note(kept)}")
+        return _Reading(fingerprint, tuple(kept.values()), kept, (problem,), error.transient)
+
+    def _report(self, state: MeshState) -> None:
+        before = set(self._state.problems)
+        for problem in state.problems:
+            if problem not in before:
+                level = logging.WARNING if problem.severity == "error" else logging.INFO
+                log.log(level, "config %s: %s", problem.severity, problem)
+        log.info("config loaded from %s: %s", self.directory, state.summary())
+
+
+def _list(directory: Path) -> tuple[dict[Path, Fingerprint], dict[Path, str]]:
+    """Every config file under `directory` with its fingerprint, and the paths that could not
+    be listed or looked at, with why. Unlike `os.walk`, no error is swallowed."""
+    found: dict[Path, Fingerprint] = {}
+    failed: dict[Path, str] = {}
+    pending = [directory]
+    while pending:
+        current = pending.pop()
+        try:
+            with os.scandir(current) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as error:
+            failed[current] = (
+                f"cannot list: {_describe(error)}; keeping the last state of everything under it"
+            )
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(path)
+                    continue
+                if not entry.name.endswith(SUFFIXES):
+                    continue
+                st = os.stat(path)  # through symlinks: a ConfigMap mount's files are links
+            except FileNotFoundError:
+                continue  # removed between the listing and now, or a dangling link
+            except OSError as error:
+                failed[path] = f"cannot look at: {_describe(error)}; keeping its last state"
+                continue
+            found[path] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
+    return found, failed
+
+
+def _read_text(path: Path, fingerprint: Fingerprint, max_bytes: int) -> str:
+    """The file's text, if it is a regular file of at most `max_bytes`. A FIFO, a device or a
+    socket is never opened (a FIFO would block, `/dev/zero` never ends); what is opened is
+    checked again (it may have been swapped since it was looked at) and read no further than
+    the limit, whatever its size said."""
+    if not stat.S_ISREG(fingerprint[4]):
+        raise _ReadError(_not_regular(fingerprint[4]), "not_regular", transient=False)
+    if fingerprint[2] > max_bytes:
+        raise _ReadError(_too_large(fingerprint[2], max_bytes), "too_large", transient=False)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as error:
+        raise _ReadError(f"unreadable: {_describe(error)}", "unreadable", transient=True) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _ReadError(_not_regular(mode), "not_regular", transient=False)
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, min(1 << 20, max_bytes + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:
+                raise _ReadError(_too_large(size, max_bytes), "too_large", transient=False)
+    except OSError as error:
+        raise _ReadError(f"unreadable: {_describe(error)}", "unreadable", transient=True) from None
+    finally:
+        os.close(fd)
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError:
+        raise _ReadError("unreadable: not UTF-8 text", "unreadable", transient=False) from None
+
+
+def _not_regular(mode: int) -> str:
+    kind = (
+        "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket" if stat.S_ISSOCK(mode) else "a directory" if stat.S_ISDIR(mode)
+        else "not a regular file"
+    )  # fmt: skip
+    return f"not read: {kind}; only regular files are read"
+
+
+def _too_large(size: int, limit: int) -> str:
+    return f"not read: {size} bytes or more, over the limit of {limit} (--config-max-file-bytes)"
+
+
+def _describe(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+def _kept_note(kept: Mapping[ObjectId, Document]) -> str:
+    if not kept:
+        return ""
+    names = [
+        f"{kind} {f'{namespace}/' if namespace else ''}{name}" for kind, namespace, name in kept
+    ]
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    return f"; kept the last good version of {', '.join(names[:5])}{more}"
+
+
+def _with_problems(state: MeshState, problems: tuple[ConfigProblem, ...]) -> MeshState:
+    if not problems:
+        return state
+    return replace(state, problems=(*problems, *state.problems))

@@ -1,0 +1,265 @@
+"""What an ADS stream does whatever its variant (State of the World or Delta): it learns its
+proxy from the first request, watches the proxy's snapshot, and serves requests and changes
+from one task of its own.
+
+Changes coalesce, latest wins: a change only sets a flag; when the stream gets to it, it
+answers from the proxy's snapshot as it is then. So a stream busy with (or stuck on) a slow
+proxy never queues up old snapshots, and the push itself only ever flags streams.
+
+Requests coalesce too, so a client that sends without reading costs a bounded amount: the
+reader hands each request to the variant's `accept`, which keeps only what still matters (State
+of the World: the latest request per type; Delta: the subscriptions, a set, and the answers to
+nonces in flight), never a queue. A stream that sends more than `StreamLimits` allows (requests
+per second sustained, resource names held) is closed with RESOURCE_EXHAUSTED."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from envoy.config.core.v3 import base_pb2
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from control.plane.status import StreamStatus
+from control.plane.xds.cache.snapshot_cache import Watch
+from control.plane.xds.translate.proxy import Proxy, ProxyIdError, parse_node
+from control.plane.xds.translate.resources import CLUSTER, LISTENER
+
+if TYPE_CHECKING:
+    from control.plane.xds.ads.service import AdsService
+
+log = logging.getLogger(__name__)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+# Types a proxy asks for as a whole (an empty name list means "everything"), as Envoy does.
+WILDCARD_TYPES = (CLUSTER, LISTENER)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    """What one ADS stream may ask of the server. An Envoy sends a few requests per push (one
+    ACK per type), so 100 requests per second sustained is far above any honest proxy. Names a
+    stream may hold: a proxy names the endpoints and route tables it needs (hundreds to a few
+    thousand in a big mesh); names the server does not know cost nothing per push."""
+
+    max_message_bytes: int = 4 * 1024 * 1024  # the gRPC server's receive limit
+    max_names: int = 100_000  # resource names per request, and held by a stream (all types)
+    requests_per_second: float = 100.0  # sustained
+    request_burst: int = 200
+
+
+class StreamRefusedError(Exception):
+    """The client asked for more than `StreamLimits` allows; the message says what."""
+
+
+class _StreamBrokenError(Exception):
+    """A write failed: the client went away (or cancelled) while a response was in flight."""
+
+
+class _RequestBudget:
+    """A token bucket: `burst` requests at once, refilled at `rate` per second."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.tokens = float(burst)
+        self.last = clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class Stream:
+    api = "sotw"
+
+    def __init__(self, service: AdsService, context: Context) -> None:
+        self.service = service
+        self.context = context
+        self.limits: StreamLimits = service.limits
+        self.wake = asyncio.Event()
+        self.node: base_pb2.Node | None = None  # from the first request
+        self.received = False
+        self.changed = False
+        self.ended = False
+        self.refused: str | None = None  # why the stream is being closed
+        self.watch: Watch | None = None
+        self.status: StreamStatus | None = None
+        self.observed_generation = 0
+        self._budget = _RequestBudget(
+            self.limits.requests_per_second, self.limits.request_burst, time.monotonic
+        )
+
+    async def serve(self, requests: AsyncIterator[Any]) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        reader = asyncio.create_task(self._read(requests, task))
+        try:
+            try:
+                await self._loop()
+            except asyncio.CancelledError:
+                if self.refused is None:
+                    raise
+                task.uncancel()  # the reader stopped a write the client never took
+            except _StreamBrokenError as error:
+                log.debug("ADS stream of %s broke: %s", self._who(), error)
+                return
+            if self.refused is not None:
+                await self._refuse(self.refused)
+        finally:
+            reader.cancel()
+            self._close()
+
+    async def _refuse(self, reason: str) -> None:
+        """Close the stream with RESOURCE_EXHAUSTED; a client that takes nothing (its window is
+        full) cannot take the status either, and is dropped after the send timeout."""
+        self.service.metrics.refused_streams.inc()
+        log.warning("closing the ADS stream of %s: %s", self._who(), reason)
+        status = self.context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, reason)
+        try:
+            await asyncio.wait_for(status, self.service.limiter.slow_after)
+        except TimeoutError:
+            log.debug("the ADS client of %s takes no status either: dropped", self._who())
+
+    async def _loop(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            if self.refused is not None:
+                return
+            if self.received:
+                self.received = False
+                if self.watch is None:
+                    await self._open(self.node)
+                for response in self.on_requests():
+                    await self.send(response)
+            if self.ended or self.refused is not None:
+                return
+            if self.changed:
+                self.changed = False
+                self._refresh_error()
+                for response in self.on_change():
+                    await self.send(response)
+
+    async def _read(self, requests: AsyncIterator[Any], serving: asyncio.Task[None]) -> None:
+        try:
+            async for request in requests:
+                if self.node is None:
+                    self.node = request.node if request.HasField("node") else base_pb2.Node()
+                if not self._budget.take():
+                    raise StreamRefusedError(
+                        f"more than {self.limits.requests_per_second:g} requests per second"
+                    )
+                self.accept(request)
+                self.received = True
+                self.wake.set()
+        except asyncio.CancelledError:
+            pass
+        except StreamRefusedError as error:
+            self.refused = str(error)
+            # The loop closes the stream once its write is done; a client that does not read
+            # would hold that write for ever, so after the send timeout the write is given up.
+            stop = asyncio.get_running_loop().call_later(
+                self.service.limiter.slow_after, serving.cancel
+            )
+            serving.add_done_callback(lambda _: stop.cancel())
+        except Exception as error:  # the stream broke: end it, whatever grpc raised
+            log.debug("ADS stream read ended: %s", error)
+        finally:
+            self.ended = True
+            self.wake.set()
+
+    def _who(self) -> str:
+        if self.watch is not None:
+            return self.watch.proxy.key
+        return repr(self.node.id[:200]) if self.node is not None else "an unknown proxy"
+
+    def check_names(self, count: int, what: str) -> None:
+        """Raises StreamRefusedError when `count` names are more than a stream may hold."""
+        if count > self.limits.max_names:
+            raise StreamRefusedError(
+                f"{what}: {count} resource names, more than {self.limits.max_names}"
+            )
+
+    def _notify(self) -> None:
+        self.changed = True
+        self.wake.set()
+
+    async def send(self, response: Message) -> None:
+        assert self.status is not None
+        status = self.status
+
+        def slow(is_slow: bool) -> None:
+            status.slow = is_slow
+
+        if self.refused is not None:
+            return  # closing: nothing more for this client
+        status.sending_since = time.monotonic()
+        try:
+            await self.service.limiter.send(lambda: self.context.write(response), slow)
+        except Exception as error:  # grpc raises its own (private) types for a dead stream
+            raise _StreamBrokenError(f"{type(error).__name__}: {error}") from None
+        status.sending_since = None
+
+    async def _open(self, node: base_pb2.Node | None) -> None:
+        if node is None or not node.id:
+            await self.context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the first request must carry node.id"
+            )
+            raise AssertionError("unreachable")  # abort raises
+        metadata = json_format.MessageToDict(node.metadata)
+        try:
+            proxy: Proxy = parse_node(node.id, metadata)
+        except ProxyIdError as error:
+            await self.context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            raise  # abort raises; this only tells the type checker
+        self.status = self.service.sync.open(proxy)
+        self.status.api = self.api
+        self.service.metrics.connected.inc()
+        watch = self.service.cache.watch(proxy, self._notify)
+        self.watch = watch
+        self.status.snapshot = lambda: watch.snapshot
+        self.status.error = watch.last_error
+        log.info("proxy %s connected (%s, %s)", proxy.key, self.api, proxy.node_id)
+
+    def _close(self) -> None:
+        if self.watch is not None:
+            self.service.cache.cancel(self.watch)
+            self.service.metrics.connected.dec()
+            log.info("proxy %s disconnected", self.watch.proxy.key)
+        if self.status is not None:
+            self.service.sync.close(self.status)
+
+    def _refresh_error(self) -> None:
+        if self.status is not None and self.watch is not None:
+            self.status.error = self.watch.last_error
+
+    def observe_convergence(self, type_url: str, version: str) -> None:
+        snapshot = self.watch.snapshot if self.watch else None
+        if snapshot is None or snapshot.generation <= self.observed_generation:
+            return
+        if snapshot.version(type_url) == version:
+            self.observed_generation = snapshot.generation
+            self.service.metrics.convergence.observe(time.monotonic() - snapshot.changed_at)
+
+    def accept(self, request: Any) -> None:
+        """Take in one request, as it arrives: keep what still matters, in bounded space.
+        Raises StreamRefusedError when the request breaks the stream's limits."""
+        raise NotImplementedError
+
+    def on_requests(self) -> list[Message]:
+        """The responses the requests accepted since the last call call for."""
+        raise NotImplementedError
+
+    def on_change(self) -> list[Message]:
+        raise NotImplementedError

@@ -1,0 +1,137 @@
+"""Per-proxy snapshots: the resources of one proxy, packed, versioned per type and per resource.
+
+A type keeps its version when its content did not change, so a mesh change that touches only
+routes pushes only routes. Each resource also carries a version of its own (a hash of its
+bytes) for Delta xDS. Packing is shared: the same message (a half of a translation shared by
+many proxies) is packed and hashed once, however many snapshots hold it. Snapshots are never
+modified after they are built."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+
+from control.plane.xds.translate.resources import PUSH_ORDER, Resources
+
+# Resource versions are `<scheme>-<hash of the serialized resource>`: any process of this
+# family computes the same version for the same bytes, so a proxy reconnecting with one of them
+# (Delta's initial_resource_versions) really has that content. Other formats are never trusted.
+RESOURCE_VERSION_SCHEME = "mz1"
+
+
+def resource_version(packed: any_pb2.Any) -> str:
+    digest = hashlib.blake2b(packed.value, digest_size=10).hexdigest()
+    return f"{RESOURCE_VERSION_SCHEME}-{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class TypeSnapshot:
+    version: str
+    resources: Mapping[str, any_pb2.Any]  # name -> packed resource
+    digest: str
+    resource_versions: Mapping[str, str]  # name -> resource version (Delta)
+    delta: Mapping[str, discovery_pb2.Resource]  # name -> as Delta sends it (shared)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    generation: int  # increases with every snapshot of this proxy
+    types: Mapping[str, TypeSnapshot]
+    resources: Resources  # the messages, for config dumps
+    changed_at: float  # monotonic time of the change that led here
+    push: str = ""  # the push (its version) that produced this snapshot
+
+    def version(self, type_url: str) -> str:
+        return self.types[type_url].version
+
+
+@dataclass(frozen=True, slots=True)
+class PackedType:
+    resources: Mapping[str, any_pb2.Any]
+    resource_versions: Mapping[str, str]
+    digest: str
+    delta: Mapping[str, discovery_pb2.Resource]
+
+
+_Packed = tuple[Message, any_pb2.Any, str, discovery_pb2.Resource]
+
+
+class Packer:
+    """Packs messages into Any once: memoized by message identity for the current and the
+    previous push (the halves a push did not re-translate keep their messages)."""
+
+    def __init__(self) -> None:
+        self._previous: dict[int, _Packed] = {}
+        self._current: dict[int, _Packed] = {}
+        self._by_resources: dict[int, tuple[Resources, dict[str, PackedType]]] = {}
+
+    def next_push(self) -> None:
+        self._previous, self._current = self._current, {}
+        self._by_resources = {}
+
+    def _one(self, name: str, message: Message) -> _Packed:
+        key = id(message)
+        found = self._current.get(key) or self._previous.get(key)
+        if found is None or found[0] is not message:
+            item = any_pb2.Any()
+            item.Pack(message, deterministic=True)
+            version = resource_version(item)
+            delta = discovery_pb2.Resource(name=name, version=version, resource=item)
+            found = (message, item, version, delta)
+        self._current[key] = found
+        return found
+
+    def pack(self, resources: Resources) -> dict[str, PackedType]:
+        cached = self._by_resources.get(id(resources))
+        if cached is not None and cached[0] is resources:
+            return cached[1]
+        types: dict[str, PackedType] = {}
+        for type_url in PUSH_ORDER:
+            packed: dict[str, any_pb2.Any] = {}
+            versions: dict[str, str] = {}
+            delta: dict[str, discovery_pb2.Resource] = {}
+            digest = hashlib.sha256()
+            for name, message in resources.of(type_url).items():
+                _, packed[name], versions[name], delta[name] = self._one(name, message)
+                digest.update(name.encode() + b"\0" + versions[name].encode() + b"\0")
+            types[type_url] = PackedType(
+                MappingProxyType(packed), MappingProxyType(versions), digest.hexdigest(),
+                MappingProxyType(delta),
+            )  # fmt: skip
+        self._by_resources[id(resources)] = (resources, types)
+        return types
+
+
+def build_snapshot(
+    resources: Resources,
+    previous: Snapshot | None,
+    version: str,
+    changed_at: float,
+    packer: Packer | None = None,
+    *,
+    keep_versions: bool = True,
+) -> Snapshot:
+    """`keep_versions`: a type whose content did not change keeps its version (not pushed)."""
+    packed = (packer or Packer()).pack(resources)
+    types: dict[str, TypeSnapshot] = {}
+    for type_url in PUSH_ORDER:
+        content = packed[type_url]
+        before = previous.types.get(type_url) if previous else None
+        kept = keep_versions and before is not None and before.digest == content.digest
+        type_version = before.version if kept and before else version
+        types[type_url] = TypeSnapshot(
+            type_version, content.resources, content.digest, content.resource_versions,
+            content.delta,
+        )  # fmt: skip
+    generation = previous.generation + 1 if previous else 1
+    return Snapshot(generation, MappingProxyType(types), resources, changed_at, version)
+
+
+def same_content(a: Snapshot | None, b: Snapshot) -> bool:
+    return a is not None and all(a.types[t].digest == b.types[t].digest for t in PUSH_ORDER)

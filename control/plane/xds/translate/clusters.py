@@ -1,0 +1,149 @@
+"""Clusters (CDS) and their endpoints (EDS) for one proxy: outbound per host, port and subset;
+the passthrough and black-hole clusters; inbound ORIGINAL_DST clusters for its own ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from control.api.models.destination_rule import DestinationRule
+from control.api.registry import MeshResource
+from control.plane.model.endpoints import labels_match
+from control.plane.xds.translate import names
+from control.plane.xds.translate.policy import (
+    DEFAULT_CONNECT_TIMEOUT,
+    cluster_settings,
+    connection_pool,
+    effective_policy,
+)
+from control.plane.xds.translate.port_protocol import Protocol
+from control.plane.xds.translate.service_registry import HostEndpoint, Registry, Resolution
+
+ADS: dict[str, Any] = {"ads": {}, "resource_api_version": "V3"}
+
+
+@dataclass(frozen=True, slots=True)
+class InboundPort:
+    """A port of this proxy's workload that a Service exposes (the target port)."""
+
+    port: int
+    protocol: Protocol
+
+
+def _socket(address: str, port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": address, "port_value": port}}
+
+
+def load_assignment(name: str, endpoints: Iterable[HostEndpoint]) -> dict[str, Any]:
+    lb_endpoints = []
+    for endpoint in endpoints:
+        entry: dict[str, Any] = {"endpoint": {"address": _socket(endpoint.address, endpoint.port)}}
+        if endpoint.weight:
+            entry["load_balancing_weight"] = endpoint.weight
+        lb_endpoints.append(entry)
+    assignment: dict[str, Any] = {"cluster_name": name}
+    if lb_endpoints:
+        assignment["endpoints"] = [{"lb_endpoints": lb_endpoints}]
+    return assignment
+
+
+def outbound_clusters(
+    registry: Registry, rules: Mapping[str, MeshResource[DestinationRule]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(clusters, load assignments of the EDS ones) for every host, port and subset."""
+    clusters: list[dict[str, Any]] = []
+    assignments: list[dict[str, Any]] = []
+    for host in registry.hosts.values():
+        rule = rules.get(host.hostname)
+        spec = rule.spec if rule else None
+        subsets = [s for s in spec.subsets if s.name] if spec else []
+        for port in host.ports:
+            if port.protocol is Protocol.UDP:
+                continue
+            for subset in [None, *subsets]:
+                subset_name = subset.name or "" if subset else ""
+                name = names.outbound_cluster(port.number, host.hostname, subset_name)
+                endpoints = [
+                    e
+                    for e in port.endpoints
+                    if subset is None or labels_match(subset.labels, e.labels)
+                ]
+                cluster: dict[str, Any] = {"name": name}
+                cluster.update(_discovery(host.resolution, name, endpoints, assignments))
+                settings = cluster_settings(
+                    effective_policy(spec, port.number, subset), port.protocol
+                )
+                if host.resolution is Resolution.PASSTHROUGH:
+                    settings["lb_policy"] = "CLUSTER_PROVIDED"
+                    settings.pop("ring_hash_lb_config", None)
+                    settings.pop("maglev_lb_config", None)
+                cluster.update(settings)
+                clusters.append(cluster)
+    return clusters, assignments
+
+
+def _discovery(
+    resolution: Resolution,
+    name: str,
+    endpoints: list[HostEndpoint],
+    assignments: list[dict[str, Any]],
+) -> dict[str, Any]:
+    if resolution is Resolution.EDS:
+        assignments.append(load_assignment(name, endpoints))
+        return {"type": "EDS", "eds_cluster_config": {"eds_config": ADS, "service_name": name}}
+    if resolution is Resolution.PASSTHROUGH:
+        return {"type": "ORIGINAL_DST"}
+    return {
+        "type": resolution.value,
+        "dns_lookup_family": "V4_ONLY",
+        "load_assignment": load_assignment(name, endpoints),
+    }
+
+
+def _bound_to_passthrough_source() -> dict[str, Any]:
+    return {"source_address": {"address": names.INBOUND_PASSTHROUGH_SOURCE, "port_value": 0}}
+
+
+def fixed_clusters() -> list[dict[str, Any]]:
+    """The clusters every sidecar has."""
+    limits = connection_pool(None, Protocol.TCP)
+    return [
+        {
+            "name": names.BLACKHOLE_CLUSTER,
+            "type": "STATIC",
+            "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
+        },
+        {
+            "name": names.PASSTHROUGH_CLUSTER,
+            "type": "ORIGINAL_DST",
+            "lb_policy": "CLUSTER_PROVIDED",
+            "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
+            **limits,
+        },
+        {
+            "name": names.INBOUND_PASSTHROUGH_CLUSTER,
+            "type": "ORIGINAL_DST",
+            "lb_policy": "CLUSTER_PROVIDED",
+            "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
+            "upstream_bind_config": _bound_to_passthrough_source(),
+            **limits,
+        },
+    ]
+
+
+def inbound_clusters(ports: Iterable[InboundPort]) -> list[dict[str, Any]]:
+    """Istio's inbound forwarding: to the pod's own IP and the original port, from 127.0.0.6, so
+    apps bound to the pod IP get the traffic and ports bound to localhost stay private."""
+    clusters = []
+    for port in ports:
+        cluster: dict[str, Any] = {
+            "name": names.inbound_cluster(port.port),
+            "type": "ORIGINAL_DST",
+            "lb_policy": "CLUSTER_PROVIDED",
+            "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
+            "upstream_bind_config": _bound_to_passthrough_source(),
+        }
+        cluster.update(connection_pool(None, port.protocol))
+        clusters.append(cluster)
+    return clusters

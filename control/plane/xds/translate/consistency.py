@@ -1,0 +1,81 @@
+"""Is a set of resources safe to hand to Envoy? (go-control-plane's `Snapshot.Consistent`)
+
+Never a listener pointing at a missing route table, never a route or TCP proxy pointing at a
+missing cluster, never an EDS cluster without its ClusterLoadAssignment: Envoy would accept each
+of these and then fail requests (503s, or clusters stuck warming).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+
+from control.plane.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, Resources
+
+_HCM = hcm_pb2.HttpConnectionManager.DESCRIPTOR.full_name
+_TCP = tcp_proxy_pb2.TcpProxy.DESCRIPTOR.full_name
+
+
+def _chains(listener: listener_pb2.Listener) -> Iterator[listener_components_pb2.FilterChain]:
+    yield from listener.filter_chains
+    if listener.HasField("default_filter_chain"):
+        yield listener.default_filter_chain
+
+
+def _route_clusters(config: route_pb2.RouteConfiguration) -> Iterator[tuple[str, str]]:
+    for vhost in config.virtual_hosts:
+        for route in vhost.routes:
+            where = f"route {config.name} / {vhost.name} / {route.name}"
+            if not route.HasField("route"):
+                continue
+            action = route.route
+            if action.cluster:
+                yield where, action.cluster
+            for weighted in action.weighted_clusters.clusters:
+                yield where, weighted.name
+            for mirror in action.request_mirror_policies:
+                yield where, mirror.cluster
+
+
+def problems(resources: Resources) -> list[str]:
+    """Every dangling reference, in words; empty when consistent."""
+    found: list[str] = []
+    clusters = resources.of(CLUSTER)
+    routes = resources.of(ROUTE)
+    endpoints = resources.of(ENDPOINT)
+    needed: list[tuple[str, str]] = []
+    for listener in resources.of(LISTENER).values():
+        assert isinstance(listener, listener_pb2.Listener)
+        for chain in _chains(listener):
+            for network_filter in chain.filters:
+                config = network_filter.typed_config
+                where = f"listener {listener.name}"
+                if config.Is(hcm_pb2.HttpConnectionManager.DESCRIPTOR):
+                    hcm = hcm_pb2.HttpConnectionManager()
+                    config.Unpack(hcm)
+                    if hcm.HasField("rds") and hcm.rds.route_config_name not in routes:
+                        found.append(f"{where}: no route {hcm.rds.route_config_name!r}")
+                    if hcm.HasField("route_config"):
+                        needed.extend(_route_clusters(hcm.route_config))
+                elif config.Is(tcp_proxy_pb2.TcpProxy.DESCRIPTOR):
+                    proxy = tcp_proxy_pb2.TcpProxy()
+                    config.Unpack(proxy)
+                    if proxy.cluster:
+                        needed.append((where, proxy.cluster))
+                    needed.extend((where, w.name) for w in proxy.weighted_clusters.clusters)
+    for config in routes.values():
+        assert isinstance(config, route_pb2.RouteConfiguration)
+        needed.extend(_route_clusters(config))
+    found.extend(f"{where}: no cluster {name!r}" for where, name in needed if name not in clusters)
+    for name, cluster in clusters.items():
+        if cluster.type == cluster.EDS:  # type: ignore[attr-defined]
+            service = cluster.eds_cluster_config.service_name or name  # type: ignore[attr-defined]
+            if service not in endpoints:
+                found.append(f"cluster {name}: no endpoints (ClusterLoadAssignment {service!r})")
+    return found

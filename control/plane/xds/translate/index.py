@@ -1,0 +1,150 @@
+"""What translation derives from a mesh state once and every proxy reuses: the registry, the
+Sidecars and Services by namespace, the label keys VirtualServices match sources on; and, per
+proxy, the three things its translation depends on (`ProxyInputs`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from control.api.models.sidecar import Sidecar
+from control.api.models.virtual_service import VirtualService
+from control.api.registry import MeshResource
+from control.plane.model.endpoints import labels_match
+from control.plane.model.kube_objects import Service
+from control.plane.model.state import MeshState
+from control.plane.xds.translate.clusters import InboundPort
+from control.plane.xds.translate.port_protocol import port_protocol
+from control.plane.xds.translate.proxy import Proxy, with_workload
+from control.plane.xds.translate.scope import Scope, exported, scope_of
+from control.plane.xds.translate.service_registry import Registry, ServiceHost, build_registry
+
+_RESERVED_PORTS = frozenset({15000, 15001, 15006, 15020, 15021, 15090})
+
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyInputs:
+    """Everything of a proxy its resources depend on. Equal inputs, equal resources: replicas
+    of one Deployment (and, with a Sidecar, every proxy of a namespace that exposes the same
+    ports) share one translation."""
+
+    scope: Scope
+    labels: Labels  # only the labels some VirtualService matches sources on
+    inbound: tuple[InboundPort, ...]
+
+    @property
+    def outbound_key(self) -> tuple[Scope, Labels]:
+        return (self.scope, self.labels)
+
+
+def _source_label_keys(services: tuple[MeshResource[VirtualService], ...]) -> frozenset[str]:
+    keys: set[str] = set()
+    for service in services:
+        spec = service.spec
+        matches: list[Any] = [m for rule in spec.http for m in rule.match]
+        matches += [m for rule in spec.tcp for m in rule.match]
+        matches += [m for rule in spec.tls for m in rule.match]
+        for match in matches:
+            keys.update(match.source_labels)
+    return frozenset(keys)
+
+
+@dataclass(frozen=True, slots=True)
+class _Routing:
+    position: int  # in the state's order
+    service: MeshResource[VirtualService]
+    hosts: tuple[str, ...]  # resolved in its namespace
+
+
+class MeshIndex:
+    """One state's derived lookups. Built once per state, read by every translation of it."""
+
+    def __init__(self, state: MeshState) -> None:
+        self.state = state
+        self.registry: Registry = build_registry(state)
+        sidecars: dict[str, list[MeshResource[Sidecar]]] = {}
+        for resource in state.other_config:
+            if resource.kind == "Sidecar":
+                sidecars.setdefault(resource.namespace or "default", []).append(resource)
+        self.sidecars: Mapping[str, tuple[MeshResource[Sidecar], ...]] = {
+            ns: tuple(sorted(found, key=lambda s: s.name)) for ns, found in sidecars.items()
+        }
+        services: dict[str, list[Service]] = {}
+        for (namespace, _), service in state.services.items():
+            services.setdefault(namespace, []).append(service)
+        self.services_by_namespace: Mapping[str, tuple[Service, ...]] = {
+            ns: tuple(found) for ns, found in services.items()
+        }
+        self.source_label_keys = _source_label_keys(state.virtual_services)
+        hosts: dict[str, list[ServiceHost]] = {}
+        for host in self.registry.hosts.values():
+            hosts.setdefault(host.namespace, []).append(host)
+        self.hosts_by_namespace: Mapping[str, list[ServiceHost]] = hosts
+        routing: dict[str, list[_Routing]] = {}
+        for position, routed in enumerate(state.virtual_services):
+            namespace = routed.namespace or "default"
+            resolved = tuple(self.registry.resolve(h, namespace) for h in routed.spec.hosts)
+            routing.setdefault(namespace, []).append(_Routing(position, routed, resolved))
+        self.routing_by_namespace: Mapping[str, list[_Routing]] = routing
+
+    def _namespaces(self, scope: Scope) -> Iterable[str] | None:
+        """The namespaces a scope's egress names; None: any."""
+        if scope.egress is None or any(ns == "*" for ns, _ in scope.egress):
+            return None
+        return sorted({ns for ns, _ in scope.egress})
+
+    def visible_registry(self, scope: Scope) -> Registry:
+        namespaces = self._namespaces(scope)
+        candidates = (
+            self.registry.hosts.values() if namespaces is None
+            else [h for ns in namespaces for h in self.hosts_by_namespace.get(ns, ())]
+        )  # fmt: skip
+        visible = sorted(
+            (h for h in candidates if scope.sees_host(h.hostname, h.namespace, h.export_to)),
+            key=lambda h: h.hostname,
+        )
+        return Registry({h.hostname: h for h in visible}, self.registry.cluster_domain)
+
+    def visible_virtual_services(self, scope: Scope) -> tuple[MeshResource[VirtualService], ...]:
+        """In the state's order (the first VirtualService of a host wins)."""
+        namespaces = self._namespaces(scope)
+        if namespaces is None:
+            namespaces = list(self.routing_by_namespace)
+        found = [
+            r for ns in namespaces for r in self.routing_by_namespace.get(ns, ())
+            if exported(r.service.spec.export_to, ns, scope.namespace)
+            and (scope.egress is None or scope.sees_config(ns, r.hosts))
+        ]  # fmt: skip
+        return tuple(r.service for r in sorted(found, key=lambda r: r.position))
+
+    def inputs(self, proxy: Proxy) -> ProxyInputs:
+        proxy = with_workload(proxy, self.state)
+        scope = scope_of(
+            proxy.namespace, proxy.labels, self.sidecars, self.state.mesh.root_namespace
+        )
+        labels = tuple(
+            sorted((k, v) for k, v in proxy.labels.items() if k in self.source_label_keys)
+        )
+        return ProxyInputs(scope, labels, tuple(self.inbound_ports(proxy)))
+
+    def inbound_ports(self, proxy: Proxy) -> list[InboundPort]:
+        """The target ports of the Services that select this proxy's workload, first one wins."""
+        pod = self.state.workload(proxy.namespace, proxy.pod)
+        found: dict[int, InboundPort] = {}
+        for service in self.services_by_namespace.get(proxy.namespace, ()):
+            if not service.selector or not labels_match(service.selector, proxy.labels):
+                continue
+            for port in service.ports:
+                if port.protocol != "TCP":
+                    continue
+                target = port.resolved_target()
+                number = target if isinstance(target, int) else (
+                    pod.named_port(target, port.protocol) if pod else None
+                )  # fmt: skip
+                if number is None or number in _RESERVED_PORTS or number in found:
+                    continue
+                found[number] = InboundPort(number, port_protocol(port.name, port.app_protocol))
+        return [found[p] for p in sorted(found)]

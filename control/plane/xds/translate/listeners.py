@@ -1,0 +1,153 @@
+"""Listeners (LDS) for one proxy, laid out as Istio's sidecars are:
+
+- `virtualOutbound` binds 15001 (the outbound redirect's target) and, with `use_original_dst`,
+  hands each connection to the listener of its original destination: `0.0.0.0_<port>` for HTTP
+  ports (routed by Host through RDS route `<port>`), `<vip>_<port>` for TCP ports. Connections to
+  anything else pass through (ALLOW_ANY) or hit the black hole (REGISTRY_ONLY).
+- `virtualInbound` binds 15006 (the inbound redirect's target) with a filter chain per port of
+  the proxy's own workload, matched on the original destination port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from control.plane.xds.translate import names
+from control.plane.xds.translate.clusters import InboundPort
+from control.plane.xds.translate.filters import (
+    http_connection_manager,
+    original_dst,
+    tcp_proxy,
+    tls_inspector,
+)
+
+
+def _address(ip: str, port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": ip, "port_value": port}}
+
+
+def virtual_outbound(fallback_cluster: str) -> dict[str, Any]:
+    return {
+        "name": names.VIRTUAL_OUTBOUND,
+        "address": _address(names.WILDCARD, names.OUTBOUND_CAPTURE_PORT),
+        "use_original_dst": True,
+        "traffic_direction": "OUTBOUND",
+        "filter_chains": [
+            {
+                # Straight to 15001 (not redirected): would loop.
+                "name": "virtualOutbound-blackhole",
+                "filter_chain_match": {"destination_port": names.OUTBOUND_CAPTURE_PORT},
+                "filters": [tcp_proxy("BlackHoleCluster", [(names.BLACKHOLE_CLUSTER, 1)])],
+            }
+        ],
+        "default_filter_chain": {
+            "name": "PassthroughFilterChain",
+            "filters": [tcp_proxy(fallback_cluster, [(fallback_cluster, 1)])],
+        },
+    }
+
+
+def http_outbound(port: int) -> dict[str, Any]:
+    name = names.listener_name(names.WILDCARD, port)
+    return {
+        "name": name,
+        "address": _address(names.WILDCARD, port),
+        "bind_to_port": False,
+        "traffic_direction": "OUTBOUND",
+        "filter_chains": [
+            {"filters": [http_connection_manager(f"outbound_{name}", rds=names.route_name(port))]}
+        ],
+    }
+
+
+def tcp_outbound(address: str, port: int, clusters: list[tuple[str, int]]) -> dict[str, Any]:
+    name = names.listener_name(address, port)
+    return {
+        "name": name,
+        "address": _address(address, port),
+        "bind_to_port": False,
+        "traffic_direction": "OUTBOUND",
+        "filter_chains": [{"filters": [tcp_proxy(clusters[0][0], clusters)]}],
+    }
+
+
+def sni_outbound(
+    port: int, hosts: list[tuple[str, list[tuple[str, int]]]], default: list[tuple[str, int]]
+) -> dict[str, Any]:
+    """TLS to hosts without an address, on a shared port: one chain per server name (SNI)."""
+    name = names.listener_name(names.WILDCARD, port)
+    return {
+        "name": name,
+        "address": _address(names.WILDCARD, port),
+        "bind_to_port": False,
+        "traffic_direction": "OUTBOUND",
+        "listener_filters": [tls_inspector()],
+        "filter_chains": [
+            {
+                "name": f"{hostname}_{port}",
+                "filter_chain_match": {"server_names": [hostname]},
+                "filters": [tcp_proxy(clusters[0][0], clusters)],
+            }
+            for hostname, clusters in hosts
+        ],
+        "default_filter_chain": {
+            "name": f"{name}-default",
+            "filters": [tcp_proxy(default[0][0], default)],
+        },
+    }
+
+
+def _inbound_chain(port: InboundPort) -> dict[str, Any]:
+    cluster = names.inbound_cluster(port.port)
+    if port.protocol.is_http:
+        route_config = {
+            "name": cluster,
+            "validate_clusters": False,
+            "virtual_hosts": [
+                {
+                    "name": f"inbound|http|{port.port}",
+                    "domains": ["*"],
+                    "routes": [
+                        {
+                            "name": "default",
+                            "match": {"prefix": "/"},
+                            "route": {"cluster": cluster, "timeout": "0s"},
+                        }
+                    ],
+                }
+            ],
+        }
+        stat = f"inbound_0.0.0.0_{port.port}"
+        chain_filter = http_connection_manager(stat, route_config=route_config, fault=False)
+    else:
+        chain_filter = tcp_proxy(cluster, [(cluster, 1)])
+    return {
+        "name": cluster,
+        "filter_chain_match": {"destination_port": port.port},
+        "filters": [chain_filter],
+    }
+
+
+def virtual_inbound(ports: Iterable[InboundPort]) -> dict[str, Any]:
+    chains = [_inbound_chain(port) for port in ports]
+    chains.append(
+        {
+            # Straight to 15006 (not redirected): would loop.
+            "name": "virtualInbound-blackhole",
+            "filter_chain_match": {"destination_port": names.INBOUND_CAPTURE_PORT},
+            "filters": [tcp_proxy("BlackHoleCluster", [(names.BLACKHOLE_CLUSTER, 1)])],
+        }
+    )
+    passthrough = names.INBOUND_PASSTHROUGH_CLUSTER
+    return {
+        "name": names.VIRTUAL_INBOUND,
+        "address": _address(names.WILDCARD, names.INBOUND_CAPTURE_PORT),
+        "traffic_direction": "INBOUND",
+        "listener_filters": [original_dst()],
+        "filter_chains": chains,
+        "default_filter_chain": {
+            "name": "virtualInbound-passthrough",
+            "filters": [tcp_proxy(passthrough, [(passthrough, 1)])],
+        },
+    }

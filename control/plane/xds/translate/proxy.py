@@ -1,0 +1,75 @@
+"""Who is asking: a proxy's identity from its xDS node (Istio's node id and metadata keys)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from control.plane.model.state import MeshState
+
+
+class ProxyIdError(ValueError):
+    """A node id that is not `sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.<domain>`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """One sidecar. `labels` come from its Pod when the mesh state knows it (the authority),
+    otherwise from the node metadata the proxy sent."""
+
+    node_id: str
+    ip: str
+    pod: str
+    namespace: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    service_account: str = "default"
+
+    @property
+    def key(self) -> str:
+        """How the debug endpoints name it: `<pod>.<namespace>`."""
+        return f"{self.pod}.{self.namespace}"
+
+
+def parse_node(node_id: str, metadata: Mapping[str, Any] | None = None) -> Proxy:
+    """Read Istio's node id; `metadata` (the node's struct as a dict) may add labels and the
+    service account under Istio's keys LABELS and SERVICE_ACCOUNT."""
+    parts = node_id.split("~")
+    if len(parts) != 4 or parts[0] != "sidecar":
+        raise ProxyIdError(
+            f"node id {node_id[:200]!r} is not "
+            "sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.<domain>"
+        )
+    _, ip, pod_dot_ns, _ = parts
+    pod, dot, namespace = pod_dot_ns.rpartition(".")
+    if not ip or not dot or not pod or not namespace:
+        raise ProxyIdError(f"node id {node_id[:200]!r}: expected <ip> and <pod>.<namespace>")
+    meta = metadata or {}
+    raw_labels = meta.get("LABELS")
+    labels = (
+        {str(k): str(v) for k, v in raw_labels.items()} if isinstance(raw_labels, Mapping) else {}
+    )
+    account = meta.get("SERVICE_ACCOUNT")
+    return Proxy(
+        node_id=node_id,
+        ip=ip,
+        pod=str(meta.get("NAME") or pod),
+        namespace=str(meta.get("NAMESPACE") or namespace),
+        labels=labels,
+        service_account=account if isinstance(account, str) and account else "default",
+    )
+
+
+def with_workload(proxy: Proxy, state: MeshState) -> Proxy:
+    """The proxy as the mesh state knows it: its Pod's labels and service account win."""
+    pod = state.workload(proxy.namespace, proxy.pod)
+    if pod is None:
+        return proxy
+    return Proxy(
+        node_id=proxy.node_id,
+        ip=pod.ip or proxy.ip,
+        pod=proxy.pod,
+        namespace=proxy.namespace,
+        labels=dict(pod.labels),
+        service_account=pod.service_account,
+    )

@@ -1,0 +1,174 @@
+"""The translation entry point: the Envoy resources of one sidecar, from the mesh state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from control.api.models.virtual_service import VirtualService
+from control.api.registry import MeshResource
+from control.config.mesh import OutboundMode
+from control.plane.model.endpoints import labels_match
+from control.plane.model.state import MeshState
+from control.plane.xds.translate import names
+from control.plane.xds.translate.clusters import (
+    InboundPort,
+    fixed_clusters,
+    inbound_clusters,
+    outbound_clusters,
+)
+from control.plane.xds.translate.index import MeshIndex, ProxyInputs
+from control.plane.xds.translate.listeners import (
+    http_outbound,
+    sni_outbound,
+    tcp_outbound,
+    virtual_inbound,
+    virtual_outbound,
+)
+from control.plane.xds.translate.policy import rules_by_host
+from control.plane.xds.translate.port_protocol import Protocol
+from control.plane.xds.translate.proxy import Proxy
+from control.plane.xds.translate.resources import (
+    CLUSTER,
+    ENDPOINT,
+    LISTENER,
+    PUSH_ORDER,
+    ROUTE,
+    Resources,
+    from_dicts,
+)
+from control.plane.xds.translate.routes import (
+    Destinations,
+    route_configuration,
+    virtual_services_by_host,
+)
+from control.plane.xds.translate.scope import exported
+from control.plane.xds.translate.service_registry import Registry
+
+
+def _tcp_listeners(
+    registry: Registry,
+    routing: dict[str, MeshResource[VirtualService]],
+    destinations: Destinations,
+    proxy: Proxy,
+    http_ports: set[int],
+    fallback: str,
+) -> list[dict[str, Any]]:
+    """`<vip>_<port>` per TCP port of a host with addresses. Hosts without one (a DNS
+    ServiceEntry) share `0.0.0.0_<port>`: TLS ones are told apart by SNI (so one external HTTPS
+    host does not swallow all port-443 traffic), one plain-TCP host takes the rest."""
+    listeners: dict[str, dict[str, Any]] = {}
+    by_sni: dict[int, list[tuple[str, list[tuple[str, int]]]]] = {}
+    wildcard: dict[int, list[tuple[str, int]]] = {}
+    for host in registry.hosts.values():
+        for port in host.ports:
+            if port.protocol.is_http or port.protocol is Protocol.UDP:
+                continue
+            clusters = _tcp_route(host.hostname, port.number, routing, destinations, proxy)
+            for address in host.addresses:
+                listener = tcp_outbound(address, port.number, clusters)
+                listeners.setdefault(listener["name"], listener)
+            if host.addresses or port.number in http_ports:
+                continue
+            if port.protocol in (Protocol.TLS, Protocol.HTTPS):
+                by_sni.setdefault(port.number, []).append((host.hostname, clusters))
+            else:
+                wildcard.setdefault(port.number, clusters)
+    for number in sorted(set(by_sni) | set(wildcard)):
+        default = wildcard.get(number)
+        if number in by_sni:
+            listener = sni_outbound(number, by_sni[number], default or [(fallback, 1)])
+        else:
+            assert default is not None
+            listener = tcp_outbound(names.WILDCARD, number, default)
+        listeners[listener["name"]] = listener
+    return [listeners[name] for name in sorted(listeners)]
+
+
+def _tcp_route(
+    hostname: str,
+    port: int,
+    routing: dict[str, MeshResource[VirtualService]],
+    destinations: Destinations,
+    proxy: Proxy,
+) -> list[tuple[str, int]]:
+    """A VirtualService `tcp` rule's destinations (weights), else the host's own cluster."""
+    service = routing.get(hostname)
+    if service is not None:
+        namespace = service.namespace or "default"
+        for rule in service.spec.tcp:
+            applies = not rule.match or any(
+                (m.port is None or m.port == port)
+                and labels_match(m.source_labels, proxy.labels)
+                and (not m.gateways or "mesh" in m.gateways)
+                for m in rule.match
+            )
+            targets = [d for d in rule.route if d.destination is not None and d.weight != 0]
+            if applies and targets:
+                return [
+                    (destinations.cluster(d.destination, namespace, port)[0], d.weight or 100)
+                    for d in targets
+                    if d.destination is not None
+                ]
+    return [(names.outbound_cluster(port, hostname), 1)]
+
+
+def _fake_proxy(inputs: ProxyInputs) -> Proxy:
+    """What the outbound half reads of a proxy: its namespace and its source-matched labels."""
+    namespace = inputs.scope.namespace
+    return Proxy(node_id="", ip="", pod="", namespace=namespace, labels=dict(inputs.labels))
+
+
+def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
+    """The half shared by every proxy with the same scope and source labels: outbound clusters
+    and endpoints (only the hosts the scope sees), route tables, outbound listeners."""
+    state = index.state
+    scope = inputs.scope
+    proxy = _fake_proxy(inputs)
+    registry = index.visible_registry(scope)
+    visible_rules = [
+        r for r in state.destination_rules
+        if exported(r.spec.export_to, r.namespace or "default", scope.namespace)
+    ]  # fmt: skip
+    rules = rules_by_host(visible_rules, registry, scope.namespace)
+    clusters, assignments = outbound_clusters(registry, rules)
+    clusters += fixed_clusters()
+    destinations = Destinations(registry, rules, {c["name"] for c in clusters})
+    routing = virtual_services_by_host(index.visible_virtual_services(scope), registry)
+    mode = scope.outbound_mode or state.mesh.outbound_traffic_policy.mode
+
+    http_ports = sorted(
+        {p.number for h in registry.hosts.values() for p in h.ports if p.protocol.is_http}
+    )
+    routes = [
+        route_configuration(port, registry, routing, destinations, proxy, mode)
+        for port in http_ports
+    ]
+    fallback = (
+        names.BLACKHOLE_CLUSTER if mode is OutboundMode.REGISTRY_ONLY else names.PASSTHROUGH_CLUSTER
+    )
+    listeners = [virtual_outbound(fallback)]
+    listeners += [http_outbound(port) for port in http_ports]
+    listeners += _tcp_listeners(registry, routing, destinations, proxy, set(http_ports), fallback)
+    return from_dicts(
+        {CLUSTER: clusters, ENDPOINT: assignments, LISTENER: listeners, ROUTE: routes}
+    )
+
+
+def inbound_resources(ports: tuple[InboundPort, ...]) -> Resources:
+    """The half that depends only on the proxy's own ports."""
+    return from_dicts({CLUSTER: inbound_clusters(ports), LISTENER: [virtual_inbound(ports)]})
+
+
+def merge(*parts: Resources) -> Resources:
+    return Resources.of_messages(
+        {t: [m for part in parts for m in part.of(t).values()] for t in PUSH_ORDER}
+    )
+
+
+def translate(state: MeshState, proxy: Proxy) -> Resources:
+    """All listeners, clusters, routes and endpoints of one sidecar (consistent by construction;
+    `consistency.problems` checks it again before anything is published). For many proxies of
+    one state, `shared.MeshTranslation` computes the same with the halves shared."""
+    index = MeshIndex(state)
+    inputs = index.inputs(proxy)
+    return merge(outbound_resources(index, inputs), inbound_resources(inputs.inbound))

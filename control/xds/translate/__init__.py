@@ -1,4 +1,0 @@
-"""Mesh state + proxy -> Envoy v3 resources. Pure: protobuf in, protobuf out, no I/O, no grpc.
-
-Entry point: `control.xds.translate.sidecar.translate(state, proxy)`.
-"""
