@@ -12,12 +12,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from control.cli.control_process import ControlPlane, ControlSettings
-from control.cli.settings_files import describe, load_injection_config
-from control.config.mesh import MeshConfig
+from control.cli.settings_files import injection_for_mesh, load_injection_config
+from control.config.mesh import MeshConfig, load_mesh_config
+from control.config.settings import describe
 from control.plane.sources.base import ConfigSource
 from control.plane.sources.file import FileLimits
 from control.plane.sources.kube import KubeSource, KubeSyncError, kube_client
@@ -97,27 +97,6 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def load_mesh_config(path: Path | None) -> MeshConfig:
-    """Raises ValueError with a readable message naming the file and field."""
-    if path is None:
-        return MeshConfig()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: cannot read: {error}") from error
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: invalid YAML: {error}") from error
-    if data is not None and not isinstance(data, dict):
-        raise ValueError(f"{path}: a mesh config must be a mapping")
-    try:
-        return MeshConfig.from_mapping(data)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
-        )
-        raise ValueError(f"{path}: {problems}") from error
-
-
 @dataclass(frozen=True)
 class WebhookParts:
     """What the embedded webhooks need, checked at the edge before anything listens."""
@@ -127,7 +106,7 @@ class WebhookParts:
     injection: InjectionConfig
 
 
-def _webhook_parts(args: argparse.Namespace) -> WebhookParts | None:
+def _webhook_parts(args: argparse.Namespace, mesh: MeshConfig) -> WebhookParts | None:
     """None when no certificate is given; raises ValueError naming the flag otherwise."""
     if args.tls_cert is None and args.tls_key is None:
         if args.injection_config is not None:
@@ -135,7 +114,10 @@ def _webhook_parts(args: argparse.Namespace) -> WebhookParts | None:
         return None
     if args.tls_cert is None or args.tls_key is None:
         raise ValueError("the webhooks need both --tls-cert and --tls-key")
-    injection = load_injection_config(args.injection_config, "--injection-config")
+    injection = injection_for_mesh(
+        mesh, load_injection_config(args.injection_config, "--injection-config"),
+        "--injection-config",
+    )  # fmt: skip
     settings = ServerSettings(
         port=args.webhook_port, cert_file=args.tls_cert, key_file=args.tls_key,
         log_level=args.log_level,
@@ -211,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
             xds_max_message_bytes=args.xds_max_message_bytes, xds_max_names=args.xds_max_names,
             xds_max_requests_per_second=args.xds_max_request_rate,
         )  # fmt: skip
-        webhook_parts = _webhook_parts(args)
+        webhook_parts = _webhook_parts(args, mesh)
         source = KubeSource(kube_client(args.kubeconfig), mesh) if args.kube else None
     except ValidationError as error:
         sys.stderr.write(f"mizzen control: {describe(error)}\n")

@@ -18,6 +18,8 @@ from typing import Any, Final
 import yaml
 from yaml.nodes import ScalarNode
 
+from control.config.loader import plain_is_string
+
 _STR_TAG: Final = "tag:yaml.org,2002:str"
 _RESOLVER: Final = yaml.resolver.Resolver()
 # Plain scalars: no indicator first, no ': ' or ' #', nothing that needs quoting in block context.
@@ -63,6 +65,7 @@ def scalar(text: str) -> str:
         and text not in _GO_YAML_BOOLEANS
         and ": " not in text
         and _RESOLVER.resolve(ScalarNode, text, (True, False)) == _STR_TAG  # type: ignore[no-untyped-call]
+        and plain_is_string(text)  # YAML 1.2 (and go-yaml) read `1e9` as a number
     ):
         return text
     if _SINGLE_QUOTABLE.fullmatch(text):

@@ -1,42 +1,20 @@
-"""Settings files read by several commands, parsed once here at the edge into frozen models.
-Every failure is a `SettingsFileError` whose message names the flag, the file and the field."""
+"""The injection settings file, read by `mizzen inject`, `mizzen webhook` and `mizzen control`
+(the injector stands alone, so its settings are read here, with the shared reader)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import yaml
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 
+from control.config.mesh import MeshConfig
+from control.config.settings import SettingsFileError, describe, read_mapping
 from injector import InjectionConfig
 
-
-class SettingsFileError(ValueError):
-    """A settings file that cannot be used; the message is one line for the user."""
-
-
-def read_mapping(path: Path, flag: str) -> dict[str, Any] | None:
-    """A YAML file holding one mapping (or nothing)."""
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
-    except OSError as error:
-        raise SettingsFileError(f"{flag} {path}: {error.strerror or error}") from None
-    except UnicodeDecodeError:
-        raise SettingsFileError(f"{flag} {path}: not UTF-8 text") from None
-    except yaml.YAMLError as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise SettingsFileError(f"{flag} {path}: invalid YAML: {first}") from None
-    if data is not None and not isinstance(data, dict):
-        raise SettingsFileError(f"{flag} {path}: must be a mapping of settings")
-    return data
-
-
-def describe(error: ValidationError) -> str:
-    """The first problem of a pydantic error, as `field: message`."""
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "settings"
-    return f"{where}: {first['msg']}"
+__all__ = ["SettingsFileError", "injection_for_mesh", "load_injection_config"]
+# The injection settings that are the mesh's, not the injector's: taken from the mesh config.
+_MESH_FIELDS = ("trust_domain", "cluster_domain")
 
 
 def load_injection_config(path: Path | None, flag: str = "--config") -> InjectionConfig:
@@ -48,3 +26,18 @@ def load_injection_config(path: Path | None, flag: str = "--config") -> Injectio
         return InjectionConfig.from_mapping(data)
     except ValidationError as error:
         raise SettingsFileError(f"{flag} {path}: {describe(error)}") from None
+
+
+def injection_for_mesh(mesh: MeshConfig, config: InjectionConfig, flag: str) -> InjectionConfig:
+    """The injection settings of this mesh: its trust domain and cluster domain are the mesh
+    config's, so the pods and the control plane can never disagree about them. A settings file
+    that sets either to another value is refused, naming both."""
+    for name in _MESH_FIELDS:
+        given, mesh_value = getattr(config, name), getattr(mesh, name)
+        if name in config.model_fields_set and given != mesh_value:
+            key = to_camel(name)
+            raise SettingsFileError(
+                f"{flag}: {key} {given!r} disagrees with the mesh config's {mesh_value!r} "
+                f"(set it once, in --mesh-config)"
+            )
+    return config.model_copy(update={name: getattr(mesh, name) for name in _MESH_FIELDS})

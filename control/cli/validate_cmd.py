@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
 from control.api import is_mesh_group, validate_resource
+from control.config.files import FileReadError, read_text
+from control.config.loader import SUFFIXES, LoadError, list_items, parse_text
 
-_SUFFIXES = (".yaml", ".yml", ".json")
+# The largest file read: as the control plane's config files.
+MAX_FILE_BYTES = 8 * 1024 * 1024
 _STDIN = "-"
 
 
@@ -78,7 +79,7 @@ def _sources(path: str, tally: Tally) -> Iterator[tuple[str, str]]:
         return
     target = Path(path)
     try:
-        files = sorted(p for p in target.iterdir() if p.suffix in _SUFFIXES and p.is_file()) \
+        files = sorted(p for p in target.iterdir() if p.suffix in SUFFIXES and p.is_file()) \
             if target.is_dir() else [target]  # fmt: skip
     except OSError as error:
         print(f"{path}: cannot read: {error.strerror or error}", file=sys.stderr)
@@ -88,10 +89,9 @@ def _sources(path: str, tally: Tally) -> Iterator[tuple[str, str]]:
         print(f"{path}: no *.yaml, *.yml or *.json files", file=sys.stderr)
     for file in files:
         try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-            print(f"{file}: cannot read: {reason}", file=sys.stderr)
+            text = read_text(file, MAX_FILE_BYTES)
+        except FileReadError as error:
+            print(f"{file}: cannot read: {error}", file=sys.stderr)
             tally.unreadable += 1
             continue
         yield str(file), text
@@ -99,29 +99,28 @@ def _sources(path: str, tally: Tally) -> Iterator[tuple[str, str]]:
 
 def check_text(text: str, name: str, tally: Tally, *, out: TextIO, quiet: bool = False) -> None:
     """Validate every document of one YAML stream, writing one line per result."""
-    index = -1
-    try:
-        for index, document in enumerate(yaml.load_all(text, Loader=yaml.CSafeLoader)):
-            for label, obj in _objects(f"{name}:{index}", document):
-                _check_object(label, obj, tally, out=out, quiet=quiet)
-    except yaml.YAMLError as error:
-        out.write(f"{name}:{index + 1} YAML syntax error: {_yaml_problem(error)}\n")
-        tally.invalid += 1
-    except RecursionError:
-        out.write(f"{name}:{index + 1} YAML document nested too deeply\n")
+    documents, errors = parse_text(text, name)
+    for index, document in enumerate(documents):
+        for label, obj in _objects(f"{name}:{index}", document.obj):
+            _check_object(label, obj, tally, out=out, quiet=quiet)
+    for error in errors:
+        if error.hostile:
+            out.write(f"{name}:{error.index} {error.syntax} document refused: {error.problem}\n")
+        else:
+            out.write(f"{name}:{error.index} {error.syntax} syntax error: {_problem(error)}\n")
         tally.invalid += 1
 
 
 def _objects(label: str, document: object) -> Iterator[tuple[str, object]]:
-    """The objects of one document: itself, or the items of a `kind: List`."""
+    """The objects of one document: itself, or the items of a List."""
     if document is None:
         return
-    if isinstance(document, dict) and document.get("kind") == "List":
-        items = document.get("items")
-        for item_index, item in enumerate(items if isinstance(items, list) else []):
-            yield f"{label}.{item_index}", item
+    items = list_items(document)
+    if items is None:
+        yield label, document
         return
-    yield label, document
+    for item_index, item in enumerate(items):
+        yield f"{label}.{item_index}", item
 
 
 def _check_object(label: str, obj: object, tally: Tally, *, out: TextIO, quiet: bool) -> None:
@@ -162,9 +161,5 @@ def _printable(value: object, default: str) -> str:
     return text if len(text) <= 300 else text[:300] + "…"
 
 
-def _yaml_problem(error: yaml.YAMLError) -> str:
-    if isinstance(error, yaml.MarkedYAMLError):
-        mark = error.problem_mark
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        return f"{error.problem or error.context or 'invalid YAML'}{where}"
-    return str(error).splitlines()[0] if str(error) else "invalid YAML"
+def _problem(error: LoadError) -> str:
+    return _printable(error.problem, "invalid") + error.where

@@ -1,12 +1,19 @@
-"""Mesh-wide settings (a subset of Istio's MeshConfig), read once at the edge and passed down."""
+"""Mesh-wide settings (a subset of Istio's MeshConfig), read once at the edge and passed down.
+
+The one model of the mesh's settings: whatever else needs the trust domain or the cluster domain
+(the injection settings, say) is derived from it where the process is assembled, never set
+twice."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
+
+from control.config.settings import SettingsFileError, read_mapping
 
 
 class OutboundMode(StrEnum):
@@ -37,3 +44,18 @@ class MeshConfig(_Model):
     def from_mapping(cls, data: dict[str, Any] | None) -> MeshConfig:
         """From a parsed YAML document (None, for an empty file, gives the defaults)."""
         return cls.model_validate(data or {})
+
+
+def load_mesh_config(path: Path | None, flag: str = "--mesh-config") -> MeshConfig:
+    """The mesh config of a file (the defaults without one). Raises SettingsFileError naming the
+    flag, the file and every field in error."""
+    if path is None:
+        return MeshConfig()
+    data = read_mapping(path, flag)
+    try:
+        return MeshConfig.from_mapping(data)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        raise SettingsFileError(f"{flag} {path}: {problems}") from None

@@ -126,3 +126,19 @@ def _json_service() -> str:
         '{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a"},'
         ' "spec": {"ports": [{"port": 80}]}}'
     )
+
+
+def test_an_alias_bomb_is_refused_and_the_last_good_kept(tmp_path: Path) -> None:
+    from tests.config.test_loader import ALIAS_BOMB
+
+    path = tmp_path / "a.yaml"
+    path.write_text(_service("a") + "---\n" + _service("b", 2))
+    source = FileSource(tmp_path)
+    source.load()
+    path.write_text(_service("a", port=81) + "---\n" + ALIAS_BOMB)
+    source.refresh()
+    state = source.current()
+    # The reading is not clean: what it shows valid applies, what it lost is kept.
+    assert state.services[("default", "a")].ports[0].port == 81
+    assert _names(state) == ["a", "b"]
+    assert "YAML aliases?" in state.problems[0].message

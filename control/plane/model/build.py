@@ -17,6 +17,7 @@ from control.api import kinds
 from control.api.registry import MeshResource
 from control.api.report import ValidationReport
 from control.api.validate import inspect_resource
+from control.config.loader import list_items
 from control.config.mesh import MeshConfig
 from control.plane.model.endpoints import service_endpoints
 from control.plane.model.kube_objects import (
@@ -86,9 +87,10 @@ def judge(document: Document, cache: BuildCache) -> list[Judged]:
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
     if not isinstance(kind, str) or not isinstance(api_version, str):
         return [Judged(document, None, False)]
-    if kind.endswith("List") and isinstance(obj.get("items"), list):
-        items = [Document(f"{document.origin}.items[{i}]", o) for i, o in enumerate(obj["items"])]
-        return [judged for item in items for judged in judge(item, cache)]
+    items = list_items(obj)
+    if items is not None:
+        unrolled = [Document(f"{document.origin}.items[{i}]", o) for i, o in enumerate(items)]
+        return [judged for item in unrolled for judged in judge(item, cache)]
     metadata = obj.get("metadata")
     metadata = metadata if isinstance(metadata, Mapping) else {}
     name, namespace = metadata.get("name"), metadata.get("namespace") or ""
@@ -139,8 +141,9 @@ class _Builder:
         if not isinstance(kind, str) or not isinstance(api_version, str):
             self.problem(document.origin, "", "", "apiVersion and kind are required strings")
             return
-        if kind.endswith("List") and isinstance(obj.get("items"), list):
-            for index, item in enumerate(obj["items"]):
+        items = list_items(obj)
+        if items is not None:
+            for index, item in enumerate(items):
                 self.add(Document(f"{document.origin}.items[{index}]", item))
             return
         if api_version == "v1" and kind in _CORE_KINDS:

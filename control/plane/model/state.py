@@ -15,19 +15,13 @@ from control.api.models.destination_rule import DestinationRule
 from control.api.models.service_entry import ServiceEntry
 from control.api.models.virtual_service import VirtualService
 from control.api.registry import MeshResource
+from control.config.loader import Document
 from control.config.mesh import MeshConfig
 from control.plane.model.endpoints import Endpoint
 from control.plane.model.kube_objects import Namespace, Service, Workload
 
 ObjectKey = tuple[str, str]  # (namespace, name)
-
-
-@dataclass(frozen=True, slots=True)
-class Document:
-    """One parsed document and where it came from (`file.yaml#2`: the third of its file)."""
-
-    origin: str
-    obj: Any
+__all__ = ["ConfigProblem", "Document", "MeshState", "ObjectKey"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from control.config import files
+from control.config.files import FileReadError
 from control.config.loader import SUFFIXES, TooManyDocumentsError, parse_text
 from control.config.mesh import MeshConfig
 from control.plane.model.build import BuildCache, ObjectId, build_state, judge
@@ -45,6 +47,7 @@ from control.plane.model.state import ConfigProblem, Document, MeshState
 
 log = logging.getLogger(__name__)
 
+_SIZE_FLAG = "--config-max-file-bytes"
 Fingerprint = tuple[int, int, int, int, int]  # device, inode, size, mtime (ns), mode
 ErrorCounter = Callable[[str], None]  # called with a reason, once per failure seen
 
@@ -68,15 +71,6 @@ class _Reading:
     good: Mapping[ObjectId, Document] = field(default_factory=dict)  # last good, per object
     problems: tuple[ConfigProblem, ...] = ()
     retry: bool = False  # a transient failure: read again at the next poll
-
-
-class _ReadError(Exception):
-    """A file that could not be read whole; `transient` failures are retried."""
-
-    def __init__(self, message: str, reason: str, *, transient: bool) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.transient = transient
 
 
 class FileSource:
@@ -175,17 +169,18 @@ class FileSource:
         last_good: Mapping[ObjectId, Document] = known.good if known else {}
         try:
             text = _read_text(path, fingerprint, self.limits.max_bytes)
-            documents, problems = parse_text(text, str(path), self.limits.max_documents)
+            documents, errors = parse_text(text, str(path), self.limits.max_documents)
             judged = [j for document in documents for j in judge(document, self._build_cache)]
             if len(judged) > self.limits.max_documents:
                 raise TooManyDocumentsError(f"more than {self.limits.max_documents} objects")
         except TooManyDocumentsError as error:
-            return self._refused(path, fingerprint, last_good, _ReadError(
+            return self._refused(path, fingerprint, last_good, FileReadError(
                 f"{error} (the limit is --config-max-documents)", "too_many_documents",
                 transient=False,
             ))  # fmt: skip
-        except _ReadError as error:
+        except FileReadError as error:
             return self._refused(path, fingerprint, last_good, error)
+        problems = [ConfigProblem(e.document_origin, "", "", e.message) for e in errors]
         good = {j.key: j.document for j in judged if j.ok and j.key is not None}
         invalid = {j.key for j in judged if not j.ok}
         # Nothing at all where there were objects: a save caught half-way (truncated, not yet
@@ -220,12 +215,13 @@ class FileSource:
         path: Path,
         fingerprint: Fingerprint,
         last_good: Mapping[ObjectId, Document],
-        error: _ReadError,
+        error: FileReadError,
     ) -> _Reading:
         """A file not read (or refused whole): its last good objects stay."""
         self._count_error(error.reason)
         kept = dict(last_good)
-        problem = ConfigProblem(str(path), "", "", f"{error}{_kept_note(kept)}")
+        what = f"unreadable: {error}" if error.reason == "unreadable" else str(error)
+        problem = ConfigProblem(str(path), "", "", f"{what}{_kept_note(kept)}")
         return _Reading(fingerprint, tuple(kept.values()), kept, (problem,), error.transient)
 
     def _report(self, state: MeshState) -> None:
@@ -274,50 +270,13 @@ def _list(directory: Path) -> tuple[dict[Path, Fingerprint], dict[Path, str]]:
 
 
 def _read_text(path: Path, fingerprint: Fingerprint, max_bytes: int) -> str:
-    """The file's text, if it is a regular file of at most `max_bytes`. A FIFO, a device or a
-    socket is never opened (a FIFO would block, `/dev/zero` never ends); what is opened is
-    checked again (it may have been swapped since it was looked at) and read no further than
-    the limit, whatever its size said."""
+    """The file's text, if it is a regular file within the limit: what the listing saw is
+    checked first (a FIFO or a device is never opened), then `files.read_text` checks again."""
     if not stat.S_ISREG(fingerprint[4]):
-        raise _ReadError(_not_regular(fingerprint[4]), "not_regular", transient=False)
+        raise files.not_regular(fingerprint[4])
     if fingerprint[2] > max_bytes:
-        raise _ReadError(_too_large(fingerprint[2], max_bytes), "too_large", transient=False)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError as error:
-        raise _ReadError(f"unreadable: {_describe(error)}", "unreadable", transient=True) from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise _ReadError(_not_regular(mode), "not_regular", transient=False)
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := os.read(fd, min(1 << 20, max_bytes + 1 - size)):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > max_bytes:
-                raise _ReadError(_too_large(size, max_bytes), "too_large", transient=False)
-    except OSError as error:
-        raise _ReadError(f"unreadable: {_describe(error)}", "unreadable", transient=True) from None
-    finally:
-        os.close(fd)
-    try:
-        return b"".join(chunks).decode("utf-8")
-    except UnicodeDecodeError:
-        raise _ReadError("unreadable: not UTF-8 text", "unreadable", transient=False) from None
-
-
-def _not_regular(mode: int) -> str:
-    kind = (
-        "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-        else "a socket" if stat.S_ISSOCK(mode) else "a directory" if stat.S_ISDIR(mode)
-        else "not a regular file"
-    )  # fmt: skip
-    return f"not read: {kind}; only regular files are read"
-
-
-def _too_large(size: int, limit: int) -> str:
-    return f"not read: {size} bytes or more, over the limit of {limit} (--config-max-file-bytes)"
+        raise files.too_large(fingerprint[2], max_bytes, _SIZE_FLAG)
+    return files.read_text(path, max_bytes, flag=_SIZE_FLAG)
 
 
 def _describe(error: OSError) -> str:

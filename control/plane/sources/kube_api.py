@@ -10,7 +10,6 @@ them in threads.
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -18,6 +17,8 @@ from typing import Any
 import urllib3
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
+
+from control.config.loader import LoadError, parse_json
 
 _READ_SIZE = 64 * 1024
 _MAX_LINE = 64 * 1024 * 1024  # one event (a huge object) may be big, but not unbounded
@@ -42,8 +43,8 @@ class KubeApiError(Exception):
 def _status_message(body: bytes, status: int, reason: str) -> str:
     """The `message` of a Kubernetes Status body, or the HTTP reason when there is none."""
     try:
-        parsed = json.loads(body)
-    except ValueError:
+        parsed = parse_json(body)
+    except LoadError:
         parsed = None
     if isinstance(parsed, Mapping) and isinstance(parsed.get("message"), str):
         return str(parsed["message"])
@@ -103,8 +104,8 @@ class WatchStream:
 
 def _parse_event(line: bytes | bytearray) -> dict[str, Any]:
     try:
-        event = json.loads(line)
-    except ValueError:
+        event = parse_json(bytes(line))
+    except LoadError:
         raise KubeApiError(0, "malformed watch event (not JSON)") from None
     if (
         not isinstance(event, dict)
@@ -169,8 +170,8 @@ class KubeApi:
         finally:
             response.release_conn()
         try:
-            parsed = json.loads(body)
-        except ValueError:
+            parsed = parse_json(body)
+        except LoadError:
             raise KubeApiError(0, f"GET {path}: the list is not JSON") from None
         if not isinstance(parsed, dict) or not isinstance(parsed.get("metadata"), dict):
             raise KubeApiError(0, f"GET {path}: not a Kubernetes List")
