@@ -15,22 +15,19 @@ import shutil
 import signal
 from pathlib import Path
 
-import uvicorn
-
 from control.agent.admin import EnvoyAdmin
 from control.agent.envoy_binary import find_envoy
 from control.agent.envoy_process import EnvoyLaunch, prepare_launch
 from control.agent.node import mizzen_version
 from control.agent.settings import AgentSettings
-from control.agent.status import ProxyHealth, StatusEndpoints, bind, make_server
+from control.agent.status import ProxyHealth, StatusEndpoints, bind
 from control.agent.supervisor import Supervisor
+from control.serving import HttpServer
 
 log = logging.getLogger("mizzen.agent")
 
 
-async def _serve_health(
-    endpoints: StatusEndpoints, settings: AgentSettings
-) -> list[tuple[uvicorn.Server, asyncio.Task[None]]]:
+async def _serve_health(endpoints: StatusEndpoints, settings: AgentSettings) -> list[HttpServer]:
     """Readiness always; the status server unless the pod set its port to 0 (no health
     checking at all, as `status.sidecar.istio.io/port: 0` means in Istio)."""
     apps = [(settings.options.readiness_port, endpoints.readiness_app())]
@@ -39,9 +36,9 @@ async def _serve_health(
     ipv6 = ipaddress.ip_address(settings.instance_ip).version == 6
     servers = []
     for port, app in apps:
-        server = make_server(app)
-        task = asyncio.create_task(server.serve(sockets=[bind(port, ipv6=ipv6)]))
-        servers.append((server, task))
+        server = HttpServer(app, name=f"agent-{port}", log_level=None)
+        server.start(bind(port, ipv6=ipv6))
+        servers.append(server)
     return servers
 
 
@@ -63,7 +60,7 @@ async def run_agent(settings: AgentSettings, *, stop: asyncio.Event | None = Non
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
+    servers: list[HttpServer] = []
     supervising: asyncio.Task[None] | None = None
     try:
         servers = await _serve_health(endpoints, settings)  # a taken port fails before Envoy
@@ -86,7 +83,7 @@ async def run_agent(settings: AgentSettings, *, stop: asyncio.Event | None = Non
 async def _shut_down(
     supervisor: Supervisor,
     supervising: asyncio.Task[None] | None,
-    servers: list[tuple[uvicorn.Server, asyncio.Task[None]]],
+    servers: list[HttpServer],
     admin: EnvoyAdmin,
     launch: EnvoyLaunch,
 ) -> None:
@@ -95,10 +92,8 @@ async def _shut_down(
         with contextlib.suppress(Exception):
             await asyncio.wait_for(supervising, timeout=5)
         await supervisor.terminate()  # an Envoy started while we were stopping
-    for server, task in servers:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await task
+    for server in servers:
+        await server.stop()
     await admin.aclose()
     if launch.owns_config_dir:
         shutil.rmtree(Path(launch.config_dir), ignore_errors=True)

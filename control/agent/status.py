@@ -9,19 +9,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import socket
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from control import serving
 from control.agent.admin import EnvoyAdmin, Readiness
 from control.agent.probes import run_probe
 from control.agent.settings import AppProbe
@@ -83,28 +82,8 @@ class StatusEndpoints:
         )
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its signal handlers: the agent owns SIGTERM (it means "drain")."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 def bind(port: int, *, ipv6: bool = False) -> socket.socket:
-    """A listening socket on all addresses, bound before serving: a taken port fails the agent
-    at once. An IPv6 pod's kubelet probes its IPv6 address, so such a pod listens on `::`
-    (and on IPv4 too where the kernel allows both on one socket)."""
-    if ipv6:
-        dual = socket.has_dualstack_ipv6()
-        return socket.create_server(
-            ("::", port), family=socket.AF_INET6, dualstack_ipv6=dual, backlog=128
-        )
-    return socket.create_server(("0.0.0.0", port), backlog=128)
-
-
-def make_server(app: Starlette) -> uvicorn.Server:
-    config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=1
-    )
-    return _QuietServer(config)
+    """A health port's listening socket, bound before serving (a taken port fails the agent at
+    once). An IPv6 pod's kubelet probes its IPv6 address, so such a pod listens on `::` (and on
+    IPv4 too where the kernel allows both on one socket)."""
+    return serving.bind("::" if ipv6 else "0.0.0.0", port)

@@ -10,13 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
 import grpc
-import uvicorn
 from envoy.service.discovery.v3 import ads_pb2_grpc
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,6 +31,7 @@ from control.plane.xds.ads.throttle import SendLimiter
 from control.plane.xds.cache.snapshot_cache import SnapshotCache, Translator
 from control.plane.xds.cache.versions import Sequence
 from control.plane.xds.translate.proxy_resources import translate
+from control.serving import HttpServer, bind
 
 log = logging.getLogger(__name__)
 
@@ -66,30 +64,6 @@ class ControlSettings(BaseModel):
     xds_max_requests_per_second: float = Field(default=StreamLimits().requests_per_second, gt=0)
 
 
-def bind_all(port: int) -> socket.socket:
-    """A listening TCP socket on every address: dual-stack, or IPv4 where IPv6 is off."""
-    try:
-        sock = _bind(socket.AF_INET6, ("::", port))
-    except OSError:
-        sock = _bind(socket.AF_INET, ("0.0.0.0", port))
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
-
-
-def _bind(family: socket.AddressFamily, address: tuple[str, int]) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 def _add_port(server: grpc.aio.Server, port: int) -> int:
     """All addresses: `[::]` (dual-stack), or `0.0.0.0` where IPv6 is off. 0 on failure."""
     for address in (f"[::]:{port}", f"0.0.0.0:{port}"):
@@ -100,14 +74,6 @@ def _add_port(server: grpc.aio.Server, port: int) -> int:
         if bound:
             return bound
     return 0
-
-
-class _EmbeddedUvicorn(uvicorn.Server):
-    """Uvicorn inside our loop: signals belong to the process's owner, not to uvicorn."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class ControlPlane:
@@ -138,7 +104,7 @@ class ControlPlane:
         self.debug_port = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._grpc: grpc.aio.Server | None = None
-        self._http: _EmbeddedUvicorn | None = None
+        self._http: HttpServer | None = None
         self._started = False
 
     async def _apply(self, changed_at: float) -> None:
@@ -186,15 +152,13 @@ class ControlPlane:
         await server.start()
         self._grpc = server
 
-        sock = bind_all(self.settings.debug_port)
-        self.debug_port = sock.getsockname()[1]
         app = build_app(
             self.cache, self.sync, self.metrics, lambda: self._started, self.source.problems
         )
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
-        self._http = _EmbeddedUvicorn(config)
+        self._http = HttpServer(app, name="debug-http")
+        self._http.start(bind("::", self.settings.debug_port))
+        self.debug_port = self._http.port
         self._tasks = [
-            asyncio.create_task(self._http.serve(sockets=[sock]), name="debug-http"),
             asyncio.create_task(self.source.run(self._on_source_change), name="config-source"),
             asyncio.create_task(self.debouncer.run(), name="debounce"),
         ]
@@ -205,13 +169,12 @@ class ControlPlane:
 
     async def stop(self) -> None:
         self._started = False
-        if self._http is not None:
-            self._http.should_exit = True
         if self._grpc is not None:
             await self._grpc.stop(grace=0.5)
+        if self._http is not None:
+            await self._http.stop()
         for task in self._tasks:
-            if task.get_name() != "debug-http":
-                task.cancel()
+            task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task

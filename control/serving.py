@@ -1,0 +1,141 @@
+"""One way to serve HTTP: every listener of every process (the control plane's debug port, the
+admission webhooks, the agent's readiness and status ports) binds its socket with `bind` and
+serves an ASGI app with `HttpServer`, an uvicorn server embedded in the caller's event loop.
+
+- **Bound first.** The socket is bound before serving, so a taken port fails the process at
+  once and port 0 (any free port) can be reported; `IPPROTO_TCP` is given explicitly, since
+  asyncio sets TCP_NODELAY only on such sockets (without it, a response written in two parts
+  waits ~40 ms for Nagle's algorithm and the peer's delayed ACK).
+- **Signals belong to the caller.** uvicorn installs SIGINT/SIGTERM handlers of its own; here it
+  never does, since what a signal means is the process's decision (the agent drains on SIGTERM,
+  `mizzen control` stops every server together).
+- **Graceful stop.** `stop()` stops accepting, lets requests in flight finish within the
+  listener's graceful-shutdown time, then closes the rest.
+- **Limits in one place.** `ListenerLimits` is what a listener allows its clients; per-listener
+  connection caps and handshake and request timeouts belong there, so every listener gets them
+  at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp
+
+TlsContext = Callable[[], ssl.SSLContext]
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerLimits:
+    """What one listener allows its clients. Connection caps, handshake and request deadlines
+    are to be added here (and applied in `HttpServer`), so that every listener has them."""
+
+    backlog: int = 128  # connections the kernel queues before they are accepted
+    # Idle keep-alive connections are closed after this long.
+    keep_alive_timeout: float = 5.0
+    # On stop: how long requests in flight may take to finish before their connections close.
+    graceful_shutdown: float = 1.0
+
+
+def bind(host: str, port: int, limits: ListenerLimits | None = None) -> socket.socket:
+    """A listening TCP socket. `host` "::" listens on every address, IPv6 and IPv4 on one
+    socket where the kernel allows it, else on every IPv4 address; "0.0.0.0" only on IPv4."""
+    backlog = (limits or ListenerLimits()).backlog
+    if host == "::":
+        try:
+            return _bind(socket.AF_INET6, ("::", port), backlog, dual_stack=True)
+        except OSError:
+            host = "0.0.0.0"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return _bind(family, (host, port), backlog, dual_stack=False)
+
+
+def _bind(
+    family: socket.AddressFamily, address: tuple[str, int], backlog: int, *, dual_stack: bool
+) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual_stack else 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class HttpServer(uvicorn.Server):
+    """An ASGI app served by uvicorn inside the caller's event loop, on a socket the caller
+    bound (`bind`). uvicorn's own signal handlers are never installed.
+
+        server = HttpServer(app, name="debug-http")
+        server.start(bind("::", 0))   # serving from now on (a task of the caller's loop)
+        ...
+        await server.stop()           # graceful, then the socket is closed
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        name: str = "http",
+        limits: ListenerLimits | None = None,
+        tls: TlsContext | None = None,
+        http: type[asyncio.Protocol] | str = "auto",
+        log_level: str | None = "warning",
+    ) -> None:
+        self.limits = limits or ListenerLimits()
+        self.name = name
+        options: dict[str, Any] = {}
+        if tls is not None:
+            options["ssl_context_factory"] = lambda config, default: tls()
+        config = uvicorn.Config(
+            app,
+            http=http,
+            lifespan="off",
+            access_log=False,
+            server_header=False,
+            timeout_keep_alive=max(1, round(self.limits.keep_alive_timeout)),
+            timeout_graceful_shutdown=max(1, round(self.limits.graceful_shutdown)),
+            log_level=log_level,
+            log_config=None,  # logging is the process's: uvicorn's loggers go to its root
+            **options,
+        )
+        super().__init__(config)
+        self.socket: socket.socket | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # what a signal means is the caller's to decide
+
+    @property
+    def port(self) -> int:
+        assert self.socket is not None, "not started"
+        port: int = self.socket.getsockname()[1]
+        return port
+
+    def start(self, sock: socket.socket) -> None:
+        """Serve on `sock` from now on, in a task of the running loop."""
+        self.socket = sock
+        self.task = asyncio.create_task(self.serve(sockets=[sock]), name=self.name)
+
+    async def stop(self) -> None:
+        """Stop accepting, let requests in flight finish (`ListenerLimits.graceful_shutdown`),
+        close the socket."""
+        self.should_exit = True
+        if self.task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+        if self.socket is not None:
+            self.socket.close()
