@@ -9,6 +9,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,10 +70,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--xds-max-request-rate", type=_positive, default=round(limits.requests_per_second),
         metavar="N", help="requests per second one ADS stream may send, sustained (burst: 2x)",
     )  # fmt: skip
-    parser.add_argument(
-        "--no-push-scoping", dest="push_scoping", action="store_false",
-        help="push every change to every proxy, translating each alone (benchmark baseline)",
-    )  # fmt: skip
     webhook = parser.add_argument_group("admission webhooks (served when a certificate is given)")
     webhook.add_argument("--webhook-port", type=_port, default=15017, help="HTTPS port (0: any)")
     webhook.add_argument("--tls-cert", type=Path, help="serving certificate (PEM), reloaded")
@@ -130,16 +127,24 @@ def _webhook_parts(args: argparse.Namespace, mesh: MeshConfig) -> WebhookParts |
     return WebhookParts(settings, store, injection)
 
 
+PlaneFactory = Callable[[ControlSettings, ConfigSource | None], ControlPlane]
+
+
+def _plane(settings: ControlSettings, source: ConfigSource | None) -> ControlPlane:
+    return ControlPlane(settings, source=source)
+
+
 async def _serve(
     settings: ControlSettings,
     source: ConfigSource | None = None,
     webhook_parts: WebhookParts | None = None,
+    make_plane: PlaneFactory = _plane,
 ) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    plane = ControlPlane(settings, source=source)
+    plane = make_plane(settings, source)
     webhook: EmbeddedWebhook | None = None
     try:
         await plane.start()
@@ -171,7 +176,9 @@ async def _serve(
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, make_plane: PlaneFactory = _plane) -> int:
+    """`make_plane`: how the plane is made from its settings and source (the scale benchmark
+    runs its baseline through here)."""
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -188,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         settings = ControlSettings(
             config_dir=config_dir,
             xds_port=args.xds_port, debug_port=args.debug_port, mesh=mesh,
-            scoping=args.push_scoping, config_max_file_bytes=args.config_max_file_bytes,
+            config_max_file_bytes=args.config_max_file_bytes,
             config_max_documents=args.config_max_documents,
             xds_max_message_bytes=args.xds_max_message_bytes, xds_max_names=args.xds_max_names,
             xds_max_requests_per_second=args.xds_max_request_rate,
@@ -201,4 +208,4 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:  # KubeConfigError included: one line naming the file
         sys.stderr.write(f"mizzen control: {error}\n")
         return 2
-    return asyncio.run(_serve(settings, source, webhook_parts))
+    return asyncio.run(_serve(settings, source, webhook_parts, make_plane))

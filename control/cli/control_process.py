@@ -1,5 +1,6 @@
-"""`ControlPlane`: the config source, the debouncer, the snapshot cache, the ADS gRPC server and
-the debug HTTP server, run together in one asyncio loop.
+"""The control plane's process, assembled: the config source, the debouncer, the snapshot cache,
+the ADS gRPC server and the debug HTTP server, run together in one asyncio loop. Only here (and
+in the rest of `control.cli`) are servers and sources put together.
 
     async with ControlPlane(ControlSettings(config_dir=path, xds_port=0, debug_port=0)) as plane:
         ...  # plane.xds_port and plane.debug_port are the bound ports
@@ -28,9 +29,8 @@ from control.plane.status import SyncRegistry
 from control.plane.xds.ads.service import AdsService
 from control.plane.xds.ads.stream import StreamLimits
 from control.plane.xds.ads.throttle import SendLimiter
-from control.plane.xds.cache.snapshot_cache import SnapshotCache, Translator
-from control.plane.xds.cache.versions import Sequence
-from control.plane.xds.translate.proxy_resources import translate
+from control.plane.xds.cache.snapshot_cache import SnapshotCache
+from control.plane.xds.cache.versions import VersionSequence
 from control.serving import HttpServer, bind
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,6 @@ class ControlSettings(BaseModel):
     config_max_documents: int = Field(default=FileLimits().max_documents, ge=1)
     debounce_quiet: float = Field(default=0.1, ge=0)
     debounce_max: float = Field(default=10.0, gt=0)
-    # Push scoping and shared translation; off: every proxy translated alone and pushed on
-    # every change (the baseline the scale benchmark compares against).
-    scoping: bool = True
     max_concurrent_pushes: int = Field(default=100, ge=1)
     # A proxy that has not taken a response after this long gives its push slot back.
     send_timeout: float = Field(default=1.0, gt=0)
@@ -82,10 +79,14 @@ class ControlPlane:
         settings: ControlSettings,
         *,
         source: ConfigSource | None = None,
-        translator: Translator = translate,
+        metrics: Metrics | None = None,
+        cache: SnapshotCache | None = None,
     ) -> None:
+        """`source`: the file source of `settings.config_dir` unless given. `cache` (made with
+        `metrics`): a `SnapshotCache` of the mesh config's empty state unless given (a test's
+        own translation, the benchmark's baseline)."""
         self.settings = settings
-        self.metrics = Metrics()
+        self.metrics = metrics or Metrics()
         if source is None:
             if settings.config_dir is None:
                 raise ValueError("the control plane needs a config_dir or a config source")
@@ -96,9 +97,7 @@ class ControlPlane:
             )  # fmt: skip
         self.source: ConfigSource = source
         self.sync = SyncRegistry()
-        self.cache = SnapshotCache(
-            MeshState(mesh=settings.mesh), self.metrics, translator, scoping=settings.scoping
-        )
+        self.cache = cache or SnapshotCache(MeshState(mesh=settings.mesh), self.metrics)
         self.debouncer = Debouncer(self._apply, settings.debounce_quiet, settings.debounce_max)
         self.xds_port = 0
         self.debug_port = 0
@@ -143,9 +142,8 @@ class ControlPlane:
                 ("grpc.max_receive_message_length", limits.max_message_bytes),
             ]
         )
-        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
-            AdsService(self.cache, self.sync, self.metrics, Sequence(), limiter, limits), server
-        )
+        ads = AdsService(self.cache, self.sync, self.metrics, VersionSequence(), limiter, limits)
+        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(ads, server)
         self.xds_port = _add_port(server, self.settings.xds_port)
         if self.xds_port == 0:
             raise OSError(f"cannot listen for xDS on port {self.settings.xds_port}")

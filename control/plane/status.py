@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import datetime
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from control.plane.xds.cache.snapshot import Snapshot
 from control.plane.xds.translate.proxy import Proxy
@@ -42,17 +41,31 @@ class TypeStatus:
         }
 
 
+class SnapshotView(Protocol):
+    """Where a stream's proxy snapshot and last error live (the cache's watch): read through,
+    never copied, so the status cannot fall behind."""
+
+    snapshot: Snapshot | None
+    last_error: str | None
+
+
 @dataclass
 class StreamStatus:
     stream_id: int
     proxy: Proxy
+    view: SnapshotView
+    api: str = "sotw"  # or "delta"
     connected_since: str = field(default_factory=_now)
     types: dict[str, TypeStatus] = field(default_factory=dict)
-    error: str | None = None
-    api: str = "sotw"  # or "delta"
-    snapshot: Callable[[], Snapshot | None] = lambda: None  # the proxy's latest snapshot
     sending_since: float | None = None  # a response the proxy has not taken yet (monotonic)
     slow: bool = False  # a send outlasted the send timeout
+
+    @property
+    def error(self) -> str | None:
+        return self.view.last_error
+
+    def snapshot(self) -> Snapshot | None:
+        return self.view.snapshot
 
     def of(self, type_url: str) -> TypeStatus:
         return self.types.setdefault(SHORT_NAMES.get(type_url, type_url), TypeStatus())
@@ -103,8 +116,8 @@ class SyncRegistry:
         self._streams: dict[int, StreamStatus] = {}
         self._ids = itertools.count(1)
 
-    def open(self, proxy: Proxy) -> StreamStatus:
-        status = StreamStatus(next(self._ids), proxy)
+    def open(self, proxy: Proxy, view: SnapshotView, api: str) -> StreamStatus:
+        status = StreamStatus(next(self._ids), proxy, view, api)
         self._streams[status.stream_id] = status
         return status
 

@@ -7,7 +7,7 @@ process (`mizzen control --config-dir`), measured through /proc. Scenarios, each
 control plane:
 
     sotw            State of the World, a Sidecar per namespace (egress ./* and shared/*)
-    sotw-baseline   the same with push scoping and shared translation off (--no-push-scoping)
+    sotw-baseline   the same with push scoping and shared translation off (baseline.py)
     delta           Delta xDS, Sidecars
     sotw-nosidecar  State of the World without Sidecars: every proxy sees every service
 
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from scale_mesh import SHARED, Mesh, Shape
-from scale_procs import BenchError, ControlProcess, Fleet, control_flags
+from scale_procs import BenchError, ControlProcess, Fleet
 from scale_report import Result, print_report
 
 SCENARIOS = {
@@ -70,7 +70,7 @@ class Scenario:
         self.options = options
         mode, sidecars, scoping = SCENARIOS[name]
         self.mode = mode
-        self.extra = [] if scoping else ["--no-push-scoping"]
+        self.baseline = not scoping
         shape = Shape(options.services, options.namespaces, options.proxies, 2, sidecars)
         self.root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=options.workdir))
         self.mesh = Mesh.generate(shape, self.root / "config")
@@ -83,7 +83,9 @@ class Scenario:
     # plumbing -----------------------------------------------------------------------------
 
     def _start_control(self, port: int) -> ControlProcess:
-        control = ControlProcess(self.root / "config", port, self.extra, self.root / "control.log")
+        control = ControlProcess(
+            self.root / "config", port, [], self.root / "control.log", baseline=self.baseline
+        )
         control.wait_ready(self.options.timeout)
         self.control = control
         return control
@@ -192,7 +194,7 @@ class Scenario:
         its ratio; the mesh without Sidecars) measure one change of each one-namespace kind
         (the baseline: no restart), so that the whole run stays within minutes."""
         regular = [ns for ns in self.mesh.namespaces if ns != SHARED]
-        baseline = "--no-push-scoping" in self.extra
+        baseline = self.baseline
         light = baseline or not self.mesh.shape.sidecars
         changes = 1 if light else self.options.changes
         try:
@@ -275,10 +277,6 @@ def main(argv: list[str] | None = None) -> int:
     args, options = parse_args(argv)
     names = args.scenarios.split(",")
     results = []
-    if "--no-push-scoping" not in control_flags() and "sotw-baseline" in names:
-        names.remove("sotw-baseline")
-        skipped = Result("sotw-baseline", notes=["not measured: no --no-push-scoping switch"])
-        results.append(skipped)
     print(f"mesh: {options.services} services, {options.namespaces} namespaces, "
           f"{options.proxies} proxies in {options.workers} client processes; logs in "
           f"{options.workdir}{'' if args.keep else ' (removed at the end; --keep keeps them)'}",

@@ -41,22 +41,20 @@ def memory_mb(pid: int) -> tuple[float, float]:
     return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
 
 
-def control_flags() -> str:
-    """`mizzen control --help`, to see which switches this build has."""
-    result = subprocess.run(
-        [sys.executable, "-m", "control.cli", "control", "--help"],
-        capture_output=True, text=True, check=False, timeout=60,
-    )  # fmt: skip
-    return result.stdout
-
-
 class ControlProcess:
     """`mizzen control --config-dir DIR` on the given xDS port (0: any), debug port any."""
 
-    def __init__(self, config_dir: Path, xds_port: int, extra: Sequence[str], log: Path) -> None:
+    def __init__(
+        self, config_dir: Path, xds_port: int, extra: Sequence[str], log: Path,
+        *, baseline: bool = False,
+    ) -> None:  # fmt: skip
+        """`baseline`: the benchmark's own unscoped control plane (`baseline.py`)."""
         self.started = time.monotonic()
         self._log = log.open("a")
-        argv = [sys.executable, "-m", "control.cli", "control", "--config-dir", str(config_dir),
+        command = [str(Path(__file__).with_name("baseline.py"))] if baseline else [
+            "-m", "control.cli", "control"
+        ]  # fmt: skip
+        argv = [sys.executable, *command, "--config-dir", str(config_dir),
                 "--xds-port", str(xds_port), "--debug-port", "0", "--log-level", "warning",
                 *extra]  # fmt: skip
         self.process = subprocess.Popen(

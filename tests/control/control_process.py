@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,14 @@ class RunningControl:
         assert "Traceback" not in self.process.stderr.read()
 
 
+BASELINE = Path(__file__).parents[2] / "hack" / "bench" / "baseline.py"
+
+
 @contextmanager
-def control_process(*args: str) -> Iterator[RunningControl]:
-    command = [sys.executable, "-m", "control.cli", "control", "--xds-port", "0",
-               "--debug-port", "0", *args]  # fmt: skip
+def control_process(*args: str, baseline: bool = False) -> Iterator[RunningControl]:
+    """`baseline`: the scale benchmark's unscoped control plane (same flags) instead."""
+    program = [str(BASELINE)] if baseline else ["-m", "control.cli", "control"]
+    command = [sys.executable, *program, "--xds-port", "0", "--debug-port", "0", *args]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as process:

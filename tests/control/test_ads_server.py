@@ -13,12 +13,13 @@ import pytest
 
 from control.cli.control_process import ControlPlane, ControlSettings
 from control.plane.model.state import MeshState
-from control.plane.xds.cache.versions import Sequence
+from control.plane.xds.cache.versions import VersionSequence
 from control.plane.xds.translate.proxy import Proxy
 from control.plane.xds.translate.proxy_resources import translate
 from control.plane.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, Resources
 from tests.control.ads_client import AdsClient
 from tests.control.planes import bookinfo_config, fast_settings
+from tests.control.translations import plane_translating_with
 from tests.control.waiting import eventually
 
 pytestmark = pytest.mark.anyio
@@ -52,7 +53,7 @@ def translator() -> SwitchableTranslator:
 @pytest.fixture
 async def plane(tmp_path: Path, translator: SwitchableTranslator) -> AsyncIterator[ControlPlane]:
     settings = fast_settings(bookinfo_config(tmp_path))
-    async with ControlPlane(settings, translator=translator) as running:
+    async with plane_translating_with(settings, translator) as running:
         yield running
 
 
@@ -216,7 +217,7 @@ async def test_a_preview_whose_translation_fails_is_a_json_error(tmp_path: Path)
 
     settings = ControlSettings(config_dir=tmp_path, xds_port=0, debug_port=0)
     async with (
-        ControlPlane(settings, translator=broken) as running,
+        plane_translating_with(settings, broken) as running,
         httpx.AsyncClient(trust_env=False) as http,
     ):
         base = f"http://127.0.0.1:{running.debug_port}"
@@ -238,6 +239,6 @@ async def test_a_node_id_that_is_not_a_sidecar_is_refused(plane: ControlPlane) -
 
 
 def test_versions_differ_across_processes() -> None:
-    a, b = Sequence(), Sequence()
+    a, b = VersionSequence(), VersionSequence()
     assert a.prefix != b.prefix
     assert [a.next(), a.next()] == [f"{a.prefix}-1", f"{a.prefix}-2"]

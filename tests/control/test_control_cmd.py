@@ -61,14 +61,23 @@ def test_bad_arguments_are_explained(tmp_path: Path, extra: list[str], message: 
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize(("flags", "everything"), [([], False), (["--no-push-scoping"], True)])
-def test_push_scoping_switch(tmp_path: Path, flags: list[str], everything: bool) -> None:
+@pytest.mark.parametrize(("command", "everything"), [("control", False), ("baseline", True)])
+def test_push_scoping_and_the_benchmark_baseline(
+    tmp_path: Path, command: str, everything: bool
+) -> None:
     shutil.copy(DATA / "mesh.yaml", tmp_path / "mesh.yaml")
-    with control_process("--config-dir", str(tmp_path), *flags) as control:
+    with control_process("--config-dir", str(tmp_path), baseline=command == "baseline") as control:
         with httpx.Client(trust_env=False, timeout=5) as http:
             push = http.get(f"{control.url('debug')}/debug/pushz").json()
-        # Scoped, the first push is analysed as "these hosts appeared"; unscoped, every
-        # push re-translates everything.
+        # Scoped, the first push is analysed as "these hosts appeared"; unscoped (the
+        # benchmark's own construction), every push re-translates everything.
         assert push["change"]["everything"] is everything
         assert push["version"]
         control.stop_cleanly()
+
+
+def test_the_baseline_is_not_a_product_switch(tmp_path: Path) -> None:
+    args = _mizzen("control", "--config-dir", str(tmp_path), "--no-push-scoping")
+    result = subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2
+    assert "unrecognized arguments: --no-push-scoping" in result.stderr

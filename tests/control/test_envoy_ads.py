@@ -21,6 +21,7 @@ from control.plane.xds.translate.proxy import Proxy
 from control.plane.xds.translate.proxy_resources import translate
 from control.plane.xds.translate.resources import LISTENER, Resources
 from tests.control.envoy_proc import dump_section, run_envoy
+from tests.control.translations import plane_translating_with
 from tests.control.waiting import eventually
 
 pytestmark = [pytest.mark.envoy, pytest.mark.anyio]
@@ -88,7 +89,7 @@ async def test_envoy_acks_follows_changes_and_survives_a_nack(tmp_path: Path) ->
     shutil.copy(DATA / "mesh.yaml", config_dir / "mesh.yaml")
     translator = BreakableTranslator()
     settings = ControlSettings(config_dir=config_dir, xds_port=0, debug_port=0)
-    async with ControlPlane(settings, translator=translator) as plane:
+    async with plane_translating_with(settings, translator) as plane:
         debug = httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{plane.debug_port}", trust_env=False, timeout=5
         )

@@ -16,6 +16,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from control.cli.control_process import ControlPlane, ControlSettings
 from control.plane.xds.translate.resources import CLUSTER, ROUTE
+from hack.bench.baseline import baseline_plane
 from tests.control.ads_client import AdsClient
 from tests.control.planes import fast_settings
 from tests.control.waiting import eventually
@@ -84,7 +85,7 @@ async def test_a_virtual_service_change_wakes_only_proxies_that_see_it(config: P
 
 
 async def test_without_scoping_every_proxy_gets_every_change(config: Path) -> None:
-    async with ControlPlane(_settings(config, scoping=False)) as plane:
+    async with baseline_plane(_settings(config), None) as plane:
         other = AdsClient(plane.xds_port, NODES["client-1.other"])
         try:
             await _subscribe(other)

@@ -15,6 +15,7 @@ from control.plane.xds.translate.index import MeshIndex
 from control.plane.xds.translate.proxy import parse_node
 from control.plane.xds.translate.proxy_resources import translate
 from control.plane.xds.translate.resources import CLUSTER, LISTENER, ROUTE
+from hack.bench.baseline import BaselineCache
 
 MESH = (Path(__file__).parent / "testdata" / "scoping" / "mesh.yaml").read_text()
 SHOP = "sidecar~10.244.0.10~productpage-1.shop~shop.svc.cluster.local"
@@ -142,7 +143,7 @@ def test_a_change_affects_only_the_scopes_that_see_it() -> None:
 
 
 def _cache(state: MeshState, scoping: bool, replicas: int) -> SnapshotCache:
-    cache = SnapshotCache(state, Metrics(), scoping=scoping)
+    cache = SnapshotCache(state, Metrics()) if scoping else BaselineCache(state, Metrics())
     for i in range(replicas):
         node = f"sidecar~10.9.9.{i}~ghost-{i}.other~other.svc.cluster.local"
         cache.watch(parse_node(node), lambda: None)

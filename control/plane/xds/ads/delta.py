@@ -23,17 +23,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import Message
 
-from control.plane.xds.ads.stream import WILDCARD_TYPES, Context, Stream
+from control.plane.xds.ads.stream import WILDCARD_TYPES, Context, Stream, StreamDeps
 from control.plane.xds.cache.snapshot import RESOURCE_VERSION_SCHEME
-from control.plane.xds.translate.resources import PUSH_ORDER, SHORT_NAMES
-
-if TYPE_CHECKING:
-    from control.plane.xds.ads.service import AdsService
+from control.plane.xds.translate.resources import PUSH_ORDER
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +52,8 @@ class _DeltaSubscription:
 class DeltaStream(Stream):
     api = "delta"
 
-    def __init__(self, service: AdsService, context: Context) -> None:
-        super().__init__(service, context)
+    def __init__(self, deps: StreamDeps, context: Context) -> None:
+        super().__init__(deps, context)
         self.subs: dict[str, _DeltaSubscription] = {}
         # Types to answer, and whether it is their first response (insertion order kept).
         self.to_answer: dict[str, bool] = {}
@@ -127,17 +123,8 @@ class DeltaStream(Stream):
         self, type_url: str, sub: _DeltaSubscription, nonce: str, message: str | None
     ) -> None:
         version = sub.pending.pop(nonce, None)
-        if version is None:
-            return  # not a nonce of ours in flight: stale or unknown
-        assert self.status is not None
-        if message is not None:
-            self.status.nacked(type_url, version, message)
-            self.service.metrics.nacks.labels(SHORT_NAMES[type_url]).inc()
-            log.warning("proxy %s rejected %s version %s: %s", self.status.proxy.key,
-                        SHORT_NAMES[type_url], version, message)  # fmt: skip
-        else:
-            self.status.acked(type_url, version)
-            self.observe_convergence(type_url, version)
+        if version is not None:  # else not a nonce of ours in flight: stale or unknown
+            self.answered(type_url, version, message)
 
     def on_change(self) -> list[Message]:
         responses: list[Message] = []
@@ -175,12 +162,11 @@ class DeltaStream(Stream):
                 # it holds all of the new version that concerns it.
                 self.status.caught_up(type_url, typed.version)
             return []
-        nonce = self.service.nonces.next()
+        nonce = self.deps.nonces.next()
         sub.pending[nonce] = typed.version
         while len(sub.pending) > _PENDING_NONCES:
             del sub.pending[next(iter(sub.pending))]
-        self.status.sent(type_url, typed.version)
-        self.service.metrics.pushes.labels(SHORT_NAMES[type_url]).inc()
+        self.sent(type_url, typed.version)
         return [
             discovery_pb2.DeltaDiscoveryResponse(
                 system_version_info=typed.version,

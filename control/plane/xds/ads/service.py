@@ -1,172 +1,48 @@
 """ADS: one gRPC stream per proxy carries clusters, endpoints, listeners and routes, in either
-variant the proxy's bootstrap asks for: State of the World (`StreamAggregatedResources`, here)
-or Delta (`DeltaAggregatedResources`, `delta.py`). The State-of-the-World rules:
-
-- The first request of each type on a stream is always answered with the full current state,
-  whatever `version_info` it carries: a proxy reconnecting (to a restarted or another replica)
-  reports versions this process never sent, and must not be taken to have them.
-- A request echoing the nonce of our latest response of its type is an ACK (or, with
-  `error_detail`, a NACK: logged, counted, the proxy keeps its last good config and we do not
-  resend the same version). A request with an older nonce is stale and ignored.
-- A change of the requested names (EDS, RDS) is answered at once.
-- Only the latest request of each type matters (it carries the names wanted and answers the
-  latest nonce; an older one is stale by the rules above), so requests that arrive faster than
-  they are served replace each other instead of queueing.
-- When the proxy's snapshot changes, every subscribed type whose version moved is pushed, in
-  the order clusters, endpoints, listeners, routes (make before break).
-"""
+variant the proxy's bootstrap asks for: State of the World (`sotw.py`) or Delta (`delta.py`).
+This is where a stream is assembled; a stream knows the snapshot cache only through the small
+`Watcher` protocol (`stream.py`), as go-control-plane's servers know only their cache
+interface."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
-from google.protobuf.message import Message
 
 from control.plane.metrics import Metrics
 from control.plane.status import SyncRegistry
 from control.plane.xds.ads.delta import DeltaStream
-from control.plane.xds.ads.stream import WILDCARD_TYPES, Context, Stream, StreamLimits
+from control.plane.xds.ads.sotw import SotwStream
+from control.plane.xds.ads.stream import StreamDeps, StreamLimits, Watcher
 from control.plane.xds.ads.throttle import SendLimiter
-from control.plane.xds.cache.snapshot_cache import SnapshotCache
-from control.plane.xds.cache.versions import Sequence
-from control.plane.xds.translate.resources import PUSH_ORDER, SHORT_NAMES
-
-log = logging.getLogger(__name__)
+from control.plane.xds.cache.versions import VersionSequence
 
 
 class AdsService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
     def __init__(
         self,
-        cache: SnapshotCache,
+        watcher: Watcher,
         sync: SyncRegistry,
         metrics: Metrics,
-        nonces: Sequence,
+        nonces: VersionSequence,
         limiter: SendLimiter | None = None,
         limits: StreamLimits | None = None,
     ) -> None:
-        self.cache = cache
-        self.sync = sync
-        self.metrics = metrics
-        self.nonces = nonces
-        self.limiter = limiter or SendLimiter(metrics)
-        self.limits = limits or StreamLimits()
+        limiter = limiter or SendLimiter(metrics)
+        self.deps = StreamDeps(watcher, sync, metrics, nonces, limiter, limits or StreamLimits())
 
     async def StreamAggregatedResources(  # noqa: N802 - the gRPC method's name
         self,
         request_iterator: AsyncIterator[discovery_pb2.DiscoveryRequest],
         context: grpc.aio.ServicerContext[object, object],
     ) -> None:
-        await SotwStream(self, context).serve(request_iterator)
+        await SotwStream(self.deps, context).serve(request_iterator)
 
     async def DeltaAggregatedResources(  # noqa: N802 - the gRPC method's name
         self,
         request_iterator: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
         context: grpc.aio.ServicerContext[object, object],
     ) -> None:
-        await DeltaStream(self, context).serve(request_iterator)
-
-
-@dataclass
-class _Subscription:
-    names: frozenset[str]
-    nonce: str = ""
-    version: str | None = None
-
-
-class SotwStream(Stream):
-    api = "sotw"
-
-    def __init__(self, service: AdsService, context: Context) -> None:
-        super().__init__(service, context)
-        self.subs: dict[str, _Subscription] = {}
-        self.pending: dict[str, discovery_pb2.DiscoveryRequest] = {}  # latest, by type
-        self.names_held: dict[str, int] = {}  # names of the latest request of each type
-
-    def accept(self, request: discovery_pb2.DiscoveryRequest) -> None:
-        type_url = request.type_url
-        if type_url not in PUSH_ORDER:
-            log.debug("ignoring a request for unserved type %.200r", type_url)
-            return
-        self.names_held[type_url] = len(request.resource_names)
-        self.check_names(sum(self.names_held.values()), "requested")
-        self.pending.pop(type_url, None)  # the newer request supersedes it (and moves last)
-        self.pending[type_url] = request
-
-    def on_requests(self) -> list[Message]:
-        responses: list[Message] = []
-        while self.pending:
-            type_url = next(iter(self.pending))
-            responses += self.on_request(self.pending.pop(type_url))
-        return responses
-
-    def on_request(self, request: discovery_pb2.DiscoveryRequest) -> list[Message]:
-        type_url = request.type_url
-        names = frozenset(n for n in request.resource_names if n != "*")
-        sub = self.subs.get(type_url)
-        if sub is None or not request.response_nonce:
-            self.subs[type_url] = _Subscription(names)
-            return self._respond(type_url)
-        if request.response_nonce != sub.nonce:
-            return []  # stale: answers a response that a newer one superseded
-        assert self.status is not None
-        if request.HasField("error_detail"):
-            self._nack(type_url, sub.version or "", request.error_detail.message)
-        else:
-            self.status.acked(type_url, request.version_info)
-            self.observe_convergence(type_url, request.version_info)
-        if type_url not in WILDCARD_TYPES and names != sub.names:
-            sub.names = names
-            return self._respond(type_url)
-        return []
-
-    def _nack(self, type_url: str, version: str, message: str) -> None:
-        assert self.status is not None
-        assert self.watch is not None
-        self.status.nacked(type_url, version, message)
-        self.service.metrics.nacks.labels(SHORT_NAMES[type_url]).inc()
-        log.warning("proxy %s rejected %s version %s: %s",
-                    self.watch.proxy.key, SHORT_NAMES[type_url], version, message)  # fmt: skip
-
-    def on_change(self) -> list[Message]:
-        snapshot = self.watch.snapshot if self.watch else None
-        if snapshot is None:
-            return []
-        responses = []
-        for type_url in PUSH_ORDER:
-            sub = self.subs.get(type_url)
-            if sub is not None and sub.version != snapshot.version(type_url):
-                responses += self._respond(type_url)
-        return responses
-
-    def _respond(self, type_url: str) -> list[Message]:
-        snapshot = self.watch.snapshot if self.watch else None
-        if snapshot is None:
-            return []  # nothing consistent yet: answered when a snapshot arrives
-        sub = self.subs[type_url]
-        typed = snapshot.types[type_url]
-        if sub.names and type_url not in WILDCARD_TYPES:
-            # Names the server does not have cost nothing: walk the smaller side.
-            if len(sub.names) < len(typed.resources):
-                found = sorted(n for n in sub.names if n in typed.resources)
-                resources = [typed.resources[n] for n in found]
-            else:
-                resources = [r for n, r in typed.resources.items() if n in sub.names]
-        else:
-            resources = list(typed.resources.values())
-        sub.nonce = self.service.nonces.next()
-        sub.version = typed.version
-        assert self.status is not None
-        self.status.sent(type_url, typed.version)
-        self.service.metrics.pushes.labels(SHORT_NAMES[type_url]).inc()
-        return [
-            discovery_pb2.DiscoveryResponse(
-                version_info=typed.version,
-                resources=resources,
-                type_url=type_url,
-                nonce=sub.nonce,
-            )
-        ]
+        await DeltaStream(self.deps, context).serve(request_iterator)

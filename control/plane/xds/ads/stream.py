@@ -19,20 +19,20 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import grpc
 from envoy.config.core.v3 import base_pb2
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from control.plane.status import StreamStatus
-from control.plane.xds.cache.snapshot_cache import Watch
+from control.plane.metrics import Metrics
+from control.plane.status import StreamStatus, SyncRegistry
+from control.plane.xds.ads.throttle import SendLimiter
+from control.plane.xds.cache.snapshot import Snapshot
+from control.plane.xds.cache.versions import VersionSequence
 from control.plane.xds.translate.proxy import Proxy, ProxyIdError, parse_node
-from control.plane.xds.translate.resources import CLUSTER, LISTENER
-
-if TYPE_CHECKING:
-    from control.plane.xds.ads.service import AdsService
+from control.plane.xds.translate.resources import CLUSTER, LISTENER, SHORT_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,35 @@ class StreamLimits:
     max_names: int = 100_000  # resource names per request, and held by a stream (all types)
     requests_per_second: float = 100.0  # sustained
     request_burst: int = 200
+
+
+class ProxyWatch(Protocol):
+    """A stream's hold on its proxy's snapshot (the cache's `Watch`)."""
+
+    proxy: Proxy
+    snapshot: Snapshot | None
+    last_error: str | None
+
+    def close(self) -> None: ...
+
+
+class Watcher(Protocol):
+    """What a stream needs of the snapshot cache: to watch its proxy's snapshot, being told
+    (`notify`) when it changes. The only thing a stream knows of the cache."""
+
+    def watch(self, proxy: Proxy, notify: Callable[[], None]) -> ProxyWatch: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDeps:
+    """Everything an ADS stream uses, assembled once by `AdsService`."""
+
+    watcher: Watcher
+    sync: SyncRegistry
+    metrics: Metrics
+    nonces: VersionSequence
+    limiter: SendLimiter
+    limits: StreamLimits
 
 
 class StreamRefusedError(Exception):
@@ -83,17 +112,17 @@ class _RequestBudget:
 class Stream:
     api = "sotw"
 
-    def __init__(self, service: AdsService, context: Context) -> None:
-        self.service = service
+    def __init__(self, deps: StreamDeps, context: Context) -> None:
+        self.deps = deps
         self.context = context
-        self.limits: StreamLimits = service.limits
+        self.limits: StreamLimits = deps.limits
         self.wake = asyncio.Event()
         self.node: base_pb2.Node | None = None  # from the first request
         self.received = False
         self.changed = False
         self.ended = False
         self.refused: str | None = None  # why the stream is being closed
-        self.watch: Watch | None = None
+        self.watch: ProxyWatch | None = None
         self.status: StreamStatus | None = None
         self.observed_generation = 0
         self._budget = _RequestBudget(
@@ -123,11 +152,11 @@ class Stream:
     async def _refuse(self, reason: str) -> None:
         """Close the stream with RESOURCE_EXHAUSTED; a client that takes nothing (its window is
         full) cannot take the status either, and is dropped after the send timeout."""
-        self.service.metrics.refused_streams.inc()
+        self.deps.metrics.refused_streams.inc()
         log.warning("closing the ADS stream of %s: %s", self._who(), reason)
         status = self.context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, reason)
         try:
-            await asyncio.wait_for(status, self.service.limiter.slow_after)
+            await asyncio.wait_for(status, self.deps.limiter.slow_after)
         except TimeoutError:
             log.debug("the ADS client of %s takes no status either: dropped", self._who())
 
@@ -147,7 +176,6 @@ class Stream:
                 return
             if self.changed:
                 self.changed = False
-                self._refresh_error()
                 for response in self.on_change():
                     await self.send(response)
 
@@ -170,7 +198,7 @@ class Stream:
             # The loop closes the stream once its write is done; a client that does not read
             # would hold that write for ever, so after the send timeout the write is given up.
             stop = asyncio.get_running_loop().call_later(
-                self.service.limiter.slow_after, serving.cancel
+                self.deps.limiter.slow_after, serving.cancel
             )
             serving.add_done_callback(lambda _: stop.cancel())
         except Exception as error:  # the stream broke: end it, whatever grpc raised
@@ -206,7 +234,7 @@ class Stream:
             return  # closing: nothing more for this client
         status.sending_since = time.monotonic()
         try:
-            await self.service.limiter.send(lambda: self.context.write(response), slow)
+            await self.deps.limiter.send(lambda: self.context.write(response), slow)
         except Exception as error:  # grpc raises its own (private) types for a dead stream
             raise _StreamBrokenError(f"{type(error).__name__}: {error}") from None
         status.sending_since = None
@@ -223,26 +251,39 @@ class Stream:
         except ProxyIdError as error:
             await self.context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             raise  # abort raises; this only tells the type checker
-        self.status = self.service.sync.open(proxy)
-        self.status.api = self.api
-        self.service.metrics.connected.inc()
-        watch = self.service.cache.watch(proxy, self._notify)
+        watch = self.deps.watcher.watch(proxy, self._notify)
         self.watch = watch
-        self.status.snapshot = lambda: watch.snapshot
-        self.status.error = watch.last_error
+        self.status = self.deps.sync.open(proxy, watch, self.api)
+        self.deps.metrics.connected.inc()
         log.info("proxy %s connected (%s, %s)", proxy.key, self.api, proxy.node_id)
 
     def _close(self) -> None:
         if self.watch is not None:
-            self.service.cache.cancel(self.watch)
-            self.service.metrics.connected.dec()
+            self.watch.close()
+            self.deps.metrics.connected.dec()
             log.info("proxy %s disconnected", self.watch.proxy.key)
         if self.status is not None:
-            self.service.sync.close(self.status)
+            self.deps.sync.close(self.status)
 
-    def _refresh_error(self) -> None:
-        if self.status is not None and self.watch is not None:
-            self.status.error = self.watch.last_error
+    def answered(self, type_url: str, version: str, nack: str | None) -> None:
+        """The proxy's answer to a response of ours (the one path for ACKs and NACKs of both
+        variants): recorded for `/debug/syncz`; a NACK is counted and logged (the proxy keeps
+        its last good config), an ACK of the latest snapshot ends its convergence time."""
+        assert self.status is not None
+        if nack is None:
+            self.status.acked(type_url, version)
+            self.observe_convergence(type_url, version)
+            return
+        self.status.nacked(type_url, version, nack)
+        self.deps.metrics.nacks.labels(SHORT_NAMES[type_url]).inc()
+        log.warning("proxy %s rejected %s version %s: %s",
+                    self.status.proxy.key, SHORT_NAMES[type_url], version, nack)  # fmt: skip
+
+    def sent(self, type_url: str, version: str) -> None:
+        """A response of this type and snapshot version is on its way."""
+        assert self.status is not None
+        self.status.sent(type_url, version)
+        self.deps.metrics.pushes.labels(SHORT_NAMES[type_url]).inc()
 
     def observe_convergence(self, type_url: str, version: str) -> None:
         snapshot = self.watch.snapshot if self.watch else None
@@ -250,7 +291,7 @@ class Stream:
             return
         if snapshot.version(type_url) == version:
             self.observed_generation = snapshot.generation
-            self.service.metrics.convergence.observe(time.monotonic() - snapshot.changed_at)
+            self.deps.metrics.convergence.observe(time.monotonic() - snapshot.changed_at)
 
     def accept(self, request: Any) -> None:
         """Take in one request, as it arrives: keep what still matters, in bounded space.

@@ -114,16 +114,14 @@ def build_snapshot(
     version: str,
     changed_at: float,
     packer: Packer | None = None,
-    *,
-    keep_versions: bool = True,
 ) -> Snapshot:
-    """`keep_versions`: a type whose content did not change keeps its version (not pushed)."""
+    """A type whose content did not change keeps its version (it is not pushed again)."""
     packed = (packer or Packer()).pack(resources)
     types: dict[str, TypeSnapshot] = {}
     for type_url in PUSH_ORDER:
         content = packed[type_url]
         before = previous.types.get(type_url) if previous else None
-        kept = keep_versions and before is not None and before.digest == content.digest
+        kept = before is not None and before.digest == content.digest
         type_version = before.version if kept and before else version
         types[type_url] = TypeSnapshot(
             type_version, content.resources, content.digest, content.resource_versions,

@@ -1,12 +1,12 @@
 """The snapshot cache: the current mesh state, and the latest consistent snapshot of every
 connected proxy.
 
-A new state is a push. With push scoping (the default) the push translates only what the change
-can affect (`MeshTranslation.successor`), shares each translation between the proxies with the
-same inputs, and wakes only the proxies whose resources changed. Without it (the baseline a
-benchmark compares against) every proxy is translated on its own and pushed on every change.
-A snapshot that fails the consistency check is refused (logged, counted) and the proxy keeps
-its previous one."""
+A new state is a push. The push translates only what the change can affect
+(`MeshTranslation.successor`), shares each translation between the proxies with the same inputs,
+and wakes only the proxies whose resources changed; a type whose content did not change keeps
+its version and is not sent again. A snapshot that fails the consistency check is refused
+(logged, counted) and the proxy keeps its previous one. (The benchmark's baseline, every proxy
+translated alone and pushed on every change, is built in `hack/bench/baseline.py`.)"""
 
 from __future__ import annotations
 
@@ -20,27 +20,29 @@ from typing import Any
 from control.plane.metrics import Metrics
 from control.plane.model.state import MeshState
 from control.plane.xds.cache.snapshot import Packer, Snapshot, build_snapshot, same_content
-from control.plane.xds.cache.versions import Sequence
+from control.plane.xds.cache.versions import VersionSequence
 from control.plane.xds.translate import consistency
 from control.plane.xds.translate.proxy import Proxy
-from control.plane.xds.translate.proxy_resources import translate
 from control.plane.xds.translate.resources import Resources
 from control.plane.xds.translate.shared import MeshTranslation
 
 log = logging.getLogger(__name__)
 
-Translator = Callable[[MeshState, Proxy], Resources]
-
 
 class Watch:
-    """One ADS stream's interest in its proxy's snapshot; `notify` wakes the stream."""
+    """One ADS stream's interest in its proxy's snapshot; `notify` wakes the stream. The
+    stream reads `snapshot` and `last_error` from here (never a copy) and `close`s it."""
 
-    def __init__(self, proxy: Proxy, notify: Callable[[], None]) -> None:
+    def __init__(self, cache: SnapshotCache, proxy: Proxy, notify: Callable[[], None]) -> None:
+        self._cache = cache
         self.proxy = proxy
         self.notify = notify
         self.snapshot: Snapshot | None = None
         self.last_error: str | None = None
         self.resources: Resources | None = None  # the last translation (shared object)
+
+    def close(self) -> None:
+        self._cache.cancel(self)
 
 
 @dataclass
@@ -74,17 +76,15 @@ class SnapshotCache:
         self,
         state: MeshState,
         metrics: Metrics,
-        translator: Translator = translate,
-        versions: Sequence | None = None,
+        versions: VersionSequence | None = None,
         *,
-        scoping: bool = True,
+        translation: MeshTranslation | None = None,
     ) -> None:
+        """`translation`: the first state's translation, of the kind every later one is made
+        by (`MeshTranslation`; a test may pass its own); by default `MeshTranslation(state)`."""
         self.metrics = metrics
-        self.translator = translator
-        self.custom = translator is not translate  # a test's translator: no sharing
-        self.scoping = scoping
-        self.versions = versions or Sequence()
-        self.translation = MeshTranslation(state)
+        self.versions = versions or VersionSequence()
+        self.translation = translation or MeshTranslation(state)
         self.packer = Packer()
         self._checked: dict[int, tuple[Resources, list[str]]] = {}  # this push's checks
         self.watches: set[Watch] = set()
@@ -95,7 +95,7 @@ class SnapshotCache:
         return self.translation.state
 
     def watch(self, proxy: Proxy, notify: Callable[[], None]) -> Watch:
-        watch = Watch(proxy, notify)
+        watch = Watch(self, proxy, notify)
         self._update(watch, time.monotonic(), self.versions.next())
         self.watches.add(watch)
         return watch
@@ -127,16 +127,12 @@ class SnapshotCache:
 
     def _begin(self, state: MeshState, changed_at: float | None) -> tuple[PushRecord, list[Watch]]:
         started = time.monotonic()
-        if self.scoping and not self.custom:
-            try:
-                self.translation, change = self.translation.successor(state)
-                described = change.describe()
-            except Exception:  # a bug in the change analysis: translate everything afresh
-                log.exception("change analysis failed; this push re-translates everything")
-                self.translation = MeshTranslation(state)
-                described = {"everything": True}
-        else:
-            self.translation = MeshTranslation(state)
+        try:
+            self.translation, change = self.translation.successor(state)
+            described = change.describe()
+        except Exception:  # a bug in the change analysis: translate everything afresh
+            log.exception("change analysis failed; this push re-translates everything")
+            self.translation = self.translation.fresh(state)
             described = {"everything": True}
         self.packer.next_push()
         self._checked = {}
@@ -167,15 +163,6 @@ class SnapshotCache:
 
     def snapshot_for(self, proxy: Proxy) -> Resources:
         """Translate for any proxy, connected or not (the debug endpoint's preview)."""
-        if self.custom:
-            return self.translator(self.state, proxy)
-        return self.translation.for_proxy(proxy)
-
-    def _translate(self, proxy: Proxy) -> Resources:
-        if self.custom:
-            return self.translator(self.state, proxy)
-        if not self.scoping:  # the baseline: nothing shared
-            return self.translation.alone(proxy)
         return self.translation.for_proxy(proxy)
 
     def _problems(self, resources: Resources) -> list[str]:
@@ -188,13 +175,13 @@ class SnapshotCache:
     def _update(self, watch: Watch, changed_at: float, version: str) -> bool:
         """Re-translate one proxy; True when it has a new snapshot to push."""
         try:
-            resources = self._translate(watch.proxy)
+            resources = self.translation.for_proxy(watch.proxy)
         except Exception as error:  # a translation bug must not take the stream down
             self.metrics.translation_errors.inc()
             watch.last_error = f"translation failed: {type(error).__name__}: {error}"
             log.exception("translation for %s failed; keeping its last snapshot", watch.proxy.key)
             return False
-        if self.scoping and resources is watch.resources and watch.snapshot is not None:
+        if resources is watch.resources and watch.snapshot is not None:
             return False  # the same shared object as before: nothing of this proxy changed
         watch.resources = resources
         problems = self._problems(resources)
@@ -204,11 +191,15 @@ class SnapshotCache:
             log.error("snapshot for %s refused: %s", watch.proxy.key, "; ".join(problems[:20]))
             return False
         watch.last_error = None
-        candidate = build_snapshot(
-            resources, watch.snapshot, version, changed_at, self.packer,
-            keep_versions=self.scoping,
-        )  # fmt: skip
-        if self.scoping and same_content(watch.snapshot, candidate):
+        candidate = self._snapshot(watch.snapshot, resources, version, changed_at)
+        if candidate is None:
             return False
         watch.snapshot = candidate
         return True
+
+    def _snapshot(
+        self, previous: Snapshot | None, resources: Resources, version: str, changed_at: float
+    ) -> Snapshot | None:
+        """The proxy's next snapshot, or None when its content is what it has already."""
+        candidate = build_snapshot(resources, previous, version, changed_at, self.packer)
+        return None if same_content(previous, candidate) else candidate

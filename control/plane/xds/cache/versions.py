@@ -8,7 +8,7 @@ import itertools
 import secrets
 
 
-class Sequence:
+class VersionSequence:
     def __init__(self, prefix: str | None = None) -> None:
         self.prefix = prefix or secrets.token_hex(6)
         self._counter = itertools.count(1)

@@ -51,15 +51,13 @@ class MeshTranslation:
     def for_proxy(self, proxy: Proxy) -> Resources:
         return self.resources(self.inputs(proxy))
 
-    def alone(self, proxy: Proxy) -> Resources:
-        """Translated for this proxy only, nothing shared or kept (the benchmark's baseline)."""
-        inputs = self.inputs(proxy)
-        self.translations += 1
-        return merge(outbound_resources(self.index, inputs), inbound_resources(inputs.inbound))
+    def fresh(self, state: MeshState) -> MeshTranslation:
+        """A translation of `state` of the same kind, with nothing carried over."""
+        return MeshTranslation(state)
 
     def successor(self, state: MeshState) -> tuple[MeshTranslation, Change]:
         """The translation of `state`, keeping the outbound halves `diff` says are unaffected."""
-        following = MeshTranslation(state)
+        following = self.fresh(state)
         change = diff(self.state, state, self.index.registry, following.index.registry)
         if not change.everything:
             kept = {k for k in self._outbound if not change.affects(k[0])}
