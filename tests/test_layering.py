@@ -1,4 +1,4 @@
-"""The layering of DESIGN.md, enforced: pure packages import no I/O, and the webhook sits above
+"""The layering, enforced: pure packages import no I/O, and the webhook sits above
 the control plane's API only. Lazy (function-level) imports count too."""
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from control.cli.control_process import ControlPlane, ControlSettings
 from control.cli.settings_files import injection_for_mesh, load_injection_config
-from control.config.mesh import MeshConfig, load_mesh_config
+from control.config.mesh_config import MeshConfig, load_mesh_config
 from control.config.settings import describe
 from control.plane.sources.base import ConfigSource
 from control.plane.sources.file import FileLimits

@@ -18,14 +18,14 @@ import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc
 from pydantic import BaseModel, ConfigDict, Field
 
-from control.config.mesh import MeshConfig
+from control.config.mesh_config import MeshConfig
 from control.plane.debounce import Debouncer
 from control.plane.debug import build_app
 from control.plane.metrics import Metrics
 from control.plane.model.state import MeshState
 from control.plane.sources.base import ConfigSource
 from control.plane.sources.file import FileLimits, FileSource
-from control.plane.status import SyncRegistry
+from control.plane.sync_status import SyncRegistry
 from control.plane.xds.ads.service import AdsService
 from control.plane.xds.ads.stream import StreamLimits
 from control.plane.xds.ads.throttle import SendLimiter

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
-from control.config.mesh import MeshConfig
+from control.config.mesh_config import MeshConfig
 from control.config.settings import SettingsFileError, describe, read_mapping
 from injector import InjectionConfig
 

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from control.plane.metrics import Metrics
 from control.plane.model.state import ConfigProblem
-from control.plane.status import SyncRegistry
+from control.plane.sync_status import SyncRegistry
 from control.plane.xds.cache.snapshot_cache import SnapshotCache
 from control.plane.xds.translate.proxy import ProxyIdError, parse_node
 from control.plane.xds.translate.resources import PUSH_ORDER, SHORT_NAMES

@@ -1,7 +1,7 @@
 """Applies, replaces or removes the mesh's nat rules in the current network namespace.
 
 Each family is changed by one `iptables-restore --noflush` transaction (see
-`control.redirect.state`): read the table, compute the text that leaves exactly the new ruleset,
+`control.redirect.nat_state`): read the table, compute the text that leaves exactly the new ruleset,
 restore. A restore rejected because the table changed in between is retried once on a fresh read.
 """
 
@@ -19,9 +19,9 @@ from control.redirect.backend import (
     choose_backend,
     usable_backends,
 )
+from control.redirect.nat_state import NatState, cleanup_text, replace_text
 from control.redirect.rules import IpFamily, Ruleset, build_ruleset
 from control.redirect.runner import Runner
-from control.redirect.state import NatState, cleanup_text, replace_text
 from injector.redirect.spec import RedirectSpec
 
 _ATTEMPTS = 2

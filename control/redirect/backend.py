@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from control.redirect.nat_state import NatState, parse_nat_state
 from control.redirect.rules import IpFamily
 from control.redirect.runner import Runner
-from control.redirect.state import NatState, parse_nat_state
 
 
 class BackendChoice(StrEnum):

@@ -1,6 +1,6 @@
 """The nat-table ruleset for a `RedirectSpec`, as `iptables-restore` text (pure).
 
-The rules follow istio-init's REDIRECT mode (see FACTS.md, "iptables") with mizzen's chain names:
+The rules follow istio-init's REDIRECT mode (its `iptables` ruleset) with mizzen's chain names:
 
 - PREROUTING → MIZZEN_INBOUND: excluded interfaces and ports return, the rest (or only the
   included ports) → MIZZEN_IN_REDIRECT (REDIRECT to the inbound port, 15006).
@@ -16,7 +16,7 @@ come before the `lo` return rules, so a proxy that shares only the gid (e.g. a r
 OpenShift) still takes the inbound path.
 
 Only the mesh's own chains hold rules; the built-in chains get one jump each. That keeps a re-run
-and a clean-up simple (see `state.py`).
+and a clean-up simple (see `nat_state.py`).
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def _owners(spec: RedirectSpec) -> Sequence[tuple[str, str]]:
 
 
 def _outbound_rules(spec: RedirectSpec, family: IpFamily) -> list[Rule]:
-    """OUTPUT's part, in the order of FACTS.md; see the module docstring."""
+    """OUTPUT's part, in istio-init's order; see the module docstring."""
     owners = _owners(spec)
     rules = [Rule(OUTPUT, ("-o", name, "-j", "RETURN")) for name in spec.exclude_interfaces]
     rules.append(Rule(OUTPUT, ("-o", "lo", "-s", family.passthrough_source, "-j", "RETURN")))

@@ -1,1 +1,2 @@
-"""Traffic redirection: the flags of `mizzen init` and the iptables ruleset they produce (pure)."""
+"""Traffic redirection: the flags of `mizzen init` (`spec`, pure), the contract between the
+injector and the init container. The ruleset they produce is `control.redirect.rules`."""

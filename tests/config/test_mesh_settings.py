@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from control.cli.settings_files import injection_for_mesh
 from control.config.files import SETTINGS_MAX_BYTES
-from control.config.mesh import MeshConfig, load_mesh_config
+from control.config.mesh_config import MeshConfig, load_mesh_config
 from control.config.settings import SettingsFileError, read_mapping
 from injector import InjectionConfig
 

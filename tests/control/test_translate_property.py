@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from control.config.mesh import MeshConfig, OutboundMode, OutboundTrafficPolicy
+from control.config.mesh_config import MeshConfig, OutboundMode, OutboundTrafficPolicy
 from control.plane.model.build import build_state
 from control.plane.model.state import Document
 from control.plane.xds.translate import consistency

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from control.config.loader import parse_text
-from control.config.mesh import MeshConfig
+from control.config.mesh_config import MeshConfig
 from control.plane.model.build import build_state
 from control.plane.xds.translate.proxy import parse_node
 from control.plane.xds.translate.proxy_resources import translate

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from control.redirect.nat_state import cleanup_text, parse_nat_state, replace_text
 from control.redirect.rules import IpFamily, build_ruleset
-from control.redirect.state import cleanup_text, parse_nat_state, replace_text
 from injector.redirect.spec import RedirectSpec
 
 SAVED = """\

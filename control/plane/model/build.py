@@ -18,7 +18,7 @@ from control.api.registry import MeshResource
 from control.api.report import ValidationReport
 from control.api.validate import inspect_resource
 from control.config.loader import list_items
-from control.config.mesh import MeshConfig
+from control.config.mesh_config import MeshConfig
 from control.plane.model.endpoints import service_endpoints
 from control.plane.model.kube_objects import (
     DEFAULT_NAMESPACE,

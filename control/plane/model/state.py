@@ -16,7 +16,7 @@ from control.api.models.service_entry import ServiceEntry
 from control.api.models.virtual_service import VirtualService
 from control.api.registry import MeshResource
 from control.config.loader import Document
-from control.config.mesh import MeshConfig
+from control.config.mesh_config import MeshConfig
 from control.plane.model.endpoints import Endpoint
 from control.plane.model.kube_objects import Namespace, Service, Workload
 
@@ -64,13 +64,6 @@ class MeshState:
 
     def workload(self, namespace: str, name: str) -> Workload | None:
         return self.workloads.get((namespace, name))
-
-    def workload_by_ip(self, ip: str) -> Workload | None:
-        """The pod holding `ip` (the first by key when several claim it)."""
-        for workload in self.workloads.values():
-            if workload.ip == ip:
-                return workload
-        return None
 
     def summary(self) -> dict[str, int]:
         """Counts per kind, for the debug endpoint and logs."""

@@ -41,7 +41,7 @@ from pathlib import Path
 from control.config import files
 from control.config.files import FileReadError
 from control.config.loader import SUFFIXES, TooManyDocumentsError, parse_text
-from control.config.mesh import MeshConfig
+from control.config.mesh_config import MeshConfig
 from control.plane.model.build import BuildCache, ObjectId, build_state, judge
 from control.plane.model.state import ConfigProblem, Document, MeshState
 

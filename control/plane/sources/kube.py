@@ -26,7 +26,7 @@ import urllib3
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.config import ConfigException, load_incluster_config, load_kube_config
 
-from control.config.mesh import MeshConfig
+from control.config.mesh_config import MeshConfig
 from control.plane.model.build import build_state
 from control.plane.model.state import ConfigProblem, Document, MeshState
 from control.plane.sources.kube_api import KubeApi, KubeApiError

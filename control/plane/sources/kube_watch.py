@@ -82,7 +82,7 @@ def _mesh_kinds() -> tuple[ResourceKind, ...]:
     )
 
 
-# What the control plane reads. EndpointSlices are watched as the issue asks, but the model derives
+# What the control plane reads. EndpointSlices are watched (kept current), but the model derives
 # endpoints from Services and Pods (as for the file source): flip `feeds_model` when it reads them.
 WATCHED_KINDS: tuple[ResourceKind, ...] = (
     ResourceKind("", ("v1",), "namespaces", "Namespace"),

@@ -12,7 +12,7 @@ import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from control.plane.metrics import Metrics
-from control.plane.status import SyncRegistry
+from control.plane.sync_status import SyncRegistry
 from control.plane.xds.ads.delta import DeltaStream
 from control.plane.xds.ads.sotw import SotwStream
 from control.plane.xds.ads.stream import StreamDeps, StreamLimits, Watcher

@@ -27,7 +27,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from control.plane.metrics import Metrics
-from control.plane.status import StreamStatus, SyncRegistry
+from control.plane.sync_status import StreamStatus, SyncRegistry
 from control.plane.xds.ads.throttle import SendLimiter
 from control.plane.xds.cache.snapshot import Snapshot
 from control.plane.xds.cache.versions import VersionSequence

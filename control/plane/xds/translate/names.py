@@ -29,11 +29,3 @@ def listener_name(address: str, port: int) -> str:
 
 def route_name(port: int) -> str:
     return str(port)
-
-
-def parse_outbound_cluster(name: str) -> tuple[int, str, str] | None:
-    """`outbound|9080|v1|reviews.default.svc.cluster.local` -> (9080, "v1", host)."""
-    parts = name.split("|")
-    if len(parts) != 4 or parts[0] != "outbound" or not parts[1].isdigit():
-        return None
-    return int(parts[1]), parts[2], parts[3]

@@ -6,6 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from control.config.node_metadata import (
+    META_LABELS,
+    META_NAME,
+    META_NAMESPACE,
+    META_SERVICE_ACCOUNT,
+    NODE_TYPE,
+)
 from control.plane.model.state import MeshState
 
 
@@ -33,9 +40,9 @@ class Proxy:
 
 def parse_node(node_id: str, metadata: Mapping[str, Any] | None = None) -> Proxy:
     """Read Istio's node id; `metadata` (the node's struct as a dict) may add labels and the
-    service account under Istio's keys LABELS and SERVICE_ACCOUNT."""
+    service account (the keys of the agent's contract, `control.config.node_metadata`)."""
     parts = node_id.split("~")
-    if len(parts) != 4 or parts[0] != "sidecar":
+    if len(parts) != 4 or parts[0] != NODE_TYPE:
         raise ProxyIdError(
             f"node id {node_id[:200]!r} is not "
             "sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.<domain>"
@@ -45,16 +52,16 @@ def parse_node(node_id: str, metadata: Mapping[str, Any] | None = None) -> Proxy
     if not ip or not dot or not pod or not namespace:
         raise ProxyIdError(f"node id {node_id[:200]!r}: expected <ip> and <pod>.<namespace>")
     meta = metadata or {}
-    raw_labels = meta.get("LABELS")
+    raw_labels = meta.get(META_LABELS)
     labels = (
         {str(k): str(v) for k, v in raw_labels.items()} if isinstance(raw_labels, Mapping) else {}
     )
-    account = meta.get("SERVICE_ACCOUNT")
+    account = meta.get(META_SERVICE_ACCOUNT)
     return Proxy(
         node_id=node_id,
         ip=ip,
-        pod=str(meta.get("NAME") or pod),
-        namespace=str(meta.get("NAMESPACE") or namespace),
+        pod=str(meta.get(META_NAME) or pod),
+        namespace=str(meta.get(META_NAMESPACE) or namespace),
         labels=labels,
         service_account=account if isinstance(account, str) and account else "default",
     )

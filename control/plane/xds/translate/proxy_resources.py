@@ -6,7 +6,7 @@ from typing import Any
 
 from control.api.models.virtual_service import VirtualService
 from control.api.registry import MeshResource
-from control.config.mesh import OutboundMode
+from control.config.mesh_config import OutboundMode
 from control.plane.model.endpoints import labels_match
 from control.plane.model.state import MeshState
 from control.plane.xds.translate import names

@@ -9,7 +9,7 @@ from typing import Any
 from control.api.models.destination_rule import DestinationRule
 from control.api.models.virtual_service import Destination, VirtualService
 from control.api.registry import MeshResource
-from control.config.mesh import OutboundMode
+from control.config.mesh_config import OutboundMode
 from control.plane.xds.translate import names
 from control.plane.xds.translate.http_routes import default_retry_policy, envoy_routes
 from control.plane.xds.translate.policy import effective_policy, hash_policy

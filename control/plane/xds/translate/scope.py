@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from control.api.models.sidecar import Sidecar
 from control.api.registry import MeshResource
-from control.config.mesh import OutboundMode
+from control.config.mesh_config import OutboundMode
 from control.plane.model.endpoints import labels_match
 
 EgressHost = tuple[str, str]  # (namespace or "*", dnsName pattern), "." already resolved
