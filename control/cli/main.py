@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
+from control.config.loader import LibyamlMissingError
+
 
 class Command(Protocol):
     """What a subcommand module provides."""
@@ -56,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(arguments)
     try:
         return _load(args.command).run(args)
+    except LibyamlMissingError as error:
+        sys.stderr.write(f"mizzen {args.command}: {error}\n")
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

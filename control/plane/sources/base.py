@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Protocol
 
@@ -24,3 +25,13 @@ class ConfigSource(Protocol):
         ...
 
     async def run(self, on_change: Callable[[MeshState], None]) -> None: ...
+
+
+def log_new_problems(log: logging.Logger, before: MeshState, after: MeshState) -> None:
+    """Each problem of `after` that `before` did not have, once (errors as warnings, warnings
+    as information): a source re-reading unchanged config never repeats itself."""
+    known = set(before.problems)
+    for problem in after.problems:
+        if problem not in known:
+            level = logging.WARNING if problem.severity == "error" else logging.INFO
+            log.log(level, "config %s: %s", problem.severity, problem)

@@ -44,6 +44,7 @@ from control.config.loader import SUFFIXES, TooManyDocumentsError, parse_text
 from control.config.mesh_config import MeshConfig
 from control.plane.model.build import BuildCache, ObjectId, build_state, judge
 from control.plane.model.state import ConfigProblem, Document, MeshState
+from control.plane.sources.base import log_new_problems
 
 log = logging.getLogger(__name__)
 
@@ -225,11 +226,7 @@ class FileSource:
         return _Reading(fingerprint, tuple(kept.values()), kept, (problem,), error.transient)
 
     def _report(self, state: MeshState) -> None:
-        before = set(self._state.problems)
-        for problem in state.problems:
-            if problem not in before:
-                level = logging.WARNING if problem.severity == "error" else logging.INFO
-                log.log(level, "config %s: %s", problem.severity, problem)
+        log_new_problems(log, self._state, state)
         log.info("config loaded from %s: %s", self.directory, state.summary())
 
 

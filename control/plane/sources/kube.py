@@ -29,6 +29,7 @@ from kubernetes.config import ConfigException, load_incluster_config, load_kube_
 from control.config.mesh_config import MeshConfig
 from control.plane.model.build import build_state
 from control.plane.model.state import ConfigProblem, Document, MeshState
+from control.plane.sources.base import log_new_problems
 from control.plane.sources.kube_api import KubeApi, KubeApiError
 from control.plane.sources.kube_watch import (
     WATCHED_KINDS,
@@ -187,10 +188,6 @@ class KubeSource:
         return None if state == self._state else state
 
     def _publish(self, state: MeshState) -> None:
-        before = set(self._state.problems)
-        for problem in state.problems:
-            if problem not in before:
-                level = logging.WARNING if problem.severity == "error" else logging.INFO
-                log.log(level, "config %s: %s", problem.severity, problem)
+        log_new_problems(log, self._state, state)
         self._state = state
         log.info("config from kubernetes %s: %s", self.host, state.summary())
