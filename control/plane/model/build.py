@@ -19,6 +19,7 @@ from control.api.report import ValidationReport
 from control.api.validate import inspect_resource
 from control.config.loader import list_items
 from control.config.mesh_config import MeshConfig
+from control.plane.memo import IdentityMemo
 from control.plane.model.endpoints import service_endpoints
 from control.plane.model.kube_objects import (
     DEFAULT_NAMESPACE,
@@ -42,23 +43,15 @@ class BuildCache:
     Pass the same instance to successive `build_state` calls of one source."""
 
     def __init__(self) -> None:
-        self.parsed: dict[int, tuple[object, object]] = {}
+        self.parsed: IdentityMemo[Mapping[str, Any], object] = IdentityMemo()
         self.endpoints: dict[tuple[str, str], tuple[Service, tuple[Workload, ...], Any]] = {}
-        self._next_parsed: dict[int, tuple[object, object]] = {}
 
     def parse(self, obj: Mapping[str, Any], parse: Callable[[], object]) -> object:
-        key = id(obj)
-        found = self._next_parsed.get(key)  # judged already for this build (`judge`)
-        if found is None or found[0] is not obj:
-            found = self.parsed.get(key)
-            if found is None or found[0] is not obj:
-                found = (obj, parse())
-            self._next_parsed[key] = found
-        return found[1]
+        return self.parsed.get(obj, parse)
 
     def finish(self, services: Iterable[tuple[str, str]]) -> None:
         """Keep only what this build used."""
-        self.parsed, self._next_parsed = self._next_parsed, {}
+        self.parsed.next_round()
         self.endpoints = {k: self.endpoints[k] for k in services if k in self.endpoints}
 
 

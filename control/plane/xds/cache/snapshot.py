@@ -17,6 +17,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
+from control.plane.memo import IdentityMemo
 from control.plane.xds.translate.resources import PUSH_ORDER, Resources
 
 # Resource versions are `<scheme>-<hash of the serialized resource>`: any process of this
@@ -67,30 +68,27 @@ class Packer:
     previous push (the halves a push did not re-translate keep their messages)."""
 
     def __init__(self) -> None:
-        self._previous: dict[int, _Packed] = {}
-        self._current: dict[int, _Packed] = {}
-        self._by_resources: dict[int, tuple[Resources, dict[str, PackedType]]] = {}
+        self._messages: IdentityMemo[Message, _Packed] = IdentityMemo()
+        self._resources: IdentityMemo[Resources, dict[str, PackedType]] = IdentityMemo()
 
     def next_push(self) -> None:
-        self._previous, self._current = self._current, {}
-        self._by_resources = {}
+        self._messages.next_round()
+        self._resources.next_round()
 
     def _one(self, name: str, message: Message) -> _Packed:
-        key = id(message)
-        found = self._current.get(key) or self._previous.get(key)
-        if found is None or found[0] is not message:
-            item = any_pb2.Any()
-            item.Pack(message, deterministic=True)
-            version = resource_version(item)
-            delta = discovery_pb2.Resource(name=name, version=version, resource=item)
-            found = (message, item, version, delta)
-        self._current[key] = found
-        return found
+        found = self._messages.find(message)
+        if found is not None:
+            return found[0]
+        item = any_pb2.Any()
+        item.Pack(message, deterministic=True)
+        version = resource_version(item)
+        delta = discovery_pb2.Resource(name=name, version=version, resource=item)
+        return self._messages.keep(message, (message, item, version, delta))
 
     def pack(self, resources: Resources) -> dict[str, PackedType]:
-        cached = self._by_resources.get(id(resources))
-        if cached is not None and cached[0] is resources:
-            return cached[1]
+        return self._resources.get(resources, lambda: self._pack(resources))
+
+    def _pack(self, resources: Resources) -> dict[str, PackedType]:
         types: dict[str, PackedType] = {}
         for type_url in PUSH_ORDER:
             packed: dict[str, any_pb2.Any] = {}
@@ -104,7 +102,6 @@ class Packer:
                 MappingProxyType(packed), MappingProxyType(versions), digest.hexdigest(),
                 MappingProxyType(delta),
             )  # fmt: skip
-        self._by_resources[id(resources)] = (resources, types)
         return types
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from control.plane.memo import IdentityMemo
 from control.plane.metrics import Metrics
 from control.plane.model.state import MeshState
 from control.plane.xds.cache.snapshot import Packer, Snapshot, build_snapshot, same_content
@@ -86,7 +87,7 @@ class SnapshotCache:
         self.versions = versions or VersionSequence()
         self.translation = translation or MeshTranslation(state)
         self.packer = Packer()
-        self._checked: dict[int, tuple[Resources, list[str]]] = {}  # this push's checks
+        self._checked: IdentityMemo[Resources, list[str]] = IdentityMemo()  # consistency
         self.watches: set[Watch] = set()
         self.last_push = PushRecord()
 
@@ -135,7 +136,7 @@ class SnapshotCache:
             self.translation = self.translation.fresh(state)
             described = {"everything": True}
         self.packer.next_push()
-        self._checked = {}
+        self._checked.next_round()
         record = PushRecord(self.versions.next(), proxies=len(self.watches), change=described)
         record.started = started
         record.changed_at = started if changed_at is None else changed_at
@@ -167,10 +168,7 @@ class SnapshotCache:
 
     def _problems(self, resources: Resources) -> list[str]:
         """The consistency check, once per shared translation and push."""
-        found = self._checked.get(id(resources))
-        if found is None or found[0] is not resources:
-            found = self._checked[id(resources)] = (resources, consistency.problems(resources))
-        return found[1]
+        return self._checked.get(resources, lambda: consistency.problems(resources))
 
     def _update(self, watch: Watch, changed_at: float, version: str) -> bool:
         """Re-translate one proxy; True when it has a new snapshot to push."""
