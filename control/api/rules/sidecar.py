@@ -185,8 +185,17 @@ def _check_egress_hosts(findings: Findings, path: str, egress: IstioEgressListen
         if not slash or not namespace or not host:
             findings.error(where, f"{shown(entry)} must be of form namespace/dnsName")
             continue
-        if namespace not in {".", "*", "~"} and not common.is_dns1123_label(namespace):
-            findings.error(where, f"invalid namespace value {shown(namespace)} in {shown(entry)}")
+        # Istio 1.31: a `~` prefix subtracts (`~ns1/*`, `~/foo.com`) from what the others import.
+        excluded = namespace.startswith("~") and namespace != "~"
+        bare = namespace[1:] if excluded else namespace
+        if bare not in {".", "*", "~", ""} and not common.is_dns1123_label(bare):
+            findings.error(where, f"invalid namespace value {shown(namespace)} in sidecar")
+        if excluded:
+            findings.warn(
+                where,
+                f"mizzen does not apply `~` exclusions yet: {entry} is ignored "
+                "(the proxy sees what the other hosts import)",
+            )
         if host != "*":
             problem = common.wildcard_domain_error(host)
             if problem:
