@@ -178,7 +178,7 @@ def _has_tcp_source_fields(source: Source) -> bool:
 def _check_source(
     findings: Findings, path: str, source: Source, rule: int, *, custom: bool
 ) -> None:
-    if not source.model_fields_set - {"trust_domains", "not_trust_domains"}:
+    if not source.model_fields_set:
         findings.error(path, f"`from.source` must not be empty, found at rule {rule}")
     identities = (source.principals, source.not_principals, source.namespaces,
                   source.not_namespaces)  # fmt: skip
