@@ -68,8 +68,8 @@ def _inspect(obj: object) -> tuple[ValidationReport, MeshResource[Any] | None]:
     group, version = kinds.split_api_version(api_version)
     if group not in kinds.MESH_GROUPS:
         return single_error("apiVersion", f"{errors.shown(api_version)} is not a mesh group"), None
-    if kind not in kinds.KINDS[group]:
-        known = ", ".join(kinds.KINDS[group])
+    if kind not in kinds.VALIDATED_KINDS[group]:
+        known = ", ".join(kinds.VALIDATED_KINDS[group])
         message = f"unknown kind {errors.shown(kind)} in {group} (known: {known})"
         return single_error("kind", message), None
     if version not in kinds.VERSIONS[group]:
@@ -95,6 +95,8 @@ def _inspect(obj: object) -> tuple[ValidationReport, MeshResource[Any] | None]:
     findings = Findings()
     RULES[kind](spec, findings)
     _check_dry_run(kind, spec, metadata, name, namespace, findings)
+    if kind == "Gateway" and name and not _DNS1123_LABEL.fullmatch(name):  # no dots (Istio)
+        findings.error("metadata.name", f"invalid gateway name: {errors.shown(name)}")
     report = ValidationReport(errors=(*found, *findings.errors), warnings=tuple(findings.warnings))
     if not report.ok:
         return report, None

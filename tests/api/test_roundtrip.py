@@ -12,7 +12,6 @@ from control.api.models.virtual_service import VirtualService
 from control.api.registry import SPEC_MODELS
 from tests.api.corpus import Case, valid_cases
 
-
 _PROTO_NAMES = {
     "dr-snake-case-names": {
         "host": "ratings",
@@ -55,6 +54,6 @@ def test_models_are_frozen_and_typed() -> None:
 
 def test_every_kind_has_a_model() -> None:
     assert set(SPEC_MODELS) == {
-        "VirtualService", "DestinationRule", "ServiceEntry", "Sidecar",
+        "VirtualService", "DestinationRule", "ServiceEntry", "Sidecar", "Gateway",
         "PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication",
     }  # fmt: skip

@@ -210,7 +210,9 @@ def _check_source(
     ):
         for index, value in enumerate(values):
             if not value:
-                findings.error(f"{path}.{field}[{index}]", f"empty value not allowed, found in {field}")
+                findings.error(
+                    f"{path}.{field}[{index}]", f"empty value not allowed, found in {field}"
+                )
             if (
                 field.lower().endswith("principals")
                 and "request" not in field.lower()
@@ -237,7 +239,9 @@ def _check_source(
         for index, value in enumerate(values):
             # Istio checks only that a value is not empty (security.CheckEmptyValues).
             if not value:
-                findings.error(f"{path}.{field}[{index}]", f"empty value not allowed, found in {field}")
+                findings.error(
+                    f"{path}.{field}[{index}]", f"empty value not allowed, found in {field}"
+                )
         if custom and values:
             findings.error(
                 f"{path}.{field}",
@@ -370,8 +374,8 @@ def _check_jwt_rule(findings: Findings, path: str, rule: JWTRule) -> None:
             findings.error(f"{path}.audiences[{index}]", "audience must be non-empty string")
     if rule.jwks_uri:
         _check_jwks_uri(findings, f"{path}.jwksUri", rule.jwks_uri)
-    for index, claim in enumerate(rule.space_delimited_claims):
-        if not claim:
+    for index, claim_name in enumerate(rule.space_delimited_claims):
+        if not claim_name:
             findings.error(
                 f"{path}.spaceDelimitedClaims[{index}]", "claim name must be non-empty string"
             )

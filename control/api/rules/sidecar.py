@@ -6,6 +6,7 @@ from control.api.errors import shown
 from control.api.models.sidecar import IstioEgressListener, IstioIngressListener, Sidecar
 from control.api.rules import common
 from control.api.rules.context import Findings
+from control.api.rules.gateway import check_server_tls
 from control.api.rules.http_parts import check_destination
 from control.api.rules.traffic_policy import check_connection_pool
 
@@ -94,10 +95,24 @@ def _check_ingress(
                 f"{path}.tls.subjectAltNames",
                 "sidecar: subjectAltNames is not supported in ingress tls",
             )
+        if tls.https_redirect:
+            findings.error(f"{path}.tls.httpsRedirect", "sidecar: httpsRedirect is not supported")
         if tls.credential_name:
             findings.error(
                 f"{path}.tls.credentialName", "sidecar: credentialName is not currently supported"
             )
+        if tls.credential_names:
+            findings.error(
+                f"{path}.tls.credentialNames", "sidecar: credentialNames is not currently supported"
+            )
+        if tls.tls_certificates:
+            findings.error(
+                f"{path}.tls.tlsCertificates",
+                "sidecar: tls_certificates is not currently supported",
+            )
+        if (port.protocol or "").lower() not in common.TLS_PROTOCOLS:
+            findings.error(f"{path}.tls", "server cannot have TLS settings for non HTTPS/TLS ports")
+        check_server_tls(findings, f"{path}.tls", tls)
         if tls.mode in {"ISTIO_MUTUAL", "AUTO_PASSTHROUGH"}:
             findings.error(
                 f"{path}.tls.mode",
