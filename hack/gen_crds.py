@@ -118,7 +118,9 @@ def model_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def _plural(kind: str) -> str:
     lower = kind.lower()
-    return lower[:-1] + "ies" if lower.endswith("y") else lower + "s"
+    if lower.endswith("y") and lower[-2:-1] not in {"a", "e", "i", "o", "u"}:
+        return lower[:-1] + "ies"  # policy -> policies; gateway -> gateways
+    return lower + "s"
 
 
 def crd(group: str, kind: str) -> dict[str, Any]:
