@@ -42,6 +42,35 @@ PROXY_IMAGE: Final = "sidecar.istio.io/proxyImage"
 REWRITE_PROBES: Final = "sidecar.istio.io/rewriteAppHTTPProbers"
 NATIVE_SIDECAR: Final = "sidecar.istio.io/nativeSidecar"
 PROXY_CONFIG: Final = proxy_config.ANNOTATION
+READINESS: Final = "readiness.status.sidecar.istio.io/"
+READINESS_INITIAL_DELAY: Final = READINESS + "initialDelaySeconds"
+READINESS_PERIOD: Final = READINESS + "periodSeconds"
+READINESS_FAILURE_THRESHOLD: Final = READINESS + "failureThreshold"
+INJECT_TEMPLATES: Final = "inject.istio.io/templates"
+# Istio's default template; mizzen renders only the sidecar (no gateway or custom templates).
+SIDECAR_TEMPLATE: Final = "sidecar"
+# The proxy's readiness probe when no annotation says otherwise (Istio's chart defaults:
+# readinessInitialDelaySeconds 0, readinessPeriodSeconds 15, readinessFailureThreshold 4).
+READINESS_DEFAULTS: Final = {
+    "initialDelaySeconds": 0,
+    "periodSeconds": 15,
+    "failureThreshold": 4,
+}
+_READINESS_KEYS: Final = {
+    READINESS_INITIAL_DELAY: "initialDelaySeconds",
+    READINESS_PERIOD: "periodSeconds",
+    READINESS_FAILURE_THRESHOLD: "failureThreshold",
+}
+_INT32_MAX: Final = 2**31 - 1
+_CIDR_ANNOTATIONS: Final = (
+    "traffic.sidecar.istio.io/includeOutboundIPRanges",
+    "traffic.sidecar.istio.io/excludeOutboundIPRanges",
+)
+_PORT_ANNOTATIONS: Final = tuple(
+    TRAFFIC + name
+    for name in ("includeInboundPorts", "excludeInboundPorts", "includeOutboundPorts",
+                 "excludeOutboundPorts")
+)  # fmt: skip
 
 # Go's strconv.ParseBool, which Istio uses for its boolean annotations.
 _TRUE: Final = frozenset({"1", "t", "T", "TRUE", "true", "True"})
@@ -66,6 +95,7 @@ class PodSettings:
     native_sidecar: bool
     hold_application: bool
     proxy_config: proxy_config.ProxyConfig
+    readiness: Mapping[str, int] = field(default_factory=lambda: dict(READINESS_DEFAULTS))
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=())
 
@@ -83,6 +113,85 @@ def _bool(annotations: Mapping[str, str], key: str, default: bool) -> bool:
     if value in _FALSE:
         return False
     raise InjectionError(key, f"{value!r} is not true or false")
+
+
+def _native(
+    annotations: Mapping[str, str], default: bool, notes: list[str], warnings: list[str]
+) -> bool:
+    """Istio reads sidecar.istio.io/nativeSidecar as exactly "true" (on) or "false" (off);
+    any other value leaves the mesh's default (pkg/kube/inject RunTemplate)."""
+    value = annotations.get(NATIVE_SIDECAR)
+    if value is None:
+        return default
+    if value not in {"true", "false"}:
+        state = "native" if default else "not native"
+        warnings.append(
+            f'{NATIVE_SIDECAR}={value!r} ignored: only exactly "true" or "false" count '
+            f"(as in Istio); the mesh's default applies ({state})"
+        )
+        return default
+    native = value == "true"
+    placement = "an init container (native sidecar)" if native else "the last container"
+    notes.append(f"{NATIVE_SIDECAR}={value}: the proxy is {placement}")
+    return native
+
+
+def _readiness(annotations: Mapping[str, str], notes: list[str]) -> dict[str, int]:
+    """The proxy's readiness probe timings (Istio validates each as a uint32; the API server
+    takes at most an int32, so larger values are refused here rather than by it)."""
+    result = dict(READINESS_DEFAULTS)
+    for key, field_name in _READINESS_KEYS.items():
+        text = annotations.get(key)
+        if text is None:
+            continue
+        if not (text.isascii() and text.isdigit()) or len(text) > 10:
+            raise InjectionError(key, f"{text!r} is not a non-negative integer")
+        if int(text) > _INT32_MAX:
+            raise InjectionError(key, f"{text} is larger than {_INT32_MAX}")
+        result[field_name] = int(text)
+        notes.append(f"{key}={text}: the proxy's readiness probe {field_name} is {text}")
+    return result
+
+
+def _check_list_syntax(annotations: Mapping[str, str]) -> None:
+    """Istio's list syntax, stricter than the redirect flags: CIDR lists are split on commas
+    and every item parsed as it stands (no spaces, no empty items); port lists are trimmed
+    around each item but an empty item is refused (pkg/kube/inject/validate.go)."""
+    for key in _CIDR_ANNOTATIONS:
+        value = annotations.get(key)
+        if not value or value == "*":
+            continue
+        for item in value.split(","):
+            if not item or item != item.strip():
+                raise InjectionError(
+                    key,
+                    f"failed parsing cidr {item!r}: items are separated by commas alone, "
+                    "without spaces or empty items (as Istio requires)",
+                )
+    for key in _PORT_ANNOTATIONS:
+        value = annotations.get(key, "").strip()
+        if not value or value == "*":
+            continue
+        if any(not item.strip() for item in value.split(",")):
+            raise InjectionError(key, f"{value!r} has an empty item (as Istio, refused)")
+
+
+def _check_templates(annotations: Mapping[str, str], notes: list[str]) -> None:
+    """`inject.istio.io/templates` names Istio's injection templates (gateway, grpc-agent,
+    custom ones); mizzen renders only the sidecar, so any other template is refused rather than
+    silently replaced by a sidecar."""
+    value = annotations.get(INJECT_TEMPLATES)
+    if value is None:
+        return
+    names = [name.strip() for name in value.split(",")]
+    others = [name for name in names if name != SIDECAR_TEMPLATE]
+    if others:
+        raise InjectionError(
+            INJECT_TEMPLATES,
+            f"template(s) {', '.join(repr(n) for n in others)} are not supported: mizzen injects "
+            f"only the {SIDECAR_TEMPLATE!r} template (no gateways or custom templates)",
+        )
+    notes.append(f"{INJECT_TEMPLATES}={value}: the sidecar template, as by default")
 
 
 _SUPPORTED_MODES: Final = {
@@ -257,6 +366,8 @@ def pod_settings(annotations: Mapping[str, str], config: InjectionConfig) -> Pod
     """Validates every annotation the injector honours and combines them with the config."""
     notes: list[str] = []
     warnings: list[str] = []
+    _check_templates(annotations, notes)
+    _check_list_syntax(annotations)
     status_text = annotations.get(STATUS_PORT)
     status_port = contract.AGENT_STATUS_PORT
     if status_text is not None:
@@ -287,10 +398,10 @@ def pod_settings(annotations: Mapping[str, str], config: InjectionConfig) -> Pod
         rewrite = False
         if REWRITE_PROBES in annotations:
             warnings.append(f"{REWRITE_PROBES}: ignored, {STATUS_PORT} is 0 (no agent to probe)")
-    native = _bool(annotations, NATIVE_SIDECAR, config.native_sidecar)
-    if NATIVE_SIDECAR in annotations:
-        placement = "an init container (native sidecar)" if native else "the last container"
-        notes.append(f"{NATIVE_SIDECAR}={annotations[NATIVE_SIDECAR]}: the proxy is {placement}")
+    native = _native(annotations, config.native_sidecar, notes, warnings)
+    readiness = _readiness(annotations, notes)
+    if status_port == 0 and any(key in annotations for key in _READINESS_KEYS):
+        warnings.append(f"{READINESS}* ignored: {STATUS_PORT} is 0 (the proxy has no probes)")
 
     proxy = proxy_config.parse_proxy_config(annotations.get(PROXY_CONFIG, ""))
     warnings.extend(proxy.warnings)
@@ -314,6 +425,7 @@ def pod_settings(annotations: Mapping[str, str], config: InjectionConfig) -> Pod
         native_sidecar=native,
         hold_application=hold,
         proxy_config=proxy,
+        readiness=readiness,
         notes=tuple(notes),
         warnings=tuple(warnings),
     )

@@ -156,12 +156,14 @@ def proxy_container(
         "capabilities": {"drop": ["ALL"]},
     }
     if settings.status_port != 0:
-        container["readinessProbe"] = {
-            "httpGet": _readiness_get(),
-            "periodSeconds": 15,
-            "timeoutSeconds": 3,
-            "failureThreshold": 4,
-        }
+        readiness = settings.readiness
+        probe: Json = {"httpGet": _readiness_get()}
+        if readiness["initialDelaySeconds"]:  # 0 is Kubernetes' default: left out
+            probe["initialDelaySeconds"] = readiness["initialDelaySeconds"]
+        probe["periodSeconds"] = readiness["periodSeconds"]
+        probe["timeoutSeconds"] = 3
+        probe["failureThreshold"] = readiness["failureThreshold"]
+        container["readinessProbe"] = probe
         if native:
             # Holds the user's init and app containers until the proxy is ready.
             container["startupProbe"] = {

@@ -47,6 +47,17 @@ def app_health_path(container: str, probe_field: str) -> str:
     return f"{APP_HEALTH_PREFIX}{container}/{PROBE_PATHS[probe_field]}"
 
 
+# httpGet/tcpSocket lifecycle hooks are run by the agent too (as Istio's pilot-agent does), at
+# /app-lifecycle/<container>/<poststartz|prestopz>.
+APP_LIFECYCLE_PREFIX: Final = "/app-lifecycle/"
+LIFECYCLE_PATHS: Final = {"postStart": "poststartz", "preStop": "prestopz"}
+
+
+def app_lifecycle_path(container: str, hook: str) -> str:
+    """The agent's path for one rewritten lifecycle hook, e.g. `/app-lifecycle/web/prestopz`."""
+    return f"{APP_LIFECYCLE_PREFIX}{container}/{LIFECYCLE_PATHS[hook]}"
+
+
 # --- environment of the proxy container -------------------------------------------------------
 # From the downward API.
 ENV_POD_NAME: Final = "POD_NAME"
@@ -67,7 +78,8 @@ ENV_POD_PORTS: Final = "MIZZEN_POD_PORTS"  # JSON list of the app containers' `p
 ENV_INTERCEPTION_MODE: Final = "MIZZEN_INTERCEPTION_MODE"  # REDIRECT or NONE
 ENV_STATUS_PORT: Final = "MIZZEN_STATUS_PORT"  # the agent's status port; "0": health disabled
 # JSON object {"/app-health/<c>/<kind>": {"httpGet"|"tcpSocket"|"grpc": ..., "timeoutSeconds": n}}:
-# the original probes the agent runs on behalf of the kubelet. Absent when nothing was rewritten.
+# the original probes the agent runs on behalf of the kubelet, and the original lifecycle hooks
+# under "/app-lifecycle/<c>/<poststartz|prestopz>". Absent when nothing was rewritten.
 ENV_APP_PROBES: Final = "MIZZEN_APP_PROBES"
 # JSON object: the pod's `proxy.istio.io/config` (ProxyConfig, camelCase), "{}" when absent.
 ENV_PROXY_CONFIG: Final = "MIZZEN_PROXY_CONFIG"

@@ -21,9 +21,12 @@ ISTIO_STATUS_ANNOTATION: Final = "sidecar.istio.io/status"
 NEVER_INJECTED_NAMESPACES: Final = frozenset(
     {"kube-system", "kube-public", "kube-node-lease", "local-path-storage"}
 )
-# YAML 1.1 booleans, which Istio accepts for sidecar.istio.io/inject.
-_YES: Final = frozenset({"y", "yes", "true", "on"})
-_NO: Final = frozenset({"n", "no", "false", "off"})
+# Istio (since 1.27, pkg/kube/inject injectRequired) counts exactly "true" and "false"; any other
+# spelling ("yes", "True", "no") is logged and the default policy applies.
+EXACT_VALUES_NOTE: Final = (
+    'only exactly "true" or "false" count (as in Istio since 1.27); '
+    "the namespace's default applies"
+)
 
 
 @dataclass(frozen=True)
@@ -44,14 +47,13 @@ def _pod_choice(
         source, value = "annotation", annotations[INJECT_KEY]
     else:
         return None, "", warnings
-    lowered = value.lower()
-    if not lowered:  # Istio: an empty value is no say, silently
+    if not value:  # Istio: an empty value is no say, silently
         return None, source, warnings
-    if lowered in _YES:
+    if value == "true":
         return True, source, warnings
-    if lowered in _NO:
+    if value == "false":
         return False, source, warnings
-    warnings.append(f"{source} {INJECT_KEY}={value!r} is not true or false: ignored")
+    warnings.append(f"{source} {INJECT_KEY}={value!r} ignored: {EXACT_VALUES_NOTE}")
     return None, source, warnings
 
 

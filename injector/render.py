@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from injector import contract
 from injector.annotations import PodSettings
@@ -19,7 +19,7 @@ from injector.containers import ProxyFacts, init_container, proxy_container, vol
 from injector.metadata import Status, canonical_labels
 from injector.model import InjectionError
 from injector.pod import Json, container_name, mappings
-from injector.probes import rewrite_probes
+from injector.probes import is_native_sidecar, rewrite_probes
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,30 @@ class Rendered:
     fresh: tuple[object, ...] = ()
 
 
+# Istio's own container names. A user container under one of them is Istio's container override
+# (merged into Istio's injected container; gateways use it with `image: auto`): mizzen cannot
+# merge into its own containers, and such a pod would not start (no image, or two proxies).
+ISTIO_CONTAINER_NAMES: Final = {
+    "istio-proxy": "Istio's proxy container",
+    "istio-init": "Istio's init container",
+    "istio-validation": "Istio's CNI validation container",
+}
+
+
 def _check_reserved(spec: Mapping[str, Any]) -> None:
     """A user's container or volume under a mesh name would give duplicate names: refuse it."""
     for key in ("initContainers", "containers"):
         for index, container in enumerate(mappings(spec, key, f"spec.{key}")):
             name = container_name(container, f"spec.{key}[{index}]")
+            if name in ISTIO_CONTAINER_NAMES:
+                raise InjectionError(
+                    f"spec.{key}[{index}].name",
+                    f"{name!r} is {ISTIO_CONTAINER_NAMES[name]}: Istio would merge this container "
+                    "into its own (the container override, as gateway Deployments use with "
+                    f"`image: auto`); mizzen injects {contract.PROXY_CONTAINER_NAME} and "
+                    "mizzen-init instead and cannot merge, so the pod would not start: remove "
+                    "or rename this container (Istio gateways are not supported)",
+                )
             if name in contract.MESH_CONTAINER_NAMES:
                 raise InjectionError(
                     f"spec.{key}[{index}].name",
@@ -48,6 +67,17 @@ def _check_reserved(spec: Mapping[str, Any]) -> None:
                 f"spec.volumes[{index}].name",
                 f"{volume.get('name')!r} is reserved for the mesh's volume: rename this volume",
             )
+
+
+def _has_rewritable(container: Mapping[str, Any]) -> bool:
+    lifecycle = container.get("lifecycle")
+    hooks = lifecycle.values() if isinstance(lifecycle, Mapping) else ()
+    probes = [container.get(field) for field in contract.PROBE_PATHS]
+    return any(
+        isinstance(handlers, Mapping)
+        and any(handlers.get(kind) is not None for kind in ("httpGet", "tcpSocket", "grpc"))
+        for handlers in (*probes, *hooks)
+    )
 
 
 def _pod_ports(containers: list[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
@@ -78,9 +108,26 @@ def render(
 
     app_probes: Json = {}
     if settings.rewrite_probes:
-        containers, app_probes, probe_warnings = rewrite_probes(containers, settings.status_port)
+        # The user's native sidecars start after the proxy only when it is native too; before
+        # it, the agent is not there to answer their probes (their startup probe would never
+        # pass), so they are left as written.
+        native_inits = user_init if settings.native_sidecar else None
+        containers, rewritten_init, app_probes, probe_warnings = rewrite_probes(
+            containers, settings.status_port, native_inits
+        )
+        if native_inits is not None:
+            user_init = rewritten_init
+        elif any(is_native_sidecar(c) and _has_rewritable(c) for c in user_init):
+            notes.append(
+                "the pod's own native sidecars start before the proxy (not native): "
+                "their probes and hooks are left as written"
+            )
         warnings += probe_warnings
-        notes += [f"probe {path} now goes through the agent" for path in sorted(app_probes)]
+        notes += [
+            f"{'probe' if path.startswith(contract.APP_HEALTH_PREFIX) else 'hook'} {path} "
+            "now goes through the agent"
+            for path in sorted(app_probes)
+        ]
 
     added_labels = canonical_labels(labels, workload)
     new_labels = {**labels, **added_labels}

@@ -47,9 +47,8 @@ def uninject(
 
     new_spec: Json = dict(spec)
     if "initContainers" in spec:
-        new_spec["initContainers"] = [
-            c for c in init_containers if c.get("name") not in mesh_containers
-        ]
+        kept_init = [c for c in init_containers if c.get("name") not in mesh_containers]
+        new_spec["initContainers"] = restore_probes(kept_init, originals)
     if "containers" in spec:
         kept = [c for c in containers if c.get("name") not in mesh_containers]
         new_spec["containers"] = restore_probes(kept, originals)

@@ -98,7 +98,7 @@ class ResourceValidation:
         resource = request.object
         if not isinstance(resource, dict):
             raise BadObjectError("request.object", "expected a resource object")
-        if not is_mesh_group(resource.get("apiVersion")):
+        if not is_mesh_group(resource.get("apiVersion"), resource.get("kind")):
             return Verdict(allowed=True)
         report = self._validate(resource)
         warnings = tuple(report.warnings)

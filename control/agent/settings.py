@@ -75,13 +75,25 @@ class GrpcAction(_Frozen):
     service: str | None = None
 
 
+# The kubelet's probe timeout when a probe sets none.
+PROBE_TIMEOUT_SECONDS: Final = 1.0
+# A lifecycle hook has no timeout of its own: the kubelet bounds it by the pod's termination grace
+# period, 30 s unless set; the agent stops waiting then.
+HOOK_TIMEOUT_SECONDS: Final = 30.0
+# The paths Istio's pilot-agent serves (its appProberPattern), each kind under its own prefix.
+_APP_PATH_RE: Final = re.compile(
+    r"^(?:/app-health/[^/]+/(?:livez|readyz|startupz)"
+    r"|/app-lifecycle/[^/]+/(?:prestopz|poststartz))$"
+)
+
+
 class AppProbe(_Frozen):
-    """One of the app's original probes, which the agent runs for the kubelet."""
+    """One of the app's original probes or lifecycle hooks, which the agent runs for the kubelet."""
 
     http_get: HttpGetAction | None = Field(default=None, alias="httpGet")
     tcp_socket: TcpSocketAction | None = Field(default=None, alias="tcpSocket")
     grpc: GrpcAction | None = None
-    timeout_seconds: float = Field(default=1.0, gt=0, alias="timeoutSeconds")
+    timeout_seconds: float = Field(default=PROBE_TIMEOUT_SECONDS, gt=0, alias="timeoutSeconds")
 
 
 class DiscoveryAddress(_Frozen):
@@ -274,8 +286,14 @@ def _probes(env: Mapping[str, str]) -> dict[str, AppProbe]:
     raw = _json_object(env, contract.ENV_APP_PROBES, dict)
     probes: dict[str, AppProbe] = {}
     for path, spec in raw.items():
-        if not path.startswith(contract.APP_HEALTH_PREFIX):
-            raise SettingsError(contract.ENV_APP_PROBES, f"{path!r} is not an /app-health/ path")
+        if not _APP_PATH_RE.match(path):
+            raise SettingsError(
+                contract.ENV_APP_PROBES,
+                f"{path!r} is not an /app-health/<container>/<livez|readyz|startupz> or "
+                "/app-lifecycle/<container>/<poststartz|prestopz> path",
+            )
+        if path.startswith(contract.APP_LIFECYCLE_PREFIX) and "timeoutSeconds" not in spec:
+            spec = {**spec, "timeoutSeconds": HOOK_TIMEOUT_SECONDS}
         try:
             probe = AppProbe.model_validate(spec)
         except ValidationError as error:

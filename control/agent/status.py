@@ -3,7 +3,8 @@
 - `GET /healthz/ready` on both: 200 once Envoy is LIVE with its first clusters and listeners from
   the control plane, 503 with the reason otherwise, and 503 from the moment the agent drains.
 - `GET /app-health/<container>/<livez|readyz|startupz>` on the status port: the app's original
-  probe, run by the agent (`probes`).
+  probe, run by the agent (`probes`); `GET /app-lifecycle/<container>/<poststartz|prestopz>`: the
+  app's original httpGet/tcpSocket lifecycle hook, run the same way (the kubelet calls it).
 - `GET /stats/prometheus` on the status port: Envoy's metrics (merging the app's comes later).
 """
 
@@ -77,6 +78,7 @@ class StatusEndpoints:
             routes=[
                 Route(contract.READINESS_PATH, self.ready),
                 Route(contract.APP_HEALTH_PREFIX + "{container}/{kind}", self.app_health),
+                Route(contract.APP_LIFECYCLE_PREFIX + "{container}/{kind}", self.app_health),
                 Route("/stats/prometheus", self.prometheus),
             ]
         )

@@ -8,6 +8,7 @@ from typing import Any, Final, Generic, TypeVar
 
 from control.api.models.base import ApiModel
 from control.api.models.destination_rule import DestinationRule
+from control.api.models.gateway import Gateway
 from control.api.models.security import (
     AuthorizationPolicy,
     PeerAuthentication,
@@ -16,7 +17,14 @@ from control.api.models.security import (
 from control.api.models.service_entry import ServiceEntry
 from control.api.models.sidecar import Sidecar
 from control.api.models.virtual_service import VirtualService
-from control.api.rules import destination_rule, security, service_entry, sidecar, virtual_service
+from control.api.rules import (
+    destination_rule,
+    gateway,
+    security,
+    service_entry,
+    sidecar,
+    virtual_service,
+)
 from control.api.rules.context import Findings
 
 SpecT = TypeVar("SpecT", bound=ApiModel)
@@ -26,6 +34,7 @@ SPEC_MODELS: Final[dict[str, type[ApiModel]]] = {
     "DestinationRule": DestinationRule,
     "ServiceEntry": ServiceEntry,
     "Sidecar": Sidecar,
+    "Gateway": Gateway,
     "PeerAuthentication": PeerAuthentication,
     "AuthorizationPolicy": AuthorizationPolicy,
     "RequestAuthentication": RequestAuthentication,
@@ -37,6 +46,7 @@ RULES: Final[dict[str, Rules]] = {
     "DestinationRule": destination_rule.check,
     "ServiceEntry": service_entry.check,
     "Sidecar": sidecar.check,
+    "Gateway": gateway.check,
     "PeerAuthentication": security.check_peer_authentication,
     "AuthorizationPolicy": security.check_authorization_policy,
     "RequestAuthentication": security.check_request_authentication,

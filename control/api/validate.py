@@ -68,8 +68,8 @@ def _inspect(obj: object) -> tuple[ValidationReport, MeshResource[Any] | None]:
     group, version = kinds.split_api_version(api_version)
     if group not in kinds.MESH_GROUPS:
         return single_error("apiVersion", f"{errors.shown(api_version)} is not a mesh group"), None
-    if kind not in kinds.KINDS[group]:
-        known = ", ".join(kinds.KINDS[group])
+    if kind not in kinds.VALIDATED_KINDS[group]:
+        known = ", ".join(kinds.VALIDATED_KINDS[group])
         message = f"unknown kind {errors.shown(kind)} in {group} (known: {known})"
         return single_error("kind", message), None
     if version not in kinds.VERSIONS[group]:
@@ -94,6 +94,9 @@ def _inspect(obj: object) -> tuple[ValidationReport, MeshResource[Any] | None]:
 
     findings = Findings()
     RULES[kind](spec, findings)
+    _check_dry_run(kind, spec, metadata, name, namespace, findings)
+    if kind == "Gateway" and name and not _DNS1123_LABEL.fullmatch(name):  # no dots (Istio)
+        findings.error("metadata.name", f"invalid gateway name: {errors.shown(name)}")
     report = ValidationReport(errors=(*found, *findings.errors), warnings=tuple(findings.warnings))
     if not report.ok:
         return report, None
@@ -137,6 +140,43 @@ def _check_metadata(metadata: object, found: list[FieldError]) -> tuple[str, str
         ):
             found.append(FieldError(f"metadata.{field}", "must map strings to strings"))
     return name, namespace if isinstance(namespace, str) else None
+
+
+DRY_RUN: Final = "istio.io/dry-run"
+# Go's strconv.ParseBool, which Istio uses for the annotation's value.
+_GO_BOOLS: Final = frozenset({"1", "t", "T", "TRUE", "true", "True",
+                              "0", "f", "F", "FALSE", "false", "False"})  # fmt: skip
+
+
+def _check_dry_run(
+    kind: str, spec: Any, metadata: object, name: str, namespace: str | None, findings: Findings
+) -> None:
+    """Istio's checkDryRunAnnotation: only an ALLOW or DENY AuthorizationPolicy may carry
+    `istio.io/dry-run`, and only with a boolean value."""
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    if not isinstance(annotations, Mapping) or DRY_RUN not in annotations:
+        return
+    value = annotations[DRY_RUN]
+    where = f"metadata.annotations[{DRY_RUN}]"
+    title = f"{namespace or ''}/{name}"
+    if kind != "AuthorizationPolicy":
+        findings.error(
+            where, f"{title} has unsupported annotation {DRY_RUN}, please remove the annotation"
+        )
+        return
+    action = spec.action or "ALLOW"
+    if action not in ("ALLOW", "DENY"):
+        findings.error(
+            where,
+            f"the annotation {DRY_RUN} currently only supports action ALLOW/DENY, "
+            f"found action {action} in {title}",
+        )
+    elif value not in _GO_BOOLS:
+        findings.error(
+            where,
+            f"{title} has annotation {DRY_RUN} with invalid value ({errors.shown(value)}): "
+            "not a boolean",
+        )
 
 
 def _string_map(value: object) -> dict[str, str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from control.api import is_mesh_group, validate_resource
+from control.api.kinds import UNSERVED_KINDS
 from control.config.files import FileReadError, read_text
 from control.config.loader import SUFFIXES, LoadError, list_items, parse_text
 
@@ -129,10 +130,12 @@ def _check_object(label: str, obj: object, tally: Tally, *, out: TextIO, quiet: 
         tally.invalid += 1
         return
     title = f"{label} {_printable(obj.get('kind'), '<no kind>')}/{_name(obj)}"
-    if not is_mesh_group(obj.get("apiVersion")):
+    if not is_mesh_group(obj.get("apiVersion"), obj.get("kind")):
         tally.skipped += 1
         if not quiet:
-            out.write(f"{title}: skipped (not a mesh kind)\n")
+            unserved = obj.get("kind") in UNSERVED_KINDS
+            why = "an Istio kind mizzen does not serve" if unserved else "not a mesh kind"
+            out.write(f"{title}: skipped ({why})\n")
         return
     report = validate_resource(obj)
     if report.ok:

@@ -53,7 +53,7 @@ def test_a_flag_overrides_the_status_port_of_the_environment() -> None:
         (contract.ENV_LABELS, '{"app": 3}', "must be a str"),
         (contract.ENV_INTERCEPTION_MODE, "MAGIC", "REDIRECT"),
         (contract.ENV_STATUS_PORT, "http", "not a number"),
-        (contract.ENV_APP_PROBES, '{"/elsewhere": {}}', "not an /app-health/ path"),
+        (contract.ENV_APP_PROBES, '{"/elsewhere": {}}', "is not an /app-health/<container>"),
         (contract.ENV_APP_PROBES, '{"/app-health/a/livez": {}}', "exactly one of"),
         (
             contract.ENV_APP_PROBES,

@@ -27,7 +27,7 @@ spec:
   http: [{route: [{destination: {host: reviews}, weight: -1}], timeout: 10}]
 """
 SERVICE = "apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\n"
-GATEWAY = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\n"
+GATEWAY = "apiVersion: networking.istio.io/v1\nkind: Widget\nmetadata: {name: gw}\n"
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str], str]:
@@ -80,7 +80,80 @@ def test_unknown_kind_in_mesh_group_is_an_error(
     path.write_text(GATEWAY)
     code, lines, _ = _run(capsys, "-f", str(path))
     assert code == 1
-    assert lines[0].startswith(f'{path}:0 Gateway/gw: error: kind: unknown kind "Gateway"')
+    assert lines[0].startswith(f'{path}:0 Widget/gw: error: kind: unknown kind "Widget"')
+
+
+BOOKINFO_GATEWAY = """\
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: bookinfo-gateway}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: bookinfo}
+spec:
+  hosts: ["*"]
+  gateways: [bookinfo-gateway]
+  http:
+  - match: [{uri: {exact: /productpage}}]
+    route: [{destination: {host: productpage, port: {number: 9080}}}]
+"""
+UNSERVED = """\
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: ef}
+spec: {configPatches: []}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: we}
+spec: {address: 198.18.0.5}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadGroup
+metadata: {name: wg}
+spec: {template: {}}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: ProxyConfig
+metadata: {name: pc}
+spec: {concurrency: 2}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: tel}
+spec: {}
+---
+apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
+metadata: {name: wasm}
+spec: {url: oci://example/plugin}
+"""
+
+
+def test_bookinfo_gateway_validates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bookinfo-gateway.yaml"
+    path.write_text(BOOKINFO_GATEWAY)
+    code, lines, _ = _run(capsys, "-f", str(path))
+    assert code == 0
+    assert f"{path}:0 Gateway/bookinfo-gateway: ok" in lines
+    assert f"{path}:1 VirtualService/bookinfo: ok" in lines
+
+
+def test_istio_kinds_mizzen_does_not_serve_are_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "unserved.yaml"
+    path.write_text(UNSERVED)
+    code, lines, _ = _run(capsys, "-f", str(path))
+    assert code == 0
+    skipped = [line for line in lines if "skipped" in line and "does not serve" in line]
+    assert len(skipped) == 6, lines
 
 
 def test_yaml_syntax_error_names_file_and_document(

@@ -127,12 +127,17 @@ INJECT = "sidecar.istio.io/inject"
         (ENABLED, {INJECT: "false"}, {}, SkipReason.POD_OPTED_OUT),
         (ENABLED, {}, {INJECT: "false"}, SkipReason.POD_OPTED_OUT),
         (ENABLED, {INJECT: "true"}, {INJECT: "false"}, None),  # the label wins
-        (ENABLED, {INJECT: "n"}, {}, SkipReason.POD_OPTED_OUT),
+        # Only exactly "true"/"false" count (Istio >= 1.27): other spellings are ignored.
+        (ENABLED, {INJECT: "n"}, {}, None),
+        (ENABLED, {INJECT: "no"}, {}, None),
+        (ENABLED, {INJECT: "False"}, {}, None),
+        (ENABLED, {INJECT: "no"}, {INJECT: "false"}, None),  # a present label hides the annotation
         (ENABLED, {INJECT: "garbage"}, {}, None),  # a warning, the default applies
         (DISABLED, {INJECT: "true"}, {}, SkipReason.NAMESPACE_DISABLED),
         ({}, {}, {}, SkipReason.NAMESPACE_NOT_ENABLED),
         ({}, {INJECT: "true"}, {}, None),
-        ({}, {INJECT: "yes"}, {}, None),
+        ({}, {INJECT: "yes"}, {}, SkipReason.NAMESPACE_NOT_ENABLED),
+        ({}, {INJECT: "True"}, {}, SkipReason.NAMESPACE_NOT_ENABLED),
         ({}, {}, {INJECT: "true"}, SkipReason.NAMESPACE_NOT_ENABLED),
         ({"istio.io/rev": "default"}, {}, {}, None),
         ({"istio.io/rev": "canary"}, {INJECT: "true"}, {}, SkipReason.REVISION_MISMATCH),

@@ -355,8 +355,22 @@ async def test_resources_outside_the_mesh_groups_are_not_judged(
 
 
 async def test_an_unknown_kind_of_a_mesh_group_is_refused(client: httpx.AsyncClient) -> None:
-    resource = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+    resource = {"apiVersion": "networking.istio.io/v1", "kind": "Widget",
                 "metadata": {"name": "g"}, "spec": {}}  # fmt: skip
     answer = await post(client, "/validate", mesh_review(resource))
     assert answer["response"]["allowed"] is False
-    assert 'unknown kind "Gateway"' in answer["response"]["status"]["message"]
+    assert 'unknown kind "Widget"' in answer["response"]["status"]["message"]
+
+
+async def test_a_gateway_is_validated_and_unserved_istio_kinds_pass(
+    client: httpx.AsyncClient,
+) -> None:
+    gateway = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+               "metadata": {"name": "g"}, "spec": {}}  # fmt: skip
+    answer = await post(client, "/validate", mesh_review(gateway))
+    assert answer["response"]["allowed"] is False
+    assert "gateway must have at least one server" in answer["response"]["status"]["message"]
+    envoy_filter = {"apiVersion": "networking.istio.io/v1alpha3", "kind": "EnvoyFilter",
+                    "metadata": {"name": "ef"}, "spec": {"anything": [1]}}  # fmt: skip
+    answer = await post(client, "/validate", mesh_review(envoy_filter))
+    assert answer["response"]["allowed"] is True

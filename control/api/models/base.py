@@ -18,13 +18,16 @@ Labels = dict[StrictStr, StrictStr]
 
 
 class ApiModel(BaseModel):
-    """Frozen, unknown fields refused, camelCase on the wire (as protobuf JSON names them)."""
+    """Frozen, unknown fields refused, camelCase on the wire (as protobuf JSON names them).
+
+    The proto field names (snake_case, `connect_timeout`) are accepted too, as Istio's protobuf
+    JSON reader accepts them; the attribute names here are those proto names."""
 
     model_config = ConfigDict(
         frozen=True,
         extra="forbid",
         alias_generator=to_camel,
-        populate_by_name=False,
+        populate_by_name=True,
         hide_input_in_errors=True,
         allow_inf_nan=False,
         use_attribute_docstrings=True,

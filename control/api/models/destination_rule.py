@@ -10,22 +10,31 @@ from control.api.duration import Duration
 from control.api.models.base import (
     ApiModel,
     Bool,
+    Float,
     Int,
     Labels,
+    LabelSelector,
     PortSelector,
     Str,
     UInt,
-    WorkloadSelector,
 )
 
 SimpleLB = Literal["UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH", "ROUND_ROBIN",
                    "LEAST_REQUEST"]  # fmt: skip
 
 
+class HTTPCookieAttribute(ApiModel):
+    """An attribute of the affinity cookie (`SameSite=Strict`, `Secure`)."""
+
+    name: Str | None = None
+    value: Str | None = None
+
+
 class HTTPCookie(ApiModel):
     name: Str | None = None
     path: Str | None = None
     ttl: Duration | None = None
+    attributes: tuple[HTTPCookieAttribute, ...] = ()
 
 
 class RingHash(ApiModel):
@@ -66,11 +75,21 @@ class LocalityLoadBalancerSetting(ApiModel):
     enabled: Bool | None = None
 
 
+class WarmupConfiguration(ApiModel):
+    """Slow start: traffic to a new endpoint ramps up over `duration`."""
+
+    duration: Duration | None = None
+    minimum_percent: Float | None = None
+    aggression: Float | None = None
+
+
 class LoadBalancerSettings(ApiModel):
     simple: SimpleLB | None = None
     consistent_hash: ConsistentHashLB | None = None
     locality_lb_setting: LocalityLoadBalancerSetting | None = None
     warmup_duration_secs: Duration | None = None
+    """Deprecated: use warmup."""
+    warmup: WarmupConfiguration | None = None
 
 
 class TcpKeepalive(ApiModel):
@@ -173,4 +192,5 @@ class DestinationRule(ApiModel):
     traffic_policy: TrafficPolicy | None = None
     subsets: tuple[Subset, ...] = ()
     export_to: tuple[Str, ...] = ()
-    workload_selector: WorkloadSelector | None = None
+    workload_selector: LabelSelector | None = None
+    """Istio's `matchLabels` form (type.v1beta1.WorkloadSelector)."""

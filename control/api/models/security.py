@@ -45,6 +45,9 @@ class Source(ApiModel):
     service_accounts: tuple[Str, ...] = ()
     """`<namespace>/<name>`, or `<name>` in the policy's namespace."""
     not_service_accounts: tuple[Str, ...] = ()
+    trust_domains: tuple[Str, ...] = ()
+    """The peer's trust domain (from its certificate); accepted, not enforced yet."""
+    not_trust_domains: tuple[Str, ...] = ()
 
 
 class Operation(ApiModel):
@@ -118,6 +121,8 @@ class JWTRule(ApiModel):
     output_claim_to_headers: tuple[ClaimToHeader, ...] = ()
     timeout: Duration | None = None
     space_delimited_claims: tuple[Str, ...] = ()
+    presence: Str | None = None
+    """In Istio's schema but not read by its control plane: accepted, never enforced."""
 
 
 class RequestAuthentication(ApiModel):

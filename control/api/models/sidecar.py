@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from control.api.models.base import ApiModel, Str, UInt, WorkloadSelector
+from control.api.models.base import ApiModel, Bool, Str, UInt, WorkloadSelector
 from control.api.models.destination_rule import ConnectionPoolSettings
 from control.api.models.virtual_service import Destination
 
@@ -18,18 +18,35 @@ class SidecarPort(ApiModel):
     target_port: UInt | None = None
 
 
-class ServerTLSSettings(ApiModel):
-    """Terminates TLS on an inbound port (Istio's ServerTLSSettings, the fields a sidecar uses)."""
+TLSVersion = Literal["TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"]
 
+
+class TLSCertificate(ApiModel):
+    """One certificate of several a server can present (RSA and ECDSA, say)."""
+
+    server_certificate: Str | None = None
+    private_key: Str | None = None
+    ca_certificates: Str | None = None
+
+
+class ServerTLSSettings(ApiModel):
+    """Terminates TLS on a port (Istio's ServerTLSSettings: Gateway servers, Sidecar ingress)."""
+
+    https_redirect: Bool | None = None
     mode: Literal["PASSTHROUGH", "SIMPLE", "MUTUAL", "AUTO_PASSTHROUGH", "ISTIO_MUTUAL",
                   "OPTIONAL_MUTUAL"] | None = None  # fmt: skip
     server_certificate: Str | None = None
     private_key: Str | None = None
     ca_certificates: Str | None = None
+    ca_crl: Str | None = None
     credential_name: Str | None = None
+    credential_names: tuple[Str, ...] = ()
+    tls_certificates: tuple[TLSCertificate, ...] = ()
     subject_alt_names: tuple[Str, ...] = ()
-    min_protocol_version: Str | None = None
-    max_protocol_version: Str | None = None
+    verify_certificate_spki: tuple[Str, ...] = ()
+    verify_certificate_hash: tuple[Str, ...] = ()
+    min_protocol_version: TLSVersion | None = None
+    max_protocol_version: TLSVersion | None = None
     cipher_suites: tuple[Str, ...] = ()
 
 

@@ -76,6 +76,8 @@ class HTTPRedirect(ApiModel):
     derive_port: Literal["FROM_PROTOCOL_DEFAULT", "FROM_REQUEST_PORT"] | None = None
     scheme: Str | None = None
     redirect_code: UInt | None = None
+    prefix_rewrite: Str | None = None
+    """Replaces the matched prefix of the path in the redirect (Istio 1.31); not applied yet."""
 
 
 class HTTPBody(ApiModel):

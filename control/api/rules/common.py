@@ -23,11 +23,17 @@ MAX_REGEX_LENGTH: Final = 1024
 _RE2_OPTIONS: Final = re2.Options()
 _RE2_OPTIONS.log_errors = False
 
-_DNS1123_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_WILDCARD_LABEL: Final = re.compile(r"\*|\*?[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+# Istio's labels.IsDNS1123Label accepts either case (`ISTIOD-HOST.DOMAIN`, port name `HTTP`);
+# a wildcard label is `*`, or a label led by `*` or `*-` (`*-foo`).
+_DNS1123_LABEL: Final = re.compile(r"[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?")
+_WILDCARD_LABEL: Final = re.compile(r"\*|(\*|\*-)?[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?")
 # Kubernetes label keys: optional DNS subdomain prefix, then a name of up to 63 characters.
 _LABEL_NAME: Final = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
 _HEADER_NAME: Final = re.compile(r"[-_A-Za-z0-9]+")
+# RFC 7230 tchar: what a header name in a match may be (Istio's validHeaderNameRegex), and the
+# HTTP/2 pseudo-headers a match may name.
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~A-Za-z0-9]+")
+PSEUDO_HEADERS: Final = frozenset({":method", ":scheme", ":authority", ":path", ":status"})
 _PORT_NAME: Final = _DNS1123_LABEL
 # Istio's protocol names (case-insensitive), as protocol.Parse knows them.
 PROTOCOLS: Final = frozenset(
@@ -43,7 +49,18 @@ def is_dns1123_label(value: str) -> bool:
 
 
 def _dns_labels_error(domain: str, rest: str) -> str | None:
-    for label in rest.split("."):
+    """Istio's ValidateDNS1123Labels: a trailing dot is allowed (`istio.io.`); an all-numeric
+    top-level label is not."""
+    labels = rest.split(".")
+    top = labels[-1]
+    if top.isascii() and top.isdigit():
+        return (
+            f"domain name {shown(domain)} invalid (top level domain {shown(top)} "
+            "cannot be all-numeric)"
+        )
+    for index, label in enumerate(labels):
+        if index == len(labels) - 1 and not label:
+            return None
         if not is_dns1123_label(label):
             return f"domain name {shown(domain)} invalid (label {shown(label)} invalid)"
     return None
@@ -172,9 +189,19 @@ def check_selector_labels(findings: Findings, path: str, labels: Mapping[str, st
 
 
 def check_header_name(findings: Findings, path: str, name: str) -> None:
+    """The strict form (Istio's ValidateStrictHTTPHeaderName): letters, digits, `-` (and `_`)."""
     if not name:
         findings.error(path, "header name cannot be empty")
     elif not _HEADER_NAME.fullmatch(name):
+        findings.error(path, f"header name {shown(name)} is not a valid header name")
+
+
+def check_match_header_name(findings: Findings, path: str, name: str) -> None:
+    """A header a match names (Istio's ValidateHTTPHeaderNameOrJwtClaimRoute): any RFC 7230
+    token (`funky!$#_`), or an HTTP/2 pseudo-header (`:authority`)."""
+    if not name:
+        findings.error(path, "header name cannot be empty")
+    elif name not in PSEUDO_HEADERS and not _TOKEN.fullmatch(name):
         findings.error(path, f"header name {shown(name)} is not a valid header name")
 
 

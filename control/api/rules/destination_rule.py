@@ -37,7 +37,12 @@ def check(spec: DestinationRule, findings: Findings) -> None:
     common.check_export_to(findings, "spec.exportTo", spec.export_to)
     if spec.workload_selector is not None:
         common.check_selector_labels(
-            findings, "spec.workloadSelector.labels", spec.workload_selector.labels
+            findings, "spec.workloadSelector.matchLabels", spec.workload_selector.match_labels
+        )
+        findings.warn(
+            "spec.workloadSelector",
+            "mizzen does not apply a DestinationRule's workloadSelector yet: the rule applies "
+            "to every workload that sees it",
         )
         if any(entry != "." for entry in spec.export_to):
             findings.error(

@@ -184,8 +184,12 @@ def check_redirect(findings: Findings, path: str, redirect: HTTPRedirect) -> Non
         or redirect.port
         or redirect.derive_port
         or redirect.scheme
+        or redirect.prefix_rewrite
     ):
         findings.error(path, "redirect must specify URI, authority, scheme, or port")
+    if redirect.prefix_rewrite is not None:
+        _check_header_text(findings, f"{path}.prefixRewrite", redirect.prefix_rewrite)
+        findings.warn(f"{path}.prefixRewrite", "mizzen does not apply prefixRewrite yet")
     if redirect.port is not None and redirect.derive_port is not None:
         findings.error(path, "redirect may only contain one of port or derivePort")
     code = redirect.redirect_code
@@ -307,8 +311,8 @@ def check_fault(findings: Findings, path: str, fault: HTTPFaultInjection) -> Non
             findings.warn(f"{where}.percent", 'deprecated "percent", use "percentage" instead')
         if delay.exponential_delay is not None:
             findings.error(f"{where}.exponentialDelay", "exponentialDelay not supported yet")
-        elif delay.fixed_delay is None:
-            findings.error(where, "delay must specify fixedDelay")
+        elif delay.fixed_delay is None:  # Istio accepts it; it delays nothing
+            findings.warn(where, "delay without fixedDelay injects no delay")
 
 
 def check_cors(findings: Findings, path: str, cors: CorsPolicy) -> None:

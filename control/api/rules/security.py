@@ -28,16 +28,22 @@ _TARGET_KINDS: Final = frozenset(
      ("gateway.networking.k8s.io", "Gateway")}
 )  # fmt: skip
 _EXACT_KEYS: Final = frozenset(
-    {"source.ip", "remote.ip", "source.namespace", "source.principal", "request.auth.principal",
-     "request.auth.audiences", "request.auth.presenter", "destination.ip", "destination.port",
-     "connection.sni"}
+    {"source.ip", "remote.ip", "source.namespace", "source.principal", "source.serviceAccount",
+     "source.trustDomain", "request.auth.principal", "request.auth.audiences",
+     "request.auth.presenter", "destination.ip", "destination.port", "connection.sni"}
 )  # fmt: skip
-_BRACKET_KEY: Final = re.compile(r"(request\.headers|request\.auth\.claims)\[[^\]]+\](\[[^\]]+\])*")
+_BRACKET_KEY: Final = re.compile(
+    r"(request\.headers|request\.experimental\.inline\.headers|request\.auth\.claims)"
+    r"\[[^\]]+\](\[[^\]]+\])*"
+)
+# Istio's path templates (AuthorizationPolicy paths): `{*}` one segment, `{**}` the rest.
+_MATCH_ONE: Final = "{*}"
+_MATCH_ANY: Final = "{**}"
+# RFC 3986 pchar: the literal segments of a path template.
+_PCHAR: Final = re.compile(r"[a-zA-Z0-9\-._~%!$&'()+,;:@=]+")
 # An http(s) URL with a host (urllib is off limits in this pure package: it can do I/O).
 _HTTP_URL: Final = re.compile(r"https?://[^/\s?#@]+(?:[/?#]\S*)?\Z")
 _IP_KEYS: Final = frozenset({"source.ip", "remote.ip", "destination.ip"})
-_NAMESPACE: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_NAMESPACE_PART: Final = re.compile(r"[-a-z0-9]+")  # what a prefix/suffix wildcard leaves
 
 
 def check_peer_authentication(spec: PeerAuthentication, findings: Findings) -> None:
@@ -174,6 +180,17 @@ def _check_source(
 ) -> None:
     if not source.model_fields_set:
         findings.error(path, f"`from.source` must not be empty, found at rule {rule}")
+    identities = (source.principals, source.not_principals, source.namespaces,
+                  source.not_namespaces)  # fmt: skip
+    if any(identities) and (source.service_accounts or source.not_service_accounts):
+        findings.error(
+            path, f"cannot set serviceAccounts with namespaces or principals, found at rule {rule}"
+        )
+    if source.trust_domains or source.not_trust_domains:
+        findings.warn(
+            f"{path}.trustDomains",
+            "mizzen accepts trustDomains/notTrustDomains but does not enforce them yet",
+        )
     for field, values in (
         ("ipBlocks", source.ip_blocks),
         ("notIpBlocks", source.not_ip_blocks),
@@ -192,7 +209,10 @@ def _check_source(
         ("notRequestPrincipals", source.not_request_principals),
     ):
         for index, value in enumerate(values):
-            _check_matcher_value(findings, f"{path}.{field}[{index}]", value, field)
+            if not value:
+                findings.error(
+                    f"{path}.{field}[{index}]", f"empty value not allowed, found in {field}"
+                )
             if (
                 field.lower().endswith("principals")
                 and "request" not in field.lower()
@@ -213,14 +233,15 @@ def _check_source(
     for field, values in (
         ("namespaces", source.namespaces),
         ("notNamespaces", source.not_namespaces),
+        ("trustDomains", source.trust_domains),
+        ("notTrustDomains", source.not_trust_domains),
     ):
         for index, value in enumerate(values):
-            where = f"{path}.{field}[{index}]"
-            _check_matcher_value(findings, where, value, field)
-            bare = value.strip("*")
-            pattern = _NAMESPACE if bare == value else _NAMESPACE_PART
-            if value and value != "*" and not pattern.fullmatch(bare):
-                findings.error(where, f"invalid namespace {shown(value)}")
+            # Istio checks only that a value is not empty (security.CheckEmptyValues).
+            if not value:
+                findings.error(
+                    f"{path}.{field}[{index}]", f"empty value not allowed, found in {field}"
+                )
         if custom and values:
             findings.error(
                 f"{path}.{field}",
@@ -248,14 +269,28 @@ def _check_source(
             findings.error(f"{path}.{field}", f"empty value not allowed, found in {field}")
 
 
-def _check_matcher_value(findings: Findings, path: str, value: str, field: str) -> None:
-    """Values match exactly, or by prefix/suffix with one `*` at either end (`*` alone: any)."""
-    if not value:
-        findings.error(path, f"empty value not allowed, found in {field}")
-    elif "*" in value.strip("*") or (value.count("*") > 1 and value != "*"):
-        findings.error(path, f"{shown(value)}: `*` is only supported as a prefix or suffix")
-    elif any(c.isspace() for c in value):
-        findings.error(path, f"{shown(value)} must not contain whitespace")
+def _path_template_error(path: str) -> str | None:
+    """Istio's CheckValidPathTemplate: `{*}` and `{**}` whole segments, `{**}` last, literal
+    segments of RFC 3986 pchars once a template is used."""
+    templated = _MATCH_ONE in path or _MATCH_ANY in path
+    seen_any = False
+    for segment in path.strip("/").split("/"):
+        if segment in (_MATCH_ONE, _MATCH_ANY):
+            if seen_any:
+                return f"invalid or unsupported path {shown(path)}. {{**}} is not the last operator"
+            seen_any = segment == _MATCH_ANY
+            continue
+        if "{" in segment or "}" in segment:
+            return (
+                f"invalid or unsupported path {shown(path)}. Contains '{{' or '}}' beyond a "
+                "supported path template"
+            )
+        if templated and not _PCHAR.fullmatch(segment):
+            return (
+                f"invalid or unsupported path {shown(path)}. Contains segment "
+                f"{shown(segment)} with invalid string literal"
+            )
+    return None
 
 
 def _check_operation(findings: Findings, path: str, operation: Operation, rule: int) -> None:
@@ -263,7 +298,11 @@ def _check_operation(findings: Findings, path: str, operation: Operation, rule: 
         findings.error(path, f"`to.operation` must not be empty, found at rule {rule}")
     for field in ("hosts", "notHosts", "methods", "notMethods", "paths", "notPaths"):
         for index, value in enumerate(getattr(operation, _snake(field))):
-            _check_matcher_value(findings, f"{path}.{field}[{index}]", value, field)
+            where = f"{path}.{field}[{index}]"
+            if not value:
+                findings.error(where, f"empty value not allowed, found in {field}")
+            elif field in ("paths", "notPaths") and (problem := _path_template_error(value)):
+                findings.error(where, problem)
     for field, values in (("ports", operation.ports), ("notPorts", operation.not_ports)):
         for index, value in enumerate(values):
             if not common.is_port_text(value):
@@ -328,14 +367,22 @@ def check_request_authentication(spec: RequestAuthentication, findings: Findings
 
 
 def _check_jwt_rule(findings: Findings, path: str, rule: JWTRule) -> None:
-    if not rule.issuer:
-        findings.error(f"{path}.issuer", "issuer must be set")
+    if not rule.issuer and not rule.jwks_uri:
+        findings.error(f"{path}.issuer", "issuer or jwksUri must be non-empty string")
     for index, audience in enumerate(rule.audiences):
         if not audience:
             findings.error(f"{path}.audiences[{index}]", "audience must be non-empty string")
-    if rule.jwks_uri and not _HTTP_URL.match(rule.jwks_uri):
-        findings.error(
-            f"{path}.jwksUri", f"jwks URI {shown(rule.jwks_uri)} must be an http(s) URL with a host"
+    if rule.jwks_uri:
+        _check_jwks_uri(findings, f"{path}.jwksUri", rule.jwks_uri)
+    for index, claim_name in enumerate(rule.space_delimited_claims):
+        if not claim_name:
+            findings.error(
+                f"{path}.spaceDelimitedClaims[{index}]", "claim name must be non-empty string"
+            )
+    if rule.presence is not None:
+        findings.warn(
+            f"{path}.presence",
+            "presence is accepted but not enforced (Istio's control plane does not read it)",
         )
     if rule.jwks:
         _check_jwks(findings, f"{path}.jwks", rule.jwks)
@@ -366,6 +413,19 @@ def _check_jwt_rule(findings: Findings, path: str, rule: JWTRule) -> None:
             )
         else:
             common.check_header_name(findings, f"{where}.header", claim.header)
+
+
+def _check_jwks_uri(findings: Findings, path: str, uri: str) -> None:
+    """Istio's ParseJwksURI: an http(s) URL; a port, when given, is a number."""
+    if not _HTTP_URL.match(uri):
+        findings.error(path, f"jwks URI {shown(uri)} must be an http(s) URL with a host")
+        return
+    authority = uri.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    host_port = authority.rsplit("]", 1)[-1]  # past an IPv6 literal's brackets
+    if ":" in host_port:
+        port = host_port.rsplit(":", 1)[1]
+        if not (port.isascii() and port.isdigit()):
+            findings.error(path, f"jwks URI {shown(uri)}: invalid port {shown(port)}")
 
 
 def _check_jwks(findings: Findings, path: str, jwks: str) -> None:

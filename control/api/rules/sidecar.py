@@ -6,6 +6,7 @@ from control.api.errors import shown
 from control.api.models.sidecar import IstioEgressListener, IstioIngressListener, Sidecar
 from control.api.rules import common
 from control.api.rules.context import Findings
+from control.api.rules.gateway import check_server_tls
 from control.api.rules.http_parts import check_destination
 from control.api.rules.traffic_policy import check_connection_pool
 
@@ -94,10 +95,24 @@ def _check_ingress(
                 f"{path}.tls.subjectAltNames",
                 "sidecar: subjectAltNames is not supported in ingress tls",
             )
+        if tls.https_redirect:
+            findings.error(f"{path}.tls.httpsRedirect", "sidecar: httpsRedirect is not supported")
         if tls.credential_name:
             findings.error(
                 f"{path}.tls.credentialName", "sidecar: credentialName is not currently supported"
             )
+        if tls.credential_names:
+            findings.error(
+                f"{path}.tls.credentialNames", "sidecar: credentialNames is not currently supported"
+            )
+        if tls.tls_certificates:
+            findings.error(
+                f"{path}.tls.tlsCertificates",
+                "sidecar: tls_certificates is not currently supported",
+            )
+        if (port.protocol or "").lower() not in common.TLS_PROTOCOLS:
+            findings.error(f"{path}.tls", "server cannot have TLS settings for non HTTPS/TLS ports")
+        check_server_tls(findings, f"{path}.tls", tls)
         if tls.mode in {"ISTIO_MUTUAL", "AUTO_PASSTHROUGH"}:
             findings.error(
                 f"{path}.tls.mode",
@@ -185,8 +200,17 @@ def _check_egress_hosts(findings: Findings, path: str, egress: IstioEgressListen
         if not slash or not namespace or not host:
             findings.error(where, f"{shown(entry)} must be of form namespace/dnsName")
             continue
-        if namespace not in {".", "*", "~"} and not common.is_dns1123_label(namespace):
-            findings.error(where, f"invalid namespace value {shown(namespace)} in {shown(entry)}")
+        # Istio 1.31: a `~` prefix subtracts (`~ns1/*`, `~/foo.com`) from what the others import.
+        excluded = namespace.startswith("~") and namespace != "~"
+        bare = namespace[1:] if excluded else namespace
+        if bare not in {".", "*", "~", ""} and not common.is_dns1123_label(bare):
+            findings.error(where, f"invalid namespace value {shown(namespace)} in sidecar")
+        if excluded:
+            findings.warn(
+                where,
+                f"mizzen does not apply `~` exclusions yet: {entry} is ignored "
+                "(the proxy sees what the other hosts import)",
+            )
         if host != "*":
             problem = common.wildcard_domain_error(host)
             if problem:

@@ -188,6 +188,30 @@ def check_load_balancer(
                 findings.error(
                     f"{where}.maglev.tableSize", "tableSize must be a prime number for maglev"
                 )
+    if (warmup := balancer.warmup) is not None:
+        where = f"{path}.warmup"
+        if warmup.duration is None:
+            findings.error(f"{where}.duration", "duration is required")
+        if warmup.minimum_percent is not None and not 0 <= warmup.minimum_percent <= 100:
+            findings.error(
+                f"{where}.minimumPercent",
+                "minimumPercent value should be less than or equal to 100",
+            )
+        if warmup.aggression is not None and warmup.aggression < 1:
+            findings.error(f"{where}.aggression", "aggression should be greater than or equal to 1")
+        findings.warn(where, "mizzen does not apply warmup (slow start) yet")
+    cookie = balancer.consistent_hash.http_cookie if balancer.consistent_hash else None
+    if cookie is not None and cookie.attributes:
+        for index, attribute in enumerate(cookie.attributes):
+            if not attribute.name:
+                findings.error(
+                    f"{path}.consistentHash.httpCookie.attributes[{index}].name",
+                    "cookie attribute name is required",
+                )
+        findings.warn(
+            f"{path}.consistentHash.httpCookie.attributes",
+            "mizzen does not set cookie attributes yet",
+        )
     if balancer.locality_lb_setting is not None:
         _check_locality(
             findings, f"{path}.localityLbSetting", balancer.locality_lb_setting, outlier

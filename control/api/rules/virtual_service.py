@@ -204,7 +204,7 @@ def _check_http_match(
                         where, f"JWT claim based routing (key: {key}) is only supported for gateway"
                     )
                 else:
-                    common.check_header_name(findings, where, key)
+                    common.check_match_header_name(findings, where, key)
             if delegating and string_match.regex is not None:
                 findings.error(
                     where, f"{field} match {key} does not support regex match for delegating"

@@ -141,7 +141,7 @@ class _Builder:
             return
         if api_version == "v1" and kind in _CORE_KINDS:
             self._add_core(document.origin, kind, obj)
-        elif kinds.is_mesh_group(api_version):
+        elif kinds.is_mesh_group(api_version, kind):
             self._add_mesh(document.origin, obj)
 
     def _name(self, obj: Mapping[str, Any]) -> str:
