@@ -74,7 +74,9 @@ def xds_transport_socket(identity: IdentitySettings) -> dict[str, Any]:
             "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
             "tls_certificate_sds_secret_configs": [{"name": WORKLOAD, "sds_config": sds_config()}],
             "combined_validation_context": {
-                "default_validation_context": {"match_typed_subject_alt_names": [_san_matcher(host)]},
+                "default_validation_context": {
+                    "match_typed_subject_alt_names": [_san_matcher(host)]
+                },
                 "validation_context_sds_secret_config": {"name": ROOTS, "sds_config": sds_config()},
             },
         }

@@ -28,7 +28,7 @@ from control.agent.identity_settings import IdentitySettings
 from control.agent.rotation import retry_delay, rotation_delay
 from control.agent.sds import SdsServer
 from control.agent.secrets import SecretStore
-from control.agent.workload_cert import RejectedCertificate, WorkloadCertificate, check_chain
+from control.agent.workload_cert import RejectedCertificateError, WorkloadCertificate, check_chain
 from control.identity.files import FileReadError, read_bounded
 from control.identity.keys import build_csr, generate_key, private_key_pem
 from control.identity.pem import MAX_BUNDLE_BYTES, PemError, certificates_pem, load_certificates
@@ -81,7 +81,7 @@ class WorkloadIdentity:
         return True
 
     async def renew(self) -> WorkloadCertificate:
-        """One attempt: key, CSR, call, check. Raises CaCallError or RejectedCertificate."""
+        """One attempt: key, CSR, call, check. Raises CaCallError or RejectedCertificateError."""
         key = await asyncio.to_thread(generate_key, self.settings.key_spec)
         csr = build_csr(key, self.settings.spiffe_id).decode()
         chain_pem = await self.signer.create_certificate(csr, self.settings.cert_ttl)
@@ -93,7 +93,9 @@ class WorkloadIdentity:
             self.roots,
             datetime.fromtimestamp(received, UTC),
         )
-        return WorkloadCertificate(certificates_pem(chain), private_key_pem(key), chain[0], received)
+        return WorkloadCertificate(
+            certificates_pem(chain), private_key_pem(key), chain[0], received
+        )
 
     def _publish(self, certificate: WorkloadCertificate) -> None:
         self.current = certificate
@@ -143,7 +145,7 @@ class WorkloadIdentity:
                     certificate = await self.renew()
                     break
                 except Exception as error:  # nothing may end renewal: retry, loudly
-                    if not isinstance(error, CaCallError | RejectedCertificate):
+                    if not isinstance(error, CaCallError | RejectedCertificateError):
                         log.exception("unexpected failure renewing the certificate")
                     wait = retry_delay(
                         attempt, self.settings.retry_initial, self.settings.retry_max, self.draw()

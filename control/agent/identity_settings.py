@@ -29,10 +29,12 @@ from injector import contract
 ENV_KEY_ALGORITHM: Final = "ECC_SIGNATURE_ALGORITHM"
 ENV_CURVE: Final = "ECC_CURVE"
 ENV_RSA_BITS: Final = "WORKLOAD_RSA_KEY_SIZE"
-ENV_SECRET_TTL: Final = "SECRET_TTL"
+ENV_SECRET_TTL: Final = "SECRET_TTL"  # noqa: S105 (a variable name)
 ENV_CA_ADDRESS: Final = "CA_ADDR"
 DEFAULT_CERT_TTL: Final = 24 * 3600
-_HOST: Final = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")  # noqa: E501
+_HOST: Final = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
 
 
 class IdentitySettingsError(ValueError):
@@ -140,9 +142,7 @@ def identity_settings(
         raise IdentitySettingsError(contract.ENV_SERVICE_ACCOUNT, str(error)) from None
     ca_text = options.ca_address or env.get(ENV_CA_ADDRESS, "").strip()
     field = "--ca-address" if options.ca_address else ENV_CA_ADDRESS
-    ca_host, ca_port = (
-        _host_port(ca_text, field) if ca_text else (discovery_host, discovery_port)
-    )
+    ca_host, ca_port = _host_port(ca_text, field) if ca_text else (discovery_host, discovery_port)
     ttl = options.cert_ttl
     if ttl is None and env.get(ENV_SECRET_TTL, "").strip():
         try:
@@ -163,5 +163,5 @@ def identity_settings(
         retry_max=options.retry_max,
         root_poll_interval=options.root_poll_interval,
         ca_timeout=options.ca_timeout,
-        **_key(env),  # type: ignore[arg-type]
+        **_key(env),
     )

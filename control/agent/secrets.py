@@ -4,6 +4,8 @@ and key) and `ROOTCA` (the trusted roots), as Envoy `Secret` messages with a ver
 Lives on the event loop: the identity tasks `set_*`, the SDS streams read and wait for changes.
 """
 
+# ruff: noqa: S105 (names of tokens and secrets, not secrets)
+
 from __future__ import annotations
 
 import asyncio

@@ -14,7 +14,7 @@ from control.identity.keys import PrivateKey, same_public_key
 from control.identity.pem import PemError, load_certificates, serial_hex, uri_sans
 
 
-class RejectedCertificate(ValueError):
+class RejectedCertificateError(ValueError):
     """The CA's answer is not a certificate for this workload; the message says why."""
 
 
@@ -41,24 +41,24 @@ def check_chain(
     roots: Sequence[x509.Certificate],
     now: datetime,
 ) -> list[x509.Certificate]:
-    """The parsed chain, leaf first; raises RejectedCertificate."""
+    """The parsed chain, leaf first; raises RejectedCertificateError."""
     if not chain_pem:
-        raise RejectedCertificate("the CA sent an empty chain")
+        raise RejectedCertificateError("the CA sent an empty chain")
     try:
         chain = [c for pem in chain_pem for c in load_certificates(pem.encode(), "cert_chain")]
     except PemError as error:
-        raise RejectedCertificate(str(error)) from None
+        raise RejectedCertificateError(str(error)) from None
     leaf = chain[0]
     public = leaf.public_key()
     if not same_public_key(public, key.public_key()):  # type: ignore[arg-type]
-        raise RejectedCertificate("the certificate is not for our key")
+        raise RejectedCertificateError("the certificate is not for our key")
     if uri_sans(leaf) != [spiffe_id]:
-        raise RejectedCertificate(f"the certificate names {uri_sans(leaf)!r}, not {spiffe_id}")
+        raise RejectedCertificateError(f"the certificate names {uri_sans(leaf)!r}, not {spiffe_id}")
     if not roots:
-        raise RejectedCertificate("no trusted root to verify the certificate with")
+        raise RejectedCertificateError("no trusted root to verify the certificate with")
     verifier = PolicyBuilder().store(Store(list(roots))).time(now).build_client_verifier()
     try:
         verifier.verify(leaf, chain[1:])
     except VerificationError as error:
-        raise RejectedCertificate(f"the chain does not verify against our roots: {error}") from None
+        raise RejectedCertificateError(f"the chain does not verify: {error}") from None
     return chain

@@ -1,6 +1,6 @@
 """The CA's flags and assembly, shared by `mizzen ca serve` and (once wired) `mizzen control`.
 
-    add_ca_flags(parser)                                # --ca-dir, --plugin-ca-dir, --ca-key-type, ...
+    add_ca_flags(parser)                       # --ca-dir, --plugin-ca-dir, --ca-key-type, ...
     settings = ca_settings(args, kube=args.kube)         # ValueError naming the flag
     parts = build_identity(settings, kube_client, registry)   # blocking: creates the CA if absent
     server = secure_server(parts, port=15012, registrars=[ads_registrar])

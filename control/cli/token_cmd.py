@@ -1,6 +1,7 @@
 """`mizzen token create`: a token for local mode, shaped like a projected service-account token.
 
-    mizzen token create --ca-dir DIR --namespace NS --service-account SA [--audience mizzen-ca] [--ttl 12h]
+    mizzen token create --ca-dir DIR --namespace NS --service-account SA \
+        [--audience mizzen-ca] [--ttl 12h]
 
 Signed with the token key in `--ca-dir` (made on first use), which the control plane started on
 the same directory accepts; hand it to an agent as its `MIZZEN_TOKEN_PATH` file.

@@ -31,7 +31,7 @@ _FILE_NAME: Final = "mizzen/istio/v1/auth/ca.proto"
 _F = descriptor_pb2.FieldDescriptorProto
 
 
-def _field(name: str, number: int, kind: int, label: int = _F.LABEL_OPTIONAL, **extra: Any) -> Any:
+def _field(name: str, number: int, kind: Any, label: Any = _F.LABEL_OPTIONAL, **extra: Any) -> Any:
     json_name = "".join(w.capitalize() if i else w for i, w in enumerate(name.split("_")))
     return _F(name=name, number=number, type=kind, label=label, json_name=json_name, **extra)
 

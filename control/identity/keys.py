@@ -60,11 +60,13 @@ def key_weakness(key: object) -> str | None:
     return f"{type(key).__name__.removeprefix('_')} keys are not accepted (ECDSA or RSA)"
 
 
-def signature_hash(key: PrivateKey | PublicKey) -> hashes.HashAlgorithm:
+def signature_hash(key: PrivateKey | PublicKey) -> hashes.SHA256 | hashes.SHA384:
     """SHA-384 for P-384, SHA-256 otherwise (what the key's strength calls for)."""
-    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-        if key.curve.name == "secp384r1":
-            return hashes.SHA384()
+    if (
+        isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey)
+        and key.curve.name == "secp384r1"
+    ):
+        return hashes.SHA384()
     return hashes.SHA256()
 
 

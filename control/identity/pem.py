@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Final
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 MAX_BUNDLE_BYTES: Final = 1024 * 1024
@@ -80,7 +81,7 @@ def is_self_signed(certificate: x509.Certificate) -> bool:
         return False
     try:
         certificate.verify_directly_issued_by(certificate)
-    except (ValueError, TypeError, x509.InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature):
         return False
     return True
 
@@ -88,7 +89,7 @@ def is_self_signed(certificate: x509.Certificate) -> bool:
 def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         certificate.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, x509.InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature):
         return False
     return True
 

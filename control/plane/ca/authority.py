@@ -77,7 +77,9 @@ class CertificateAuthority:
     def issuer(self) -> Issuer:
         return self._issuer
 
-    def sign(self, csr_pem: str, identity: SpiffeId, requested: timedelta | None) -> Issued | Refusal:
+    def sign(
+        self, csr_pem: str, identity: SpiffeId, requested: timedelta | None
+    ) -> Issued | Refusal:
         return sign_workload(csr_pem, identity, requested, self.clock(), self._issuer, self.policy)
 
     def issue(

@@ -6,6 +6,8 @@ projected token; `LocalTokenAuthenticator` accepts only tokens signed by that ke
 audience, inside their validity (with a small leeway for clock skew), naming a service account.
 """
 
+# ruff: noqa: S105 (names of tokens and secrets, not secrets)
+
 from __future__ import annotations
 
 import uuid

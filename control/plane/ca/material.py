@@ -15,6 +15,7 @@ Four PEM blobs, the same in a directory and in a Secret's data:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -162,7 +163,7 @@ def _chain(
                 f"which is not in {ROOT_CERT}"
             )
         chain.append(parent)
-    for child, parent in zip(chain, chain[1:], strict=False):
+    for child, parent in itertools.pairwise(chain):
         if not issued_by(child, parent):
             raise CaMaterialError(
                 f"{CERT_CHAIN}: {child.subject.rfc4514_string()} is not issued by "

@@ -84,7 +84,7 @@ def requested_lifetime(seconds: int) -> timedelta | None:
     return timedelta(seconds=max(-1, min(seconds, 10 * 365 * 86400)))
 
 
-class _Refused(Exception):
+class _RefusedError(Exception):
     def __init__(self, refusal: Refusal) -> None:
         self.refusal = refusal
 
@@ -125,7 +125,7 @@ class CertificateService:
         started = time.perf_counter()
         try:
             chain = await self._create(request, context)
-        except _Refused as refused:
+        except _RefusedError as refused:
             await self._refuse(refused.refusal, context)
             raise AssertionError("unreachable: abort raises") from None
         self.metrics.issued.inc()
@@ -135,12 +135,12 @@ class CertificateService:
     async def _create(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         token = bearer_token(context.invocation_metadata())
         if isinstance(token, Refusal):
-            raise _Refused(token)
+            raise _RefusedError(token)
         if self._pending >= self.limits.max_pending:
-            raise _Refused(Refusal(Reason.OVERLOADED, "too many certificate requests; retry"))
+            raise _RefusedError(Refusal(Reason.OVERLOADED, "too many certificate requests; retry"))
         csr_pem = str(request.csr)
         if len(csr_pem) > self.authority.policy.max_csr_bytes:  # cheap, before any review
-            raise _Refused(Refusal(Reason.CSR_TOO_LARGE, f"CSR of {len(csr_pem)} characters"))
+            raise _RefusedError(Refusal(Reason.CSR_TOO_LARGE, f"CSR of {len(csr_pem)} characters"))
         loop = asyncio.get_running_loop()
         self._pending += 1
         try:
@@ -152,7 +152,7 @@ class CertificateService:
         finally:
             self._pending -= 1
         if isinstance(result, Refusal):
-            raise _Refused(result)
+            raise _RefusedError(result)
         log.debug("issued a certificate for %s", identity.uri)
         return result.chain_pem
 
@@ -161,10 +161,10 @@ class CertificateService:
         try:
             return await asyncio.wait_for(call, self.limits.auth_timeout)
         except AuthenticationError as error:
-            raise _Refused(error.refusal) from None
+            raise _RefusedError(error.refusal) from None
         except TimeoutError:
             refusal = Refusal(Reason.REVIEW_UNAVAILABLE, "authentication timed out")
-            raise _Refused(refusal) from None
+            raise _RefusedError(refusal) from None
 
     def _timed_sign(self, csr_pem: str, identity: SpiffeId, requested: timedelta | None) -> Any:
         started = time.perf_counter()

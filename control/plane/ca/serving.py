@@ -114,7 +114,9 @@ class ServingIdentity:
         log.info("serving certificate re-issued for %s", ", ".join(self.names))
         return True
 
-    def _configuration(self, current: _Current, with_roots: bool) -> object:
+    def _configuration(
+        self, current: _Current, with_roots: bool
+    ) -> grpc.ServerCertificateConfiguration:
         return grpc.ssl_server_certificate_configuration(
             [(current.key_pem, current.chain_pem)],
             root_certificates=current.roots_pem if with_roots else None,
@@ -125,7 +127,7 @@ class ServingIdentity:
         present a certificate chaining to the mesh roots (gRPC's Python API offers no "verify
         if given": it is required or not asked for)."""
 
-        def fetch() -> object | None:
+        def fetch() -> grpc.ServerCertificateConfiguration | None:
             with self._lock:
                 current = self._current
                 if self._fetched is current:
@@ -137,5 +139,7 @@ class ServingIdentity:
             self._fetched = self._current
             initial = self._configuration(self._current, require_client_cert)
         return grpc.dynamic_ssl_server_credentials(
-            initial, fetch, require_client_authentication=require_client_cert
+            initial,
+            fetch,  # type: ignore[arg-type]  # None means "unchanged" (gRPC's documented contract)
+            require_client_authentication=require_client_cert,
         )

@@ -52,6 +52,4 @@ class CaSettings(BaseModel):
 
     @property
     def policy(self) -> SigningPolicy:
-        return SigningPolicy(
-            default_ttl=self.workload_cert_ttl, max_ttl=self.max_workload_cert_ttl
-        )
+        return SigningPolicy(default_ttl=self.workload_cert_ttl, max_ttl=self.max_workload_cert_ttl)

@@ -102,7 +102,7 @@ class FileCaStore:
     def create(self, material: CaMaterial) -> CaMaterial:
         try:
             ensure_private_dir(self.directory)
-            with _locked(self.directory):
+            with _Lock(self.directory):
                 existing = self.load()
                 if existing is not None:
                     return existing
@@ -122,7 +122,7 @@ class FileCaStore:
         write_atomic(self.directory / CA_KEY, files[CA_KEY], 0o600)
 
 
-class _locked:
+class _Lock:
     """An exclusive `flock` on the directory's lock file (two processes on one directory)."""
 
     def __init__(self, directory: Path) -> None:
@@ -141,6 +141,6 @@ class _locked:
         os.close(self.fd)
 
 
-def locked(directory: Path) -> _locked:
+def locked(directory: Path) -> _Lock:
     """For other writers of a CA directory (the root rotation)."""
-    return _locked(directory)
+    return _Lock(directory)

@@ -7,6 +7,8 @@ briefly by the token's SHA-256 (bounded, least recently used first out), so a bu
 one pod costs one review; failures are never cached.
 """
 
+# ruff: noqa: S105 (names of tokens and secrets, not secrets)
+
 from __future__ import annotations
 
 import hashlib
@@ -32,7 +34,7 @@ class ReviewResult:
     error: str = ""
 
 
-class ReviewUnavailable(Exception):
+class ReviewUnavailableError(Exception):
     """The reviewer could not give an answer (the API server is down, forbids us, ...)."""
 
 
@@ -55,7 +57,7 @@ class KubeTokenReviewer:
         try:
             answer = self.api.call("POST", TOKEN_REVIEW_PATH, body)
         except KubeCallError as error:
-            raise ReviewUnavailable(f"TokenReview failed: {error}") from None
+            raise ReviewUnavailableError(f"TokenReview failed: {error}") from None
         status = answer.get("status")
         if not isinstance(status, dict):
             return ReviewResult(False, error="the TokenReview has no status")
@@ -103,7 +105,7 @@ class TokenReviewAuthenticator:
                 return cached[0]
         try:
             result = self.reviewer.review(token, [self.audience])
-        except ReviewUnavailable as error:
+        except ReviewUnavailableError as error:
             raise AuthenticationError(Reason.REVIEW_UNAVAILABLE, str(error)) from None
         identity = self._check(result)
         with self._lock:
