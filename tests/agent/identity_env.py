@@ -96,9 +96,10 @@ def tls_server_bootstrap(socket_path: Path, admin_port: int, port: int) -> dict[
     tls = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
     route = {"match": {"prefix": "/"},
              "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}  # fmt: skip
+    admin = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}}
     return {
         "node": {"id": "tls-server", "cluster": "tests"},
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
+        "admin": admin,
         "static_resources": {
             "clusters": [sds_cluster(settings)],
             "listeners": [{

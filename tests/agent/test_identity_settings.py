@@ -72,7 +72,7 @@ def test_istio_proxy_metadata_and_flags_are_honoured() -> None:
         ({"SECRET_TTL": "soon"}, "SECRET_TTL"),
         ({"CA_ADDR": "no-port"}, "CA_ADDR"),
         ({contract.ENV_SERVICE_ACCOUNT: "Not_Valid"}, contract.ENV_SERVICE_ACCOUNT),
-    ],  # fmt: skip
+    ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], field: str) -> None:
     with pytest.raises(SettingsError) as error:

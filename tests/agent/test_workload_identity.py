@@ -215,7 +215,8 @@ async def test_roots_are_followed_from_the_file(
     path.write_bytes(path.read_bytes() + other.root_cert)  # a rotation's second root
     assert await identity.load_roots()
     second = store.get(ROOTS)
-    assert second is not None and second.version != first.version
+    assert second is not None
+    assert second.version != first.version
     assert len(identity.roots) == 2
     path.write_bytes(b"garbage")
     with caplog.at_level(logging.WARNING):
