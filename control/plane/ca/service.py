@@ -2,9 +2,11 @@
 
 Per call: the bearer token from the `authorization` metadata (none: refused, whoever calls,
 loopback included) → admission (at most `max_pending` calls in flight; beyond that
-RESOURCE_EXHAUSTED at once, so a storm of CSRs queues nowhere) → authentication in a thread pool
-(TokenReview is a network call) → the pure signer in a small pool of its own (CPU), so neither
-blocks the event loop that also serves xDS. Every refusal is a gRPC status with a clear message,
+RESOURCE_EXHAUSTED at once, so a storm of CSRs queues nowhere) → one job in a thread pool:
+authentication (TokenReview is a network call, bounded by its timeout), then the pure signer,
+at most `sign_workers` at once (CPU), so neither blocks the event loop that also serves xDS, and
+a slow API server holds threads, not signing. One hop to the pool per call, not two (a hop costs
+about as much CPU as the signature). Every refusal is a gRPC status with a clear message,
 logged (peer and reason, no token) and counted by reason. The request's `metadata` is ignored.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,11 +24,12 @@ from typing import Any, Final
 import grpc
 
 from control.identity import certapi
-from control.identity.spiffe import SpiffeId, shorten
+from control.identity.spiffe import shorten
 from control.plane.ca.authn import AuthenticationError, Authenticator
 from control.plane.ca.authority import CertificateAuthority
 from control.plane.ca.metrics import CaMetrics
 from control.plane.ca.refusals import Reason, Refusal
+from control.plane.ca.signer import Issued
 
 log = logging.getLogger("mizzen.ca")
 
@@ -56,9 +60,9 @@ def status_of(reason: Reason) -> grpc.StatusCode:
 @dataclass(frozen=True, slots=True)
 class ServiceLimits:
     max_pending: int = 256  # calls admitted at once (authenticating, queued or signing)
-    sign_workers: int = 2
-    auth_workers: int = 8
-    auth_timeout: float = 10.0
+    sign_workers: int = 2  # signatures at once
+    workers: int = 8  # threads: authentication may wait on the API server
+    timeout: float = 15.0  # a call (authentication included) answers UNAVAILABLE after this
 
 
 def bearer_token(metadata: Any) -> str | Refusal:
@@ -101,8 +105,8 @@ class CertificateService:
         self.authenticator = authenticator
         self.metrics = metrics
         self.limits = limits or ServiceLimits()
-        self._auth_pool = ThreadPoolExecutor(self.limits.auth_workers, "ca-auth")
-        self._sign_pool = ThreadPoolExecutor(self.limits.sign_workers, "ca-sign")
+        self._pool = ThreadPoolExecutor(self.limits.workers, "ca")
+        self._signing = threading.BoundedSemaphore(self.limits.sign_workers)
         self._pending = 0
 
     def register(self, server: grpc.aio.Server) -> None:
@@ -116,8 +120,7 @@ class CertificateService:
         )
 
     def close(self) -> None:
-        self._auth_pool.shutdown(wait=False, cancel_futures=True)
-        self._sign_pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def create_certificate(
         self, request: Any, context: grpc.aio.ServicerContext[Any, Any]
@@ -141,37 +144,34 @@ class CertificateService:
         csr_pem = str(request.csr)
         if len(csr_pem) > self.authority.policy.max_csr_bytes:  # cheap, before any review
             raise _RefusedError(Refusal(Reason.CSR_TOO_LARGE, f"CSR of {len(csr_pem)} characters"))
-        loop = asyncio.get_running_loop()
+        requested = requested_lifetime(int(request.validity_duration))
+        job = asyncio.get_running_loop().run_in_executor(
+            self._pool, self._authenticate_and_sign, token, csr_pem, requested
+        )
         self._pending += 1
         try:
-            identity = await self._authenticate(loop, token)
-            requested = requested_lifetime(int(request.validity_duration))
-            result = await loop.run_in_executor(
-                self._sign_pool, self._timed_sign, csr_pem, identity, requested
-            )
+            result = await asyncio.wait_for(job, self.limits.timeout)
+        except TimeoutError:
+            raise _RefusedError(Refusal(Reason.REVIEW_UNAVAILABLE, "timed out")) from None
         finally:
             self._pending -= 1
         if isinstance(result, Refusal):
             raise _RefusedError(result)
-        log.debug("issued a certificate for %s", identity.uri)
         return result.chain_pem
 
-    async def _authenticate(self, loop: asyncio.AbstractEventLoop, token: str) -> SpiffeId:
-        call = loop.run_in_executor(self._auth_pool, self.authenticator.authenticate, token)
+    def _authenticate_and_sign(
+        self, token: str, csr_pem: str, requested: timedelta | None
+    ) -> Issued | Refusal:
         try:
-            return await asyncio.wait_for(call, self.limits.auth_timeout)
+            identity = self.authenticator.authenticate(token)
         except AuthenticationError as error:
-            raise _RefusedError(error.refusal) from None
-        except TimeoutError:
-            refusal = Refusal(Reason.REVIEW_UNAVAILABLE, "authentication timed out")
-            raise _RefusedError(refusal) from None
-
-    def _timed_sign(self, csr_pem: str, identity: SpiffeId, requested: timedelta | None) -> Any:
-        started = time.perf_counter()
-        try:
-            return self.authority.sign(csr_pem, identity, requested)
-        finally:
-            self.metrics.signing_seconds.observe(time.perf_counter() - started)
+            return error.refusal
+        with self._signing:
+            started = time.perf_counter()
+            try:
+                return self.authority.sign(csr_pem, identity, requested)
+            finally:
+                self.metrics.signing_seconds.observe(time.perf_counter() - started)
 
     async def _refuse(self, refusal: Refusal, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         self.metrics.refused.labels(reason=refusal.reason.value).inc()

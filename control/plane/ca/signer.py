@@ -95,31 +95,34 @@ def _lifetime(requested: timedelta | None, policy: SigningPolicy) -> timedelta |
     return min(requested, policy.max_ttl)
 
 
-def check_csr(
-    csr_pem: str, identity: SpiffeId, policy: SigningPolicy
-) -> x509.CertificateSigningRequest | Refusal:
-    """The CSR, if it is small, well formed, self-signed correctly, carries an acceptable key,
-    and asks for no identity other than the caller's."""
+def check_csr(csr_pem: str, identity: SpiffeId, policy: SigningPolicy) -> PublicKey | Refusal:
+    """The CSR's public key, if the CSR is small, well formed, carries an acceptable key, is
+    signed by that key, and asks for no identity other than the caller's."""
     data = csr_pem.encode("utf-8", "replace")
     if len(data) > policy.max_csr_bytes:
         return Refusal(Reason.CSR_TOO_LARGE, f"CSR of {len(data)} bytes (at most {MAX_CSR_BYTES})")
     try:
         csr = x509.load_pem_x509_csr(data)
         public_key = csr.public_key()
-        signature_ok = csr.is_signature_valid
     except (ValueError, TypeError, x509.UnsupportedGeneralNameType) as error:
         return Refusal(Reason.CSR_UNPARSEABLE, f"CSR is not a PEM certificate request: {error}")
     except Exception as error:  # unsupported algorithms raise their own types
         return Refusal(Reason.CSR_UNPARSEABLE, f"CSR cannot be read: {type(error).__name__}")
-    weakness = key_weakness(public_key)
+    if not isinstance(public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        return Refusal(Reason.WEAK_KEY, key_weakness(public_key) or "not an ECDSA or RSA key")
+    weakness = key_weakness(public_key)  # before the signature: no work for a huge RSA key
     if weakness:
         return Refusal(Reason.WEAK_KEY, weakness)
+    try:
+        signature_ok = csr.is_signature_valid
+    except Exception as error:  # an unsupported signature algorithm
+        return Refusal(Reason.CSR_BAD_SIGNATURE, f"CSR signature unusable: {type(error).__name__}")
     if not signature_ok:
         return Refusal(Reason.CSR_BAD_SIGNATURE, "the CSR's signature does not verify")
     try:
         san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        return csr
+        return public_key
     except (ValueError, x509.DuplicateExtension) as error:
         return Refusal(Reason.CSR_UNPARSEABLE, f"CSR extensions cannot be read: {error}")
     asked = [str(name.value) for name in san]
@@ -131,7 +134,7 @@ def check_csr(
             Reason.IDENTITY_MISMATCH,
             f"the CSR asks for {shown!r}; the caller may only have {identity.uri}",
         )
-    return csr
+    return public_key
 
 
 def build_leaf(
@@ -188,12 +191,9 @@ def sign_workload(
     lifetime = _lifetime(requested, policy)
     if isinstance(lifetime, Refusal):
         return lifetime
-    csr = check_csr(csr_pem, identity, policy)
-    if isinstance(csr, Refusal):
-        return csr
-    public_key = csr.public_key()
-    if not isinstance(public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
-        return Refusal(Reason.WEAK_KEY, "only ECDSA and RSA keys are accepted")
+    public_key = check_csr(csr_pem, identity, policy)
+    if isinstance(public_key, Refusal):
+        return public_key
     leaf = build_leaf(
         public_key,
         [x509.UniformResourceIdentifier(identity.uri)],
