@@ -22,8 +22,9 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from control.cli.ca_wiring import add_ca_flags, build_identity, ca_settings, secure_server
+from control.identity.files import read_bounded
 from control.identity.keys import KeySpec
-from control.identity.pem import PemError, load_certificates, summarize
+from control.identity.pem import MAX_BUNDLE_BYTES, PemError, load_certificates, summarize
 from control.plane.ca.material import CaMaterialError, load_issuer
 from control.plane.ca.rotation import PHASES, RotationError, read_state, rotate
 from control.plane.ca.store import CaStoreError, DirectorySource
@@ -74,7 +75,9 @@ def _rotate(args: argparse.Namespace) -> int:
         if args.phase is None:
             state = read_state(directory)
             if state is None:
-                bundle = load_certificates((directory / "root-cert.pem").read_bytes())
+                bundle = load_certificates(
+                    read_bounded(directory / "root-cert.pem", MAX_BUNDLE_BYTES)
+                )
                 sys.stdout.write(
                     f"no rotation under way ({len(bundle)} root(s) trusted); "
                     "start one with --phase add\n"

@@ -189,7 +189,12 @@ def secure_server(
     *,
     host: str = "",
     require_client_cert: bool = False,
+    with_certificates: bool = True,
 ) -> SecureGrpcServer:
-    """The secure port serving the CSR API, plus `registrars` (ADS, later)."""
+    """A secure port with the mesh-issued serving certificate: the CSR API (unless
+    `with_certificates` is False) plus `registrars` (ADS). With `require_client_cert`, callers
+    must present a mesh certificate (`control.plane.ca.peer.peer_spiffe_id` names them); the
+    first CSR of a workload has none, so the CSR API needs a port that does not require one."""
     options = SecureServerOptions(port=port, host=host, require_client_cert=require_client_cert)
-    return SecureGrpcServer(parts.serving, [parts.service.register, *registrars], options)
+    services = [parts.service.register] if with_certificates else []
+    return SecureGrpcServer(parts.serving, [*services, *registrars], options)
