@@ -5,6 +5,7 @@ keeps one connection open while it also opens new ones."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import signal
 import socket
@@ -21,12 +22,17 @@ from typing import Any
 
 import yaml
 from cryptography import x509
+from envoy.service.discovery.v3 import ads_pb2_grpc
+from prometheus_client import CollectorRegistry
 
 from control.agent.bootstrap_identity import sds_cluster, sds_config
 from control.agent.envoy_binary import find_envoy
 from control.agent.identity_settings import IdentitySettings
+from control.cli.ca_wiring import build_identity, secure_server
 from control.identity.spiffe import SpiffeId
 from control.plane.ca.local_tokens import issue_token, load_or_create_token_key
+from control.plane.ca.peer import peer_spiffe_id
+from control.plane.ca.settings import CaSettings
 from injector import contract
 from tests.agent.conftest import free_port, pod_env, wait_for
 
@@ -248,3 +254,58 @@ def cleanup_dir(path: Path) -> None:
         else:
             child.unlink(missing_ok=True)
     path.rmdir()
+
+
+class AdsRecorder:
+    """An ADS stand-in on a secure port that requires client certificates (the mesh-issued
+    serving certificate, as the control plane's): it records who connects (the client
+    certificate's SPIFFE id) and the node of the first request, and answers nothing."""
+
+    def __init__(self, ca_dir: Path) -> None:
+        self.ca_dir = ca_dir
+        self.seen: list[tuple[str | None, str]] = []
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: Any = None
+        self._parts: Any = None
+
+    def _register(self, server: Any) -> None:
+        recorder = self
+
+        class Ads(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
+            async def _record(self, requests: Any, context: Any) -> None:
+                identity = peer_spiffe_id(context)
+                async for request in requests:
+                    recorder.seen.append((identity.uri if identity else None, request.node.id))
+                    break
+                await asyncio.sleep(3600)
+
+            async def StreamAggregatedResources(self, requests: Any, context: Any) -> None:  # noqa: N802
+                await self._record(requests, context)
+
+            async def DeltaAggregatedResources(self, requests: Any, context: Any) -> None:  # noqa: N802
+                await self._record(requests, context)
+
+        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(Ads(), server)
+
+    async def _start(self) -> None:
+        settings = CaSettings(ca_dir=self.ca_dir, advertise_addresses=("127.0.0.1",))
+        self._parts = build_identity(settings, None, CollectorRegistry())
+        self._server = secure_server(
+            self._parts, 0, [self._register], host="127.0.0.1",
+            require_client_cert=True, with_certificates=False,
+        )  # fmt: skip
+        self.port = await self._server.start()
+
+    def start(self) -> AdsRecorder:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(20)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            asyncio.run_coroutine_threadsafe(self._server.stop(0), self._loop).result(10)
+            self._parts.close()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)

@@ -16,6 +16,7 @@ import pytest
 
 from tests.agent.conftest import AgentProcess, wait_for
 from tests.agent.identity_env import (
+    AdsRecorder,
     CaProcess,
     TlsServerEnvoy,
     Traffic,
@@ -90,6 +91,25 @@ def test_envoy_holds_the_workload_certificate_and_checks_the_control_planes_name
     wait_for(lambda: SPIFFE in _uris(impostor), timeout=20)
     wait_for(lambda: _stat(impostor, "cluster.xds-grpc.ssl.fail_verify_san") > 0, timeout=20)
     assert _stat(impostor, "cluster.xds-grpc.ssl.handshake") == 0
+
+
+def test_xds_over_mutual_tls_presents_the_workload_certificate(
+    start_agent: StartAgent, ca: CaProcess, workdir: Path
+) -> None:
+    """Envoy dials a port that requires client certificates with its SDS certificate; the
+    server names it by its SPIFFE id (what the control plane checks the node's namespace by)."""
+    ads = AdsRecorder(ca.ca_dir).start()
+    try:
+        token = token_file(ca.ca_dir, workdir, "shop", "client")
+        env = identity_env(ca, token, workdir / "sds" / "socket",
+                           MIZZEN_DISCOVERY_ADDRESS=f"127.0.0.1:{ads.port}")  # fmt: skip
+        start_agent(env, extra_args=(f"--ca-address=127.0.0.1:{ca.port}",))
+        wait_for(lambda: ads.seen, timeout=30)
+    finally:
+        ads.stop()
+    identity, node = ads.seen[0]
+    assert identity == SPIFFE
+    assert node == "sidecar~127.0.0.1~client-1.shop~shop.svc.cluster.local"
 
 
 def _serving(
