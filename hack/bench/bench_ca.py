@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -201,10 +202,8 @@ def _serve(directory: str, connection: multiprocessing.connection.Connection) ->
         await server.stop()
         parts.close()
 
-    try:
+    with contextlib.suppress(EOFError):
         asyncio.run(main())
-    except EOFError:
-        pass
 
 
 async def _callers(
