@@ -112,10 +112,8 @@ def _floor_operation(issuer: Issuer, public_key: Any) -> Callable[[], object]:
 
 
 def bench_signing(seconds: float, rounds: int) -> None:
-    try:
+    with contextlib.suppress(AttributeError, OSError):  # not Linux: unpinned
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
-    except (AttributeError, OSError):
-        pass
     key = generate_key(KeySpec())
     csr = build_csr(key, IDENTITY.uri).decode()
     policy = SigningPolicy()
@@ -146,9 +144,7 @@ def bench_signing(seconds: float, rounds: int) -> None:
         for what, measured in slices.items():
             _report(label, what, measured)
         for what in ("floor", "floor+csr"):
-            ratios = [
-                m.rate / b.rate for m, b in zip(slices["mizzen"], slices[what], strict=True)
-            ]
+            ratios = [m.rate / b.rate for m, b in zip(slices["mizzen"], slices[what], strict=True)]
             print(f"  {label:16} ratio mizzen/{what}: {statistics.median(ratios):.2f}")
 
 
