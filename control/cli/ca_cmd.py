@@ -3,7 +3,7 @@
 - `mizzen ca inspect --ca-dir DIR`: the signing certificate, its chain, the trust bundle, and
   any root rotation under way.
 - `mizzen ca rotate-root --ca-dir DIR [--phase add|activate|finish]`: rotate the self-signed
-  root in three phases (see `control/plane/ca/rotation.py`); without `--phase`, the status.
+  root in three phases (see `control/plane/ca/root_rotation.py`); without `--phase`, the status.
 - `mizzen ca serve --ca-dir DIR [--secure-port 15012]`: the CSR API alone over TLS (until
   `mizzen control` serves it on its secure port).
 """
@@ -26,7 +26,7 @@ from control.identity.files import read_bounded
 from control.identity.keys import KeySpec
 from control.identity.pem import MAX_BUNDLE_BYTES, PemError, load_certificates, summarize
 from control.plane.ca.material import CaMaterialError, load_issuer
-from control.plane.ca.rotation import PHASES, RotationError, read_state, rotate
+from control.plane.ca.root_rotation import PHASES, RotationError, read_state, rotate
 from control.plane.ca.store import CaStoreError, DirectorySource
 
 

@@ -26,15 +26,15 @@ from control.api.duration import DurationError, parse_millis
 from control.identity.keys import generate_key
 from control.plane.ca.authn import Authenticator
 from control.plane.ca.authority import CertificateAuthority, bootstrap
-from control.plane.ca.kube_api import KubeJson
+from control.plane.ca.ca_metrics import CaMetrics
+from control.plane.ca.ca_settings import CaSettings
+from control.plane.ca.kube_calls import KubeJson
 from control.plane.ca.kube_store import KubeCaStore, KubeSecretSource
 from control.plane.ca.local_tokens import LocalTokenAuthenticator, load_or_create_token_key
 from control.plane.ca.material import self_signed_root
-from control.plane.ca.metrics import CaMetrics
-from control.plane.ca.server import Registrar, SecureGrpcServer, SecureServerOptions
+from control.plane.ca.secure_port import Registrar, SecureGrpcServer, SecureServerOptions
 from control.plane.ca.service import CertificateService, ServiceLimits
-from control.plane.ca.serving import ServingIdentity, service_names
-from control.plane.ca.settings import CaSettings
+from control.plane.ca.serving_cert import ServingIdentity, service_names
 from control.plane.ca.store import CaSource, CaStore, DirectorySource, FileCaStore
 from control.plane.ca.tokenreview import KubeTokenReviewer, TokenReviewAuthenticator
 

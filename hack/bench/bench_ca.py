@@ -171,7 +171,7 @@ def _serve(directory: str, connection: multiprocessing.connection.Connection) ->
     from prometheus_client import CollectorRegistry
 
     from control.cli.ca_wiring import build_identity, secure_server
-    from control.plane.ca.settings import CaSettings
+    from control.plane.ca.ca_settings import CaSettings
 
     async def main() -> None:
         settings = CaSettings(ca_dir=Path(directory), advertise_addresses=("127.0.0.1",))

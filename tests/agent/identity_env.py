@@ -30,9 +30,9 @@ from control.agent.envoy_binary import find_envoy
 from control.agent.identity_settings import IdentitySettings
 from control.cli.ca_wiring import build_identity, secure_server
 from control.identity.spiffe import SpiffeId
+from control.plane.ca.ca_settings import CaSettings
 from control.plane.ca.local_tokens import issue_token, load_or_create_token_key
 from control.plane.ca.peer import peer_spiffe_id
-from control.plane.ca.settings import CaSettings
 from injector import contract
 from tests.agent.conftest import free_port, pod_env, wait_for
 

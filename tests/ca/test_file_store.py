@@ -15,7 +15,7 @@ from control.identity.keys import KeySpec, generate_key
 from control.identity.pem import load_certificates
 from control.plane.ca.authority import CertificateAuthority, bootstrap
 from control.plane.ca.material import CaMaterial, CaMaterialError, self_signed_root
-from control.plane.ca.rotation import RotationError, read_state, rotate
+from control.plane.ca.root_rotation import RotationError, read_state, rotate
 from control.plane.ca.signer import Issued, SigningPolicy
 from control.plane.ca.store import CaStoreError, DirectorySource, FileCaStore
 from tests.ca.conftest import NOW, WEB, csr_for, intermediate_material

@@ -13,7 +13,7 @@ import pytest
 from control.identity.keys import KeySpec, generate_key
 from control.plane.ca.authn import AuthenticationError
 from control.plane.ca.authority import bootstrap
-from control.plane.ca.kube_api import KubeJson
+from control.plane.ca.kube_calls import KubeJson
 from control.plane.ca.kube_store import KubeCaStore, KubeSecretSource
 from control.plane.ca.material import CaMaterial, load_issuer, self_signed_root
 from control.plane.ca.refusals import Reason

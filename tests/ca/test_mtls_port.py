@@ -17,8 +17,8 @@ from prometheus_client import CollectorRegistry
 
 from control.cli.ca_wiring import IdentityParts, build_identity, secure_server
 from control.identity.keys import KeySpec, build_csr, generate_key, private_key_pem
+from control.plane.ca.ca_settings import CaSettings
 from control.plane.ca.peer import peer_spiffe_id
-from control.plane.ca.settings import CaSettings
 from control.plane.ca.signer import Issued
 from tests.ca.conftest import WEB
 

@@ -23,11 +23,11 @@ from control.identity import certapi
 from control.identity.keys import KeySpec, build_csr, generate_key
 from control.identity.pem import dns_sans, ip_sans, issued_by, load_certificates, uri_sans
 from control.identity.spiffe import SpiffeId
+from control.plane.ca.ca_settings import CaSettings
 from control.plane.ca.local_tokens import issue_token, load_or_create_token_key
-from control.plane.ca.rotation import rotate
-from control.plane.ca.server import SecureGrpcServer, SecureServerOptions
+from control.plane.ca.root_rotation import rotate
+from control.plane.ca.secure_port import SecureGrpcServer, SecureServerOptions
 from control.plane.ca.service import CertificateService, ServiceLimits
-from control.plane.ca.settings import CaSettings
 from tests.ca.conftest import WEB
 
 pytestmark = pytest.mark.anyio

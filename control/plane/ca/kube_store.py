@@ -14,7 +14,7 @@ import base64
 import binascii
 from typing import Any, Final
 
-from control.plane.ca.kube_api import KubeCallError, KubeJson
+from control.plane.ca.kube_calls import KubeCallError, KubeJson
 from control.plane.ca.material import FILES, MAX_FILE_BYTES, CaMaterial, CaMaterialError
 from control.plane.ca.store import CaStoreError
 

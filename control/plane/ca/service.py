@@ -27,7 +27,7 @@ from control.identity import certapi
 from control.identity.spiffe import shorten
 from control.plane.ca.authn import AuthenticationError, Authenticator
 from control.plane.ca.authority import CertificateAuthority
-from control.plane.ca.metrics import CaMetrics
+from control.plane.ca.ca_metrics import CaMetrics
 from control.plane.ca.refusals import Reason, Refusal
 from control.plane.ca.signer import Issued
 

@@ -20,7 +20,7 @@ from typing import Final, Protocol
 
 from control.identity.spiffe import IdentityError, SpiffeId
 from control.plane.ca.authn import AuthenticationError
-from control.plane.ca.kube_api import KubeCallError, KubeJson
+from control.plane.ca.kube_calls import KubeCallError, KubeJson
 from control.plane.ca.refusals import Reason
 
 TOKEN_REVIEW_PATH: Final = "/apis/authentication.k8s.io/v1/tokenreviews"

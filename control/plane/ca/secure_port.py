@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from control.plane.ca.serving import ServingIdentity
+from control.plane.ca.serving_cert import ServingIdentity
 
 log = logging.getLogger("mizzen.ca")
 
