@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import yaml
 
+from control.agent.bootstrap_identity import sds_cluster, xds_transport_socket
 from control.agent.node import node
 from control.agent.settings import AgentSettings
 
@@ -132,6 +133,10 @@ def _ads_source() -> dict[str, Any]:
 def render_bootstrap(settings: AgentSettings, version: str) -> dict[str, Any]:
     """The bootstrap as a plain dict (YAML/JSON-ready); `version` goes into the node metadata."""
     clusters = [_xds_cluster(settings)]
+    if settings.identity is not None:  # the agent's SDS; xDS over mutual TLS unless told not to
+        clusters.append(sds_cluster(settings.identity))
+        if settings.identity.xds_tls:
+            clusters[0]["transport_socket"] = xds_transport_socket(settings.identity)
     listeners = []
     if settings.options.prometheus_port:
         clusters.append(_prometheus_cluster(settings))

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from control.agent.admin import EnvoyAdmin
 from control.agent.envoy_binary import find_envoy
-from control.agent.envoy_process import EnvoyLaunch, prepare_launch
+from control.agent.envoy_process import EnvoyLaunch, prepare_launch, proxy_identity
+from control.agent.identity import IdentityRuntime
 from control.agent.node import mizzen_version
 from control.agent.settings import AgentSettings
 from control.agent.status import ProxyHealth, StatusEndpoints, bind
@@ -62,7 +63,12 @@ async def run_agent(settings: AgentSettings, *, stop: asyncio.Event | None = Non
         loop.add_signal_handler(signum, stop.set)
     servers: list[HttpServer] = []
     supervising: asyncio.Task[None] | None = None
+    identity = None
+    if settings.identity is not None:
+        identity = IdentityRuntime(settings.identity, proxy_identity(settings.options))
     try:
+        if identity is not None:
+            await identity.start()  # SDS listens before Envoy looks for it
         servers = await _serve_health(endpoints, settings)  # a taken port fails before Envoy
         supervising = asyncio.create_task(supervisor.run())
         stopping = asyncio.create_task(stop.wait())
@@ -76,6 +82,8 @@ async def run_agent(settings: AgentSettings, *, stop: asyncio.Event | None = Non
         return 0
     finally:
         await _shut_down(supervisor, supervising, servers, admin, launch)
+        if identity is not None:
+            await identity.stop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
 

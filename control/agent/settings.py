@@ -16,6 +16,12 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from control.agent.identity_settings import (
+    IdentityOptions,
+    IdentitySettings,
+    IdentitySettingsError,
+    identity_settings,
+)
 from injector import contract
 
 _PORT_FIELD = Field(ge=1, le=65535)
@@ -143,6 +149,7 @@ class AgentOptions(_Frozen):
     # Delta xDS by default: the control plane sends only what changed (issue 7); GRPC is
     # State of the World, for control planes that do not serve Delta.
     xds_api: Literal["DELTA_GRPC", "GRPC"] = "DELTA_GRPC"
+    identity: IdentityOptions = IdentityOptions()
 
 
 class AgentSettings(_Frozen):
@@ -166,6 +173,7 @@ class AgentSettings(_Frozen):
     status_port: int = Field(default=contract.AGENT_STATUS_PORT, ge=0, le=65535)
     config_dir: Path | None = None
     options: AgentOptions = AgentOptions()
+    identity: IdentitySettings | None = None  # None: no workload certificate, plaintext xDS
 
     @field_validator("instance_ip")
     @classmethod
@@ -234,7 +242,18 @@ class AgentSettings(_Frozen):
             fields["status_port"] = _int(env, contract.ENV_STATUS_PORT)
         if options.config_dir is not None:
             fields["config_dir"] = options.config_dir
-        return _validate(fields)
+        settings = _validate(fields)
+        try:
+            identity = identity_settings(
+                env,
+                options.identity,
+                spiffe_id=settings.spiffe_id,
+                discovery_host=settings.discovery_address.host,
+                discovery_port=settings.discovery_address.port,
+            )
+        except IdentitySettingsError as error:
+            raise SettingsError(error.field, error.message) from None
+        return settings.model_copy(update={"identity": identity}) if identity else settings
 
 
 _ENV_OF_FIELD: Final = {

@@ -25,6 +25,7 @@ from control.agent.bootstrap import bootstrap_yaml, render_bootstrap
 from control.agent.envoy_binary import EnvoyNotFoundError
 from control.agent.node import mizzen_version
 from control.agent.settings import AgentOptions, AgentSettings, SettingsError
+from control.cli.agent_identity import add_identity_flags, identity_options
 from injector import contract
 
 
@@ -61,6 +62,7 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="ADS variant Envoy asks for: Delta (default) or State of the World",
     )
+    add_identity_flags(parser)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -95,7 +97,8 @@ def _settings(args: argparse.Namespace) -> AgentSettings:
     }
     try:
         # Only the flags given count as set, so the pod's proxy config can fill the others.
-        options = AgentOptions(**{k: v for k, v in flags.items() if v is not None})
+        given = {k: v for k, v in flags.items() if v is not None}
+        options = AgentOptions(**given, identity=identity_options(args))
     except ValidationError as error:
         first = error.errors()[0]
         flag = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "flags"

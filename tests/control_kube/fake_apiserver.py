@@ -9,7 +9,11 @@ It does what the source relies on, the way the real server does it:
   after N, then live events; no version (or "0") starts with synthetic ADDED events; BOOKMARKs
   when asked for; `timeoutSeconds` ends the stream cleanly;
 - a version older than the compaction point gets an ERROR event with a 410 Status (Expired), or an
-  HTTP 410, as configured; an unknown resource a 404 Status; a wrong bearer token a 401.
+  HTTP 410, as configured; an unknown resource a 404 Status; a wrong bearer token a 401;
+- single objects: GET by name (404 NotFound), POST to create (201; 409 AlreadyExists when the
+  name is taken, as a second replica's create gets), for any served kind (`SECRETS` for the CA);
+- TokenReview (`POST /apis/authentication.k8s.io/v1/tokenreviews`), with tokens issued by the
+  test (`fake.tokens`, see `fake_tokens.py`: audiences and `authenticated` as the real API).
 
 The test drives it: `apply`/`delete` objects, `force_gone` (compact, and end every open watch with a
 410 ERROR event), `drop_watches` (cut streams mid-flight, no final chunk), `stop`/`start` (the
@@ -29,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.control_kube.fake_http import Handler, Server, cut, status
+from tests.control_kube.fake_tokens import FakeTokenAuthority
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,7 @@ DEFAULT_RESOURCES = (
     FakeResource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
     *(FakeResource(group, "v1", plural, kind) for group, plural, kind in MESH),
 )
+SECRETS = FakeResource("", "v1", "secrets", "Secret")
 
 
 @dataclass(slots=True, eq=False)  # each watcher is itself (hashable by identity)
@@ -107,6 +113,7 @@ class FakeApiServer:
         self.failing: dict[str, int] = {}  # plural -> HTTP status to answer with (a sick server)
         self._snapshots: dict[str, tuple[int, list[dict[str, Any]]]] = {}
         self._tokens = itertools.count(1)
+        self.tokens = FakeTokenAuthority()
         self._watchers: set[Watcher] = set()
         self._connections: set[socket.socket] = set()
         self._server: Server | None = None
@@ -279,6 +286,41 @@ class FakeApiServer:
                     return None
                 return resource, namespace
         return None
+
+    def route_object(self, path: str) -> tuple[FakeResource, str, str] | None:
+        """The resource, namespace and name of an object path (`.../<plural>/<name>`)."""
+        head, _, name = path.rstrip("/").rpartition("/")
+        routed = self.route(head)
+        if routed is None or not name:
+            return None
+        return routed[0], routed[1], name
+
+    def get_object(
+        self, resource: FakeResource, namespace: str, name: str
+    ) -> tuple[int, dict[str, Any]]:
+        with self._changed:
+            obj = self._objects[resource].get((namespace, name))
+        if obj is None:
+            return 404, status(404, "NotFound", f'{resource.plural} "{name}" not found')
+        return 200, copy.deepcopy(obj)
+
+    def create_object(
+        self, resource: FakeResource, namespace: str, body: Any
+    ) -> tuple[int, dict[str, Any]]:
+        """POST to a collection: 201 and the stored object, 409 when the name is taken."""
+        metadata = body.get("metadata") if isinstance(body, dict) else None
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        if not isinstance(name, str) or not name:
+            return 422, status(422, "Invalid", "metadata.name: Required value")
+        if metadata.get("namespace", namespace) != namespace:
+            return 400, status(400, "BadRequest", "the namespace of the object does not match")
+        with self._changed:
+            if (namespace, name) in self._objects[resource]:
+                message = f'{resource.plural} "{name}" already exists'
+                return 409, status(409, "AlreadyExists", message)
+        stored = self.apply({**body, "apiVersion": resource.api_version, "kind": resource.kind,
+                             "metadata": {**metadata, "namespace": namespace}})  # fmt: skip
+        return 201, stored
 
     def note_not_found(self) -> None:
         with self._changed:

@@ -60,15 +60,58 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _authorized(self) -> bool:
+        fake = self.server.fake
+        if fake.token is not None and self.headers.get("Authorization") != f"Bearer {fake.token}":
+            self._send_json(401, status(401, "Unauthorized", "Unauthorized"))
+            return False
+        return True
+
+    def do_POST(self) -> None:
+        fake = self.server.fake
+        if not self._authorized():
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > 3 * 1024 * 1024:
+            self._send_json(413, status(413, "RequestEntityTooLarge", "request is too large"))
+            return
+        try:
+            body = json.loads(self.rfile.read(length) or b"null")
+        except ValueError:
+            self._send_json(400, status(400, "BadRequest", "the body is not JSON"))
+            return
+        path = urlsplit(self.path).path.rstrip("/")
+        if path == "/apis/authentication.k8s.io/v1/tokenreviews":
+            if "tokenreviews" in fake.failing:
+                code = fake.failing["tokenreviews"]
+                self._send_json(code, status(code, "InternalError", "the fake was told to fail"))
+                return
+            spec = body.get("spec") if isinstance(body, dict) else None
+            review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                      "metadata": {"creationTimestamp": None}, "spec": spec or {},
+                      "status": fake.tokens.review(spec)}  # fmt: skip
+            self._send_json(201, review)
+            return
+        routed = fake.route(path)
+        if routed is None or not routed[1]:
+            fake.note_not_found()
+            self._send_json(404, status(404, "NotFound", "the server could not find it"))
+            return
+        code, answer = fake.create_object(routed[0], routed[1], body)
+        self._send_json(code, answer)
+
     def do_GET(self) -> None:
         fake = self.server.fake
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        if fake.token is not None and self.headers.get("Authorization") != f"Bearer {fake.token}":
-            self._send_json(401, status(401, "Unauthorized", "Unauthorized"))
+        if not self._authorized():
             return
         routed = fake.route(url.path)
         if routed is None:
+            single = fake.route_object(url.path)
+            if single is not None:
+                self._send_json(*fake.get_object(*single))
+                return
             fake.note_not_found()
             message = "the server could not find the requested resource"
             self._send_json(404, status(404, "NotFound", message))

@@ -1,0 +1,106 @@
+"""The secure gRPC port (15012): TLS with the mesh-issued serving certificate, and whatever
+services the composition root registers on it (the CSR service now; ADS later).
+
+    server = SecureGrpcServer(identity, [certificates.register], SecureServerOptions(port=15012))
+    port = await server.start()
+    ...
+    await server.stop()
+
+Each registrar is a callable that adds its service to the `grpc.aio.Server` (for ADS:
+`lambda s: ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(ads, s)`). Limits for
+hostile clients: a connection cap, a handshake timeout, streams per connection, message size,
+keepalive enforcement. The serving certificate is refreshed in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from control.plane.ca.serving_cert import ServingIdentity
+
+log = logging.getLogger("mizzen.ca")
+
+Registrar = Callable[[grpc.aio.Server], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SecureServerOptions:
+    port: int = 15012
+    host: str = ""  # "" = every address (dual stack, or IPv4 where IPv6 is off)
+    max_connections: int = 20000
+    handshake_timeout: float = 10.0
+    max_concurrent_streams: int = 100
+    max_message_bytes: int = 4 * 1024 * 1024
+    require_client_cert: bool = False
+    refresh_interval: float = 30.0
+
+
+class SecureGrpcServer:
+    def __init__(
+        self,
+        identity: ServingIdentity,
+        registrars: Sequence[Registrar],
+        options: SecureServerOptions | None = None,
+    ) -> None:
+        self.identity = identity
+        self.registrars = list(registrars)
+        self.options = options or SecureServerOptions()
+        self.port = 0
+        self._server: grpc.aio.Server | None = None
+        self._refresher: asyncio.Task[None] | None = None
+
+    def _grpc_options(self) -> list[tuple[str, int]]:
+        o = self.options
+        return [
+            ("grpc.max_allowed_incoming_connections", o.max_connections),
+            ("grpc.server_handshake_timeout_ms", int(o.handshake_timeout * 1000)),
+            ("grpc.max_concurrent_streams", o.max_concurrent_streams),
+            ("grpc.max_receive_message_length", o.max_message_bytes),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ("grpc.max_connection_idle_ms", 15 * 60_000),
+        ]
+
+    async def start(self) -> int:
+        server = grpc.aio.server(options=self._grpc_options())
+        for register in self.registrars:
+            register(server)
+        credentials = self.identity.credentials(self.options.require_client_cert)
+        hosts = [self.options.host] if self.options.host else ["[::]", "0.0.0.0"]
+        for host in hosts:
+            try:
+                self.port = server.add_secure_port(f"{host}:{self.options.port}", credentials)
+            except RuntimeError:
+                continue
+            if self.port:
+                break
+        if not self.port:
+            raise OSError(f"cannot listen on the secure port {self.options.port}")
+        await server.start()
+        self._server = server
+        self._refresher = asyncio.create_task(self._refresh(), name="serving-cert")
+        log.info("secure gRPC port %d (TLS, names %s)", self.port, ", ".join(self.identity.names))
+        return self.port
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.refresh_interval)
+            await asyncio.to_thread(self.identity.refresh)
+
+    async def stop(self, grace: float = 0.5) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
