@@ -30,6 +30,7 @@ from control.model.kube import (
 )
 from control.model.mesh_config import MeshConfig
 from control.model.state import ConfigProblem, Document, MeshState
+from control.model.unsupported import unsupported
 
 _CORE_KINDS = ("Namespace", "Service", "Pod")
 
@@ -143,6 +144,10 @@ class _Builder:
         namespace = resource.namespace or DEFAULT_NAMESPACE
         for warning in report.warnings:
             self.problem(origin, resource.kind, name, warning, severity="warning")
+        refusal = unsupported(resource)
+        if refusal is not None:
+            self.problem(origin, resource.kind, name, refusal)
+            return
         if self._claim(origin, resource.kind, namespace, resource.name):
             self.mesh[(resource.kind, namespace, resource.name)] = resource
 

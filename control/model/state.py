@@ -16,6 +16,7 @@ from control.api.models.service_entry import ServiceEntry
 from control.api.models.virtual_service import VirtualService
 from control.api.registry import MeshResource
 from control.model.endpoints import Endpoint
+from control.model.jwks import JwksDocument
 from control.model.kube import Namespace, Service, Workload
 from control.model.mesh_config import MeshConfig
 
@@ -66,6 +67,8 @@ class MeshState:
     # Kinds later issues translate (Sidecar, security policies): kept, not yet used.
     other_config: tuple[MeshResource[Any], ...] = ()
     mesh: MeshConfig = field(default_factory=MeshConfig)
+    # jwksUri -> what the control plane fetched (RequestAuthentication; control.sources.jwks)
+    jwks: Mapping[str, JwksDocument] = field(default_factory=_frozen)
     problems: tuple[ConfigProblem, ...] = ()
 
     def workload(self, namespace: str, name: str) -> Workload | None:

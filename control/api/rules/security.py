@@ -28,7 +28,8 @@ _TARGET_KINDS: Final = frozenset(
      ("gateway.networking.k8s.io", "Gateway")}
 )  # fmt: skip
 _EXACT_KEYS: Final = frozenset(
-    {"source.ip", "remote.ip", "source.namespace", "source.principal", "request.auth.principal",
+    {"source.ip", "remote.ip", "source.namespace", "source.principal", "source.serviceAccount",
+     "request.auth.principal",
      "request.auth.audiences", "request.auth.presenter", "destination.ip", "destination.port",
      "connection.sni"}
 )  # fmt: skip
