@@ -77,7 +77,11 @@ def http_connection_manager(
         "use_remote_address": False,
         "normalize_path": True,
     }
-    config.update(options or {})
+    for key, value in (options or {}).items():
+        if key == "access_log":  # several parts may add access loggers: append, never replace
+            config.setdefault("access_log", []).extend(value)
+        else:
+            config[key] = value
     if rds is not None:
         config["rds"] = {"config_source": ADS, "route_config_name": rds}
     else:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 # Every message type these filters put in an Any, registered for parsing.
+from envoy.extensions.access_loggers.stats.v3 import stats_pb2  # noqa: F401
 from envoy.extensions.filters.http.ext_authz.v3 import ext_authz_pb2  # noqa: F401
 from envoy.extensions.filters.http.jwt_authn.v3 import config_pb2  # noqa: F401
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2  # noqa: F401
@@ -50,8 +51,16 @@ from control.xds.translate.authz.select import PolicyIndex, Selected
 # action sets `access_log_hint` in the `envoy.common` dynamic metadata.
 AUDIT_LOG_FIELD: Final = "policy_audit"
 AUDIT_LOG_COMMAND: Final = "%DYNAMIC_METADATA(envoy.common:access_log_hint)%"
-# The counter of audited requests on an HTTP chain: http.<stat prefix>.rbac.istio_audit_logged
-AUDIT_STAT: Final = "rbac." + rbac.RULES_STAT_PREFIX["LOG"] + "logged"
+# The counter of audited requests (every HTTP chain of the proxy): Envoy's stats access logger,
+# filtered on that hint, so it is a plain Envoy counter on :15090 (`istio.policy_audit`).
+AUDIT_STAT_PREFIX: Final = "istio"
+AUDIT_STAT: Final = "policy_audit"
+_STATS_LOGGER: Final = "type.googleapis.com/envoy.extensions.access_loggers.stats.v3.Config"
+_HINT: Final = {
+    "filter": "envoy.common",
+    "path": [{"key": "access_log_hint"}],
+    "value": {"bool_match": True},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +145,27 @@ class InboundPolicy:
         return self._custom(for_tcp=True)[1] + self._rbac(for_tcp=True)
 
     def hcm_options(self) -> Json:
+        """Connection-manager fields; `access_log` (the audit counter, when an AUDIT policy
+        applies) is to be appended to any other access loggers, never to replace them."""
         options = hcm_path_settings(self.settings.normalization)
         if self.settings.trusted_hops:
             options["xff_num_trusted_hops"] = self.settings.trusted_hops
+        if self._of("AUDIT"):
+            options["access_log"] = [audit_counter()]
         return options
+
+
+def audit_counter() -> Json:
+    """An access logger that counts the requests an AUDIT policy matched."""
+    return {
+        "name": "envoy.access_loggers.stats",
+        "filter": {"metadata_filter": {"matcher": _HINT}},
+        "typed_config": {
+            "@type": _STATS_LOGGER,
+            "stat_prefix": AUDIT_STAT_PREFIX,
+            "counters": [{"stat": {"name": AUDIT_STAT}, "value_fixed": 1}],
+        },
+    }
 
 
 NO_POLICY: Final = InboundPolicy()

@@ -21,9 +21,9 @@ NETWORK_RBAC: Final = "envoy.filters.network.rbac"
 HTTP_RBAC_TYPE: Final = _T + "envoy.extensions.filters.http.rbac.v3.RBAC"
 NETWORK_RBAC_TYPE: Final = _T + "envoy.extensions.filters.network.rbac.v3.RBAC"
 TCP_STAT_PREFIX: Final = "tcp."
-# Enforced-rule stats per action: http.<hcm>.rbac.<prefix>{allowed,denied} (AUDIT: logged,
-# not_logged), so the audit count is its own metric.
-RULES_STAT_PREFIX: Final = {"ALLOW": "istio_allow_", "DENY": "istio_deny_", "LOG": "istio_audit_"}
+# Enforced-rule stats per action: http.<hcm>.rbac.<prefix>.{allowed,denied}. (Envoy's LOG action
+# counts every request as allowed: the audit count is the access logger's counter, inbound.py.)
+RULES_STAT_PREFIX: Final = {"ALLOW": "istio_allow", "DENY": "istio_deny", "LOG": "istio_audit"}
 SHADOW_STAT_PREFIX: Final = {"ALLOW": "istio_dry_run_allow_", "DENY": "istio_dry_run_deny_"}
 
 
