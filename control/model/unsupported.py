@@ -13,10 +13,11 @@ _TARGETED = ("AuthorizationPolicy", "RequestAuthentication", "PeerAuthentication
 
 def unsupported(resource: MeshResource[Any]) -> str | None:
     """Why `resource` cannot be applied, or None."""
-    if resource.kind in _TARGETED and (
-        getattr(resource.spec, "target_ref", None) is not None
-        or getattr(resource.spec, "target_refs", ())
-    ):
+    spec = resource.spec
+    targeted = getattr(spec, "target_ref", None) is not None or bool(
+        getattr(spec, "target_refs", None)
+    )
+    if resource.kind in _TARGETED and targeted:
         return (
             "spec.targetRef/targetRefs: not supported: they bind a policy to gateways and "
             "waypoints, which mizzen does not run; use spec.selector for sidecars (the policy is "

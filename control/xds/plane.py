@@ -24,6 +24,7 @@ from control.model.mesh_config import MeshConfig
 from control.model.state import MeshState
 from control.sources.base import ConfigSource
 from control.sources.file import FileSource
+from control.sources.jwks import JwksSource
 from control.xds.ads import AdsService
 from control.xds.cache import SnapshotCache, Translator
 from control.xds.debounce import Debouncer
@@ -115,7 +116,8 @@ class ControlPlane:
             if settings.config_dir is None:
                 raise ValueError("the control plane needs a config_dir or a config source")
             source = FileSource(settings.config_dir, settings.mesh, settings.poll_interval)
-        self.source: ConfigSource = source
+        # RequestAuthentication keys behind jwksUri, fetched here and passed on as data.
+        self.source: ConfigSource = JwksSource(source)
         self.metrics = Metrics()
         self.sync = SyncRegistry()
         self.cache = SnapshotCache(

@@ -33,7 +33,7 @@ from control.xds.translate.authz.inbound import (
     InboundPolicy,
     MeshPolicies,
 )
-from control.xds.translate.resources import LISTENER, CLUSTER, from_dicts
+from control.xds.translate.resources import CLUSTER, LISTENER, from_dicts
 from tests.control.envoy_static import envoy_binary
 from tests.policy.pki import TestCA
 
