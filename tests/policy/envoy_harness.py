@@ -35,7 +35,7 @@ from control.xds.translate.authz.inbound import (
 )
 from control.xds.translate.resources import CLUSTER, LISTENER, from_dicts
 from tests.control.envoy_static import envoy_binary
-from tests.policy.pki import TestCA
+from tests.policy.pki import MeshCA
 
 _T = "type.googleapis.com/"
 HCM = _T + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -74,6 +74,7 @@ class Slot:
     name: str
     policy: InboundPolicy
     tcp: bool = False
+    port: int = 0  # 0: any free port (see PolicyEnvoy.ports)
 
 
 def free_port() -> int:
@@ -105,7 +106,7 @@ def _static_cluster(name: str, port: int, http2: bool = False) -> dict[str, Any]
     return cluster
 
 
-def _tls_context(ca: TestCA) -> dict[str, Any]:
+def _tls_context(ca: MeshCA) -> dict[str, Any]:
     server = ca.issue(SERVER_ID, dns="localhost")
     return {
         "name": "envoy.transport_sockets.tls",
@@ -168,11 +169,11 @@ def _filters(slot: Slot, workdir: Path) -> list[dict[str, Any]]:
     return [{"name": "envoy.filters.network.http_connection_manager", "typed_config": config}]
 
 
-def _listener(slot: Slot, ca: TestCA, workdir: Path) -> dict[str, Any]:
+def _listener(slot: Slot, ca: MeshCA, workdir: Path) -> dict[str, Any]:
     filters = _filters(slot, workdir)
     return {
         "name": slot.name,
-        "address": _address(0),
+        "address": _address(slot.port),
         "listener_filters": [{
             "name": "envoy.filters.listener.tls_inspector",
             "typed_config": {
@@ -214,7 +215,7 @@ class PolicyEnvoy:
     ports: dict[str, int]
     workdir: Path
     log: Path
-    ca: TestCA
+    ca: MeshCA
     http: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -242,7 +243,7 @@ class PolicyEnvoy:
 @contextlib.contextmanager
 def run_policy_envoy(
     slots: Sequence[Slot],
-    ca: TestCA,
+    ca: MeshCA,
     workdir: Path,
     extra_clusters: Sequence[dict[str, Any]] = (),
 ) -> Iterator[PolicyEnvoy]:

@@ -31,7 +31,7 @@ class Issued:
     key_path: Path
 
 
-class TestCA:
+class MeshCA:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.key = ec.generate_private_key(ec.SECP256R1())
