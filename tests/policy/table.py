@@ -33,7 +33,7 @@ def load(name: str) -> list[Case]:
             c["expect"],
             c.get("port", "http"),
             c.get("mesh"),
-        )  # fmt: skip
+        )
         for c in data
     ]
 
