@@ -22,6 +22,7 @@ from tests.policy.envoy_harness import (
     Request,
     Slot,
     free_port,
+    free_ports,
     inbound_policy,
     run_policy_envoy,
     send,
@@ -86,7 +87,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, Pol
     """Ports are chosen before translation, as policies may name `{port}`."""
     workdir = tmp_path_factory.mktemp("policy-table")
     world = World(workdir)
-    ports = {case.name: free_port() for case in CASES}
+    ports = dict(zip([c.name for c in CASES], free_ports(len(CASES)), strict=True))
     cache = JwksCache(refresh=3600, retry=3600)
     slots = []
     for case in CASES:
