@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -140,12 +141,22 @@ def _inbound_chain(port: InboundPort, policy: _PolicyParts) -> dict[str, Any]:
 
 
 class _PolicyParts:
-    """An InboundPolicy's filters, computed once for all the chains of a listener."""
+    """An InboundPolicy's filters, computed once (when needed) for all chains of a listener."""
 
     def __init__(self, policy: InboundPolicy) -> None:
-        self.http = policy.http_filters()
-        self.network = policy.network_filters()
-        self.hcm = policy.hcm_options()
+        self.policy = policy
+
+    @functools.cached_property
+    def http(self) -> list[dict[str, Any]]:
+        return self.policy.http_filters()
+
+    @functools.cached_property
+    def network(self) -> list[dict[str, Any]]:
+        return self.policy.network_filters()
+
+    @functools.cached_property
+    def hcm(self) -> dict[str, Any]:
+        return self.policy.hcm_options()
 
 
 def virtual_inbound(

@@ -6,6 +6,7 @@ under `istio_dry_run_<action>_`, never enforced)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -37,6 +38,35 @@ class Built:
     shadow: Json | None  # dry-run
 
 
+@functools.lru_cache(maxsize=20_000)
+def _policy_rules(
+    policy: Selected[AuthorizationPolicy],
+    for_tcp: bool,
+    allow: bool,
+    trust_domains: tuple[str, ...],
+    name_prefix: str,
+) -> tuple[tuple[str, Json], ...]:
+    """One policy's RBAC policies by name, memoized by the policy's content (its fingerprint):
+    workloads under the same policies, and pushes that leave a policy unchanged, reuse them.
+    Treat the result as immutable."""
+    spec = policy.body
+    ctx = Context(policy.namespace, for_tcp, allow, trust_domains)
+    out: list[tuple[str, Json]] = []
+    for index, rule in enumerate(spec.rules):
+        try:
+            out.append(
+                (
+                    policy_name(policy.namespace, policy.name, index, name_prefix),
+                    rule_policy(rule, ctx),
+                )
+            )
+        except HttpOnlyError:
+            continue  # ALLOW on TCP: the rule cannot grant
+    if not spec.rules:
+        out.append((policy_name(policy.namespace, policy.name, 0, name_prefix), MATCH_NEVER))
+    return tuple(out)  # fmt: skip
+
+
 def build(
     policies: Iterable[Selected[AuthorizationPolicy]],
     action: str,
@@ -61,17 +91,7 @@ def build(
             has_shadow = True
         else:
             has_enforced = True
-        spec = policy.body
-        ctx = Context(policy.namespace, for_tcp, allow, trust_domains)
-        for index, rule in enumerate(spec.rules):
-            try:
-                target[policy_name(policy.namespace, policy.name, index, name_prefix)] = (
-                    rule_policy(rule, ctx)
-                )
-            except HttpOnlyError:
-                continue  # ALLOW on TCP: the rule cannot grant
-        if not spec.rules:
-            target[policy_name(policy.namespace, policy.name, 0, name_prefix)] = MATCH_NEVER
+        target.update(_policy_rules(policy, for_tcp, allow, trust_domains, name_prefix))
     return Built(
         {"action": action, "policies": enforced} if has_enforced else None,
         {"action": action, "policies": shadow} if has_shadow else None,
