@@ -30,7 +30,7 @@ AUTHZ_HOST = "authz.foo.svc.cluster.local"
 
 
 class _Authz(http.server.BaseHTTPRequestHandler):
-    calls: list[str] = []  # noqa: RUF012
+    calls: list[str] = []
 
     def do_GET(self) -> None:
         _Authz.calls.append(self.path)

@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 from control.model.build import build_state
 from control.model.state import Document
 from tests.policy import reference
-from tests.policy.envoy_harness import Request, Slot, inbound_policy, run_policy_envoy
-from tests.policy.envoy_harness import send
+from tests.policy.envoy_harness import Request, Slot, inbound_policy, run_policy_envoy, send
 from tests.policy.pki import MeshCA
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]

@@ -27,13 +27,18 @@ from control.xds.translate.sidecar import translate
 
 
 def _policy(name: str, spec: dict[str, Any], namespace: str = "foo", **meta: Any) -> dict[str, Any]:
-    return {"apiVersion": "security.istio.io/v1", "kind": meta.pop("kind", "AuthorizationPolicy"),
-            "metadata": {"name": name, "namespace": namespace, **meta}, "spec": spec}  # fmt: skip
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": meta.pop("kind", "AuthorizationPolicy"),
+        "metadata": {"name": name, "namespace": namespace, **meta},
+        "spec": spec,
+    }
 
 
 def _inbound(docs: list[dict[str, Any]], labels: dict[str, str] | None = None, **mesh: Any) -> Any:
-    state = build_state([Document(str(i), d) for i, d in enumerate(docs)],
-                        MeshConfig.from_mapping(mesh))  # fmt: skip
+    state = build_state(
+        [Document(str(i), d) for i, d in enumerate(docs)], MeshConfig.from_mapping(mesh)
+    )
     assert not [p for p in state.problems if p.severity == "error"], state.problems
     return MeshPolicies(state, lambda h: False).for_workload("foo", labels or {"app": "a"})
 
@@ -68,8 +73,15 @@ def test_tcp_allow_with_http_field_skips_the_rule_and_denies() -> None:
 
 
 def test_tcp_deny_drops_only_the_http_condition() -> None:
-    spec = {"action": "DENY", "rules": [{"from": [{"source": {"principals": ["td/ns/x/sa/y"]}}],
-                                         "to": [{"operation": {"methods": ["POST"]}}]}]}  # fmt: skip
+    spec = {
+        "action": "DENY",
+        "rules": [
+            {
+                "from": [{"source": {"principals": ["td/ns/x/sa/y"]}}],
+                "to": [{"operation": {"methods": ["POST"]}}],
+            }
+        ],
+    }
     rule = _rules(_inbound([_policy("p", spec)]).network_filters(), 0)["policies"]
     (only,) = rule.values()
     assert only["permissions"] == [{"and_rules": {"rules": [{"any": True}]}}]  # widened
@@ -80,18 +92,27 @@ def test_tcp_deny_drops_only_the_http_condition() -> None:
 def test_filter_order_and_dry_run() -> None:
     docs = [
         _policy("audit", {"action": "AUDIT", "rules": [{}]}),
-        _policy("deny", {"action": "DENY", "rules": [{}]}, annotations={"istio.io/dry-run": "true"}),
+        _policy(
+            "deny", {"action": "DENY", "rules": [{}]}, annotations={"istio.io/dry-run": "true"}
+        ),
         _policy("allow", {"rules": [{}]}),
-        _policy("jwt", {"jwtRules": [{"issuer": "https://i.example", "jwksUri": "https://i.example/k"}]},
-                kind="RequestAuthentication"),
-    ]  # fmt: skip
+        _policy(
+            "jwt",
+            {"jwtRules": [{"issuer": "https://i.example", "jwksUri": "https://i.example/k"}]},
+            kind="RequestAuthentication",
+        ),
+    ]
     filters = _inbound(docs).http_filters()
     assert [f["name"] for f in filters] == [
-        "envoy.filters.http.jwt_authn", "envoy.filters.http.rbac", "envoy.filters.http.rbac",
+        "envoy.filters.http.jwt_authn",
         "envoy.filters.http.rbac",
-    ]  # fmt: skip
-    actions = [f["typed_config"].get("rules", f["typed_config"].get("shadow_rules"))["action"]
-               for f in filters[1:]]  # fmt: skip
+        "envoy.filters.http.rbac",
+        "envoy.filters.http.rbac",
+    ]
+    actions = [
+        f["typed_config"].get("rules", f["typed_config"].get("shadow_rules"))["action"]
+        for f in filters[1:]
+    ]
     assert actions == ["LOG", "DENY", "ALLOW"]
     assert "rules" not in filters[2]["typed_config"]  # dry-run: shadow only, never enforced
     assert filters[2]["typed_config"]["shadow_rules_stat_prefix"] == "istio_dry_run_deny_"
@@ -114,27 +135,45 @@ def test_target_ref_is_refused_with_a_message() -> None:
     doc = _policy("p", {"targetRef": {"kind": "Service", "group": "", "name": "x"}, "rules": [{}]})
     state = build_state([Document("f.yaml", doc)])
     (problem,) = [p for p in state.problems if p.severity == "error"]
-    assert "targetRef" in problem.message and "not applied" in problem.message
+    assert "targetRef" in problem.message
+    assert "not applied" in problem.message
     assert not state.other_config
 
 
 def test_path_settings_per_mode() -> None:
     assert _inbound([], pathNormalization={"normalization": "NONE"}).hcm_options() == {
-        "normalize_path": False}  # fmt: skip
+        "normalize_path": False
+    }
     decode = _inbound([], pathNormalization={"normalization": "DECODE_AND_MERGE_SLASHES"})
     assert decode.hcm_options()["path_with_escaped_slashes_action"] == "UNESCAPE_AND_FORWARD"
 
 
 def _mesh_state(*extra: dict[str, Any]) -> Any:
     docs: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a", "namespace": "foo"},
-         "spec": {"selector": {"app": "a"}, "ports": [{"name": "http", "port": 80,
-                  "targetPort": 8080}, {"name": "tcp", "port": 90}]}},
-        *[{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"a-{i}", "namespace": "foo",
-           "labels": {"app": "a"}}, "spec": {"containers": [{"name": "c"}]},
-           "status": {"podIP": f"10.1.0.{i}"}} for i in (1, 2)],
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "a", "namespace": "foo"},
+            "spec": {
+                "selector": {"app": "a"},
+                "ports": [
+                    {"name": "http", "port": 80, "targetPort": 8080},
+                    {"name": "tcp", "port": 90},
+                ],
+            },
+        },
+        *[
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"a-{i}", "namespace": "foo", "labels": {"app": "a"}},
+                "spec": {"containers": [{"name": "c"}]},
+                "status": {"podIP": f"10.1.0.{i}"},
+            }
+            for i in (1, 2)
+        ],
         *extra,
-    ]  # fmt: skip
+    ]
     return build_state([Document(str(i), d) for i, d in enumerate(docs)])
 
 
@@ -179,15 +218,22 @@ KEYS = {"keys": [{"kty": "RSA", "kid": "k", "n": "AQAB", "e": "AQAB"}]}
 
 def _cache(handler: Any) -> JwksCache:
     clock = [0.0]
-    cache = JwksCache(httpx.Client(transport=httpx.MockTransport(handler)), refresh=100,
-                      retry=10, clock=lambda: clock[0])  # fmt: skip
+    cache = JwksCache(
+        httpx.Client(transport=httpx.MockTransport(handler)),
+        refresh=100,
+        retry=10,
+        clock=lambda: clock[0],
+    )
     cache.tick = clock  # type: ignore[attr-defined]
     return cache
 
 
 def _wanted(uri: str) -> dict[str, float]:
-    doc = _policy("j", {"jwtRules": [{"issuer": "https://i.example", "jwksUri": uri}]},
-                  kind="RequestAuthentication")  # fmt: skip
+    doc = _policy(
+        "j",
+        {"jwtRules": [{"issuer": "https://i.example", "jwksUri": uri}]},
+        kind="RequestAuthentication",
+    )
     return locations(build_state([Document("j", doc)]))
 
 
@@ -203,12 +249,15 @@ def test_jwks_fetched_cached_and_kept_on_failure() -> None:
     wanted = _wanted("https://i.example/keys")
     assert cache.update(wanted)
     good = cache.documents["https://i.example/keys"]
-    assert good.error is None and json.loads(good.keys or "") == KEYS
-    assert not cache.update(wanted) and len(calls) == 1  # cached until due
+    assert good.error is None
+    assert json.loads(good.keys or "") == KEYS
+    assert not cache.update(wanted)
+    assert len(calls) == 1
     cache.tick[0] = 101  # type: ignore[attr-defined]
     assert cache.update(wanted)
     failed = cache.documents["https://i.example/keys"]
-    assert failed.keys == good.keys and failed.error == "HTTP 500"  # last good keys kept
+    assert failed.keys == good.keys
+    assert failed.error == "HTTP 500"
 
 
 @pytest.mark.parametrize(
@@ -224,7 +273,8 @@ def test_jwks_refused(response: httpx.Response, error: str) -> None:
     cache = _cache(lambda request: response)
     cache.update(_wanted("https://i.example/keys"))
     document = cache.documents["https://i.example/keys"]
-    assert document.keys is None and error in (document.error or "")
+    assert document.keys is None
+    assert error in (document.error or "")
 
 
 def test_jwks_openid_discovery_when_no_uri() -> None:
@@ -240,4 +290,5 @@ def test_jwks_openid_discovery_when_no_uri() -> None:
     cache.update(locations(build_state([Document("j", doc)])))
     (document,) = cache.documents.values()
     assert document.uri == "https://i.example/.well-known/openid-configuration"
-    assert document.keys is not None and isinstance(document, JwksDocument)
+    assert document.keys is not None
+    assert isinstance(document, JwksDocument)
