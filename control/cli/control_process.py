@@ -25,6 +25,7 @@ from control.plane.metrics import Metrics
 from control.plane.model.state import MeshState
 from control.plane.sources.base import ConfigSource
 from control.plane.sources.file import FileLimits, FileSource
+from control.plane.sources.jwks import JwksSource
 from control.plane.sync_status import SyncRegistry
 from control.plane.xds.ads.service import AdsService
 from control.plane.xds.ads.stream import StreamLimits
@@ -95,7 +96,8 @@ class ControlPlane:
                 limits=FileLimits(settings.config_max_file_bytes, settings.config_max_documents),
                 count_error=lambda reason: self.metrics.source_errors.labels(reason).inc(),
             )  # fmt: skip
-        self.source: ConfigSource = source
+        # RequestAuthentication keys behind jwksUri, fetched here and passed on as data.
+        self.source: ConfigSource = JwksSource(source)
         self.sync = SyncRegistry()
         self.cache = cache or SnapshotCache(MeshState(mesh=settings.mesh), self.metrics)
         self.debouncer = Debouncer(self._apply, settings.debounce_quiet, settings.debounce_max)

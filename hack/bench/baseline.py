@@ -42,7 +42,9 @@ class UnsharedTranslation(MeshTranslation):
     def for_proxy(self, proxy: Proxy) -> Resources:
         inputs = self.inputs(proxy)
         self.translations += 1
-        return merge(outbound_resources(self.index, inputs), inbound_resources(inputs.inbound))
+        return merge(
+            outbound_resources(self.index, inputs), inbound_resources(inputs.inbound, inputs.policy)
+        )
 
 
 class BaselineCache(SnapshotCache):

@@ -32,6 +32,7 @@ from control.plane.model.kube_objects import (
     parse_service,
 )
 from control.plane.model.state import ConfigProblem, Document, MeshState
+from control.plane.model.unsupported import unsupported
 
 _CORE_KINDS = ("Namespace", "Service", "Pod")
 
@@ -185,6 +186,10 @@ class _Builder:
         namespace = resource.namespace or DEFAULT_NAMESPACE
         for warning in report.warnings:
             self.problem(origin, resource.kind, name, warning, severity="warning")
+        refusal = unsupported(resource)
+        if refusal is not None:
+            self.problem(origin, resource.kind, name, refusal)
+            return
         if self._claim(origin, resource.kind, namespace, resource.name):
             self.mesh[(resource.kind, namespace, resource.name)] = resource
 

@@ -18,6 +18,7 @@ from control.api.registry import MeshResource
 from control.config.loader import Document
 from control.config.mesh_config import MeshConfig
 from control.plane.model.endpoints import Endpoint
+from control.plane.model.jwks import JwksDocument
 from control.plane.model.kube_objects import Namespace, Service, Workload
 
 ObjectKey = tuple[str, str]  # (namespace, name)
@@ -60,6 +61,8 @@ class MeshState:
     # Kinds later issues translate (Sidecar, security policies): kept, not yet used.
     other_config: tuple[MeshResource[Any], ...] = ()
     mesh: MeshConfig = field(default_factory=MeshConfig)
+    # jwksUri -> what the control plane fetched (RequestAuthentication; control.plane.sources.jwks)
+    jwks: Mapping[str, JwksDocument] = field(default_factory=_frozen)
     problems: tuple[ConfigProblem, ...] = ()
 
     def workload(self, namespace: str, name: str) -> Workload | None:

@@ -49,8 +49,12 @@ def http_connection_manager(
     rds: str | None = None,
     route_config: dict[str, Any] | None = None,
     fault: bool = True,
+    policy_filters: list[dict[str, Any]] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """HTTP routing: by RDS route name (outbound) or with an inline route table (inbound)."""
+    """HTTP routing: by RDS route name (outbound) or with an inline route table (inbound).
+    `policy_filters` go just before the router; `options` (path normalisation, ...) are set on
+    the connection manager (both from `control.plane.xds.translate.authz`)."""
     http_filters: list[dict[str, Any]] = []
     if fault:
         http_filters.append(
@@ -59,6 +63,7 @@ def http_connection_manager(
                 "typed_config": {"@type": _T + "envoy.extensions.filters.http.fault.v3.HTTPFault"},
             }
         )
+    http_filters += policy_filters or []
     http_filters.append(
         {
             "name": "envoy.filters.http.router",
@@ -72,6 +77,11 @@ def http_connection_manager(
         "use_remote_address": False,
         "normalize_path": True,
     }
+    for key, value in (options or {}).items():
+        if key == "access_log":  # several parts may add access loggers: append, never replace
+            config.setdefault("access_log", []).extend(value)
+        else:
+            config[key] = value
     if rds is not None:
         config["rds"] = {"config_source": ADS, "route_config_name": rds}
     else:

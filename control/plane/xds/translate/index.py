@@ -14,6 +14,7 @@ from control.api.registry import MeshResource
 from control.plane.model.endpoints import labels_match
 from control.plane.model.kube_objects import Service
 from control.plane.model.state import MeshState
+from control.plane.xds.translate.authz.inbound import NO_POLICY, InboundPolicy, MeshPolicies
 from control.plane.xds.translate.clusters import InboundPort
 from control.plane.xds.translate.port_protocol import port_protocol
 from control.plane.xds.translate.proxy import Proxy, with_workload
@@ -34,10 +35,15 @@ class ProxyInputs:
     scope: Scope
     labels: Labels  # only the labels some VirtualService matches sources on
     inbound: tuple[InboundPort, ...]
+    policy: InboundPolicy = NO_POLICY  # the inbound chains' policy (issue 13)
 
     @property
     def outbound_key(self) -> tuple[Scope, Labels]:
         return (self.scope, self.labels)
+
+    @property
+    def inbound_key(self) -> tuple[tuple[InboundPort, ...], InboundPolicy]:
+        return (self.inbound, self.policy)
 
 
 def _source_label_keys(services: tuple[MeshResource[VirtualService], ...]) -> frozenset[str]:
@@ -89,6 +95,7 @@ class MeshIndex:
             resolved = tuple(self.registry.resolve(h, namespace) for h in routed.spec.hosts)
             routing.setdefault(namespace, []).append(_Routing(position, routed, resolved))
         self.routing_by_namespace: Mapping[str, list[_Routing]] = routing
+        self.policies = MeshPolicies(state, lambda host: host in self.registry.hosts)
 
     def _namespaces(self, scope: Scope) -> Iterable[str] | None:
         """The namespaces a scope's egress names; None: any."""
@@ -128,7 +135,8 @@ class MeshIndex:
         labels = tuple(
             sorted((k, v) for k, v in proxy.labels.items() if k in self.source_label_keys)
         )
-        return ProxyInputs(scope, labels, tuple(self.inbound_ports(proxy)))
+        policy = self.policies.for_workload(proxy.namespace, dict(proxy.labels))
+        return ProxyInputs(scope, labels, tuple(self.inbound_ports(proxy)), policy)
 
     def inbound_ports(self, proxy: Proxy) -> list[InboundPort]:
         """The target ports of the Services that select this proxy's workload, first one wins."""

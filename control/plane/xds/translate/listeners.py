@@ -10,10 +10,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
 from control.plane.xds.translate import names
+from control.plane.xds.translate.authz.inbound import NO_POLICY, InboundPolicy
 from control.plane.xds.translate.clusters import InboundPort
 from control.plane.xds.translate.filters import (
     http_connection_manager,
@@ -48,16 +50,18 @@ def virtual_outbound(fallback_cluster: str) -> dict[str, Any]:
     }
 
 
-def http_outbound(port: int) -> dict[str, Any]:
+def http_outbound(port: int, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`options`: the connection manager's path settings (`authz.inbound.path_settings`)."""
     name = names.listener_name(names.WILDCARD, port)
+    manager = http_connection_manager(
+        f"outbound_{name}", rds=names.route_name(port), options=options
+    )
     return {
         "name": name,
         "address": _address(names.WILDCARD, port),
         "bind_to_port": False,
         "traffic_direction": "OUTBOUND",
-        "filter_chains": [
-            {"filters": [http_connection_manager(f"outbound_{name}", rds=names.route_name(port))]}
-        ],
+        "filter_chains": [{"filters": [manager]}],
     }
 
 
@@ -98,7 +102,7 @@ def sni_outbound(
     }
 
 
-def _inbound_chain(port: InboundPort) -> dict[str, Any]:
+def _inbound_chain(port: InboundPort, policy: _PolicyParts) -> dict[str, Any]:
     cluster = names.inbound_cluster(port.port)
     if port.protocol.is_http:
         route_config = {
@@ -119,18 +123,48 @@ def _inbound_chain(port: InboundPort) -> dict[str, Any]:
             ],
         }
         stat = f"inbound_0.0.0.0_{port.port}"
-        chain_filter = http_connection_manager(stat, route_config=route_config, fault=False)
+        # POLICY HOOK (HTTP): policy filters before the router; path normalisation.
+        filters = [
+            http_connection_manager(
+                stat, route_config=route_config, fault=False,
+                policy_filters=policy.http, options=policy.hcm,
+            )
+        ]  # fmt: skip
     else:
-        chain_filter = tcp_proxy(cluster, [(cluster, 1)])
+        # POLICY HOOK (TCP): network RBAC (and CUSTOM ext_authz) before tcp_proxy.
+        filters = [*policy.network, tcp_proxy(cluster, [(cluster, 1)])]
     return {
         "name": cluster,
         "filter_chain_match": {"destination_port": port.port},
-        "filters": [chain_filter],
+        "filters": filters,
     }
 
 
-def virtual_inbound(ports: Iterable[InboundPort]) -> dict[str, Any]:
-    chains = [_inbound_chain(port) for port in ports]
+class _PolicyParts:
+    """An InboundPolicy's filters, computed once (when needed) for all chains of a listener."""
+
+    def __init__(self, policy: InboundPolicy) -> None:
+        self.policy = policy
+
+    @functools.cached_property
+    def http(self) -> list[dict[str, Any]]:
+        return self.policy.http_filters()
+
+    @functools.cached_property
+    def network(self) -> list[dict[str, Any]]:
+        return self.policy.network_filters()
+
+    @functools.cached_property
+    def hcm(self) -> dict[str, Any]:
+        return self.policy.hcm_options()
+
+
+def virtual_inbound(
+    ports: Iterable[InboundPort], policy: InboundPolicy = NO_POLICY
+) -> dict[str, Any]:
+    """`policy`: the workload's AuthorizationPolicies and RequestAuthentications (issue 13)."""
+    parts = _PolicyParts(policy)
+    chains = [_inbound_chain(port, parts) for port in ports]
     chains.append(
         {
             # Straight to 15006 (not redirected): would loop.

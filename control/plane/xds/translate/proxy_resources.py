@@ -10,6 +10,7 @@ from control.config.mesh_config import OutboundMode
 from control.plane.model.endpoints import labels_match
 from control.plane.model.state import MeshState
 from control.plane.xds.translate import names
+from control.plane.xds.translate.authz.inbound import NO_POLICY, InboundPolicy, path_settings
 from control.plane.xds.translate.clusters import (
     InboundPort,
     fixed_clusters,
@@ -147,16 +148,19 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
         names.BLACKHOLE_CLUSTER if mode is OutboundMode.REGISTRY_ONLY else names.PASSTHROUGH_CLUSTER
     )
     listeners = [virtual_outbound(fallback)]
-    listeners += [http_outbound(port) for port in http_ports]
+    listeners += [http_outbound(port, path_settings(state.mesh)) for port in http_ports]
     listeners += _tcp_listeners(registry, routing, destinations, proxy, set(http_ports), fallback)
     return from_dicts(
         {CLUSTER: clusters, ENDPOINT: assignments, LISTENER: listeners, ROUTE: routes}
     )
 
 
-def inbound_resources(ports: tuple[InboundPort, ...]) -> Resources:
-    """The half that depends only on the proxy's own ports."""
-    return from_dicts({CLUSTER: inbound_clusters(ports), LISTENER: [virtual_inbound(ports)]})
+def inbound_resources(
+    ports: tuple[InboundPort, ...], policy: InboundPolicy = NO_POLICY
+) -> Resources:
+    """The half that depends only on the proxy's own ports and the policies that apply to it."""
+    listeners = [virtual_inbound(ports, policy)]
+    return from_dicts({CLUSTER: inbound_clusters(ports), LISTENER: listeners})
 
 
 def merge(*parts: Resources) -> Resources:
@@ -171,4 +175,5 @@ def translate(state: MeshState, proxy: Proxy) -> Resources:
     one state, `shared.MeshTranslation` computes the same with the halves shared."""
     index = MeshIndex(state)
     inputs = index.inputs(proxy)
-    return merge(outbound_resources(index, inputs), inbound_resources(inputs.inbound))
+    inbound = inbound_resources(inputs.inbound, inputs.policy)
+    return merge(outbound_resources(index, inputs), inbound)

@@ -42,9 +42,10 @@ class MeshTranslation:
                 outbound = outbound_resources(self.index, inputs)
                 self._outbound[inputs.outbound_key] = outbound
                 self.translations += 1
-            inbound = self._inbound.get(inputs.inbound)
+            inbound = self._inbound.get(inputs.inbound_key)
             if inbound is None:
-                inbound = self._inbound[inputs.inbound] = inbound_resources(inputs.inbound)
+                inbound = inbound_resources(inputs.inbound, inputs.policy)
+                self._inbound[inputs.inbound_key] = inbound
             merged = self._merged[inputs] = merge(outbound, inbound)
         return merged
 
