@@ -8,6 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from control.model.mesh_telemetry import MeshTelemetry
+
 
 class OutboundMode(StrEnum):
     ALLOW_ANY = "ALLOW_ANY"  # unknown destinations pass through (Istio's default)
@@ -24,8 +26,9 @@ class OutboundTrafficPolicy(_Model):
     mode: OutboundMode = OutboundMode.ALLOW_ANY
 
 
-class MeshConfig(_Model):
-    """On disk: Istio's MeshConfig YAML (camelCase); unknown keys are refused, so typos show."""
+class MeshConfig(MeshTelemetry):
+    """On disk: Istio's MeshConfig YAML (camelCase); unknown keys are refused, so typos show.
+    The telemetry keys (access logs, tracing, providers) come from `MeshTelemetry`."""
 
     outbound_traffic_policy: OutboundTrafficPolicy = Field(default_factory=OutboundTrafficPolicy)
     trust_domain: str = "cluster.local"

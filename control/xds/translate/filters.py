@@ -6,6 +6,7 @@ from typing import Any
 
 from control.xds.translate.clusters import ADS
 from control.xds.translate.http_routes import FAULT_FILTER
+from control.xds.translate.telemetry import HttpTelemetry
 
 _T = "type.googleapis.com/"
 HCM_TYPE = _T + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -31,9 +32,15 @@ def tls_inspector() -> dict[str, Any]:
     }
 
 
-def tcp_proxy(stat_prefix: str, clusters: list[tuple[str, int]]) -> dict[str, Any]:
-    """To one cluster, or split by weight among several."""
+def tcp_proxy(
+    stat_prefix: str,
+    clusters: list[tuple[str, int]],
+    telemetry: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """To one cluster, or split by weight among several. `telemetry`: access-log fields
+    (telemetry.tcp_telemetry, a hook point)."""
     config: dict[str, Any] = {"@type": TCP_PROXY_TYPE, "stat_prefix": stat_prefix}
+    config.update(telemetry or {})
     if len(clusters) == 1:
         config["cluster"] = clusters[0][0]
     else:
@@ -49,9 +56,12 @@ def http_connection_manager(
     rds: str | None = None,
     route_config: dict[str, Any] | None = None,
     fault: bool = True,
+    telemetry: HttpTelemetry | None = None,
 ) -> dict[str, Any]:
-    """HTTP routing: by RDS route name (outbound) or with an inline route table (inbound)."""
-    http_filters: list[dict[str, Any]] = []
+    """HTTP routing: by RDS route name (outbound) or with an inline route table (inbound).
+    `telemetry` (telemetry.http_telemetry, a hook point): access loggers, filters that run
+    before the others, tracing."""
+    http_filters: list[dict[str, Any]] = list(telemetry.filters) if telemetry else []
     if fault:
         http_filters.append(
             {
@@ -72,6 +82,10 @@ def http_connection_manager(
         "use_remote_address": False,
         "normalize_path": True,
     }
+    if telemetry and telemetry.access_log:
+        config["access_log"] = telemetry.access_log
+    if telemetry and telemetry.tracing:
+        config["tracing"] = telemetry.tracing
     if rds is not None:
         config["rds"] = {"config_source": ADS, "route_config_name": rds}
     else:

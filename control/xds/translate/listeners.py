@@ -21,13 +21,24 @@ from control.xds.translate.filters import (
     tcp_proxy,
     tls_inspector,
 )
+from control.xds.translate.telemetry import (
+    OFF,
+    ChainSecurity,
+    Direction,
+    Telemetry,
+    http_telemetry,
+    inbound_route_headers,
+    tcp_telemetry,
+)
+
+_OUT = Direction.OUTBOUND
 
 
 def _address(ip: str, port: int) -> dict[str, Any]:
     return {"socket_address": {"address": ip, "port_value": port}}
 
 
-def virtual_outbound(fallback_cluster: str) -> dict[str, Any]:
+def virtual_outbound(fallback_cluster: str, telemetry: Telemetry = OFF) -> dict[str, Any]:
     return {
         "name": names.VIRTUAL_OUTBOUND,
         "address": _address(names.WILDCARD, names.OUTBOUND_CAPTURE_PORT),
@@ -43,12 +54,14 @@ def virtual_outbound(fallback_cluster: str) -> dict[str, Any]:
         ],
         "default_filter_chain": {
             "name": "PassthroughFilterChain",
-            "filters": [tcp_proxy(fallback_cluster, [(fallback_cluster, 1)])],
+            "filters": [
+                tcp_proxy(fallback_cluster, [(fallback_cluster, 1)], tcp_telemetry(telemetry, _OUT))
+            ],
         },
     }
 
 
-def http_outbound(port: int) -> dict[str, Any]:
+def http_outbound(port: int, telemetry: Telemetry = OFF) -> dict[str, Any]:
     name = names.listener_name(names.WILDCARD, port)
     return {
         "name": name,
@@ -56,27 +69,43 @@ def http_outbound(port: int) -> dict[str, Any]:
         "bind_to_port": False,
         "traffic_direction": "OUTBOUND",
         "filter_chains": [
-            {"filters": [http_connection_manager(f"outbound_{name}", rds=names.route_name(port))]}
+            {
+                "filters": [
+                    http_connection_manager(
+                        f"outbound_{name}",
+                        rds=names.route_name(port),
+                        telemetry=http_telemetry(telemetry, _OUT),
+                    )
+                ]
+            }
         ],
     }
 
 
-def tcp_outbound(address: str, port: int, clusters: list[tuple[str, int]]) -> dict[str, Any]:
+def tcp_outbound(
+    address: str, port: int, clusters: list[tuple[str, int]], telemetry: Telemetry = OFF
+) -> dict[str, Any]:
     name = names.listener_name(address, port)
     return {
         "name": name,
         "address": _address(address, port),
         "bind_to_port": False,
         "traffic_direction": "OUTBOUND",
-        "filter_chains": [{"filters": [tcp_proxy(clusters[0][0], clusters)]}],
+        "filter_chains": [
+            {"filters": [tcp_proxy(clusters[0][0], clusters, tcp_telemetry(telemetry, _OUT))]}
+        ],
     }
 
 
 def sni_outbound(
-    port: int, hosts: list[tuple[str, list[tuple[str, int]]]], default: list[tuple[str, int]]
+    port: int,
+    hosts: list[tuple[str, list[tuple[str, int]]]],
+    default: list[tuple[str, int]],
+    telemetry: Telemetry = OFF,
 ) -> dict[str, Any]:
     """TLS to hosts without an address, on a shared port: one chain per server name (SNI)."""
     name = names.listener_name(names.WILDCARD, port)
+    logs = tcp_telemetry(telemetry, _OUT)
     return {
         "name": name,
         "address": _address(names.WILDCARD, port),
@@ -87,19 +116,24 @@ def sni_outbound(
             {
                 "name": f"{hostname}_{port}",
                 "filter_chain_match": {"server_names": [hostname]},
-                "filters": [tcp_proxy(clusters[0][0], clusters)],
+                "filters": [tcp_proxy(clusters[0][0], clusters, logs)],
             }
             for hostname, clusters in hosts
         ],
         "default_filter_chain": {
             "name": f"{name}-default",
-            "filters": [tcp_proxy(default[0][0], default)],
+            "filters": [tcp_proxy(default[0][0], default, logs)],
         },
     }
 
 
-def _inbound_chain(port: InboundPort) -> dict[str, Any]:
+def _inbound_chain(
+    port: InboundPort, telemetry: Telemetry, security: ChainSecurity = ChainSecurity.PLAINTEXT
+) -> dict[str, Any]:
+    """`security`: what this chain knows of its peer (the mTLS work marks its chains; see
+    telemetry.ChainSecurity). Today every chain is plaintext."""
     cluster = names.inbound_cluster(port.port)
+    inbound = Direction.INBOUND
     if port.protocol.is_http:
         route_config = {
             "name": cluster,
@@ -117,11 +151,19 @@ def _inbound_chain(port: InboundPort) -> dict[str, Any]:
                     ],
                 }
             ],
+            "request_headers_to_remove": inbound_route_headers(),
         }
         stat = f"inbound_0.0.0.0_{port.port}"
-        chain_filter = http_connection_manager(stat, route_config=route_config, fault=False)
+        chain_filter = http_connection_manager(
+            stat,
+            route_config=route_config,
+            fault=False,
+            telemetry=http_telemetry(telemetry, inbound, security),
+        )
     else:
-        chain_filter = tcp_proxy(cluster, [(cluster, 1)])
+        chain_filter = tcp_proxy(
+            cluster, [(cluster, 1)], tcp_telemetry(telemetry, inbound, security)
+        )
     return {
         "name": cluster,
         "filter_chain_match": {"destination_port": port.port},
@@ -129,8 +171,8 @@ def _inbound_chain(port: InboundPort) -> dict[str, Any]:
     }
 
 
-def virtual_inbound(ports: Iterable[InboundPort]) -> dict[str, Any]:
-    chains = [_inbound_chain(port) for port in ports]
+def virtual_inbound(ports: Iterable[InboundPort], telemetry: Telemetry = OFF) -> dict[str, Any]:
+    chains = [_inbound_chain(port, telemetry) for port in ports]
     chains.append(
         {
             # Straight to 15006 (not redirected): would loop.

@@ -17,6 +17,7 @@ from control.xds.translate.proxy import Proxy
 from control.xds.translate.resources import Resources
 from control.xds.translate.scope import Scope
 from control.xds.translate.sidecar import inbound_resources, merge, outbound_resources
+from control.xds.translate.telemetry import Telemetry
 
 OutboundKey = tuple[Scope, tuple[tuple[str, str], ...]]
 
@@ -25,6 +26,7 @@ class MeshTranslation:
     def __init__(self, state: MeshState) -> None:
         self.state = state
         self.index = MeshIndex(state)
+        self.telemetry = Telemetry.of(state.mesh)
         self._outbound: dict[OutboundKey, Resources] = {}
         self._inbound: dict[Hashable, Resources] = {}
         self._merged: dict[ProxyInputs, Resources] = {}
@@ -44,7 +46,8 @@ class MeshTranslation:
                 self.translations += 1
             inbound = self._inbound.get(inputs.inbound)
             if inbound is None:
-                inbound = self._inbound[inputs.inbound] = inbound_resources(inputs.inbound)
+                inbound = inbound_resources(inputs.inbound, self.telemetry)
+                self._inbound[inputs.inbound] = inbound
             merged = self._merged[inputs] = merge(outbound, inbound)
         return merged
 
@@ -55,7 +58,8 @@ class MeshTranslation:
         """Translated for this proxy only, nothing shared or kept (the benchmark's baseline)."""
         inputs = self.inputs(proxy)
         self.translations += 1
-        return merge(outbound_resources(self.index, inputs), inbound_resources(inputs.inbound))
+        inbound = inbound_resources(inputs.inbound, self.telemetry)
+        return merge(outbound_resources(self.index, inputs), inbound)
 
     def successor(self, state: MeshState) -> tuple[MeshTranslation, Change]:
         """The translation of `state`, keeping the outbound halves `diff` says are unaffected."""

@@ -43,6 +43,7 @@ from control.xds.translate.routes import (
     virtual_services_by_host,
 )
 from control.xds.translate.scope import exported
+from control.xds.translate.telemetry import OFF, Telemetry, extra_clusters
 
 
 def _tcp_listeners(
@@ -52,6 +53,7 @@ def _tcp_listeners(
     proxy: Proxy,
     http_ports: set[int],
     fallback: str,
+    telemetry: Telemetry,
 ) -> list[dict[str, Any]]:
     """`<vip>_<port>` per TCP port of a host with addresses. Hosts without one (a DNS
     ServiceEntry) share `0.0.0.0_<port>`: TLS ones are told apart by SNI (so one external HTTPS
@@ -65,7 +67,7 @@ def _tcp_listeners(
                 continue
             clusters = _tcp_route(host.hostname, port.number, routing, destinations, proxy)
             for address in host.addresses:
-                listener = tcp_outbound(address, port.number, clusters)
+                listener = tcp_outbound(address, port.number, clusters, telemetry)
                 listeners.setdefault(listener["name"], listener)
             if host.addresses or port.number in http_ports:
                 continue
@@ -76,10 +78,10 @@ def _tcp_listeners(
     for number in sorted(set(by_sni) | set(wildcard)):
         default = wildcard.get(number)
         if number in by_sni:
-            listener = sni_outbound(number, by_sni[number], default or [(fallback, 1)])
+            listener = sni_outbound(number, by_sni[number], default or [(fallback, 1)], telemetry)
         else:
             assert default is not None
-            listener = tcp_outbound(names.WILDCARD, number, default)
+            listener = tcp_outbound(names.WILDCARD, number, default, telemetry)
         listeners[listener["name"]] = listener
     return [listeners[name] for name in sorted(listeners)]
 
@@ -135,6 +137,7 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
     destinations = Destinations(registry, rules, {c["name"] for c in clusters})
     routing = virtual_services_by_host(index.visible_virtual_services(scope), registry)
     mode = scope.outbound_mode or state.mesh.outbound_traffic_policy.mode
+    telemetry = Telemetry.of(state.mesh)
 
     http_ports = sorted(
         {p.number for h in registry.hosts.values() for p in h.ports if p.protocol.is_http}
@@ -146,17 +149,20 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
     fallback = (
         names.BLACKHOLE_CLUSTER if mode is OutboundMode.REGISTRY_ONLY else names.PASSTHROUGH_CLUSTER
     )
-    listeners = [virtual_outbound(fallback)]
-    listeners += [http_outbound(port) for port in http_ports]
-    listeners += _tcp_listeners(registry, routing, destinations, proxy, set(http_ports), fallback)
+    listeners = [virtual_outbound(fallback, telemetry)]
+    listeners += [http_outbound(port, telemetry) for port in http_ports]
+    listeners += _tcp_listeners(
+        registry, routing, destinations, proxy, set(http_ports), fallback, telemetry
+    )
     return from_dicts(
         {CLUSTER: clusters, ENDPOINT: assignments, LISTENER: listeners, ROUTE: routes}
     )
 
 
-def inbound_resources(ports: tuple[InboundPort, ...]) -> Resources:
-    """The half that depends only on the proxy's own ports."""
-    return from_dicts({CLUSTER: inbound_clusters(ports), LISTENER: [virtual_inbound(ports)]})
+def inbound_resources(ports: tuple[InboundPort, ...], telemetry: Telemetry = OFF) -> Resources:
+    """The half that depends only on the proxy's own ports (and the mesh's telemetry)."""
+    clusters = inbound_clusters(ports) + extra_clusters(telemetry)
+    return from_dicts({CLUSTER: clusters, LISTENER: [virtual_inbound(ports, telemetry)]})
 
 
 def merge(*parts: Resources) -> Resources:
@@ -171,4 +177,5 @@ def translate(state: MeshState, proxy: Proxy) -> Resources:
     one state, `shared.MeshTranslation` computes the same with the halves shared."""
     index = MeshIndex(state)
     inputs = index.inputs(proxy)
-    return merge(outbound_resources(index, inputs), inbound_resources(inputs.inbound))
+    inbound = inbound_resources(inputs.inbound, Telemetry.of(state.mesh))
+    return merge(outbound_resources(index, inputs), inbound)
