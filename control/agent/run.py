@@ -24,6 +24,8 @@ from control.agent.node import mizzen_version
 from control.agent.settings import AgentSettings
 from control.agent.status import ProxyHealth, StatusEndpoints, bind, make_server
 from control.agent.supervisor import Supervisor
+from control.agent.telemetry.identity import metrics_merger
+from control.agent.telemetry.merge import MetricsMerger
 
 log = logging.getLogger("mizzen.agent")
 
@@ -58,7 +60,8 @@ async def run_agent(settings: AgentSettings, *, stop: asyncio.Event | None = Non
     )
     admin = EnvoyAdmin(settings.options.admin_port)
     health = ProxyHealth(admin, lambda: supervisor.running)
-    endpoints = StatusEndpoints(health, settings.instance_ip, settings.app_probes)
+    merger = metrics_merger(settings, admin)
+    endpoints = StatusEndpoints(health, settings.instance_ip, settings.app_probes, merger)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -78,7 +81,7 @@ async def run_agent(settings: AgentSettings, *, stop: asyncio.Event | None = Non
         await supervisor.drain(admin, settings.options.drain_duration)
         return 0
     finally:
-        await _shut_down(supervisor, supervising, servers, admin, launch)
+        await _shut_down(supervisor, supervising, servers, admin, launch, merger)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
 
@@ -89,6 +92,7 @@ async def _shut_down(
     servers: list[tuple[uvicorn.Server, asyncio.Task[None]]],
     admin: EnvoyAdmin,
     launch: EnvoyLaunch,
+    merger: MetricsMerger | None = None,
 ) -> None:
     await supervisor.terminate()
     if supervising is not None:
@@ -100,6 +104,8 @@ async def _shut_down(
         with contextlib.suppress(Exception):
             await task
     await admin.aclose()
+    if merger is not None:
+        await merger.aclose()
     if launch.owns_config_dir:
         shutil.rmtree(Path(launch.config_dir), ignore_errors=True)
     log.info("agent stopped")

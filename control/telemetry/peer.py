@@ -16,6 +16,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+# The contract between translation (which writes them into Envoy's config) and the agent
+# (which sets the environment and reads the series).
+PEER_HEADER: Final = "x-mizzen-peer"  # the client sidecar's identity, on requests to mesh services
+PEER_ENV: Final = "MIZZEN_PEER"  # Envoy's environment: this proxy's own compact identity
+OTEL_ENV: Final = "OTEL_RESOURCE_ATTRIBUTES"  # Envoy's environment: the tracer's resource
+METADATA_NAMESPACE: Final = "mizzen"  # endpoint, cluster and dynamic metadata
+PEER_KEY: Final = "peer"
+SERVICE_KEY: Final = "service"
+STAT_PREFIX: Final = "istio"  # the stats logger's scope: Envoy exports `envoy_istio_*`
+
 UNKNOWN: Final = "unknown"
 CLUSTER_ID: Final = "Kubernetes"
 CANONICAL_NAME_LABEL: Final = "service.istio.io/canonical-name"

@@ -36,6 +36,7 @@ from envoy.extensions.tracers.opentelemetry.resource_detectors.v3 import (
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from xds.type.v3 import typed_struct_pb2  # noqa: F401
 
 LISTENER: Final = "type.googleapis.com/envoy.config.listener.v3.Listener"
 CLUSTER: Final = "type.googleapis.com/envoy.config.cluster.v3.Cluster"

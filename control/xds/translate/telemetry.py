@@ -38,22 +38,29 @@ from typing import Any, Final
 
 from control.model.mesh_config import MeshConfig
 from control.model.mesh_telemetry import AccessLogEncoding
-from control.telemetry.peer import CLUSTER_ID, ServiceRef, workload_peer
+from control.telemetry.peer import (
+    CLUSTER_ID,
+    METADATA_NAMESPACE,
+    PEER_ENV,
+    PEER_HEADER,
+    PEER_KEY,
+    SERVICE_KEY,
+    STAT_PREFIX,
+    ServiceRef,
+    workload_peer,
+)
 from control.xds.translate.access_log import file_access_log
 
 _T: Final = "type.googleapis.com/"
 STATS_LOGGER: Final = "envoy.access_loggers.stats"
 _STATS_TYPE: Final = _T + "envoy.extensions.access_loggers.stats.v3.Config"
+_TYPED_STRUCT: Final = _T + "xds.type.v3.TypedStruct"
+# The cardinality cap: series (label sets) each stats logger (one per listener or chain) may
+# create. An HTTP label set costs one counter and three histograms, a TCP one four counters.
+MAX_COUNTERS: Final = 4_000
+MAX_HISTOGRAMS: Final = 6_000
 _H2M_TYPE: Final = _T + "envoy.extensions.filters.http.header_to_metadata.v3.Config"
 _OTEL_TYPE: Final = _T + "envoy.config.trace.v3.OpenTelemetryConfig"
-STAT_PREFIX: Final = "istio"  # Envoy exports `envoy_istio_*`
-METADATA_NAMESPACE: Final = "mizzen"
-PEER_KEY: Final = "peer"
-SERVICE_KEY: Final = "service"
-PEER_HEADER: Final = "x-mizzen-peer"
-PEER_ENV: Final = "MIZZEN_PEER"  # set by the agent in Envoy's environment
-# The OpenTelemetry resource (`service.name` = `<canonical name>.<namespace>`), from the agent.
-OTEL_ENV: Final = "OTEL_RESOURCE_ATTRIBUTES"
 TRACING_CLUSTER_PREFIX: Final = "opentelemetry"
 
 
@@ -180,14 +187,23 @@ def _stats_logger(
     histograms: list[dict[str, Any]],
     log_types: tuple[str, ...] = (),
 ) -> dict[str, Any]:
+    """A stats logger whose scope's limits bound the series Envoy keeps: past them, new series
+    are refused and counted by Envoy's `server.stats_overflow_counter`/`_histogram`. Scopes
+    of the same prefix share their stats, so every logger adds to the same series. (One
+    scope shared through `sharing_name` would make the cap global, but Envoy 1.40 crashes
+    on exit with it.) A TypedStruct because the Python protos predate `stats_scope`."""
+    config = {
+        "stats_scope": {
+            "prefix": STAT_PREFIX,
+            "max_counters": MAX_COUNTERS,
+            "max_histograms": MAX_HISTOGRAMS,
+        },
+        "counters": counters,
+        "histograms": histograms,
+    }
     logger: dict[str, Any] = {
         "name": STATS_LOGGER,
-        "typed_config": {
-            "@type": _STATS_TYPE,
-            "stat_prefix": STAT_PREFIX,
-            "counters": counters,
-            "histograms": histograms,
-        },
+        "typed_config": {"@type": _TYPED_STRUCT, "type_url": _STATS_TYPE, "value": config},
     }
     if log_types:
         logger["filter"] = {"log_type_filter": {"types": list(log_types)}}
