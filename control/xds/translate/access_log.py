@@ -9,7 +9,14 @@ from typing import Any, Final
 
 from control.model.mesh_telemetry import AccessLogEncoding
 
-_FILE_TYPE: Final = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
+_T: Final = "type.googleapis.com/envoy.extensions.access_loggers."
+_FILE_TYPE: Final = _T + "file.v3.FileAccessLog"
+# Envoy's own stream loggers write to its stdout/stderr without opening a path: the proxy's
+# uid may not be allowed to reopen what /dev/stdout points at (a file the agent opened).
+_STREAMS: Final = {
+    "/dev/stdout": ("envoy.access_loggers.stdout", _T + "stream.v3.StdoutAccessLog"),
+    "/dev/stderr": ("envoy.access_loggers.stderr", _T + "stream.v3.StderrAccessLog"),
+}
 
 # Istio's default TEXT format (one line per request or connection).
 DEFAULT_TEXT_FORMAT: Final = (
@@ -65,13 +72,13 @@ def log_format(encoding: AccessLogEncoding, custom: str) -> dict[str, Any]:
 
 
 def file_access_log(path: str, encoding: AccessLogEncoding, custom: str) -> dict[str, Any]:
-    """One file access logger (`/dev/stdout` is the container's log). HTTP and TCP share the
+    """One access logger (`/dev/stdout` is the container's log). HTTP and TCP share the
     format, as in Istio: HTTP operators print `-` for a TCP connection."""
+    fmt = log_format(encoding, custom)
+    if path in _STREAMS:
+        name, type_url = _STREAMS[path]
+        return {"name": name, "typed_config": {"@type": type_url, "log_format": fmt}}
     return {
         "name": "envoy.access_loggers.file",
-        "typed_config": {
-            "@type": _FILE_TYPE,
-            "path": path,
-            "log_format": log_format(encoding, custom),
-        },
+        "typed_config": {"@type": _FILE_TYPE, "path": path, "log_format": fmt},
     }

@@ -1,0 +1,239 @@
+"""Istio's standard metrics from real sidecars: requests counted exactly, by code, with the
+right labels on both reporters; TCP; the merged exposition; spoofing; access logs; tracing."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from control.demo.mesh import run_in, send_requests
+from tests.e2e.telemetry_mesh import (
+    DEAD_HOST,
+    DEAD_IP,
+    ECHO_HOST,
+    ECHO_IP,
+    FAULT_STATUS,
+    NAMESPACE,
+    TCP_HOST,
+    TCP_IP,
+    TCP_PORT,
+    TelemetryMesh,
+)
+from tests.harness.netns import Pod
+
+pytestmark = [pytest.mark.netns, pytest.mark.envoy, pytest.mark.slow]
+
+OK, FAULTS, DEAD, SPOOFED = 20, 7, 5, 4
+TCP_CONNECTIONS, TCP_BYTES = 3, 1000
+SPOOF = "evil;demo;evil;v9;evil;v9;Kubernetes"
+_TCP_CLIENT = (
+    "import socket, sys\n"
+    "for _ in range(int(sys.argv[3])):\n"
+    "    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)\n"
+    "    payload = b'x' * int(sys.argv[4]); s.sendall(payload); got = b''\n"
+    "    while len(got) < len(payload): got += s.recv(65536)\n"
+    "    s.close()\n"
+)
+
+
+Series = dict[str, Any]
+
+
+def scrape(pod: Pod) -> dict[str, list[tuple[str, dict[str, str], float]]]:
+    """The agent's merged exposition, parsed (a parse error fails the test: it must be valid)."""
+    text = httpx.get(f"http://{pod.ip}:15020/stats/prometheus", timeout=10).text
+    families: dict[str, list[tuple[str, dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            families.setdefault(family.name, []).append((sample.name, sample.labels, sample.value))
+    return families
+
+
+def samples(families: Mapping[str, list[Any]], sample: str) -> list[Any]:
+    return [s for found in families.values() for s in found if s[0] == sample]
+
+
+def total(families: Mapping[str, list[Any]], sample: str, **labels: str) -> float:
+    return sum(
+        value
+        for samples in families.values()
+        for name, found, value in samples
+        if name == sample and all(found.get(k) == v for k, v in labels.items())
+    )
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"not within {timeout}s: {what} (last: {last})")
+
+
+@pytest.fixture(scope="module")
+def traffic(telemetry_mesh: TelemetryMesh) -> TelemetryMesh:
+    """The traffic every test of this module reads (sent once)."""
+    mesh, client = telemetry_mesh, telemetry_mesh.client
+    ok = send_requests(client, f"http://{ECHO_IP}/", OK)
+    assert ok.statuses == {"200": OK}, (ok, mesh.diagnostics())
+    fault = send_requests(client, f"http://{ECHO_IP}/fault", FAULTS)
+    assert fault.statuses == {str(FAULT_STATUS): FAULTS}
+    dead = send_requests(client, f"http://{DEAD_IP}/", DEAD)
+    assert dead.statuses == {"503": DEAD}
+    spoofed = send_requests(client, f"http://{ECHO_IP}/", SPOOFED, {"x-mizzen-peer": SPOOF})
+    assert spoofed.statuses == {"200": SPOOFED}
+    argv = [sys.executable, "-c", _TCP_CLIENT, TCP_IP, str(TCP_PORT), str(TCP_CONNECTIONS),
+            str(TCP_BYTES)]  # fmt: skip
+    run_in(client, argv)
+    return mesh
+
+
+def _client_labels() -> dict[str, str]:
+    return {
+        "source_workload": "client", "source_workload_namespace": NAMESPACE,
+        "source_app": "client", "source_version": "v1", "source_canonical_service": "client",
+        "source_canonical_revision": "v1", "source_cluster": "Kubernetes",
+        "source_principal": "unknown",
+    }  # fmt: skip
+
+
+def _echo_labels() -> dict[str, str]:
+    return {
+        "destination_workload": "echo-v1", "destination_workload_namespace": NAMESPACE,
+        "destination_app": "echo", "destination_version": "v1",
+        "destination_canonical_service": "echo", "destination_canonical_revision": "v1",
+        "destination_cluster": "Kubernetes", "destination_principal": "unknown",
+    }  # fmt: skip
+
+
+def test_the_client_counts_every_request_by_code_with_both_workloads(
+    traffic: TelemetryMesh,
+) -> None:
+    families = scrape(traffic.client)
+    src = {"reporter": "source", **_client_labels()}
+    echo = {**src, "destination_service": ECHO_HOST, "destination_service_name": "echo",
+            "destination_service_namespace": NAMESPACE, "request_protocol": "http",
+            "connection_security_policy": "unknown"}  # fmt: skip
+    name = "istio_requests_total"
+    assert total(families, name, **echo, **_echo_labels(), response_code="200") == OK + SPOOFED
+    assert total(families, name, **echo, response_code=str(FAULT_STATUS),
+                 response_flags="FI", destination_workload="unknown") == FAULTS  # fmt: skip
+    dead = [s for s in samples(families, name) if s[1].get("destination_service") == DEAD_HOST]
+    assert sum(v for _, _, v in dead) == DEAD, dead
+    assert {s[1]["response_code"] for s in dead} == {"503"}
+    assert all("UF" in s[1]["response_flags"] for s in dead), dead
+    assert {s[1]["destination_workload"] for s in dead} == {"dead-v1"}
+    assert total(families, name, reporter="source") == OK + SPOOFED + FAULTS + DEAD
+
+
+def test_the_server_counts_the_requests_it_got_with_the_source_workload(
+    traffic: TelemetryMesh,
+) -> None:
+    families = scrape(traffic.echo)
+    labels = {"reporter": "destination", **_client_labels(), **_echo_labels(),
+              "destination_service": ECHO_HOST, "destination_service_name": "echo",
+              "destination_service_namespace": NAMESPACE, "request_protocol": "http",
+              "connection_security_policy": "none", "response_code": "200",
+              "response_flags": "-", "grpc_response_status": ""}  # fmt: skip
+    assert total(families, "istio_requests_total", **labels) == OK + SPOOFED
+    assert total(families, "istio_requests_total", reporter="destination") == OK + SPOOFED
+
+
+def test_a_client_app_cannot_spoof_its_identity_into_the_server_metrics(
+    traffic: TelemetryMesh,
+) -> None:
+    """The app sent `x-mizzen-peer` naming workload `evil`; its sidecar overwrote it, so the
+    server saw the client's own identity, and the header never reached the server's app."""
+    families = scrape(traffic.echo)
+    workloads = {s[1]["source_workload"] for s in samples(families, "istio_requests_total")}
+    assert workloads == {"client"}
+    reached = send_requests(traffic.client, f"http://{ECHO_IP}/", 1, {"x-mizzen-peer": SPOOF})
+    assert reached.statuses == {"200": 1}
+    got = httpx.get(f"http://{traffic.echo.ip}:8080/", timeout=5)  # directly: the app itself
+    assert got.headers["x-saw-peer-header"] == "no"
+
+
+def test_duration_histograms_count_every_request(traffic: TelemetryMesh) -> None:
+    """Envoy flushes histograms every 5 s: wait for the counts to match the counters."""
+
+    def matched() -> bool:
+        families = scrape(traffic.client)
+        counted = total(families, "istio_request_duration_milliseconds_count", reporter="source")
+        return counted == total(families, "istio_requests_total", reporter="source")
+
+    eventually(matched, what="duration histogram count == request count")
+    for pod, reporter in ((traffic.client, "source"), (traffic.echo, "destination")):
+        families = scrape(pod)
+        requests = total(families, "istio_requests_total", reporter=reporter)
+        for histogram in ("istio_request_duration_milliseconds", "istio_request_bytes",
+                          "istio_response_bytes"):  # fmt: skip
+            assert total(families, f"{histogram}_count", reporter=reporter) == requests
+            le = total(families, f"{histogram}_bucket", reporter=reporter, le="+Inf")
+            assert le == requests
+        buckets = {
+            s[1]["le"] for s in samples(families, "istio_request_duration_milliseconds_bucket")
+        }
+        assert {"0.5", "1", "5", "3600000", "+Inf"} <= buckets  # Envoy's default buckets
+
+
+def test_tcp_connections_and_bytes_on_both_sides(traffic: TelemetryMesh) -> None:
+    client = scrape(traffic.client)
+    src = {"reporter": "source", "destination_service": TCP_HOST, "request_protocol": "tcp",
+           **_client_labels(), **_echo_labels()}  # fmt: skip
+    assert total(client, "istio_tcp_connections_opened_total", **src) == TCP_CONNECTIONS
+    assert total(client, "istio_tcp_connections_closed_total", **src) == TCP_CONNECTIONS
+    sent = TCP_CONNECTIONS * TCP_BYTES
+    assert total(client, "istio_tcp_received_bytes_total", **src) == sent
+    assert total(client, "istio_tcp_sent_bytes_total", **src) == sent
+    server = scrape(traffic.echo)
+    dst = {"reporter": "destination", "destination_service": TCP_HOST, **_echo_labels(),
+           "source_workload": "unknown", "source_principal": "unknown",
+           "connection_security_policy": "none"}  # fmt: skip
+    assert total(server, "istio_tcp_connections_opened_total", **dst) == TCP_CONNECTIONS
+    assert total(server, "istio_tcp_received_bytes_total", **dst) == sent
+
+
+def test_the_merged_exposition_holds_envoys_and_the_apps_metrics(traffic: TelemetryMesh) -> None:
+    families = scrape(traffic.echo)
+    assert "app_widgets" in families  # the app's own, from its annotated port and path
+    assert total(families, "mizzen_agent_app_metrics_up") == 1
+    assert "envoy_cluster_upstream_rq" in families  # Envoy's own
+    assert not any(name.startswith("envoy_istio") for name in families)  # renamed, not doubled
+
+
+def test_access_logs_use_istios_text_format(traffic: TelemetryMesh) -> None:
+    """Envoy writes its access log about once a second."""
+
+    def fault_lines() -> list[str]:
+        log = traffic.log_text("client.log").splitlines()
+        return [line for line in log if '"GET /fault HTTP/1.1" 418 FI ' in line]
+
+    lines = eventually(lambda: len(fault_lines()) == FAULTS and fault_lines(), what="7 lines")
+    assert f"outbound|80||{ECHO_HOST}" in lines[0]
+    assert lines[0].startswith("[20")  # Istio's TEXT format: [START_TIME] "METHOD PATH PROTO"
+
+
+def test_spans_of_both_sidecars_share_a_trace(traffic: TelemetryMesh) -> None:
+    def joined() -> set[str]:
+        spans = traffic.traces.snapshot()
+        by_trace: dict[str, set[str]] = {}
+        for span in spans:
+            by_trace.setdefault(span.trace_id, set()).add(span.service)
+        return {t for t, services in by_trace.items()
+                if {f"client.{NAMESPACE}", f"echo.{NAMESPACE}"} <= services}  # fmt: skip
+
+    what = "a trace with spans of both sidecars"
+    try:
+        eventually(joined, timeout=30, what=what)
+    except AssertionError:
+        seen = {(span.service, span.name, span.trace_id[:8]) for span in traffic.traces.snapshot()}
+        raise AssertionError(f"{what}; spans seen: {sorted(seen)[:20]}") from None
