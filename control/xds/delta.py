@@ -25,7 +25,7 @@ from google.protobuf.message import Message
 
 from control.xds.snapshot import RESOURCE_VERSION_SCHEME
 from control.xds.stream import WILDCARD_TYPES, Context, Stream
-from control.xds.translate.resources import PUSH_ORDER, SHORT_NAMES
+from control.xds.translate.resources import CLUSTER, ENDPOINT, PUSH_ORDER, SHORT_NAMES
 
 if TYPE_CHECKING:
     from control.xds.ads import AdsService
@@ -139,6 +139,12 @@ class DeltaStream(Stream):
         removed = sorted(n for n in sub.known if n not in typed.resource_versions)
         for name in removed:
             del sub.known[name]
+        if type_url == CLUSTER and ENDPOINT in self.subs:
+            # An updated EDS cluster warms until its ClusterLoadAssignment arrives again (Envoy
+            # does not reuse the one it holds): send those again, as Istio does.
+            endpoints = self.subs[ENDPOINT].known
+            for resource in resources:
+                endpoints.pop(resource.name, None)
         assert self.status is not None
         if not resources and not removed and not (first and sub.wildcard):
             if not sub.pending:

@@ -21,7 +21,7 @@ from typing import IO, Any
 import pytest
 import yaml
 
-from control.demo.mesh import SidecarPod, mizzen, start_sidecar, wait_ready
+from control.demo.mesh import SidecarPod, mizzen, run_in, send_requests, start_sidecar, wait_ready
 from injector import contract
 from tests.e2e.otlp import OtlpReceiver
 from tests.e2e.prometheus import Prometheus, prometheus_binary
@@ -36,6 +36,18 @@ HTTP_PORT, TCP_PORT, FAULT_STATUS = 8080, 9000, 418
 CLIENT_LABELS = {"app": "client", "version": "v1"}
 ECHO_LABELS = {"app": "echo", "version": "v1"}
 APP = Path(__file__).with_name("telemetry_app.py")
+# The traffic `send_traffic` sends, which the tests count.
+OK, FAULTS, DEAD, SPOOFED = 20, 7, 5, 4
+TCP_CONNECTIONS, TCP_BYTES = 3, 1000
+SPOOF = "evil;demo;evil;v9;evil;v9;Kubernetes"  # what a client app claims in x-mizzen-peer
+_TCP_CLIENT = (
+    "import socket, sys\n"
+    "for _ in range(int(sys.argv[3])):\n"
+    "    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)\n"
+    "    payload = b'x' * int(sys.argv[4]); s.sendall(payload); got = b''\n"
+    "    while len(got) < len(payload): got += s.recv(65536)\n"
+    "    s.close()\n"
+)
 
 
 def _pod(name: str, ip: str, labels: dict[str, str], account: str) -> dict[str, Any]:
@@ -98,6 +110,7 @@ class TelemetryMesh:
     client: Pod
     echo: Pod
     logs: Path
+    config_dir: Path
     prometheus: Prometheus
     traces: OtlpReceiver
     _handles: list[IO[str]] = field(default_factory=list)
@@ -168,7 +181,9 @@ def telemetry_mesh(
                 "sidecars": ["/stats/prometheus", f"{client.ip}:15020", f"{echo.ip}:15020"],
                 "control-plane": ["/metrics", "127.0.0.1:15014"],
             })  # fmt: skip
-            mesh = TelemetryMesh(topology, client, echo, logs, prometheus, traces, handles)
+            mesh = TelemetryMesh(
+                topology, client, echo, logs, config_dir, prometheus, traces, handles
+            )
             try:
                 try:
                     wait_ready(client, timeout=30)
@@ -182,3 +197,22 @@ def telemetry_mesh(
     finally:
         for handle in handles:
             handle.close()
+
+
+def send_traffic(mesh: TelemetryMesh, tag: str) -> None:
+    """From the client: OK requests to echo (200), FAULTS to /fault (418 from the client's
+    sidecar; the path is /fault/<tag>, so access log lines tell rounds apart), DEAD to the dead
+    service (503), SPOOFED carrying a forged peer header (200), and TCP_CONNECTIONS echo
+    connections of TCP_BYTES each."""
+    client = mesh.client
+    ok = send_requests(client, f"http://{ECHO_IP}/", OK)
+    assert ok.statuses == {"200": OK}, (ok, mesh.diagnostics())
+    fault = send_requests(client, f"http://{ECHO_IP}/fault/{tag}", FAULTS)
+    assert fault.statuses == {str(FAULT_STATUS): FAULTS}
+    dead = send_requests(client, f"http://{DEAD_IP}/", DEAD)
+    assert dead.statuses == {"503": DEAD}
+    spoofed = send_requests(client, f"http://{ECHO_IP}/", SPOOFED, {"x-mizzen-peer": SPOOF})
+    assert spoofed.statuses == {"200": SPOOFED}
+    argv = [sys.executable, "-c", _TCP_CLIENT, TCP_IP, str(TCP_PORT), str(TCP_CONNECTIONS),
+            str(TCP_BYTES)]  # fmt: skip
+    run_in(client, argv)

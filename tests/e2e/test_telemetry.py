@@ -3,43 +3,36 @@ right labels on both reporters; TCP; the merged exposition; spoofing; access log
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from control.demo.mesh import run_in, send_requests
+from control.demo.mesh import send_requests
 from tests.e2e.telemetry_mesh import (
+    DEAD,
     DEAD_HOST,
-    DEAD_IP,
     ECHO_HOST,
     ECHO_IP,
     FAULT_STATUS,
+    FAULTS,
     NAMESPACE,
+    OK,
+    SPOOF,
+    SPOOFED,
+    TCP_BYTES,
+    TCP_CONNECTIONS,
     TCP_HOST,
-    TCP_IP,
-    TCP_PORT,
     TelemetryMesh,
+    send_traffic,
 )
 from tests.harness.netns import Pod
 
 pytestmark = [pytest.mark.netns, pytest.mark.envoy, pytest.mark.slow]
-
-OK, FAULTS, DEAD, SPOOFED = 20, 7, 5, 4
-TCP_CONNECTIONS, TCP_BYTES = 3, 1000
-SPOOF = "evil;demo;evil;v9;evil;v9;Kubernetes"
-_TCP_CLIENT = (
-    "import socket, sys\n"
-    "for _ in range(int(sys.argv[3])):\n"
-    "    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)\n"
-    "    payload = b'x' * int(sys.argv[4]); s.sendall(payload); got = b''\n"
-    "    while len(got) < len(payload): got += s.recv(65536)\n"
-    "    s.close()\n"
-)
 
 
 Series = dict[str, Any]
@@ -79,22 +72,56 @@ def eventually(check: Callable[[], Any], timeout: float = 20, what: str = "") ->
     raise AssertionError(f"not within {timeout}s: {what} (last: {last})")
 
 
+Families = dict[str, list[tuple[str, dict[str, str], float]]]
+
+
+def flushed(pod: Pod) -> bool:
+    """Envoy flushes histograms every 5 s: their counts caught up with the counters."""
+    families = scrape(pod)
+    return total(families, "istio_requests_total") == total(
+        families, "istio_request_duration_milliseconds_count"
+    )
+
+
+def delta(after: Families, before: Families) -> Families:
+    """`after` with each sample less its value in `before` (counters only grow)."""
+    old = {(n, tuple(sorted(labels.items()))): v for f in before.values() for n, labels, v in f}
+    return {
+        family: [(n, labels, v - old.get((n, tuple(sorted(labels.items()))), 0.0))
+                 for n, labels, v in found]
+        for family, found in after.items()
+    }  # fmt: skip
+
+
+@dataclass
+class Traffic:
+    """The mesh, and what its sidecars had counted before this module's traffic (other
+    modules send traffic through the same mesh)."""
+
+    mesh: TelemetryMesh
+    before: dict[str, Families]
+
+    @property
+    def client(self) -> Pod:
+        return self.mesh.client
+
+    @property
+    def echo(self) -> Pod:
+        return self.mesh.echo
+
+    def counted(self, pod: Pod) -> Families:
+        return delta(scrape(pod), self.before[pod.name])
+
+
 @pytest.fixture(scope="module")
-def traffic(telemetry_mesh: TelemetryMesh) -> TelemetryMesh:
+def traffic(telemetry_mesh: TelemetryMesh) -> Traffic:
     """The traffic every test of this module reads (sent once)."""
-    mesh, client = telemetry_mesh, telemetry_mesh.client
-    ok = send_requests(client, f"http://{ECHO_IP}/", OK)
-    assert ok.statuses == {"200": OK}, (ok, mesh.diagnostics())
-    fault = send_requests(client, f"http://{ECHO_IP}/fault", FAULTS)
-    assert fault.statuses == {str(FAULT_STATUS): FAULTS}
-    dead = send_requests(client, f"http://{DEAD_IP}/", DEAD)
-    assert dead.statuses == {"503": DEAD}
-    spoofed = send_requests(client, f"http://{ECHO_IP}/", SPOOFED, {"x-mizzen-peer": SPOOF})
-    assert spoofed.statuses == {"200": SPOOFED}
-    argv = [sys.executable, "-c", _TCP_CLIENT, TCP_IP, str(TCP_PORT), str(TCP_CONNECTIONS),
-            str(TCP_BYTES)]  # fmt: skip
-    run_in(client, argv)
-    return mesh
+    pods = (telemetry_mesh.client, telemetry_mesh.echo)
+    for pod in pods:
+        eventually(lambda pod=pod: flushed(pod), what=f"{pod.name}'s histograms flushed")
+    before = {pod.name: scrape(pod) for pod in pods}
+    send_traffic(telemetry_mesh, "metrics")
+    return Traffic(telemetry_mesh, before)
 
 
 def _client_labels() -> dict[str, str]:
@@ -116,9 +143,9 @@ def _echo_labels() -> dict[str, str]:
 
 
 def test_the_client_counts_every_request_by_code_with_both_workloads(
-    traffic: TelemetryMesh,
+    traffic: Traffic,
 ) -> None:
-    families = scrape(traffic.client)
+    families = traffic.counted(traffic.client)
     src = {"reporter": "source", **_client_labels()}
     echo = {**src, "destination_service": ECHO_HOST, "destination_service_name": "echo",
             "destination_service_namespace": NAMESPACE, "request_protocol": "http",
@@ -136,9 +163,9 @@ def test_the_client_counts_every_request_by_code_with_both_workloads(
 
 
 def test_the_server_counts_the_requests_it_got_with_the_source_workload(
-    traffic: TelemetryMesh,
+    traffic: Traffic,
 ) -> None:
-    families = scrape(traffic.echo)
+    families = traffic.counted(traffic.echo)
     labels = {"reporter": "destination", **_client_labels(), **_echo_labels(),
               "destination_service": ECHO_HOST, "destination_service_name": "echo",
               "destination_service_namespace": NAMESPACE, "request_protocol": "http",
@@ -149,11 +176,11 @@ def test_the_server_counts_the_requests_it_got_with_the_source_workload(
 
 
 def test_a_client_app_cannot_spoof_its_identity_into_the_server_metrics(
-    traffic: TelemetryMesh,
+    traffic: Traffic,
 ) -> None:
     """The app sent `x-mizzen-peer` naming workload `evil`; its sidecar overwrote it, so the
     server saw the client's own identity, and the header never reached the server's app."""
-    families = scrape(traffic.echo)
+    families = traffic.counted(traffic.echo)
     workloads = {s[1]["source_workload"] for s in samples(families, "istio_requests_total")}
     assert workloads == {"client"}
     reached = send_requests(traffic.client, f"http://{ECHO_IP}/", 1, {"x-mizzen-peer": SPOOF})
@@ -162,17 +189,17 @@ def test_a_client_app_cannot_spoof_its_identity_into_the_server_metrics(
     assert got.headers["x-saw-peer-header"] == "no"
 
 
-def test_duration_histograms_count_every_request(traffic: TelemetryMesh) -> None:
+def test_duration_histograms_count_every_request(traffic: Traffic) -> None:
     """Envoy flushes histograms every 5 s: wait for the counts to match the counters."""
 
     def matched() -> bool:
-        families = scrape(traffic.client)
+        families = traffic.counted(traffic.client)
         counted = total(families, "istio_request_duration_milliseconds_count", reporter="source")
         return counted == total(families, "istio_requests_total", reporter="source")
 
     eventually(matched, what="duration histogram count == request count")
     for pod, reporter in ((traffic.client, "source"), (traffic.echo, "destination")):
-        families = scrape(pod)
+        families = traffic.counted(pod)
         requests = total(families, "istio_requests_total", reporter=reporter)
         for histogram in ("istio_request_duration_milliseconds", "istio_request_bytes",
                           "istio_response_bytes"):  # fmt: skip
@@ -185,8 +212,8 @@ def test_duration_histograms_count_every_request(traffic: TelemetryMesh) -> None
         assert {"0.5", "1", "5", "3600000", "+Inf"} <= buckets  # Envoy's default buckets
 
 
-def test_tcp_connections_and_bytes_on_both_sides(traffic: TelemetryMesh) -> None:
-    client = scrape(traffic.client)
+def test_tcp_connections_and_bytes_on_both_sides(traffic: Traffic) -> None:
+    client = traffic.counted(traffic.client)
     src = {"reporter": "source", "destination_service": TCP_HOST, "request_protocol": "tcp",
            **_client_labels(), **_echo_labels()}  # fmt: skip
     assert total(client, "istio_tcp_connections_opened_total", **src) == TCP_CONNECTIONS
@@ -194,7 +221,7 @@ def test_tcp_connections_and_bytes_on_both_sides(traffic: TelemetryMesh) -> None
     sent = TCP_CONNECTIONS * TCP_BYTES
     assert total(client, "istio_tcp_received_bytes_total", **src) == sent
     assert total(client, "istio_tcp_sent_bytes_total", **src) == sent
-    server = scrape(traffic.echo)
+    server = traffic.counted(traffic.echo)
     dst = {"reporter": "destination", "destination_service": TCP_HOST, **_echo_labels(),
            "source_workload": "unknown", "source_principal": "unknown",
            "connection_security_policy": "none"}  # fmt: skip
@@ -202,29 +229,29 @@ def test_tcp_connections_and_bytes_on_both_sides(traffic: TelemetryMesh) -> None
     assert total(server, "istio_tcp_received_bytes_total", **dst) == sent
 
 
-def test_the_merged_exposition_holds_envoys_and_the_apps_metrics(traffic: TelemetryMesh) -> None:
-    families = scrape(traffic.echo)
+def test_the_merged_exposition_holds_envoys_and_the_apps_metrics(traffic: Traffic) -> None:
+    families = traffic.counted(traffic.echo)
     assert "app_widgets" in families  # the app's own, from its annotated port and path
-    assert total(families, "mizzen_agent_app_metrics_up") == 1
+    assert total(scrape(traffic.echo), "mizzen_agent_app_metrics_up") == 1
     assert "envoy_cluster_upstream_rq" in families  # Envoy's own
     assert not any(name.startswith("envoy_istio") for name in families)  # renamed, not doubled
 
 
-def test_access_logs_use_istios_text_format(traffic: TelemetryMesh) -> None:
+def test_access_logs_use_istios_text_format(traffic: Traffic) -> None:
     """Envoy writes its access log about once a second."""
 
     def fault_lines() -> list[str]:
-        log = traffic.log_text("client.log").splitlines()
-        return [line for line in log if '"GET /fault HTTP/1.1" 418 FI ' in line]
+        log = traffic.mesh.log_text("client.log").splitlines()
+        return [line for line in log if '"GET /fault/metrics HTTP/1.1" 418 FI ' in line]
 
     lines = eventually(lambda: len(fault_lines()) == FAULTS and fault_lines(), what="7 lines")
     assert f"outbound|80||{ECHO_HOST}" in lines[0]
     assert lines[0].startswith("[20")  # Istio's TEXT format: [START_TIME] "METHOD PATH PROTO"
 
 
-def test_spans_of_both_sidecars_share_a_trace(traffic: TelemetryMesh) -> None:
+def test_spans_of_both_sidecars_share_a_trace(traffic: Traffic) -> None:
     def joined() -> set[str]:
-        spans = traffic.traces.snapshot()
+        spans = traffic.mesh.traces.snapshot()
         by_trace: dict[str, set[str]] = {}
         for span in spans:
             by_trace.setdefault(span.trace_id, set()).add(span.service)
@@ -235,5 +262,7 @@ def test_spans_of_both_sidecars_share_a_trace(traffic: TelemetryMesh) -> None:
     try:
         eventually(joined, timeout=30, what=what)
     except AssertionError:
-        seen = {(span.service, span.name, span.trace_id[:8]) for span in traffic.traces.snapshot()}
+        seen = {
+            (span.service, span.name, span.trace_id[:8]) for span in traffic.mesh.traces.snapshot()
+        }
         raise AssertionError(f"{what}; spans seen: {sorted(seen)[:20]}") from None
