@@ -19,6 +19,10 @@ from control.telemetry.peer import Peer
 
 _LABEL_RE: Final = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
 _NAME_RE: Final = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+# name, optional {labels}, value, optional timestamp
+_SAMPLE_RE: Final = re.compile(
+    r'[A-Za-z_:][A-Za-z0-9_:]*(\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\})?[ \t]+(\S+)([ \t]+-?[0-9]+)?'
+)
 _UNESCAPE: Final = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
 _CACHE_LIMIT: Final = 50_000  # label sets remembered (Envoy's own cap keeps far fewer)
 
@@ -187,5 +191,14 @@ def _metric_lines(text: str) -> Iterator[str]:
             if stripped.startswith(("# TYPE ", "# HELP ")):
                 yield stripped
             continue
-        if _NAME_RE.match(stripped):
+        sample = _SAMPLE_RE.fullmatch(stripped)
+        if sample and _is_number(sample.group(2)):
             yield stripped
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -14,11 +14,10 @@ import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 import httpx
 
-from control.agent.admin import EnvoyAdmin
 from control.agent.telemetry.exposition import StandardSeries, merge
 from control.telemetry.peer import Peer
 
@@ -56,6 +55,12 @@ class AppMetrics:
         return cls.from_annotations({str(k): str(v) for k, v in data.items()})
 
 
+class EnvoyStats(Protocol):
+    """Where Envoy's own exposition comes from (its admin API; a stand-in in tests)."""
+
+    async def prometheus(self) -> httpx.Response: ...
+
+
 class AppTooLargeError(Exception):
     pass
 
@@ -66,7 +71,7 @@ class MetricsMerger:
 
     def __init__(
         self,
-        admin: EnvoyAdmin,
+        admin: EnvoyStats,
         own: Peer | None,
         app: AppMetrics | None = None,
         *,

@@ -121,10 +121,11 @@ def istio_labels(raw: Mapping[str, str], own: Peer, tcp: bool) -> dict[str, str]
         "response_flags": raw.get("response_flags") or "-",
         "connection_security_policy": policy,
     }
-    if not tcp:
-        labels["response_code"] = raw.get("response_code") or "0"
-        labels["grpc_response_status"] = grpc
-    return labels
+    if tcp:
+        return {name: labels[name] for name in TCP_LABELS}
+    labels["response_code"] = raw.get("response_code") or "0"
+    labels["grpc_response_status"] = grpc
+    return {name: labels[name] for name in HTTP_LABELS}
 
 
 def family_of(envoy_name: str) -> tuple[str, str] | None:
