@@ -63,33 +63,38 @@ def split_sample(line: str) -> Sample | None:
 
 
 class StandardSeries:
-    """Renders Envoy's `envoy_istio_*` lines as Istio's series, for one proxy (`own`)."""
+    """Renders Envoy's `envoy_istio_*` lines as Istio's series, for one proxy (`own`). A line's
+    head (`name{labels}`) is rendered once and remembered: the next scrapes pay a lookup."""
 
     def __init__(self, own: Peer) -> None:
         self.own = own
-        self._rendered: dict[tuple[bool, str], str] = {}
+        self._heads: dict[str, tuple[str, str] | None] = {}
 
-    def labels(self, raw: str, tcp: bool) -> str:
-        key = (tcp, raw)
-        rendered = self._rendered.get(key)
-        if rendered is None:
-            rendered = render_labels(istio_labels(parse_labels(raw), self.own, tcp))
-            if len(self._rendered) >= _CACHE_LIMIT:
-                self._rendered.clear()
-            self._rendered[key] = rendered
+    def head(self, head: str) -> tuple[str, str] | None:
+        """(family, rendered head) of `envoy_istio_<...>{<labels>}`, None if not standard."""
+        if head in self._heads:
+            return self._heads[head]
+        rendered = self._render(head)
+        if len(self._heads) >= _CACHE_LIMIT:
+            self._heads.clear()
+        self._heads[head] = rendered
         return rendered
 
-    def line(self, sample: Sample, family: str, suffix: str) -> str:
-        tcp = FAMILIES[family][1]
+    def _render(self, head: str) -> tuple[str, str] | None:
+        sample = split_sample(head + " 0")
+        found = family_of(sample.name) if sample else None
+        if sample is None or found is None:
+            return None
+        family, suffix = found
         raw, le = sample.labels, ""
         if suffix == "_bucket":
             cut = raw.rfind('le="')
             if cut >= 0:
                 raw, le = raw[:cut].rstrip(","), raw[cut:]
-        labels = self.labels(raw, tcp)
+        labels = render_labels(istio_labels(parse_labels(raw), self.own, FAMILIES[family][1]))
         if le:
             labels = f"{labels},{le}" if labels else le
-        return f"{family}{suffix}{{{labels}}} {sample.value}"
+        return family, f"{family}{suffix}{{{labels}}}"
 
 
 @dataclass
@@ -116,29 +121,26 @@ def merge(
     typed: set[str] = set()
     count = 0
     for line in envoy_text.splitlines():
-        if not line:
-            continue
-        if line.startswith("#"):
+        if line.startswith("envoy_istio_"):
+            close = line.rfind("}")
+            found = series.head(line[: close + 1]) if series is not None and close > 0 else None
+            if found is None:
+                continue
+            family, head = found
+            if family not in typed:
+                typed.add(family)
+                standard.append(f"# TYPE {family} {FAMILIES[family][0]}")
+            standard.append(head + line[close + 1 :])
+            count += 1
+        elif line.startswith("#"):
             parts = line.split(" ", 3)
-            if len(parts) >= 3 and parts[2].startswith("envoy_istio_"):
-                continue  # re-typed below under Istio's name
             if len(parts) >= 3:
+                if parts[2].startswith("envoy_istio_"):
+                    continue  # typed under Istio's name above
                 families.add(parts[2])
             own.append(line)
-            continue
-        if not line.startswith("envoy_istio_"):
+        elif line:
             own.append(line)
-            continue
-        sample = split_sample(line)
-        found = family_of(sample.name) if sample else None
-        if sample is None or found is None or series is None:
-            continue
-        family, suffix = found
-        if family not in typed:
-            typed.add(family)
-            standard.append(f"# TYPE {family} {FAMILIES[family][0]}")
-        standard.append(series.line(sample, family, suffix))
-        count += 1
     families |= typed
     extra_lines = list(extra)
     for line in extra_lines:
