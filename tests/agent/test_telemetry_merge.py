@@ -128,3 +128,21 @@ def test_app_scrape_from_its_annotations(
     annotations: dict[str, str], expected: AppMetrics | None
 ) -> None:
     assert AppMetrics.from_annotations(annotations) == expected
+
+
+def test_envoy_gets_the_proxy_identity_in_its_environment() -> None:
+    from control.agent.settings import AgentSettings
+    from control.agent.telemetry.identity import envoy_environment
+    from control.telemetry.peer import Peer
+
+    settings = AgentSettings.from_env({
+        "POD_NAME": "reviews-v2-abc", "POD_NAMESPACE": "bookinfo", "INSTANCE_IP": "10.0.0.7",
+        "MIZZEN_DISCOVERY_ADDRESS": "istiod:15012", "MIZZEN_WORKLOAD_NAME": "reviews-v2",
+        "MIZZEN_LABELS": '{"app": "reviews", "version": "v2"}',
+    })  # fmt: skip
+    env = envoy_environment(settings)
+    peer = Peer.decode(env["MIZZEN_PEER"])
+    assert (peer.workload, peer.namespace, peer.app, peer.version) == (
+        "reviews-v2", "bookinfo", "reviews", "v2"
+    )  # fmt: skip
+    assert env["OTEL_RESOURCE_ATTRIBUTES"] == "service.name=reviews.bookinfo"
