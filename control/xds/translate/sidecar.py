@@ -43,7 +43,8 @@ from control.xds.translate.routes import (
     virtual_services_by_host,
 )
 from control.xds.translate.scope import exported
-from control.xds.translate.telemetry import OFF, Telemetry, extra_clusters
+from control.xds.translate.telemetry import OFF, Telemetry
+from control.xds.translate.tracing import extra_clusters
 
 
 def _tcp_listeners(
@@ -161,7 +162,7 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
 
 def inbound_resources(ports: tuple[InboundPort, ...], telemetry: Telemetry = OFF) -> Resources:
     """The half that depends only on the proxy's own ports (and the mesh's telemetry)."""
-    clusters = inbound_clusters(ports) + extra_clusters(telemetry)
+    clusters = inbound_clusters(ports) + extra_clusters(telemetry.tracer)
     return from_dicts({CLUSTER: clusters, LISTENER: [virtual_inbound(ports, telemetry)]})
 
 

@@ -25,12 +25,11 @@ Hook points (the lead carries them through re-arrangements; each is one call):
   per chain (today always PLAINTEXT; the mTLS work marks its chains);
 - `clusters.load_assignment` / `outbound_clusters` / `inbound_clusters`: `endpoint_metadata`,
   `cluster_metadata`;
-- `sidecar.inbound_resources`: `extra_clusters` (the tracing collector).
+- `sidecar.inbound_resources`: `tracing.extra_clusters` (the tracing collector).
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -50,6 +49,7 @@ from control.telemetry.peer import (
     workload_peer,
 )
 from control.xds.translate.access_log import file_access_log
+from control.xds.translate.tracing import Tracer, tracer_of, tracing
 
 _T: Final = "type.googleapis.com/"
 STATS_LOGGER: Final = "envoy.access_loggers.stats"
@@ -60,8 +60,6 @@ _TYPED_STRUCT: Final = _T + "xds.type.v3.TypedStruct"
 MAX_COUNTERS: Final = 4_000
 MAX_HISTOGRAMS: Final = 6_000
 _H2M_TYPE: Final = _T + "envoy.extensions.filters.http.header_to_metadata.v3.Config"
-_OTEL_TYPE: Final = _T + "envoy.config.trace.v3.OpenTelemetryConfig"
-TRACING_CLUSTER_PREFIX: Final = "opentelemetry"
 
 
 class Direction(StrEnum):
@@ -99,15 +97,6 @@ class ChainSecurity(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Tracer:
-    cluster: str
-    address: str
-    port: int
-    sampling: float
-    max_tag_length: int
-
-
-@dataclass(frozen=True, slots=True)
 class Telemetry:
     """The mesh's telemetry settings, as translation uses them (from MeshConfig)."""
 
@@ -119,22 +108,12 @@ class Telemetry:
 
     @classmethod
     def of(cls, mesh: MeshConfig) -> Telemetry:
-        provider = mesh.tracing_provider()
-        tracer = None
-        if provider is not None:
-            tracer = Tracer(
-                cluster=f"{TRACING_CLUSTER_PREFIX}|{provider.port}|{provider.service}",
-                address=provider.service,
-                port=provider.port,
-                sampling=mesh.default_config.tracing.sampling,
-                max_tag_length=provider.max_tag_length,
-            )
         return cls(
             metrics=mesh.metrics_enabled,
             access_log_path=mesh.access_log_file,
             access_log_encoding=mesh.access_log_encoding,
             access_log_format=mesh.access_log_format,
-            tracer=tracer,
+            tracer=tracer_of(mesh),
         )
 
 
@@ -338,7 +317,9 @@ def http_telemetry(
         filters.append(header_to_metadata())
     if telemetry.access_log_path:
         logs.append(_access_log(telemetry))
-    return HttpTelemetry(logs, filters, _tracing(telemetry, direction))
+    tracer = telemetry.tracer
+    spans = tracing(tracer, outbound=direction is Direction.OUTBOUND) if tracer else None
+    return HttpTelemetry(logs, filters, spans)
 
 
 def tcp_telemetry(
@@ -363,77 +344,3 @@ def _access_log(telemetry: Telemetry) -> dict[str, Any]:
     return file_access_log(
         telemetry.access_log_path, telemetry.access_log_encoding, telemetry.access_log_format
     )
-
-
-def _tracing(telemetry: Telemetry, direction: Direction) -> dict[str, Any] | None:
-    tracer = telemetry.tracer
-    if tracer is None:
-        return None
-    return {
-        "random_sampling": {"value": tracer.sampling},
-        "max_path_tag_length": tracer.max_tag_length,
-        "spawn_upstream_span": direction is Direction.OUTBOUND,
-        "provider": {
-            "name": "envoy.tracers.opentelemetry",
-            "typed_config": {
-                "@type": _OTEL_TYPE,
-                "grpc_service": {"envoy_grpc": {"cluster_name": tracer.cluster}},
-                "resource_detectors": [
-                    {
-                        "name": "envoy.tracers.opentelemetry.resource_detectors.environment",
-                        "typed_config": {
-                            "@type": _T + "envoy.extensions.tracers.opentelemetry."
-                            "resource_detectors.v3.EnvironmentResourceDetectorConfig"
-                        },
-                    }
-                ],
-            },
-        },
-    }
-
-
-def extra_clusters(telemetry: Telemetry) -> list[dict[str, Any]]:
-    """The tracing collector's cluster (HTTP/2 for OTLP gRPC): part of every proxy's inbound
-    half, so inbound and outbound listeners can both name it."""
-    tracer = telemetry.tracer
-    if tracer is None:
-        return []
-    try:
-        ipaddress.ip_address(tracer.address)
-        kind = "STATIC"
-    except ValueError:
-        kind = "STRICT_DNS"
-    options = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-    return [
-        {
-            "name": tracer.cluster,
-            "type": kind,
-            "connect_timeout": "1s",
-            "dns_lookup_family": "V4_ONLY",
-            "load_assignment": {
-                "cluster_name": tracer.cluster,
-                "endpoints": [
-                    {
-                        "lb_endpoints": [
-                            {
-                                "endpoint": {
-                                    "address": {
-                                        "socket_address": {
-                                            "address": tracer.address,
-                                            "port_value": tracer.port,
-                                        }
-                                    }
-                                }
-                            }
-                        ]
-                    }
-                ],
-            },
-            "typed_extension_protocol_options": {
-                options: {
-                    "@type": _T + options,
-                    "explicit_http_config": {"http2_protocol_options": {}},
-                }
-            },
-        }
-    ]
