@@ -1,6 +1,7 @@
 """The telemetry tests' workload (`python tests/e2e/telemetry_app.py`; standard library only, it
-runs inside a pod's namespace): HTTP on 8080 answering 200 and saying whether the mesh's peer
-header reached it (`x-saw-peer-header`), its own metrics at /metrics, and a TCP echo on 9000."""
+runs inside a pod's namespace): HTTP on 8080 answering 200 (`/code/<n>`: status n) and saying
+whether the mesh's peer header reached it (`x-saw-peer-header`), its own metrics at /metrics,
+and a TCP echo on 9000."""
 
 from __future__ import annotations
 
@@ -18,11 +19,14 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
+        status = 200
         if self.path == "/metrics":
             body, kind = METRICS, "text/plain; version=0.0.4"
         else:
             body, kind = b"ok\n", "text/plain"
-        self.send_response(200)
+            if self.path.startswith("/code/") and self.path[6:].isdigit():
+                status = int(self.path[6:])  # the app's own error, seen by both sidecars
+        self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("x-saw-peer-header", "yes" if self.headers.get(PEER_HEADER) else "no")

@@ -1,4 +1,4 @@
-"""The telemetry tests' mesh, once per session, on the harness's network namespaces: the
+"""The telemetry tests' mesh, once for the e2e package, on the harness's network namespaces: the
 control plane in the bridge's namespace (with the mesh's telemetry settings: access logs to
 stdout, OpenTelemetry tracing to a receiver in this process), a `client` pod and an `echo-v1`
 pod with sidecars, a `dead-v1` pod that serves nothing, and a real Prometheus scraping the
@@ -37,7 +37,8 @@ CLIENT_LABELS = {"app": "client", "version": "v1"}
 ECHO_LABELS = {"app": "echo", "version": "v1"}
 APP = Path(__file__).with_name("telemetry_app.py")
 # The traffic `send_traffic` sends, which the tests count.
-OK, FAULTS, DEAD, SPOOFED = 20, 7, 5, 4
+OK, FAULTS, DEAD, SPOOFED, ERRORS = 20, 7, 5, 4, 3
+APP_ERROR = 500  # what the app answers ERRORS requests with
 TCP_CONNECTIONS, TCP_BYTES = 3, 1000
 SPOOF = "evil;demo;evil;v9;evil;v9;Kubernetes"  # what a client app claims in x-mizzen-peer
 _TCP_CLIENT = (
@@ -136,7 +137,7 @@ def _start_app(pod: Pod) -> None:
         raise AssertionError(f"the test app in {pod.name} did not start")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # gone before other packages' tests sweep namespaces
 def telemetry_mesh(
     netns_session: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TelemetryMesh]:
@@ -202,8 +203,8 @@ def telemetry_mesh(
 def send_traffic(mesh: TelemetryMesh, tag: str) -> None:
     """From the client: OK requests to echo (200), FAULTS to /fault (418 from the client's
     sidecar; the path is /fault/<tag>, so access log lines tell rounds apart), DEAD to the dead
-    service (503), SPOOFED carrying a forged peer header (200), and TCP_CONNECTIONS echo
-    connections of TCP_BYTES each."""
+    service (503), SPOOFED carrying a forged peer header (200), ERRORS the app answers with 500,
+    and TCP_CONNECTIONS echo connections of TCP_BYTES each."""
     client = mesh.client
     ok = send_requests(client, f"http://{ECHO_IP}/", OK)
     assert ok.statuses == {"200": OK}, (ok, mesh.diagnostics())
@@ -213,6 +214,8 @@ def send_traffic(mesh: TelemetryMesh, tag: str) -> None:
     assert dead.statuses == {"503": DEAD}
     spoofed = send_requests(client, f"http://{ECHO_IP}/", SPOOFED, {"x-mizzen-peer": SPOOF})
     assert spoofed.statuses == {"200": SPOOFED}
+    errors = send_requests(client, f"http://{ECHO_IP}/code/{APP_ERROR}", ERRORS)
+    assert errors.statuses == {str(APP_ERROR): ERRORS}
     argv = [sys.executable, "-c", _TCP_CLIENT, TCP_IP, str(TCP_PORT), str(TCP_CONNECTIONS),
             str(TCP_BYTES)]  # fmt: skip
     run_in(client, argv)

@@ -14,10 +14,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from control.demo.mesh import send_requests
 from tests.e2e.telemetry_mesh import (
+    APP_ERROR,
     DEAD,
     DEAD_HOST,
     ECHO_HOST,
     ECHO_IP,
+    ERRORS,
     FAULT_STATUS,
     FAULTS,
     NAMESPACE,
@@ -159,7 +161,8 @@ def test_the_client_counts_every_request_by_code_with_both_workloads(
     assert {s[1]["response_code"] for s in dead} == {"503"}
     assert all("UF" in s[1]["response_flags"] for s in dead), dead
     assert {s[1]["destination_workload"] for s in dead} == {"dead-v1"}
-    assert total(families, name, reporter="source") == OK + SPOOFED + FAULTS + DEAD
+    assert total(families, name, **echo, **_echo_labels(), response_code=str(APP_ERROR)) == ERRORS
+    assert total(families, name, reporter="source") == OK + SPOOFED + FAULTS + DEAD + ERRORS
 
 
 def test_the_server_counts_the_requests_it_got_with_the_source_workload(
@@ -172,7 +175,10 @@ def test_the_server_counts_the_requests_it_got_with_the_source_workload(
               "connection_security_policy": "none", "response_code": "200",
               "response_flags": "-", "grpc_response_status": ""}  # fmt: skip
     assert total(families, "istio_requests_total", **labels) == OK + SPOOFED
-    assert total(families, "istio_requests_total", reporter="destination") == OK + SPOOFED
+    labels["response_code"] = str(APP_ERROR)
+    assert total(families, "istio_requests_total", **labels) == ERRORS
+    everything = total(families, "istio_requests_total", reporter="destination")
+    assert everything == OK + SPOOFED + ERRORS
 
 
 def test_a_client_app_cannot_spoof_its_identity_into_the_server_metrics(
