@@ -154,3 +154,20 @@ def test_without_an_identity_the_standard_series_are_left_out() -> None:
 def test_labels_round_trip_through_escaping() -> None:
     labels = {"a": 'quote " backslash \\ newline \n', "b": ""}
     assert parse_labels(render_labels(labels)) == labels
+
+
+def test_raw_series_that_are_one_istio_series_are_added_up() -> None:
+    """Two junk peer headers (a non-mesh client on a plaintext port) both read as the unknown
+    source: one series, their sum, never a duplicate (Prometheus would refuse the scrape)."""
+    tags = 'reporter="destination",peer="%s",service="x",response_code="200"'
+    text = "\n".join([
+        "# TYPE envoy_istio_requests_total counter",
+        f"envoy_istio_requests_total{{{tags % 'junk-1'}}} 3",
+        f"envoy_istio_requests_total{{{tags % 'junk-2'}}} 4",
+    ])  # fmt: skip
+    merged = merge(text, StandardSeries(ECHO))
+    [requests] = list(text_string_to_metric_families(merged.text()))
+    [sample] = requests.samples
+    assert sample.value == 7
+    assert sample.labels["source_workload"] == "unknown"
+    assert merged.standard_series == 1

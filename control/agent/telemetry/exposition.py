@@ -115,11 +115,11 @@ def merge(
 ) -> Merged:
     """Istio's series first (None: leave `envoy_istio_*` out), then Envoy's own, the agent's
     `extra` lines, then the app's."""
-    standard: list[str] = []
+    standard: list[str] = []  # TYPE lines and rendered heads, in order
+    values: dict[str, str] = {}  # rendered head -> value
     own: list[str] = []
     families: set[str] = set()
     typed: set[str] = set()
-    count = 0
     for line in envoy_text.splitlines():
         if line.startswith("envoy_istio_"):
             close = line.rfind("}")
@@ -130,8 +130,12 @@ def merge(
             if family not in typed:
                 typed.add(family)
                 standard.append(f"# TYPE {family} {FAMILIES[family][0]}")
-            standard.append(head + line[close + 1 :])
-            count += 1
+            value = line[close + 1 :].strip()
+            if head in values:  # raw series that are one Istio series (say, two junk peers)
+                values[head] = _sum(values[head], value)
+            else:
+                values[head] = value
+                standard.append(head)
         elif line.startswith("#"):
             parts = line.split(" ", 3)
             if len(parts) >= 3:
@@ -147,7 +151,17 @@ def merge(
         if line.startswith("# TYPE "):
             families.add(line.split(" ")[2])
     app_lines, dropped = _app_lines(app_text, families)
-    return Merged([*standard, *own, *extra_lines, *app_lines], count, dropped)
+    lines = [item if item[0] == "#" else f"{item} {values[item]}" for item in standard]
+    return Merged([*lines, *own, *extra_lines, *app_lines], len(values), dropped)
+
+
+def _sum(a: str, b: str) -> str:
+    """Two sample values added, written as Envoy writes them (integers without a point)."""
+    try:
+        total = float(a) + float(b)
+    except ValueError:
+        return a
+    return str(int(total)) if total.is_integer() and abs(total) < 2**53 else repr(total)
 
 
 def _sample_family(name: str, types: Mapping[str, str]) -> str:
