@@ -131,3 +131,18 @@ def test_tracing_needs_an_opentelemetry_provider() -> None:
 def test_bad_telemetry_settings_are_refused_by_name(mesh: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         MeshConfig.from_mapping(mesh)
+
+
+def test_telemetry_metadata_joins_what_is_there() -> None:
+    from control.xds.translate.telemetry import add_metadata, endpoint_metadata
+
+    entry = {
+        "metadata": {"filter_metadata": {"envoy.transport_socket_match": {"tlsMode": "istio"}}}
+    }
+    add_metadata(entry, endpoint_metadata("echo-v1", "demo", {"app": "echo"}))
+    found = entry["metadata"]["filter_metadata"]
+    assert found["envoy.transport_socket_match"] == {"tlsMode": "istio"}
+    assert found["mizzen"]["peer"].startswith("echo-v1;demo;echo;")
+    plain: dict[str, Any] = {}
+    add_metadata(plain, endpoint_metadata("", "demo", {}))  # not a pod: nothing added
+    assert plain == {}

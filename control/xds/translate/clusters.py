@@ -19,7 +19,7 @@ from control.xds.translate.policy import (
 )
 from control.xds.translate.protocol import Protocol
 from control.xds.translate.registry import HostEndpoint, Registry, Resolution, ServiceHost
-from control.xds.translate.telemetry import cluster_metadata, endpoint_metadata
+from control.xds.translate.telemetry import add_metadata, cluster_metadata, endpoint_metadata
 
 ADS: dict[str, Any] = {"ads": {}, "resource_api_version": "V3"}
 
@@ -45,9 +45,10 @@ def load_assignment(name: str, endpoints: Iterable[HostEndpoint]) -> dict[str, A
         entry: dict[str, Any] = {"endpoint": {"address": _socket(endpoint.address, endpoint.port)}}
         if endpoint.weight:
             entry["load_balancing_weight"] = endpoint.weight
-        metadata = endpoint_metadata(endpoint.workload, endpoint.namespace, endpoint.labels)
-        if metadata:  # telemetry hook: who this endpoint is
-            entry["metadata"] = metadata
+        # Telemetry hook: who this endpoint is.
+        add_metadata(
+            entry, endpoint_metadata(endpoint.workload, endpoint.namespace, endpoint.labels)
+        )
         lb_endpoints.append(entry)
     assignment: dict[str, Any] = {"cluster_name": name}
     if lb_endpoints:
@@ -86,7 +87,7 @@ def outbound_clusters(
                     settings.pop("ring_hash_lb_config", None)
                     settings.pop("maglev_lb_config", None)
                 cluster.update(settings)
-                cluster["metadata"] = _service_metadata(host)  # telemetry hook
+                add_metadata(cluster, _service_metadata(host))  # telemetry hook
                 clusters.append(cluster)
     return clusters, assignments
 
@@ -162,7 +163,7 @@ def inbound_clusters(ports: Iterable[InboundPort]) -> list[dict[str, Any]]:
             "upstream_bind_config": _bound_to_passthrough_source(),
         }
         if port.service is not None:  # telemetry hook: the server's destination_service
-            cluster["metadata"] = cluster_metadata(*port.service)
+            add_metadata(cluster, cluster_metadata(*port.service))
         cluster.update(connection_pool(None, port.protocol))
         clusters.append(cluster)
     return clusters

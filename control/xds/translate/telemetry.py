@@ -295,6 +295,16 @@ def endpoint_metadata(
     return {"filter_metadata": {METADATA_NAMESPACE: {PEER_KEY: peer.encode()}}}
 
 
+def add_metadata(resource: dict[str, Any], metadata: dict[str, Any] | None) -> None:
+    """Merges `filter_metadata` into a cluster's or an endpoint's metadata, keeping what other
+    parts put there (the mTLS work's `envoy.transport_socket_match`, say)."""
+    if not metadata:
+        return
+    existing = resource.setdefault("metadata", {}).setdefault("filter_metadata", {})
+    for namespace, values in metadata["filter_metadata"].items():
+        existing.setdefault(namespace, {}).update(values)
+
+
 def cluster_metadata(host: str, name: str, namespace: str) -> dict[str, Any]:
     """The destination service of a cluster."""
     service = ServiceRef(host, name, namespace).encode()
