@@ -21,7 +21,13 @@ OWN = workload_peer("client", "demo", {"app": "client"})
 
 
 class FakeEnvoy:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.calls = 0
+
     async def prometheus(self) -> httpx.Response:
+        self.calls += 1
+        await asyncio.sleep(self.delay)
         return httpx.Response(200, text=ENVOY)
 
 
@@ -103,6 +109,17 @@ async def test_a_huge_app_response_is_refused(app: Callable[[Handler], Awaitable
     assert status == 200
     assert "mizzen_agent_app_metrics_up 0" in body
     assert "app_x" not in body
+
+
+async def test_concurrent_scrapes_share_one_render() -> None:
+    envoy = FakeEnvoy(delay=0.2)
+    merger = MetricsMerger(envoy, OWN)
+    results = await asyncio.gather(*(merger.render() for _ in range(20)))
+    again = await merger.render()
+    await merger.aclose()
+    assert envoy.calls == 2  # the 20 at once shared one; the next one rendered afresh
+    assert all(result == results[0] for result in results)
+    assert again[0] == 200
 
 
 async def test_no_app_listening_still_serves_the_mesh() -> None:

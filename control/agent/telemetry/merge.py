@@ -84,6 +84,7 @@ class MetricsMerger:
         self.app_timeout = app_timeout
         self.app_max_bytes = app_max_bytes
         self._client = httpx.AsyncClient(timeout=app_timeout, trust_env=False)
+        self._rendering: asyncio.Future[tuple[int, str]] | None = None
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -111,7 +112,13 @@ class MetricsMerger:
             return None
 
     async def render(self) -> tuple[int, str]:
-        """(status, body): 503 only when Envoy itself cannot be read."""
+        """(status, body): 503 only when Envoy itself cannot be read. Scrapes that arrive while
+        one is being rendered share its result: a flood of scrapes costs one render at a time."""
+        if self._rendering is None or self._rendering.done():
+            self._rendering = asyncio.ensure_future(self._render())
+        return await asyncio.shield(self._rendering)
+
+    async def _render(self) -> tuple[int, str]:
         envoy, app = await asyncio.gather(self.admin.prometheus(), self._bounded_app_text())
         if envoy.status_code != 200:
             return 503, f"Envoy admin answered {envoy.status_code}\n"
