@@ -146,3 +146,25 @@ def test_telemetry_metadata_joins_what_is_there() -> None:
     plain: dict[str, Any] = {}
     add_metadata(plain, endpoint_metadata("", "demo", {}))  # not a pod: nothing added
     assert plain == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        (
+            "client;demo;client;v1;client;v1;Kubernetes",
+            "client;demo;client;v1;client;v1;Kubernetes",
+        ),
+        ("junk", ""),
+        ("a;b;c;d;e;f", ""),
+        ("a b;c;d;e;f;g;h", ""),
+        ("a;b;c;d;e;f;g;h", ""),
+    ],
+)
+def test_the_server_keeps_only_well_formed_peer_headers(value: str, kept: str) -> None:
+    """header_to_metadata's rewrite (RE2, as in Envoy): junk collapses to one empty value."""
+    import re2
+
+    from control.xds.translate.telemetry import PEER_PATTERN
+
+    assert re2.sub(PEER_PATTERN, r"\1", value, count=1) == kept

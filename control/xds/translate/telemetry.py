@@ -241,6 +241,13 @@ def tcp_metrics(direction: Direction, security: ChainSecurity) -> list[dict[str,
 # --- peer identity ----------------------------------------------------------------------------
 
 
+# A well-formed peer (seven label-like fields) is kept; anything else becomes "" (one
+# `unknown` series), so junk from a non-mesh client cannot fill the series cap with noise.
+# (Small enough for Envoy's RE2 program-size limit; the agent checks each field fully.)
+_FIELD: Final = "[A-Za-z0-9][-A-Za-z0-9_.]*"
+PEER_PATTERN: Final = f"^((?:{_FIELD};){{6}}{_FIELD})$|^.*$"
+
+
 def _peer_rule() -> dict[str, Any]:
     return {
         "header": PEER_HEADER,
@@ -248,6 +255,7 @@ def _peer_rule() -> dict[str, Any]:
             "metadata_namespace": METADATA_NAMESPACE,
             "key": PEER_KEY,
             "type": "STRING",
+            "regex_value_rewrite": {"pattern": {"regex": PEER_PATTERN}, "substitution": "\\1"},
         },
         "remove": True,
     }
