@@ -2,7 +2,7 @@
 # Creates .venv at the repo root and installs the locked dependencies and mizzen (editable).
 # Idempotent and quick when nothing changed: the lock's hash is stamped into the venv.
 # Also installs iptables (Debian package) when missing and we are root: `mizzen init` and the
-# data-path tests need it.
+# data-path tests need it; and prometheus, wrk and hey (the telemetry tests, the benchmarks).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -17,6 +17,18 @@ if ! command -v iptables-restore >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && comman
     echo "setup: installing iptables (Debian package)" >&2
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables iproute2) >/dev/null \
         || echo "setup: could not install iptables; the data-path tests will skip" >&2
+fi
+
+# The telemetry tests run a real Prometheus (and promtool); the benchmarks a native load generator.
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v hey >/dev/null 2>&1 || missing+=(hey)
+if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ${missing[*]} (Debian packages)" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}") >/dev/null \
+        || echo "setup: could not install ${missing[*]}; the telemetry tests and benchmarks need them" >&2
 fi
 
 [ -x .venv/bin/python ] || "$python" -m venv .venv

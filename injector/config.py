@@ -75,6 +75,8 @@ class InjectionConfig(BaseModel):
     root_cert_config_map: str = "mizzen-ca-root-cert"
     hold_application_until_proxy_starts: bool = False
     rewrite_app_http_probers: bool = True
+    # Istio's MeshConfig key: point prometheus.io/* at the agent's merged metrics (15020).
+    enable_prometheus_merge: bool = True
     proxy_cpu: Quantity = "100m"
     proxy_memory: Quantity = "128Mi"
     proxy_cpu_limit: Quantity = "2000m"

@@ -28,6 +28,7 @@ class ProxyFacts:
     app_containers: tuple[str, ...]
     pod_ports: tuple[Mapping[str, Any], ...]
     app_probes: Mapping[str, Any]
+    prometheus_annotations: str | None = None  # the app's own prometheus.io/*, as JSON
 
 
 def _resources(settings: PodSettings) -> Json:
@@ -111,6 +112,7 @@ def _proxy_env(settings: PodSettings, config: InjectionConfig, facts: ProxyFacts
         (contract.ENV_STATUS_PORT, str(settings.status_port)),
         (contract.ENV_APP_PROBES, canonical_json(facts.app_probes) if facts.app_probes else None),
         (contract.ENV_PROXY_CONFIG, canonical_json(dict(settings.proxy_config.raw))),
+        (contract.ENV_PROMETHEUS_ANNOTATIONS, facts.prometheus_annotations),
         (contract.ENV_TOKEN_PATH, contract.TOKEN_PATH),
         (contract.ENV_ROOT_CERT_PATH, contract.ROOT_CERT_PATH),
         (contract.ENV_SDS_SOCKET_PATH, contract.SDS_SOCKET_PATH),

@@ -81,6 +81,10 @@ ENV_STATUS_PORT: Final = "MIZZEN_STATUS_PORT"  # the agent's status port; "0": h
 # the original probes the agent runs on behalf of the kubelet, and the original lifecycle hooks
 # under "/app-lifecycle/<c>/<poststartz|prestopz>". Absent when nothing was rewritten.
 ENV_APP_PROBES: Final = "MIZZEN_APP_PROBES"
+# JSON object {"scrape": ..., "port": ..., "path": ...}: the app's own `prometheus.io/*`
+# annotations, kept when the injector points them at the agent's merged metrics (Istio's
+# ISTIO_PROMETHEUS_ANNOTATIONS). Absent when the pod had none or merging is off.
+ENV_PROMETHEUS_ANNOTATIONS: Final = "MIZZEN_PROMETHEUS_ANNOTATIONS"
 # JSON object: the pod's `proxy.istio.io/config` (ProxyConfig, camelCase), "{}" when absent.
 ENV_PROXY_CONFIG: Final = "MIZZEN_PROXY_CONFIG"
 # Where the projected token and the root certificate are (see the mounts below).

@@ -20,6 +20,7 @@ from injector.metadata import Status, canonical_labels
 from injector.model import InjectionError
 from injector.pod import Json, container_name, mappings
 from injector.probes import is_native_sidecar, rewrite_probes
+from injector.prometheus import merge_metrics
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,9 @@ def render(
             for path in sorted(app_probes)
         ]
 
+    merged_scrape, app_scrape = merge_metrics(annotations, config.enable_prometheus_merge)
+    if merged_scrape:
+        notes.append("prometheus.io/* point at the agent's merged metrics (:15020)")
     added_labels = canonical_labels(labels, workload)
     new_labels = {**labels, **added_labels}
     facts = ProxyFacts(
@@ -137,6 +141,7 @@ def render(
         app_containers=app_names,
         pod_ports=_pod_ports(containers),
         app_probes=app_probes,
+        prometheus_annotations=app_scrape,
     )
     native = settings.native_sidecar
     proxy = proxy_container(settings, config, facts, native=native)
@@ -154,7 +159,7 @@ def render(
             new_containers = [*containers, proxy]
     added_volumes = volumes(config)
 
-    added_annotations: dict[str, str] = {}
+    added_annotations: dict[str, str] = dict(merged_scrape)
     if contract.DEFAULT_CONTAINER_ANNOTATION not in annotations:
         added_annotations[contract.DEFAULT_CONTAINER_ANNOTATION] = app_names[0]
     status = Status(

@@ -14,6 +14,7 @@ from injector import contract
 from injector.metadata import Status, without_recorded
 from injector.pod import Json, mappings
 from injector.probes import restore_probes
+from injector.prometheus import restore
 
 
 def _app_probes(containers: list[Mapping[str, Any]]) -> Mapping[str, Any]:
@@ -59,6 +60,9 @@ def uninject(
     new_metadata: Json = dict(metadata)
     new_metadata["labels"] = without_recorded(labels, status.labels)
     new_annotations = without_recorded(annotations, status.annotations)
+    proxies = [c for c in [*init_containers, *containers] if c.get("name") in mesh_containers]
+    for proxy in proxies:  # the app's own scrape annotations, kept in the proxy's env
+        new_annotations = restore(new_annotations, proxy.get("env"))
     new_annotations.pop(contract.STATUS_ANNOTATION, None)
     new_metadata["annotations"] = new_annotations
     return new_metadata, new_spec

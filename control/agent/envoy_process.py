@@ -15,13 +15,14 @@ import math
 import os
 import signal
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 from control.agent.bootstrap import bootstrap_yaml
 from control.agent.settings import AgentOptions, AgentSettings
+from control.agent.telemetry.identity import envoy_environment
 
 BOOTSTRAP_FILE: Final = "envoy-bootstrap.yaml"
 _PR_SET_PDEATHSIG: Final = 1
@@ -35,6 +36,8 @@ class EnvoyLaunch:
     config_dir: Path
     run_as: tuple[int, int] | None  # (uid, gid) to switch to, None to keep ours
     owns_config_dir: bool  # a temp dir the agent made and removes at exit
+    # Added to Envoy's environment (the agent's own is inherited): telemetry's identity.
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 def envoy_argv(
@@ -91,7 +94,13 @@ def prepare_launch(settings: AgentSettings, binary: Path, version: str) -> Envoy
         if made:
             os.chown(config_dir, *run_as)
     argv = envoy_argv(binary, bootstrap_path, settings.options, settings.instance_ip)
-    return EnvoyLaunch(argv=argv, config_dir=config_dir, run_as=run_as, owns_config_dir=owns)
+    return EnvoyLaunch(
+        argv=argv,
+        config_dir=config_dir,
+        run_as=run_as,
+        owns_config_dir=owns,
+        env=envoy_environment(settings),
+    )
 
 
 def _die_with_parent() -> Callable[[], None] | None:
@@ -131,4 +140,5 @@ async def spawn(launch: EnvoyLaunch) -> asyncio.subprocess.Process:
         extra_groups=extra_groups,
         preexec_fn=_die_with_parent(),
         cwd=str(launch.config_dir),
+        env={**os.environ, **launch.env},
     )

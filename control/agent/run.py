@@ -23,6 +23,8 @@ from control.agent.node import mizzen_version
 from control.agent.settings import AgentSettings
 from control.agent.status import ProxyHealth, StatusEndpoints, bind
 from control.agent.supervisor import Supervisor
+from control.agent.telemetry.identity import metrics_merger
+from control.agent.telemetry.merge import MetricsMerger
 from control.serving import HttpServer
 
 log = logging.getLogger("mizzen.agent")
@@ -56,7 +58,8 @@ async def run_agent(settings: AgentSettings, *, stop: asyncio.Event | None = Non
     )
     admin = EnvoyAdmin(settings.options.admin_port)
     health = ProxyHealth(admin, lambda: supervisor.running)
-    endpoints = StatusEndpoints(health, settings.instance_ip, settings.app_probes)
+    merger = metrics_merger(settings, admin)
+    endpoints = StatusEndpoints(health, settings.instance_ip, settings.app_probes, merger)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -81,7 +84,7 @@ async def run_agent(settings: AgentSettings, *, stop: asyncio.Event | None = Non
         await supervisor.drain(admin, settings.options.drain_duration)
         return 0
     finally:
-        await _shut_down(supervisor, supervising, servers, admin, launch)
+        await _shut_down(supervisor, supervising, servers, admin, launch, merger)
         if identity is not None:
             await identity.stop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -94,6 +97,7 @@ async def _shut_down(
     servers: list[HttpServer],
     admin: EnvoyAdmin,
     launch: EnvoyLaunch,
+    merger: MetricsMerger | None = None,
 ) -> None:
     await supervisor.terminate()
     if supervising is not None:
@@ -103,6 +107,8 @@ async def _shut_down(
     for server in servers:
         await server.stop()
     await admin.aclose()
+    if merger is not None:
+        await merger.aclose()
     if launch.owns_config_dir:
         shutil.rmtree(Path(launch.config_dir), ignore_errors=True)
     log.info("agent stopped")

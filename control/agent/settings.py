@@ -170,6 +170,8 @@ class AgentSettings(_Frozen):
     app_containers: tuple[str, ...] = ()
     interception_mode: Literal["REDIRECT", "TPROXY", "NONE"] = "REDIRECT"
     app_probes: Mapping[str, AppProbe] = Field(default_factory=dict)
+    # The app's own prometheus.io/* annotations (scrape, port, path): merged metrics.
+    prometheus_annotations: Mapping[str, str] = Field(default_factory=dict)
     status_port: int = Field(default=contract.AGENT_STATUS_PORT, ge=0, le=65535)
     config_dir: Path | None = None
     options: AgentOptions = AgentOptions()
@@ -218,6 +220,7 @@ class AgentSettings(_Frozen):
             "discovery_address": DiscoveryAddress.parse(env[contract.ENV_DISCOVERY_ADDRESS]),
             "labels": _json_object(env, contract.ENV_LABELS, str),
             "app_probes": _probes(env),
+            "prometheus_annotations": _json_object(env, contract.ENV_PROMETHEUS_ANNOTATIONS, str),
             "app_containers": tuple(
                 c.strip() for c in env.get(contract.ENV_APP_CONTAINERS, "").split(",") if c.strip()
             ),

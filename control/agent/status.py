@@ -5,7 +5,8 @@
 - `GET /app-health/<container>/<livez|readyz|startupz>` on the status port: the app's original
   probe, run by the agent (`probes`); `GET /app-lifecycle/<container>/<poststartz|prestopz>`: the
   app's original httpGet/tcpSocket lifecycle hook, run the same way (the kubelet calls it).
-- `GET /stats/prometheus` on the status port: Envoy's metrics (merging the app's comes later).
+- `GET /stats/prometheus` on the status port: Istio's standard metrics, Envoy's own and the
+  app's, merged (`telemetry.merge`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from control import serving
 from control.agent.admin import EnvoyAdmin, Readiness
 from control.agent.probes import run_probe
 from control.agent.settings import AppProbe
+from control.agent.telemetry.merge import MetricsMerger
 from injector import contract
 
 _PROMETHEUS_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
@@ -51,6 +53,7 @@ class StatusEndpoints:
     health: ProxyHealth
     pod_ip: str
     probes: Mapping[str, AppProbe] = field(default_factory=dict)
+    metrics: MetricsMerger | None = None  # the merged exposition; None: Envoy's as it is
 
     async def ready(self, request: Request) -> Response:
         result = await self.health.readiness()
@@ -65,6 +68,9 @@ class StatusEndpoints:
 
     async def prometheus(self, request: Request) -> Response:
         try:
+            if self.metrics is not None:
+                status, body = await self.metrics.render()
+                return Response(body, status, media_type=_PROMETHEUS_TYPE)
             upstream = await self.health.admin.prometheus()
         except httpx.HTTPError as error:
             return PlainTextResponse(f"Envoy admin unreachable ({type(error).__name__})\n", 503)

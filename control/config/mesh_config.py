@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from control.api.duration import Duration
+from control.config.mesh_telemetry import MeshTelemetry
 from control.config.settings import SettingsFileError, read_mapping
 
 
@@ -40,55 +40,10 @@ class PathNormalization(_Model):
     ] = "DEFAULT"  # DEFAULT is BASE
 
 
-class EnvoyExtAuthzHttp(_Model):
-    service: str
-    port: int = Field(ge=1, le=65535)
-    timeout: Duration | None = None
-    path_prefix: str | None = None
-    fail_open: bool = False
-    status_on_error: Annotated[int, Field(ge=100, le=599)] | None = None
-    include_request_headers_in_check: tuple[str, ...] = ()
-    headers_to_upstream_on_allow: tuple[str, ...] = ()
-    headers_to_downstream_on_deny: tuple[str, ...] = ()
-
-
-class EnvoyExtAuthzGrpc(_Model):
-    service: str
-    port: int = Field(ge=1, le=65535)
-    timeout: Duration | None = None
-    fail_open: bool = False
-    status_on_error: Annotated[int, Field(ge=100, le=599)] | None = None
-
-
-class ExtensionProvider(_Model):
-    """A CUSTOM AuthorizationPolicy's `provider.name` names one of these."""
-
-    name: str
-    envoy_ext_authz_http: EnvoyExtAuthzHttp | None = None
-    envoy_ext_authz_grpc: EnvoyExtAuthzGrpc | None = None
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> ExtensionProvider:
-        if (self.envoy_ext_authz_http is None) == (self.envoy_ext_authz_grpc is None):
-            raise ValueError(
-                f"extension provider {self.name!r}: set exactly one of envoyExtAuthzHttp or "
-                "envoyExtAuthzGrpc (other kinds are not supported)"
-            )
-        return self
-
-
-class GatewayTopology(_Model):
-    num_trusted_proxies: int = Field(default=0, ge=0, le=64)
-
-
-class ProxyDefaults(_Model):
-    """MeshConfig `defaultConfig` (only what mizzen reads)."""
-
-    gateway_topology: GatewayTopology = Field(default_factory=GatewayTopology)
-
-
-class MeshConfig(_Model):
-    """On disk: Istio's MeshConfig YAML (camelCase); unknown keys are refused, so typos show."""
+class MeshConfig(MeshTelemetry):
+    """On disk: Istio's MeshConfig YAML (camelCase); unknown keys are refused, so typos show.
+    The telemetry keys (access logs, tracing, providers) come from `MeshTelemetry`; extension
+    providers and `defaultConfig` from `mesh_extensions`."""
 
     outbound_traffic_policy: OutboundTrafficPolicy = Field(default_factory=OutboundTrafficPolicy)
     trust_domain: str = "cluster.local"
@@ -98,8 +53,6 @@ class MeshConfig(_Model):
     # Policy (issue 13): see control/xds/translate/authz/.
     trust_domain_aliases: tuple[str, ...] = ()
     path_normalization: PathNormalization = Field(default_factory=PathNormalization)
-    extension_providers: tuple[ExtensionProvider, ...] = ()
-    default_config: ProxyDefaults = Field(default_factory=ProxyDefaults)
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any] | None) -> MeshConfig:

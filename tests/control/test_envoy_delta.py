@@ -84,3 +84,44 @@ async def test_envoy_on_delta_xds(tmp_path: Path) -> None:
         assert final["types"]["eds"]["pushes"] == eds_pushes + 1
         assert final["types"]["cds"]["pushes"] == first["types"]["cds"]["pushes"]
         assert final["types"]["lds"]["pushes"] == first["types"]["lds"]["pushes"]
+
+
+async def test_an_updated_eds_cluster_finishes_warming(tmp_path: Path) -> None:
+    """A DestinationRule change updates an EDS cluster whose endpoints did not change: Envoy
+    warms the new cluster until its ClusterLoadAssignment arrives, so the server sends it again
+    (without it the cluster stayed warming, CDS was never ACKed, the rule never applied)."""
+    config_dir = bookinfo_config(tmp_path)
+    labels = {"app": "productpage", "version": "v1"}
+    async with (
+        ControlPlane(fast_settings(config_dir)) as plane,
+        run_envoy(tmp_path, NODE, plane.xds_port, labels, api_type="DELTA_GRPC") as envoy,
+    ):
+
+        async def in_sync() -> dict[str, Any] | None:
+            status = plane.sync.syncz().get(KEY)
+            ok = status and status["inSync"] and len(status["types"]) == 4
+            return status if ok else None
+
+        first = await eventually(in_sync, what=f"Envoy in sync\n{envoy.log_tail()}")
+        rule = (
+            "\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+            "metadata: {name: ratings, namespace: default}\n"
+            "spec: {host: ratings, trafficPolicy: {connectionPool: {tcp: {maxConnections: 7}}}}\n"
+        )
+        (config_dir / "ratings-rule.yaml").write_text(rule)
+
+        async def applied() -> dict[str, Any] | None:
+            status = await in_sync()
+            acked = status and status["types"]["cds"]["acked"] != first["types"]["cds"]["acked"]
+            return status if acked else None
+
+        await eventually(applied, what=f"the updated cluster ACKed\n{envoy.log_tail()}")
+        dump = await envoy.config_dump()
+        clusters = dump_section(dump, ".ClustersConfigDump")
+        assert not clusters.get("dynamic_warming_clusters")
+        ratings = next(
+            c["cluster"] for c in clusters["dynamic_active_clusters"]
+            if c["cluster"]["name"] == "outbound|9090||ratings.default.svc.cluster.local"
+        )  # fmt: skip
+        limits = ratings["circuit_breakers"]["thresholds"][0]
+        assert limits["max_connections"] == 7

@@ -220,7 +220,9 @@ async def test_a_stream_sending_too_fast_without_reading_is_cut_off(
 async def _refused_and_gone(plane: ControlPlane) -> None:
     async def gone() -> bool:
         refused = plane.metrics.refused_streams._value.get() == 1
-        return refused and bool(plane.metrics.connected._value.get() == 0)
+        return refused and bool(
+            plane.metrics.registry.get_sample_value("mizzen_xds_connected_proxies") == 0
+        )
 
     await eventually(gone, timeout=5, what="the stream refused and closed")
     # Others are served as before.

@@ -103,3 +103,6 @@ def mesh(netns_session: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
             yield mesh
         finally:
             mesh.close()
+
+
+from tests.e2e.telemetry_mesh import telemetry_mesh as telemetry_mesh  # noqa: E402

@@ -59,3 +59,6 @@ def _check_demo_output(done: subprocess.CompletedProcess[str]) -> None:
     assert "status 418: 5" in out
     assert re.search(r"re-routed in \d\.\d\ds; 50 requests: v2 50 \(100%\)", out), out
     assert "torn down" in out
+    # The metrics table: the client's sidecar counted the 418s it answered itself.
+    assert re.search(r"source\s+client\s+unknown\s+418\s+5\b", out), out
+    assert re.search(r"destination\s+client\s+echo-v2\s+200\s+\d+", out), out

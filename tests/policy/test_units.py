@@ -195,6 +195,7 @@ def test_hooked_into_the_inbound_chains_and_shared_by_replicas() -> None:
     proxy = parse_node("sidecar~10.1.0.1~a-1.foo~foo.svc.cluster.local")
     resources = translate(state, proxy)
     assert _chain_filters(resources, 8080) == [
+        "envoy.filters.http.header_to_metadata",  # telemetry's peer metadata, first
         "envoy.filters.http.rbac",
         "envoy.filters.http.router",
     ]
@@ -208,7 +209,10 @@ def test_hooked_into_the_inbound_chains_and_shared_by_replicas() -> None:
     edited = _mesh_state({**deny, "spec": {"action": "DENY", "rules": [{}]}})
     following, _ = shared.successor(edited)
     assert following.for_proxy(proxy) != shared.for_proxy(proxy)  # an edit re-translates
-    assert _chain_filters(translate(_mesh_state(), proxy), 8080) == ["envoy.filters.http.router"]
+    assert _chain_filters(translate(_mesh_state(), proxy), 8080) == [
+        "envoy.filters.http.header_to_metadata",
+        "envoy.filters.http.router",
+    ]
 
 
 # The JWKS fetcher, over an in-process transport (httpx's own seam).

@@ -19,6 +19,7 @@ from control.cli.demo.mesh import (
     start_sample_workloads,
     wait_ready,
 )
+from control.cli.demo.metrics_table import scrape_table
 from control.cli.demo.netns import NetnsError, NetnsPod, Network
 
 URL = f"http://{sample.SERVICE_IP}:{sample.SERVICE_PORT}"
@@ -91,6 +92,8 @@ def run_local_mesh(out: TextIO, requests: int = 200) -> int:
                 wait_ready(v2)
                 say("# both Envoys are ready (listeners and clusters from the control plane)\n")
                 _scenario(out, client, config, requests)
+                say("# istio_requests_total as the sidecars counted it (:15020):\n")
+                say(scrape_table(network.host, [client, v2]) + "\n")
             say("# torn down: namespaces, processes and files removed\n")
             return 0
         except (MeshError, NetnsError, OSError, subprocess.SubprocessError) as error:

@@ -20,6 +20,7 @@ class Endpoint:
     pod: str
     namespace: str
     service_account: str
+    workload: str = ""  # the pod's workload name (telemetry)
 
 
 def labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
@@ -46,7 +47,15 @@ def service_endpoints(
             if number is None:
                 continue
             result[port.port].append(
-                Endpoint(pod.ip, number, pod.labels, pod.name, pod.namespace, pod.service_account)
+                Endpoint(
+                    pod.ip,
+                    number,
+                    pod.labels,
+                    pod.name,
+                    pod.namespace,
+                    pod.service_account,
+                    pod.workload_name,
+                )
             )
     return {port: tuple(sorted(eps, key=_order)) for port, eps in result.items()}
 

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from injector.workload import workload_name
+
 DEFAULT_NAMESPACE = "default"
 
 
@@ -74,6 +76,8 @@ class Workload:
     ready: bool
     terminating: bool = False
     container_ports: tuple[ContainerPort, ...] = ()
+    # The Deployment (etc.) it belongs to, from its owners (Istio's workload name): telemetry.
+    workload_name: str = ""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -191,6 +195,7 @@ def parse_pod(obj: Mapping[str, Any]) -> Workload:
         ready=pod_ready(ip, phase, status.get("conditions")) and not terminating,
         terminating=terminating,
         container_ports=_container_ports(spec),
+        workload_name=workload_name(obj) or name,
     )
 
 

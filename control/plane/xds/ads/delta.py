@@ -29,7 +29,7 @@ from google.protobuf.message import Message
 
 from control.plane.xds.ads.stream import WILDCARD_TYPES, Context, Stream, StreamDeps
 from control.plane.xds.cache.snapshot import RESOURCE_VERSION_SCHEME
-from control.plane.xds.translate.resources import PUSH_ORDER
+from control.plane.xds.translate.resources import CLUSTER, ENDPOINT, PUSH_ORDER
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,12 @@ class DeltaStream(Stream):
         removed = sorted(n for n in sub.known if n not in typed.resource_versions)
         for name in removed:
             del sub.known[name]
+        if type_url == CLUSTER and ENDPOINT in self.subs:
+            # An updated EDS cluster warms until its ClusterLoadAssignment arrives again (Envoy
+            # does not reuse the one it holds): send those again, as Istio does.
+            endpoints = self.subs[ENDPOINT].known
+            for resource in resources:
+                endpoints.pop(resource.name, None)
         assert self.status is not None
         if not resources and not removed and not (first and sub.wildcard):
             if not sub.pending:

@@ -18,7 +18,13 @@ from control.plane.xds.translate.policy import (
     effective_policy,
 )
 from control.plane.xds.translate.port_protocol import Protocol
-from control.plane.xds.translate.service_registry import HostEndpoint, Registry, Resolution
+from control.plane.xds.translate.service_registry import (
+    HostEndpoint,
+    Registry,
+    Resolution,
+    ServiceHost,
+)
+from control.plane.xds.translate.telemetry import add_metadata, cluster_metadata, endpoint_metadata
 
 ADS: dict[str, Any] = {"ads": {}, "resource_api_version": "V3"}
 
@@ -29,6 +35,9 @@ class InboundPort:
 
     port: int
     protocol: Protocol
+    # The first Service selecting this port, as (host, name, namespace): telemetry's
+    # destination_service on the server side.
+    service: tuple[str, str, str] | None = None
 
 
 def _socket(address: str, port: int) -> dict[str, Any]:
@@ -41,6 +50,10 @@ def load_assignment(name: str, endpoints: Iterable[HostEndpoint]) -> dict[str, A
         entry: dict[str, Any] = {"endpoint": {"address": _socket(endpoint.address, endpoint.port)}}
         if endpoint.weight:
             entry["load_balancing_weight"] = endpoint.weight
+        # Telemetry hook: who this endpoint is.
+        add_metadata(
+            entry, endpoint_metadata(endpoint.workload, endpoint.namespace, endpoint.labels)
+        )
         lb_endpoints.append(entry)
     assignment: dict[str, Any] = {"cluster_name": name}
     if lb_endpoints:
@@ -79,6 +92,7 @@ def outbound_clusters(
                     settings.pop("ring_hash_lb_config", None)
                     settings.pop("maglev_lb_config", None)
                 cluster.update(settings)
+                add_metadata(cluster, _service_metadata(host))  # telemetry hook
                 clusters.append(cluster)
     return clusters, assignments
 
@@ -101,6 +115,12 @@ def _discovery(
     }
 
 
+def _service_metadata(host: ServiceHost) -> dict[str, Any]:
+    """A Kubernetes Service is named by its short name; a ServiceEntry host by itself."""
+    name = host.local_names[0] if host.local_names else host.hostname
+    return cluster_metadata(host.hostname, name, host.namespace)
+
+
 def _bound_to_passthrough_source() -> dict[str, Any]:
     return {"source_address": {"address": names.INBOUND_PASSTHROUGH_SOURCE, "port_value": 0}}
 
@@ -119,6 +139,9 @@ def fixed_clusters() -> list[dict[str, Any]]:
             "type": "ORIGINAL_DST",
             "lb_policy": "CLUSTER_PROVIDED",
             "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
+            "metadata": cluster_metadata(
+                names.PASSTHROUGH_CLUSTER, names.PASSTHROUGH_CLUSTER, "unknown"
+            ),
             **limits,
         },
         {
@@ -144,6 +167,8 @@ def inbound_clusters(ports: Iterable[InboundPort]) -> list[dict[str, Any]]:
             "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
             "upstream_bind_config": _bound_to_passthrough_source(),
         }
+        if port.service is not None:  # telemetry hook: the server's destination_service
+            add_metadata(cluster, cluster_metadata(*port.service))
         cluster.update(connection_pool(None, port.protocol))
         clusters.append(cluster)
     return clusters

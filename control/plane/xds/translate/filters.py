@@ -6,6 +6,7 @@ from typing import Any
 
 from control.plane.xds.translate.clusters import ADS
 from control.plane.xds.translate.http_routes import FAULT_FILTER
+from control.plane.xds.translate.telemetry import HttpTelemetry
 
 _T = "type.googleapis.com/"
 HCM_TYPE = _T + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -31,9 +32,15 @@ def tls_inspector() -> dict[str, Any]:
     }
 
 
-def tcp_proxy(stat_prefix: str, clusters: list[tuple[str, int]]) -> dict[str, Any]:
-    """To one cluster, or split by weight among several."""
+def tcp_proxy(
+    stat_prefix: str,
+    clusters: list[tuple[str, int]],
+    telemetry: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """To one cluster, or split by weight among several. `telemetry`: access-log fields
+    (telemetry.tcp_telemetry, a hook point)."""
     config: dict[str, Any] = {"@type": TCP_PROXY_TYPE, "stat_prefix": stat_prefix}
+    config.update(telemetry or {})
     if len(clusters) == 1:
         config["cluster"] = clusters[0][0]
     else:
@@ -49,13 +56,15 @@ def http_connection_manager(
     rds: str | None = None,
     route_config: dict[str, Any] | None = None,
     fault: bool = True,
+    telemetry: HttpTelemetry | None = None,
     policy_filters: list[dict[str, Any]] | None = None,
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """HTTP routing: by RDS route name (outbound) or with an inline route table (inbound).
-    `policy_filters` go just before the router; `options` (path normalisation, ...) are set on
-    the connection manager (both from `control.plane.xds.translate.authz`)."""
-    http_filters: list[dict[str, Any]] = []
+    Hook points: `telemetry` (`telemetry.http_telemetry`: access loggers, filters that run before
+    the others, tracing); `policy_filters` go just before the router, and `options` (path
+    normalisation, ...) are set on the connection manager (both from `translate.authz`)."""
+    http_filters: list[dict[str, Any]] = list(telemetry.filters) if telemetry else []
     if fault:
         http_filters.append(
             {
@@ -77,8 +86,12 @@ def http_connection_manager(
         "use_remote_address": False,
         "normalize_path": True,
     }
+    if telemetry and telemetry.access_log:
+        config["access_log"] = list(telemetry.access_log)
+    if telemetry and telemetry.tracing:
+        config["tracing"] = telemetry.tracing
     for key, value in (options or {}).items():
-        if key == "access_log":  # several parts may add access loggers: append, never replace
+        if key == "access_log":  # several parts add access loggers: append, never replace
             config.setdefault("access_log", []).extend(value)
         else:
             config[key] = value

@@ -154,5 +154,10 @@ class MeshIndex:
                 )  # fmt: skip
                 if number is None or number in _RESERVED_PORTS or number in found:
                     continue
-                found[number] = InboundPort(number, port_protocol(port.name, port.app_protocol))
+                host = f"{service.name}.{service.namespace}.svc.{self.registry.cluster_domain}"
+                found[number] = InboundPort(
+                    number,
+                    port_protocol(port.name, port.app_protocol),
+                    (host, service.name, service.namespace),
+                )
         return [found[p] for p in sorted(found)]

@@ -23,13 +23,24 @@ from control.plane.xds.translate.filters import (
     tcp_proxy,
     tls_inspector,
 )
+from control.plane.xds.translate.telemetry import (
+    OFF,
+    ChainSecurity,
+    Direction,
+    Telemetry,
+    http_telemetry,
+    inbound_route_headers,
+    tcp_telemetry,
+)
+
+_OUT = Direction.OUTBOUND
 
 
 def _address(ip: str, port: int) -> dict[str, Any]:
     return {"socket_address": {"address": ip, "port_value": port}}
 
 
-def virtual_outbound(fallback_cluster: str) -> dict[str, Any]:
+def virtual_outbound(fallback_cluster: str, telemetry: Telemetry = OFF) -> dict[str, Any]:
     return {
         "name": names.VIRTUAL_OUTBOUND,
         "address": _address(names.WILDCARD, names.OUTBOUND_CAPTURE_PORT),
@@ -45,16 +56,23 @@ def virtual_outbound(fallback_cluster: str) -> dict[str, Any]:
         ],
         "default_filter_chain": {
             "name": "PassthroughFilterChain",
-            "filters": [tcp_proxy(fallback_cluster, [(fallback_cluster, 1)])],
+            "filters": [
+                tcp_proxy(fallback_cluster, [(fallback_cluster, 1)], tcp_telemetry(telemetry, _OUT))
+            ],
         },
     }
 
 
-def http_outbound(port: int, options: dict[str, Any] | None = None) -> dict[str, Any]:
+def http_outbound(
+    port: int, telemetry: Telemetry = OFF, options: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """`options`: the connection manager's path settings (`authz.inbound.path_settings`)."""
     name = names.listener_name(names.WILDCARD, port)
     manager = http_connection_manager(
-        f"outbound_{name}", rds=names.route_name(port), options=options
+        f"outbound_{name}",
+        rds=names.route_name(port),
+        telemetry=http_telemetry(telemetry, _OUT),
+        options=options,
     )
     return {
         "name": name,
@@ -65,22 +83,30 @@ def http_outbound(port: int, options: dict[str, Any] | None = None) -> dict[str,
     }
 
 
-def tcp_outbound(address: str, port: int, clusters: list[tuple[str, int]]) -> dict[str, Any]:
+def tcp_outbound(
+    address: str, port: int, clusters: list[tuple[str, int]], telemetry: Telemetry = OFF
+) -> dict[str, Any]:
     name = names.listener_name(address, port)
     return {
         "name": name,
         "address": _address(address, port),
         "bind_to_port": False,
         "traffic_direction": "OUTBOUND",
-        "filter_chains": [{"filters": [tcp_proxy(clusters[0][0], clusters)]}],
+        "filter_chains": [
+            {"filters": [tcp_proxy(clusters[0][0], clusters, tcp_telemetry(telemetry, _OUT))]}
+        ],
     }
 
 
 def sni_outbound(
-    port: int, hosts: list[tuple[str, list[tuple[str, int]]]], default: list[tuple[str, int]]
+    port: int,
+    hosts: list[tuple[str, list[tuple[str, int]]]],
+    default: list[tuple[str, int]],
+    telemetry: Telemetry = OFF,
 ) -> dict[str, Any]:
     """TLS to hosts without an address, on a shared port: one chain per server name (SNI)."""
     name = names.listener_name(names.WILDCARD, port)
+    logs = tcp_telemetry(telemetry, _OUT)
     return {
         "name": name,
         "address": _address(names.WILDCARD, port),
@@ -91,19 +117,26 @@ def sni_outbound(
             {
                 "name": f"{hostname}_{port}",
                 "filter_chain_match": {"server_names": [hostname]},
-                "filters": [tcp_proxy(clusters[0][0], clusters)],
+                "filters": [tcp_proxy(clusters[0][0], clusters, logs)],
             }
             for hostname, clusters in hosts
         ],
         "default_filter_chain": {
             "name": f"{name}-default",
-            "filters": [tcp_proxy(default[0][0], default)],
+            "filters": [tcp_proxy(default[0][0], default, logs)],
         },
     }
 
 
-def _inbound_chain(port: InboundPort, policy: _PolicyParts) -> dict[str, Any]:
+def _inbound_chain(
+    port: InboundPort,
+    policy: _PolicyParts,
+    telemetry: Telemetry,
+    security: ChainSecurity = ChainSecurity.PLAINTEXT,
+) -> dict[str, Any]:
+    """`security`: what this chain knows of its peer (telemetry.ChainSecurity)."""
     cluster = names.inbound_cluster(port.port)
+    inbound = Direction.INBOUND
     if port.protocol.is_http:
         route_config = {
             "name": cluster,
@@ -121,18 +154,21 @@ def _inbound_chain(port: InboundPort, policy: _PolicyParts) -> dict[str, Any]:
                     ],
                 }
             ],
+            "request_headers_to_remove": inbound_route_headers(),
         }
         stat = f"inbound_0.0.0.0_{port.port}"
         # POLICY HOOK (HTTP): policy filters before the router; path normalisation.
         filters = [
             http_connection_manager(
                 stat, route_config=route_config, fault=False,
+                telemetry=http_telemetry(telemetry, inbound, security),
                 policy_filters=policy.http, options=policy.hcm,
             )
         ]  # fmt: skip
     else:
         # POLICY HOOK (TCP): network RBAC (and CUSTOM ext_authz) before tcp_proxy.
-        filters = [*policy.network, tcp_proxy(cluster, [(cluster, 1)])]
+        proxy = tcp_proxy(cluster, [(cluster, 1)], tcp_telemetry(telemetry, inbound, security))
+        filters = [*policy.network, proxy]
     return {
         "name": cluster,
         "filter_chain_match": {"destination_port": port.port},
@@ -160,11 +196,11 @@ class _PolicyParts:
 
 
 def virtual_inbound(
-    ports: Iterable[InboundPort], policy: InboundPolicy = NO_POLICY
+    ports: Iterable[InboundPort], policy: InboundPolicy = NO_POLICY, telemetry: Telemetry = OFF
 ) -> dict[str, Any]:
-    """`policy`: the workload's AuthorizationPolicies and RequestAuthentications (issue 13)."""
+    """`policy`: the workload's AuthorizationPolicies and RequestAuthentications."""
     parts = _PolicyParts(policy)
-    chains = [_inbound_chain(port, parts) for port in ports]
+    chains = [_inbound_chain(port, parts, telemetry) for port in ports]
     chains.append(
         {
             # Straight to 15006 (not redirected): would loop.

@@ -44,6 +44,8 @@ from control.plane.xds.translate.routes import (
 )
 from control.plane.xds.translate.scope import exported
 from control.plane.xds.translate.service_registry import Registry
+from control.plane.xds.translate.telemetry import OFF, Telemetry
+from control.plane.xds.translate.tracing import extra_clusters
 
 
 def _tcp_listeners(
@@ -53,6 +55,7 @@ def _tcp_listeners(
     proxy: Proxy,
     http_ports: set[int],
     fallback: str,
+    telemetry: Telemetry,
 ) -> list[dict[str, Any]]:
     """`<vip>_<port>` per TCP port of a host with addresses. Hosts without one (a DNS
     ServiceEntry) share `0.0.0.0_<port>`: TLS ones are told apart by SNI (so one external HTTPS
@@ -66,7 +69,7 @@ def _tcp_listeners(
                 continue
             clusters = _tcp_route(host.hostname, port.number, routing, destinations, proxy)
             for address in host.addresses:
-                listener = tcp_outbound(address, port.number, clusters)
+                listener = tcp_outbound(address, port.number, clusters, telemetry)
                 listeners.setdefault(listener["name"], listener)
             if host.addresses or port.number in http_ports:
                 continue
@@ -77,10 +80,10 @@ def _tcp_listeners(
     for number in sorted(set(by_sni) | set(wildcard)):
         default = wildcard.get(number)
         if number in by_sni:
-            listener = sni_outbound(number, by_sni[number], default or [(fallback, 1)])
+            listener = sni_outbound(number, by_sni[number], default or [(fallback, 1)], telemetry)
         else:
             assert default is not None
-            listener = tcp_outbound(names.WILDCARD, number, default)
+            listener = tcp_outbound(names.WILDCARD, number, default, telemetry)
         listeners[listener["name"]] = listener
     return [listeners[name] for name in sorted(listeners)]
 
@@ -136,6 +139,7 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
     destinations = Destinations(registry, rules, {c["name"] for c in clusters})
     routing = virtual_services_by_host(index.visible_virtual_services(scope), registry)
     mode = scope.outbound_mode or state.mesh.outbound_traffic_policy.mode
+    telemetry = Telemetry.of(state.mesh)
 
     http_ports = sorted(
         {p.number for h in registry.hosts.values() for p in h.ports if p.protocol.is_http}
@@ -147,20 +151,25 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
     fallback = (
         names.BLACKHOLE_CLUSTER if mode is OutboundMode.REGISTRY_ONLY else names.PASSTHROUGH_CLUSTER
     )
-    listeners = [virtual_outbound(fallback)]
-    listeners += [http_outbound(port, path_settings(state.mesh)) for port in http_ports]
-    listeners += _tcp_listeners(registry, routing, destinations, proxy, set(http_ports), fallback)
+    listeners = [virtual_outbound(fallback, telemetry)]
+    paths = path_settings(state.mesh)
+    listeners += [http_outbound(port, telemetry, paths) for port in http_ports]
+    listeners += _tcp_listeners(
+        registry, routing, destinations, proxy, set(http_ports), fallback, telemetry
+    )
     return from_dicts(
         {CLUSTER: clusters, ENDPOINT: assignments, LISTENER: listeners, ROUTE: routes}
     )
 
 
 def inbound_resources(
-    ports: tuple[InboundPort, ...], policy: InboundPolicy = NO_POLICY
+    ports: tuple[InboundPort, ...], policy: InboundPolicy = NO_POLICY, telemetry: Telemetry = OFF
 ) -> Resources:
-    """The half that depends only on the proxy's own ports and the policies that apply to it."""
-    listeners = [virtual_inbound(ports, policy)]
-    return from_dicts({CLUSTER: inbound_clusters(ports), LISTENER: listeners})
+    """The half that depends only on the proxy's own ports, the policies that apply to it and
+    the mesh's telemetry."""
+    clusters = inbound_clusters(ports) + extra_clusters(telemetry.tracer)
+    listeners = [virtual_inbound(ports, policy, telemetry)]
+    return from_dicts({CLUSTER: clusters, LISTENER: listeners})
 
 
 def merge(*parts: Resources) -> Resources:
@@ -175,5 +184,5 @@ def translate(state: MeshState, proxy: Proxy) -> Resources:
     one state, `shared.MeshTranslation` computes the same with the halves shared."""
     index = MeshIndex(state)
     inputs = index.inputs(proxy)
-    inbound = inbound_resources(inputs.inbound, inputs.policy)
+    inbound = inbound_resources(inputs.inbound, inputs.policy, Telemetry.of(state.mesh))
     return merge(outbound_resources(index, inputs), inbound)

@@ -15,6 +15,7 @@ from control.plane.xds.translate.http_routes import default_retry_policy, envoy_
 from control.plane.xds.translate.policy import effective_policy, hash_policy
 from control.plane.xds.translate.proxy import Proxy
 from control.plane.xds.translate.service_registry import Registry, ServiceHost
+from control.plane.xds.translate.telemetry import outbound_virtual_host
 
 
 def virtual_services_by_host(
@@ -149,10 +150,14 @@ def route_configuration(
             default = names.outbound_cluster(port, host.hostname)
             _, hashing = destinations.cluster(Destination(host=host.hostname), host.namespace, port)
             routes = [_default_route(default, hashing)]
-        virtual_hosts.append(
-            {"name": f"{host.hostname}:{port}", "domains": host_domains, "routes": routes}
-        )
-    virtual_hosts.append(_catch_all(mode))
+        virtual_host = {
+            "name": f"{host.hostname}:{port}",
+            "domains": host_domains,
+            "routes": routes,
+        }
+        # Telemetry hook: requests to mesh services carry this sidecar's identity.
+        virtual_hosts.append(outbound_virtual_host(virtual_host, bool(host.local_names)))
+    virtual_hosts.append(outbound_virtual_host(_catch_all(mode), mesh_service=False))
     return {
         "name": names.route_name(port),
         "virtual_hosts": virtual_hosts,

@@ -28,6 +28,9 @@ class HostEndpoint:
     port: int
     labels: Mapping[str, str] = field(default_factory=dict)
     weight: int | None = None
+    # A mesh pod's workload and namespace (telemetry's endpoint metadata); empty otherwise.
+    workload: str = ""
+    namespace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,8 @@ def build_registry(state: MeshState) -> Registry:
                 name=p.name,
                 protocol=port_protocol(p.name, p.app_protocol, p.protocol),
                 endpoints=tuple(
-                    HostEndpoint(e.ip, e.port, e.labels) for e in endpoints.get(p.port, ())
+                    HostEndpoint(e.ip, e.port, e.labels, None, e.workload, e.namespace)
+                    for e in endpoints.get(p.port, ())
                 ),
             )
             for p in service.ports

@@ -17,6 +17,7 @@ from control.plane.xds.translate.proxy import Proxy
 from control.plane.xds.translate.proxy_resources import inbound_resources, merge, outbound_resources
 from control.plane.xds.translate.resources import Resources
 from control.plane.xds.translate.scope import Scope
+from control.plane.xds.translate.telemetry import Telemetry
 
 OutboundKey = tuple[Scope, tuple[tuple[str, str], ...]]
 
@@ -25,8 +26,12 @@ class MeshTranslation:
     def __init__(self, state: MeshState) -> None:
         self.state = state
         self.index = MeshIndex(state)
+        self.telemetry = Telemetry.of(state.mesh)
         self._outbound: dict[OutboundKey, Resources] = {}
         self._inbound: dict[Hashable, Resources] = {}
+        # The inbound keys this state's proxies asked for: only those are carried over, so
+        # halves of edited-away policies do not pile up.
+        self._inbound_used: set[Hashable] = set()
         self._merged: dict[ProxyInputs, Resources] = {}
         self.translations = 0  # outbound halves computed by this object (the costly part)
         self.reused = 0  # outbound halves carried over from the previous state
@@ -35,6 +40,7 @@ class MeshTranslation:
         return self.index.inputs(proxy)
 
     def resources(self, inputs: ProxyInputs) -> Resources:
+        self._inbound_used.add(inputs.inbound_key)
         merged = self._merged.get(inputs)
         if merged is None:
             outbound = self._outbound.get(inputs.outbound_key)
@@ -44,7 +50,7 @@ class MeshTranslation:
                 self.translations += 1
             inbound = self._inbound.get(inputs.inbound_key)
             if inbound is None:
-                inbound = inbound_resources(inputs.inbound, inputs.policy)
+                inbound = inbound_resources(inputs.inbound, inputs.policy, self.telemetry)
                 self._inbound[inputs.inbound_key] = inbound
             merged = self._merged[inputs] = merge(outbound, inbound)
         return merged
@@ -64,7 +70,7 @@ class MeshTranslation:
             kept = {k for k in self._outbound if not change.affects(k[0])}
             following._outbound = {k: self._outbound[k] for k in kept}
             following.reused = len(kept)
-            following._inbound = self._inbound
+            following._inbound = {k: self._inbound[k] for k in self._inbound_used}
             # Same halves, same merged object: the cache sees `is` and skips the proxy.
             following._merged = {i: r for i, r in self._merged.items() if i.outbound_key in kept}
         return following, change

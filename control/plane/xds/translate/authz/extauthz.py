@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from control.api.duration import parse_millis
-from control.config.mesh_config import ExtensionProvider
+from control.config.mesh_extensions import ExtensionProvider
 from control.plane.xds.translate.authz.matchers import Json
 
 _T: Final = "type.googleapis.com/"

@@ -178,8 +178,9 @@ def path_settings(mesh: MeshConfig) -> Json:
 def _resolve(mesh: MeshConfig, known_host: Callable[[str], bool]) -> tuple[ResolvedProvider, ...]:
     out = []
     for provider in mesh.extension_providers:
-        config = provider.envoy_ext_authz_http or provider.envoy_ext_authz_grpc
-        assert config is not None  # the model requires exactly one
+        config = provider.ext_authz
+        if config is None:
+            continue  # a tracing or metrics provider: not for CUSTOM policies
         service = config.service
         if "/" in service:
             namespace, _, name = service.partition("/")
