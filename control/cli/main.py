@@ -29,6 +29,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("control.cli.init_cmd", "apply the traffic redirect in the pod's netns"),
     "proxy-status": ("control.cli.proxy_status_cmd", "is each proxy in sync (xDS status)"),
     "proxy-config": ("control.cli.proxy_config_cmd", "show a proxy's Envoy config (xDS)"),
+    "manifest": ("control.cli.manifest_cmd", "render the Kubernetes install (YAML)"),
+    "install": ("control.cli.install_cmd", "apply the install to a cluster and wait for it"),
+    "uninstall": ("control.cli.uninstall_cmd", "remove the install from a cluster"),
 }
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.control_kube.fake_http import Handler, Server, cut, status
+from tests.control_kube.fake_writes import FakeWrites
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,7 @@ class _Counters:
     not_found: int = 0  # requests for a path the fake does not serve
 
 
-class FakeApiServer:
+class FakeApiServer(FakeWrites):  # the writes (create, apply, ...) live in fake_writes.py
     def __init__(
         self,
         resources: tuple[FakeResource, ...] = DEFAULT_RESOURCES,
@@ -113,6 +114,7 @@ class FakeApiServer:
         self._up = False
         self._thread: threading.Thread | None = None
         self.port = 0
+        self._writes_init()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -285,8 +287,9 @@ class FakeApiServer:
             self.counters.not_found += 1
 
     def list_page(
-        self, resource: FakeResource, namespace: str, limit: int, token: str
-    ) -> tuple[int, dict[str, Any]]:
+        self, resource: FakeResource, namespace: str, limit: int, token: str,
+        keep: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> tuple[int, dict[str, Any]]:  # fmt: skip
         with self._changed:
             self.counters.lists[resource.plural] = self.counters.lists.get(resource.plural, 0) + 1
             if token:
@@ -299,7 +302,8 @@ class FakeApiServer:
             else:
                 version, offset = self._version, 0
                 items = [copy.deepcopy(obj) for key, obj in sorted(self._objects[resource].items())
-                         if not namespace or key[0] == namespace]  # fmt: skip
+                         if (not namespace or key[0] == namespace)
+                         and (keep is None or keep(obj))]  # fmt: skip
                 snapshot_id = str(next(self._tokens))
             end = offset + limit if limit else len(items)
             metadata: dict[str, Any] = {"resourceVersion": str(version)}

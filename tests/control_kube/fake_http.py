@@ -64,6 +64,10 @@ class Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if fake.route_object(url.path) is not None:  # one object: the write side serves it
+            self._write("GET")
+            return
+        fake.note_request("GET", url.path, query)
         if fake.token is not None and self.headers.get("Authorization") != f"Bearer {fake.token}":
             self._send_json(401, status(401, "Unauthorized", "Unauthorized"))
             return
@@ -81,10 +85,36 @@ class Handler(BaseHTTPRequestHandler):
         if query.get("watch") in ("1", "true"):
             self._watch(resource, namespace, query)
             return
+        from tests.control_kube.fake_writes import WriteError, selector_of
+
+        try:
+            keep = selector_of(query)
+        except WriteError as error:
+            self._send_json(error.code, status(error.code, error.reason, error.message))
+            return
         code, body = fake.list_page(
-            resource, namespace, int(query.get("limit") or 0), query.get("continue", "")
+            resource, namespace, int(query.get("limit") or 0), query.get("continue", ""), keep
         )
         self._send_json(code, body)
+
+    # -- writes (fake_writes.py) -------------------------------------------------------------
+
+    def _write(self, method: str) -> None:
+        from tests.control_kube.fake_writes import serve_write
+
+        serve_write(self, method)
+
+    def do_POST(self) -> None:
+        self._write("POST")
+
+    def do_PUT(self) -> None:
+        self._write("PUT")
+
+    def do_PATCH(self) -> None:
+        self._write("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._write("DELETE")
 
     def _client_gone(self) -> bool:
         readable, _, _ = select.select([self.connection], [], [], 0)

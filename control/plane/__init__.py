@@ -1,0 +1,1 @@
+"""The control plane process: what runs in the `mizzen control` pods."""
