@@ -71,10 +71,8 @@ class KubeRest:
     ) -> dict[str, Any]:
         """One request; the answer's JSON object. Raises KubeError."""
         headers = {"Accept": JSON}
-        data: bytes | None = None
-        if body is not None:
+        if body is not None:  # the client writes it as JSON (which is also YAML, for apply)
             headers["Content-Type"] = content_type
-            data = json.dumps(body, separators=(",", ":")).encode()
         try:
             _, url, headers, _, _ = self.client.param_serialize(
                 method=method,
@@ -84,7 +82,7 @@ class KubeRest:
                 auth_settings=["BearerToken"],
             )
             rest = self.client.call_api(
-                method, url, header_params=headers, body=data, _request_timeout=self.timeouts
+                method, url, header_params=headers, body=body, _request_timeout=self.timeouts
             )
         except ApiException as error:  # how the client reports TLS failures
             raise KubeError(0, "", f"{self.host}: {_short(str(error.reason))}") from None
