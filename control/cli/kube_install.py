@@ -30,8 +30,8 @@ def apply_all(rest: KubeRest, objects: Sequence[dict[str, Any]], force: bool, ou
     """Server-side apply, in order (field manager `mizzen`)."""
     for obj in objects:
         query = [("fieldManager", FIELD_MANAGER)] + ([("force", "true")] if force else [])
-        before = rest.get(object_path(obj))
         try:
+            before = rest.get(object_path(obj))
             rest.call("PATCH", object_path(obj), query=query, body=obj, content_type=APPLY_PATCH)
         except KubeError as error:
             hint = ""

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
                 "labels": labels_of(values),
             },
         }
-        objects = _namespace_first([*objects, lease])
+        objects = _namespace_first([lease, *objects])
         check_addressable(objects)
         client = kube_client(args.kubeconfig, context=args.context)
     except (ValuesError, InputError, RenderError, UnknownKindError, KubeConfigError) as error:

@@ -250,7 +250,9 @@ class FakeWrites:
             metadata["generation"] = 1
         else:
             metadata["uid"] = old["metadata"]["uid"]
-            metadata["creationTimestamp"] = old["metadata"]["creationTimestamp"]
+            metadata["creationTimestamp"] = old["metadata"].get(
+                "creationTimestamp", "2026-01-01T00:00:00Z"
+            )
             generation = old["metadata"].get("generation", 1)
             metadata["generation"] = generation + (_spec_of(obj) != _spec_of(old))
         self._objects[resource][(namespace, name)] = obj

@@ -64,18 +64,18 @@ class LeaderElector:
     def is_leader(self) -> bool:
         """True only while the last renewal is younger than the renew deadline: a duty that
         checks this before writing never writes after another candidate could have taken over."""
+        return self._leading and self._fresh()
+
+    def _fresh(self) -> bool:
+        """Our last renewal is younger than the renew deadline."""
         renewed = self._renewed_at
-        return (
-            self._leading
-            and renewed is not None
-            and self.clock.monotonic() - renewed < self.timing.renew_deadline
-        )
+        return renewed is not None and self.clock.monotonic() - renewed < self.timing.renew_deadline
 
     async def run(self, release_on_stop: bool = True) -> None:
         try:
             while True:
                 await asyncio.to_thread(self._try_once)
-                self._set_leading(self.is_leader())
+                self._set_leading(self._fresh())
                 delay = self.timing.retry_period
                 if not self._leading:
                     delay *= random.uniform(1.0, 1.2)  # noqa: S311 - spread, not cryptography
