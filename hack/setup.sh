@@ -19,6 +19,18 @@ if ! command -v iptables-restore >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && comman
         || echo "setup: could not install iptables; the data-path tests will skip" >&2
 fi
 
+# The image test (hack/image/build.sh builds without a Docker engine: buildah, and a debootstrapped
+# base when no registry answers) and the shell scripts' lint need these Debian packages.
+wanted=()
+for tool in shellcheck:shellcheck buildah:buildah debootstrap:debootstrap; do
+    command -v "${tool%%:*}" >/dev/null 2>&1 || wanted+=("${tool#*:}")
+done
+if [ "${#wanted[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ${wanted[*]} (Debian packages)" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${wanted[@]}") \
+        >/dev/null || echo "setup: could not install ${wanted[*]}; the image test will fail" >&2
+fi
+
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 stamp=".venv/.mizzen-lock-$(sha256sum requirements-lock.txt pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
