@@ -27,9 +27,8 @@ def _shell_scripts() -> list[Path]:
         path = ROOT / name
         if not path.is_file():
             continue
-        if path.suffix == ".sh":
-            scripts.append(path)
-        elif path.suffix == "" and path.read_bytes()[:64].startswith(b"#!/usr/bin/env bash"):
+        bash = path.suffix == "" and path.read_bytes()[:64].startswith(b"#!/usr/bin/env bash")
+        if path.suffix == ".sh" or bash:
             scripts.append(path)
     return sorted(scripts)
 

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,13 +86,13 @@ class Image:
 
 
 @pytest.fixture(scope="module")
-def image() -> Iterator[Image]:
+def image() -> Image:
     built = subprocess.run(
         [str(ROOT / "hack" / "image" / "build.sh"), "--tag", TAG],
         capture_output=True, text=True, timeout=1200, check=False,
     )  # fmt: skip
     assert built.returncode == 0, built.stderr[-4000:] + built.stdout[-4000:]
-    yield Image(TAG, _docker())
+    return Image(TAG, _docker())
 
 
 def test_runs_as_non_root_by_default(image: Image) -> None:
