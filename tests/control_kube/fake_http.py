@@ -85,7 +85,8 @@ class Handler(BaseHTTPRequestHandler):
         if query.get("watch") in ("1", "true"):
             self._watch(resource, namespace, query)
             return
-        from tests.control_kube.fake_writes import WriteError, selector_of
+        from tests.control_kube.fake_write_http import selector_of
+        from tests.control_kube.fake_writes import WriteError
 
         try:
             keep = selector_of(query)
@@ -100,7 +101,7 @@ class Handler(BaseHTTPRequestHandler):
     # -- writes (fake_writes.py) -------------------------------------------------------------
 
     def _write(self, method: str) -> None:
-        from tests.control_kube.fake_writes import serve_write
+        from tests.control_kube.fake_write_http import serve_write
 
         serve_write(self, method)
 

@@ -1,6 +1,7 @@
 """Writes to the fake API server, kept apart from its list/watch side: get one object, create,
-replace, patch (JSON patch, merge patch, server-side apply), delete; selectors on lists; a log of
-every request (to replay against RBAC rules); and the kinds the install and the leader use.
+replace, patch (JSON patch, merge patch, server-side apply), delete; a log of every request (to
+replay against RBAC rules); and the kinds the install and the leader use. (Their HTTP side and the
+list selectors: fake_write_http.py; field paths: fake_fields.py.)
 
 Honest where the callers depend on it, as the real server behaves:
 - create answers 409 AlreadyExists, replace and JSON patch 404 when absent, replace 409 Conflict
@@ -18,19 +19,23 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import jsonpatch
 import yaml
 
-from tests.control_kube.fake_http import status
+from tests.control_kube.fake_fields import (
+    Path,
+    leaves,
+    merge_patch,
+    remove_field,
+    set_field,
+    spec_of,
+)
 
 if TYPE_CHECKING:
     from tests.control_kube.fake_apiserver import FakeApiServer, FakeResource
-    from tests.control_kube.fake_http import Handler
 
-Path = tuple[str, ...]
 STATUS_SUBRESOURCE = {"Deployment"}
 APPLY = "application/apply-patch+yaml"
 
@@ -80,101 +85,6 @@ class WriteError(Exception):
     def __init__(self, code: int, reason: str, message: str) -> None:
         super().__init__(message)
         self.code, self.reason, self.message = code, reason, message
-
-
-# -- field ownership (server-side apply) ------------------------------------------------------
-
-
-def _named_list(value: Any) -> bool:
-    return (
-        isinstance(value, list)
-        and bool(value)
-        and all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in value)
-    )
-
-
-def leaves(obj: Any, prefix: Path = ()) -> dict[Path, Any]:
-    """Every field an applier can own: map keys recursively, lists of named items by name,
-    other lists and scalars whole. Identity (apiVersion, kind, name, namespace) is no field."""
-    found: dict[Path, Any] = {}
-    if isinstance(obj, dict) and (obj or not prefix):
-        for key, value in obj.items():
-            if not prefix and key in ("apiVersion", "kind", "status"):
-                continue
-            if prefix == ("metadata",) and key not in ("labels", "annotations"):
-                continue
-            found.update(leaves(value, (*prefix, key)))
-    elif _named_list(obj):
-        for item in obj:
-            found.update(leaves(item, (*prefix, f"[name={item['name']}]")))
-    else:
-        found[prefix] = obj
-    return found
-
-
-def _get(node: Any, segment: str) -> Any:
-    if segment.startswith("[name="):
-        if not isinstance(node, list):
-            return None
-        wanted = segment[6:-1]
-        return next((i for i in node if isinstance(i, dict) and i.get("name") == wanted), None)
-    return node.get(segment) if isinstance(node, dict) else None
-
-
-def _delete(node: Any, segment: str) -> None:
-    if segment.startswith("[name="):
-        wanted = segment[6:-1]
-        node[:] = [i for i in node if not (isinstance(i, dict) and i.get("name") == wanted)]
-    elif isinstance(node, dict):
-        node.pop(segment, None)
-
-
-def _set(obj: dict[str, Any], path: Path, value: Any) -> None:
-    node: Any = obj
-    for index, segment in enumerate(path[:-1]):
-        if segment.startswith("[name="):
-            item = _get(node, segment)
-            if item is None:
-                item = {"name": segment[6:-1]}
-                node.append(item)
-            node = item
-        else:
-            container: Any = [] if path[index + 1].startswith("[name=") else {}
-            if not isinstance(node.get(segment), type(container)):
-                node[segment] = container
-            node = node[segment]
-    node[path[-1]] = copy.deepcopy(value)
-
-
-def _is_item(path: Path, depth: int) -> bool:
-    return depth >= 1 and path[depth - 1].startswith("[name=")
-
-
-def _remove(obj: dict[str, Any], path: Path) -> None:
-    """Remove one field, then what became empty (an empty map, an item left with its name)."""
-    chain: list[Any] = [obj]  # chain[i] holds path[i]
-    for segment in path[:-1]:
-        node = _get(chain[-1], segment)
-        if node is None:
-            return
-        chain.append(node)
-    last = len(path) - 1
-    if path[last] == "name" and _is_item(path, last):
-        if set(chain[-1]) != {"name"}:
-            return  # the item's other fields are someone else's: it keeps its name
-        chain.pop()
-        last -= 1
-    _delete(chain[-1], path[last])
-    for depth in range(len(chain) - 1, 0, -1):
-        node = chain[depth]
-        if node in ({}, []) or (_is_item(path, depth) and set(node) == {"name"}):
-            _delete(chain[depth - 1], path[depth - 1])
-        else:
-            break
-
-
-def _spec_of(obj: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
 
 
 # -- the writes --------------------------------------------------------------------------------
@@ -254,7 +164,7 @@ class FakeWrites:
                 "creationTimestamp", "2026-01-01T00:00:00Z"
             )
             generation = old["metadata"].get("generation", 1)
-            metadata["generation"] = generation + (_spec_of(obj) != _spec_of(old))
+            metadata["generation"] = generation + (spec_of(obj) != spec_of(old))
         self._objects[resource][(namespace, name)] = obj
         self._record(resource, "MODIFIED" if old else "ADDED", obj)
         return copy.deepcopy(obj)
@@ -348,7 +258,7 @@ class FakeWrites:
                 except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as error:
                     raise WriteError(422, "Invalid", f"the JSON patch failed: {error}") from None
             elif content_type == "application/merge-patch+json":
-                new = _merge_patch(old, patch)
+                new = merge_patch(old, patch)
             else:
                 raise WriteError(415, "UnsupportedMediaType", f"{content_type} is not served")
             new.setdefault("metadata", {})["name"] = name
@@ -405,9 +315,9 @@ class FakeWrites:
                     paths -= {p for p in wanted if present.get(p) != wanted[p]}
             shared = {p for other, ps in owners.items() if other != manager for p in ps}
             for path in owners.get(manager, set()) - wanted.keys() - shared:
-                _remove(current, path)
+                remove_field(current, path)
             for path, value in wanted.items():
-                _set(current, path, value)
+                set_field(current, path, value)
             owners[manager] = set(wanted)
             stored = self._store(resource, namespace, name, current, old)
             return (201 if old is None else 200), stored
@@ -458,122 +368,3 @@ def status_success(name: str) -> dict[str, Any]:
         "status": "Success",
         "details": {"name": name},
     }
-
-
-def _merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = _merge_patch(result.get(key), value)
-    return result
-
-
-# -- list selectors ----------------------------------------------------------------------------
-
-
-def selector_of(query: dict[str, str]) -> Callable[[dict[str, Any]], bool] | None:
-    """`labelSelector` (k=v, k!=v, k, !k; ANDed) and `fieldSelector` (metadata.name,
-    metadata.namespace), as the real server filters lists."""
-    tests: list[Callable[[dict[str, Any]], bool]] = []
-    for term in filter(None, query.get("labelSelector", "").split(",")):
-        tests.append(_label_test(term))
-    for term in filter(None, query.get("fieldSelector", "").split(",")):
-        field, _, value = term.partition("=")
-        key = {"metadata.name": "name", "metadata.namespace": "namespace"}.get(field.rstrip("="))
-        if key is None:
-            raise WriteError(400, "BadRequest", f"field label not supported: {field}")
-        value = value.lstrip("=")
-        tests.append(lambda obj, k=key, v=value: obj["metadata"].get(k) == v)
-    if not tests:
-        return None
-    return lambda obj: all(test(obj) for test in tests)
-
-
-def _label_test(term: str) -> Callable[[dict[str, Any]], bool]:
-    def labels(obj: dict[str, Any]) -> dict[str, str]:
-        return dict(obj["metadata"].get("labels") or {})
-
-    if "!=" in term:
-        key, value = term.split("!=", 1)
-        return lambda obj: labels(obj).get(key) != value
-    if "=" in term:
-        key, value = term.split("=", 1)
-        value = value.lstrip("=")
-        return lambda obj: labels(obj).get(key) == value
-    if term.startswith("!"):
-        return lambda obj: term[1:] not in labels(obj)
-    return lambda obj: term in labels(obj)
-
-
-# -- HTTP --------------------------------------------------------------------------------------
-
-
-def serve_write(handler: Handler, method: str) -> None:
-    """POST (create), PUT (replace), PATCH, DELETE and the GET of one object."""
-    from urllib.parse import parse_qs, urlsplit
-
-    fake = handler.server.fake
-    url = urlsplit(handler.path)
-    query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-    length = int(handler.headers.get("Content-Length") or 0)
-    body = handler.rfile.read(length) if length else b""
-    fake.note_request(method, url.path, query)
-    if fake.token is not None and handler.headers.get("Authorization") != f"Bearer {fake.token}":
-        handler._send_json(401, status(401, "Unauthorized", "Unauthorized"))
-        return
-    try:
-        code, answer = _dispatch(
-            fake, method, url.path, query, body, handler.headers.get("Content-Type", "")
-        )
-    except WriteError as error:
-        handler._send_json(error.code, status(error.code, error.reason, error.message))
-        return
-    handler._send_json(code, answer)
-
-
-def _dispatch(
-    fake: FakeApiServer,
-    method: str,
-    path: str,
-    query: dict[str, str],
-    body: bytes,
-    content_type: str,
-) -> tuple[int, dict[str, Any]]:
-    manager = query.get("fieldManager", "unknown")
-    content_type = content_type.split(";")[0].strip()
-    if method == "POST":
-        routed = fake.route(path)
-        if routed is None:
-            raise WriteError(404, "NotFound", "the server could not find the requested resource")
-        resource, namespace = routed
-        if resource.namespaced and not namespace:
-            raise WriteError(405, "MethodNotAllowed", "create needs a namespace in the path")
-        return 201, fake.create_object(resource, namespace, _json(body), manager)
-    routed_object = fake.route_object(path)
-    if routed_object is None:
-        raise WriteError(404, "NotFound", "the server could not find the requested resource")
-    resource, namespace, name = routed_object
-    if method == "GET":
-        return 200, fake.get_object(resource, namespace, name)
-    if method == "PUT":
-        return 200, fake.replace_object(resource, namespace, name, _json(body), manager)
-    if method == "PATCH":
-        return fake.patch_object(resource, namespace, name, content_type, body, query)
-    if method == "DELETE":
-        return 200, fake.delete_object(resource, namespace, name)
-    raise WriteError(405, "MethodNotAllowed", method)
-
-
-def _json(body: bytes) -> dict[str, Any]:
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        raise WriteError(400, "BadRequest", "the body is not JSON") from None
-    if not isinstance(parsed, dict):
-        raise WriteError(400, "BadRequest", "the body is not an object")
-    return parsed
