@@ -70,6 +70,7 @@ command -v kind >/dev/null 2>&1 || missing "kind is not installed (https://kind.
 command -v kubectl >/dev/null 2>&1 || missing "kubectl is not installed"
 [ -x .venv/bin/mizzen ] || hack/setup.sh
 mizzen=(.venv/bin/mizzen)
+py=.venv/bin/python  # the checks below parse JSON with the venv's Python, not the host's
 
 step_no=0
 step() { step_no=$((step_no + 1)); printf '\n==> [%d/%d] %s\n' "$step_no" "${#STEPS[@]}" "$1"; }
@@ -143,7 +144,7 @@ for deployment in productpage-v1 reviews-v1 reviews-v2 ratings-v1 tcp-echo clien
 done
 k -n outside rollout status deployment/client --timeout=180s
 k -n "$ns" wait --for=condition=complete job/smoke --timeout=180s
-uninjected="$(k -n "$ns" get pods -o json | python3 -c '
+uninjected="$(k -n "$ns" get pods -o json | "$py" -c '
 import json, sys
 for pod in json.load(sys.stdin)["items"]:
     spec = pod["spec"]
@@ -160,7 +161,7 @@ app "$ns" echo tcp-echo 9000 || fail "no TCP echo through the mesh"
 step "${STEPS[7]}"
 split="$(app "$ns" fetch http://reviews:9080/ 200)"
 echo "$split"
-python3 - "$split" <<'PY' || fail "the 80/20 split was not observed"
+"$py" - "$split" <<'PY' || fail "the 80/20 split was not observed"
 import json, sys
 seen = json.loads(sys.argv[1])
 v1, v2 = seen["versions"].get("v1", 0), seen["versions"].get("v2", 0)
@@ -180,16 +181,16 @@ k -n "$ns" apply -f hack/kind/policy.yaml
 sleep 5
 outside="$(app outside fetch http://reviews.${ns}:9080/ 10)"
 echo "outside (plaintext): ${outside}"
-python3 -c 'import json,sys; s=json.loads(sys.argv[1]); assert s["failed"] == 10, s' "$outside" \
+"$py" -c 'import json,sys; s=json.loads(sys.argv[1]); assert s["failed"] == 10, s' "$outside" \
     || fail "STRICT mTLS let a plaintext client in"
 inside="$(app "$ns" fetch http://reviews:9080/ 10)"
-python3 -c 'import json,sys; s=json.loads(sys.argv[1]); assert s["failed"] == 0, s' "$inside" \
+"$py" -c 'import json,sys; s=json.loads(sys.argv[1]); assert s["failed"] == 0, s' "$inside" \
     || fail "mTLS broke traffic inside the mesh: ${inside}"
 
 step "${STEPS[10]}"
 denied="$(app "$ns" fetch http://ratings:9080/ 5)"
 echo "client -> ratings: ${denied}"
-python3 -c 'import json,sys; s=json.loads(sys.argv[1]); assert s["failed"] == 5, s' "$denied" \
+"$py" -c 'import json,sys; s=json.loads(sys.argv[1]); assert s["failed"] == 5, s' "$denied" \
     || fail "the AuthorizationPolicy did not deny"
 
 step "${STEPS[11]}"
@@ -207,7 +208,7 @@ k -n "$mesh_ns" rollout restart deployment/mizzen
 k -n "$mesh_ns" rollout status deployment/mizzen --timeout=180s
 wait "$soak_pid" || fail "the traffic loop failed"
 echo "during the restart: $(cat "$soak_out")"
-python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["failed"] == 0 and s["ok"] > 100, s' "$soak_out" \
+"$py" -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["failed"] == 0 and s["ok"] > 100, s' "$soak_out" \
     || fail "requests failed during the control-plane restart"
 rm -f "$soak_out"
 

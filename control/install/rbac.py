@@ -35,7 +35,7 @@ def _rule(
 def cluster_rules(names: Names) -> list[dict[str, Any]]:
     return [
         *(_rule(group, resources, READ) for group, resources in WATCHED.items()),
-        _rule("", ["configmaps"], [*READ, "create", "update", "patch"]),
+        _rule("", ["configmaps"], ["get", "list", "create", "update"]),
         _rule("authentication.k8s.io", ["tokenreviews"], ["create"]),
         _rule(
             "admissionregistration.k8s.io",
