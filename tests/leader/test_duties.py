@@ -76,7 +76,8 @@ async def test_edits_are_undone_and_rotations_followed(
     install_webhooks(cluster)
     leader = make_candidate(cluster, "cp-a", roots, resync=0.2)
     async with running(leader):
-        await eventually(lambda: root_cert_maps(cluster).get("default"), 5, "a root ConfigMap")
+        await eventually(lambda: {"default", "mizzen-system"} <= set(root_cert_maps(cluster)),
+                         5, "the root ConfigMaps")  # fmt: skip
         edited = root_cert_maps(cluster)["default"]
         edited["data"] = {"root-cert.pem": "tampered"}
         cluster.fake.apply(edited)
