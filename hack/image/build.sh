@@ -109,8 +109,16 @@ if have_image "$base"; then
     pull=(--pull=never)  # a local base (imported, or already pulled): never ask a registry
 fi
 
+image_id() { buildah inspect --type image --format '{{.FromImageID}}' "$1" 2>/dev/null || true; }
+previous="$(image_id "$tag")"
+
 echo "build.sh: buildah bud ${tag} (base ${base})" >&2
 buildah bud --isolation chroot --force-rm "${cache[@]}" "${pull[@]}" "${secrets[@]}" \
     --ulimit nofile=20000:20000 \
     --build-arg "BASE=${base}" -f hack/image/Dockerfile -t "$tag" .
-buildah inspect --type image --format '{{.FromImageID}} {{.OCIv1.Created}}' "$tag"
+current="$(image_id "$tag")"
+# The image this tag named before is now untagged: drop it (the layer cache stays).
+if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
+    buildah rmi "$previous" >/dev/null 2>&1 || true
+fi
+echo "build.sh: built ${tag} ${current}"
