@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv at the repo root and installs the locked dependencies and mizzen (editable).
 # Idempotent and quick when nothing changed: the lock's hash is stamped into the venv.
-# Also installs iptables (Debian package) when missing and we are root: `mizzen init` and the
-# data-path tests need it; and prometheus, wrk and hey (the telemetry tests, the benchmarks).
+# Also installs, as root with apt, the system packages the tests need when missing (see below).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -13,22 +12,21 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
     exit 1
 fi
 
-if ! command -v iptables-restore >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing iptables (Debian package)" >&2
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables iproute2) >/dev/null \
-        || echo "setup: could not install iptables; the data-path tests will skip" >&2
-fi
-
-# The telemetry tests run a real Prometheus (and promtool); the benchmarks a native load generator.
+# System packages the tests need, installed when missing (root + apt only; each is looked up
+# by the command it provides): iptables/iproute2 (the redirect and data-path tests), prometheus
+# (with promtool: the telemetry tests), wrk and hey (native load generators of the benchmarks),
+# the linter of the shell scripts, buildah and debootstrap (the image test builds without a
+# Docker engine, from a debootstrapped base when no registry answers).
 missing=()
-command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
-command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-command -v hey >/dev/null 2>&1 || missing+=(hey)
+for tool in iptables-restore:iptables ip:iproute2 prometheus:prometheus wrk:wrk hey:hey \
+    shellcheck:shellcheck buildah:buildah debootstrap:debootstrap; do
+    command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+done
 if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${missing[*]} (Debian packages)" >&2
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         --no-install-recommends "${missing[@]}") >/dev/null \
-        || echo "setup: could not install ${missing[*]}; the telemetry tests and benchmarks need them" >&2
+        || echo "setup: could not install ${missing[*]}; tests that need them will fail" >&2
 fi
 
 [ -x .venv/bin/python ] || "$python" -m venv .venv

@@ -125,10 +125,7 @@ def test_translation_never_imports_the_sources(path: Path) -> None:
 # imports a source implementation and a server is a composition root, and only `control.cli`
 # (with the benchmark's own baseline) may be one; nothing outside the sources themselves and the
 # CLI even imports a source implementation.
-SOURCE_IMPLEMENTATIONS = (
-    "control.plane.sources.file", "control.plane.sources.kube",
-    "control.plane.sources.kube_api", "control.plane.sources.kube_watch",
-)  # fmt: skip
+SOURCE_IMPLEMENTATIONS = ("control.plane.sources.file", "control.plane.sources.kube")
 SERVERS = ("control.serving", "webhook.server", "grpc", "uvicorn")
 COMPOSERS = ("control.cli", "hack.bench")
 

@@ -33,6 +33,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "proxy-config": ("control.cli.proxy_config_cmd", "show a proxy's Envoy config (xDS)"),
     "ca": ("control.cli.ca_cmd", "the mesh CA: inspect, rotate the root, serve the CSR API"),
     "token": ("control.cli.token_cmd", "tokens for local mode (like service-account tokens)"),
+    "manifest": ("control.cli.manifest_cmd", "render the Kubernetes install (YAML)"),
+    "install": ("control.cli.install_cmd", "apply the install to a cluster and wait for it"),
+    "uninstall": ("control.cli.uninstall_cmd", "remove the install from a cluster"),
 }
 
 

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from kubernetes.client import ApiClient
 
+from control.plane.kube.reflector import KubeSettings
 from control.plane.model.state import MeshState
 from control.plane.sources.kube import KubeSource, kube_client
-from control.plane.sources.kube_watch import KubeSettings
 from tests.control_kube.fake_apiserver import FakeApiServer
 
 TOKEN = "test-token-for-the-fake"

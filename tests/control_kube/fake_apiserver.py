@@ -34,6 +34,7 @@ from typing import Any
 
 from tests.control_kube.fake_http import Handler, Server, cut, status
 from tests.control_kube.fake_tokens import FakeTokenAuthority
+from tests.control_kube.fake_writes import FakeWrites
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,7 @@ class _Counters:
     not_found: int = 0  # requests for a path the fake does not serve
 
 
-class FakeApiServer:
+class FakeApiServer(FakeWrites):  # the writes (create, apply, ...) live in fake_writes.py
     def __init__(
         self,
         resources: tuple[FakeResource, ...] = DEFAULT_RESOURCES,
@@ -120,6 +121,7 @@ class FakeApiServer:
         self._up = False
         self._thread: threading.Thread | None = None
         self.port = 0
+        self._writes_init()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -287,48 +289,14 @@ class FakeApiServer:
                 return resource, namespace
         return None
 
-    def route_object(self, path: str) -> tuple[FakeResource, str, str] | None:
-        """The resource, namespace and name of an object path (`.../<plural>/<name>`)."""
-        head, _, name = path.rstrip("/").rpartition("/")
-        routed = self.route(head)
-        if routed is None or not name:
-            return None
-        return routed[0], routed[1], name
-
-    def get_object(
-        self, resource: FakeResource, namespace: str, name: str
-    ) -> tuple[int, dict[str, Any]]:
-        with self._changed:
-            obj = self._objects[resource].get((namespace, name))
-        if obj is None:
-            return 404, status(404, "NotFound", f'{resource.plural} "{name}" not found')
-        return 200, copy.deepcopy(obj)
-
-    def create_object(
-        self, resource: FakeResource, namespace: str, body: Any
-    ) -> tuple[int, dict[str, Any]]:
-        """POST to a collection: 201 and the stored object, 409 when the name is taken."""
-        metadata = body.get("metadata") if isinstance(body, dict) else None
-        name = metadata.get("name") if isinstance(metadata, dict) else None
-        if not isinstance(name, str) or not name:
-            return 422, status(422, "Invalid", "metadata.name: Required value")
-        if metadata.get("namespace", namespace) != namespace:
-            return 400, status(400, "BadRequest", "the namespace of the object does not match")
-        with self._changed:
-            if (namespace, name) in self._objects[resource]:
-                message = f'{resource.plural} "{name}" already exists'
-                return 409, status(409, "AlreadyExists", message)
-        stored = self.apply({**body, "apiVersion": resource.api_version, "kind": resource.kind,
-                             "metadata": {**metadata, "namespace": namespace}})  # fmt: skip
-        return 201, stored
-
     def note_not_found(self) -> None:
         with self._changed:
             self.counters.not_found += 1
 
     def list_page(
-        self, resource: FakeResource, namespace: str, limit: int, token: str
-    ) -> tuple[int, dict[str, Any]]:
+        self, resource: FakeResource, namespace: str, limit: int, token: str,
+        keep: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> tuple[int, dict[str, Any]]:  # fmt: skip
         with self._changed:
             self.counters.lists[resource.plural] = self.counters.lists.get(resource.plural, 0) + 1
             if token:
@@ -341,7 +309,8 @@ class FakeApiServer:
             else:
                 version, offset = self._version, 0
                 items = [copy.deepcopy(obj) for key, obj in sorted(self._objects[resource].items())
-                         if not namespace or key[0] == namespace]  # fmt: skip
+                         if (not namespace or key[0] == namespace)
+                         and (keep is None or keep(obj))]  # fmt: skip
                 snapshot_id = str(next(self._tokens))
             end = offset + limit if limit else len(items)
             metadata: dict[str, Any] = {"resourceVersion": str(version)}

@@ -67,7 +67,8 @@ class Handler(BaseHTTPRequestHandler):
             return False
         return True
 
-    def do_POST(self) -> None:
+    def _token_review(self) -> None:
+        """POST of a TokenReview (`fake_tokens`): authenticated like any call."""
         fake = self.server.fake
         if not self._authorized():
             return
@@ -92,26 +93,20 @@ class Handler(BaseHTTPRequestHandler):
                       "status": fake.tokens.review(spec)}  # fmt: skip
             self._send_json(201, review)
             return
-        routed = fake.route(path)
-        if routed is None or not routed[1]:
-            fake.note_not_found()
-            self._send_json(404, status(404, "NotFound", "the server could not find it"))
-            return
-        code, answer = fake.create_object(routed[0], routed[1], body)
-        self._send_json(code, answer)
+        self._send_json(404, status(404, "NotFound", "the server could not find it"))
 
     def do_GET(self) -> None:
         fake = self.server.fake
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if fake.route_object(url.path) is not None:  # one object: the write side serves it
+            self._write("GET")
+            return
+        fake.note_request("GET", url.path, query)
         if not self._authorized():
             return
         routed = fake.route(url.path)
         if routed is None:
-            single = fake.route_object(url.path)
-            if single is not None:
-                self._send_json(*fake.get_object(*single))
-                return
             fake.note_not_found()
             message = "the server could not find the requested resource"
             self._send_json(404, status(404, "NotFound", message))
@@ -124,10 +119,40 @@ class Handler(BaseHTTPRequestHandler):
         if query.get("watch") in ("1", "true"):
             self._watch(resource, namespace, query)
             return
+        from tests.control_kube.fake_write_http import selector_of
+        from tests.control_kube.fake_writes import WriteError
+
+        try:
+            keep = selector_of(query)
+        except WriteError as error:
+            self._send_json(error.code, status(error.code, error.reason, error.message))
+            return
         code, body = fake.list_page(
-            resource, namespace, int(query.get("limit") or 0), query.get("continue", "")
+            resource, namespace, int(query.get("limit") or 0), query.get("continue", ""), keep
         )
         self._send_json(code, body)
+
+    # -- writes (fake_writes.py) -------------------------------------------------------------
+
+    def _write(self, method: str) -> None:
+        from tests.control_kube.fake_write_http import serve_write
+
+        serve_write(self, method)
+
+    def do_POST(self) -> None:
+        if urlsplit(self.path).path.rstrip("/") == "/apis/authentication.k8s.io/v1/tokenreviews":
+            self._token_review()
+        else:
+            self._write("POST")
+
+    def do_PUT(self) -> None:
+        self._write("PUT")
+
+    def do_PATCH(self) -> None:
+        self._write("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._write("DELETE")
 
     def _client_gone(self) -> bool:
         readable, _, _ = select.select([self.connection], [], [], 0)

@@ -12,10 +12,10 @@ import pytest
 import yaml
 from kubernetes.client import ApiClient
 
+from control.plane.kube.reflector import WATCHED_KINDS
 from control.plane.model.state import MeshState
 from control.plane.sources.file import FileSource
 from control.plane.sources.kube import KubeSource, KubeSyncError
-from control.plane.sources.kube_watch import WATCHED_KINDS
 from tests.control_kube.conftest import (
     FAST,
     TESTDATA,

@@ -1,4 +1,5 @@
-"""The webhook configurations: valid Kubernetes objects, and selecting the right pods."""
+"""The rendered install's webhook configurations (manifests/install/mizzen.yaml): valid
+Kubernetes objects, and selecting the right pods."""
 
 from __future__ import annotations
 
@@ -13,16 +14,17 @@ import yaml
 from control.api.kinds import VALIDATED_KINDS
 from injector import InjectionConfig
 
-MANIFESTS = Path(__file__).resolve().parents[2] / "manifests" / "webhook"
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+INSTALL = MANIFESTS / "install" / "mizzen.yaml"
 NEVER_INJECTED = {"kube-system", "kube-public", "kube-node-lease", "local-path-storage"}
 
 
 def documents() -> list[tuple[str, dict[str, Any]]]:
-    found = []
-    for path in sorted(MANIFESTS.glob("*.yaml")):
-        for document in yaml.safe_load_all(path.read_text()):
-            found.append((f"{path.name}:{document['kind']}", document))
-    return found
+    return [
+        (f"{document['kind']}/{document['metadata']['name']}", document)
+        for document in yaml.safe_load_all(INSTALL.read_text())
+        if document
+    ]
 
 
 def one(kind: str) -> dict[str, Any]:
@@ -51,7 +53,7 @@ def test_the_schema_check_can_fail(field: str, value: Any) -> None:
 
 def test_the_mutating_entries_are_safe_and_fast() -> None:
     config = one("MutatingWebhookConfiguration")
-    assert len(config["webhooks"]) == 3
+    assert len(config["webhooks"]) == 4
     for webhook in config["webhooks"]:
         assert webhook["failurePolicy"] == "Fail"
         assert webhook["sideEffects"] == "None"
@@ -65,8 +67,9 @@ def test_the_mutating_entries_are_safe_and_fast() -> None:
         )  # fmt: skip
 
 
-def test_the_validating_entry_covers_the_mesh_groups() -> None:
-    [webhook] = one("ValidatingWebhookConfiguration")["webhooks"]
+@pytest.mark.parametrize("index", [0, 1])
+def test_the_validating_entries_cover_the_mesh_groups(index: int) -> None:
+    webhook = one("ValidatingWebhookConfiguration")["webhooks"][index]
     assert webhook["clientConfig"]["service"]["path"] == "/validate"
     covered = {
         (group, resource.lower())
@@ -74,9 +77,7 @@ def test_the_validating_entry_covers_the_mesh_groups() -> None:
         for group in rule["apiGroups"]
         for resource in rule["resources"]
     }
-    crds = [
-        yaml.safe_load(p.read_text()) for p in sorted((MANIFESTS.parent / "crds").glob("*.yaml"))
-    ]
+    crds = [yaml.safe_load(p.read_text()) for p in sorted((MANIFESTS / "crds").glob("*.yaml"))]
     installed = {(crd["spec"]["group"], crd["spec"]["names"]["plural"]) for crd in crds}
     assert {crd["spec"]["names"]["kind"] for crd in crds} == {
         k for ks in VALIDATED_KINDS.values() for k in ks
@@ -91,9 +92,10 @@ def test_the_validating_entry_covers_the_mesh_groups() -> None:
 
 def test_the_service_reaches_the_webhook_port() -> None:
     service = one("Service")
-    [port] = service["spec"]["ports"]
+    [port] = [p for p in service["spec"]["ports"] if p["name"] == "https-webhook"]
     assert (port["port"], port["targetPort"]) == (443, 15017)
-    for webhook in one("MutatingWebhookConfiguration")["webhooks"]:
+    configs = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+    for webhook in [w for kind in configs for w in one(kind)["webhooks"]]:
         reference = webhook["clientConfig"]["service"]
         assert reference["name"] == service["metadata"]["name"]
         assert reference["namespace"] == service["metadata"]["namespace"]
@@ -150,6 +152,11 @@ OPT_OUT = {"sidecar.istio.io/inject": "false"}
         ("shop", {}, {}, 0),
         ("shop", {}, OPT_IN, 1),
         ("shop", {}, {"sidecar.istio.io/inject": "yes"}, 0),
+        ("shop", {}, REVISION, 1),  # a pod asking for this revision, in a plain namespace
+        ("shop", {}, {**REVISION, **OPT_OUT}, 0),
+        ("shop", {}, {"istio.io/rev": "canary"}, 0),
+        ("shop", {}, {"istio.io/rev": "canary", **OPT_IN}, 0),  # the canary's to inject
+        ("shop", ENABLED, REVISION, 1),
         *[(ns, ENABLED, OPT_IN, 0) for ns in sorted(NEVER_INJECTED)],
         (InjectionConfig().mesh_namespace, ENABLED, OPT_IN, 0),
         (InjectionConfig().mesh_namespace, {}, OPT_IN, 0),

@@ -1,7 +1,8 @@
 """The `kube` config source: the mesh state from a Kubernetes API server, by list+watch.
 
 One reflector thread per kind (Namespaces, Services, Pods, EndpointSlices, Istio's kinds) keeps a
-store current (see `kube_watch`); the asyncio side is told when any store changed and rebuilds the
+store current (see `control.plane.kube.reflector`); the asyncio side is told when any store
+changed and rebuilds the
 state with the same `build_state` the file source uses, from the same document shapes, so nothing
 downstream can tell the two sources apart. Bursts of events coalesce into one rebuild, and a
 rebuild that yields the state already published (an EndpointSlice, a pod's status heartbeat) is not
@@ -27,17 +28,17 @@ from kubernetes.client import ApiClient, Configuration
 from kubernetes.config import ConfigException, load_incluster_config, load_kube_config
 
 from control.config.mesh_config import MeshConfig
-from control.plane.model.build import build_state
-from control.plane.model.state import ConfigProblem, Document, MeshState
-from control.plane.sources.base import log_new_problems
-from control.plane.sources.kube_api import KubeApi, KubeApiError
-from control.plane.sources.kube_watch import (
+from control.plane.kube.api import KubeApi, KubeApiError
+from control.plane.kube.reflector import (
     WATCHED_KINDS,
     Backoff,
     KubeSettings,
     Reflector,
     ResourceKind,
 )
+from control.plane.model.build import build_state
+from control.plane.model.state import ConfigProblem, Document, MeshState
+from control.plane.sources.base import log_new_problems
 
 log = logging.getLogger(__name__)
 

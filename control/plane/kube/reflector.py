@@ -23,8 +23,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from control.api import kinds
+from control.plane.kube.api import KubeApi, KubeApiError, WatchStream
 from control.plane.model.state import Document
-from control.plane.sources.kube_api import KubeApi, KubeApiError, WatchStream
 
 log = logging.getLogger(__name__)
 
