@@ -26,6 +26,7 @@ import bisect
 import copy
 import itertools
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -99,9 +100,11 @@ class FakeApiServer(FakeWrites):  # the writes (create, apply, ...) live in fake
         resources: tuple[FakeResource, ...] = DEFAULT_RESOURCES,
         token: str | None = None,
         expired_as_http_status: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.resources = resources
         self.token = token
+        self.tls = tls  # serve HTTPS with this context, as a real API server does
         self.expired_as_http_status = expired_as_http_status
         self.counters = _Counters()
         self._changed = threading.Condition()
@@ -138,12 +141,14 @@ class FakeApiServer(FakeWrites):  # the writes (create, apply, ...) live in fake
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         """Listen (on the same port as before after a `stop`)."""
         server = Server(("127.0.0.1", self.port), Handler)
         server.fake = self
+        if self.tls is not None:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True)
         self.port = server.server_address[1]
         self._server = server
         with self._changed:

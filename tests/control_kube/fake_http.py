@@ -62,7 +62,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _authorized(self) -> bool:
         fake = self.server.fake
-        if fake.token is not None and self.headers.get("Authorization") != f"Bearer {fake.token}":
+        scheme, _, token = (self.headers.get("Authorization") or "").strip().partition(" ")
+        # The scheme is case-insensitive, as the API server's bearer authenticator reads it (the
+        # in-cluster loader sends "bearer").
+        if fake.token is not None and (scheme.lower() != "bearer" or token.strip() != fake.token):
             self._send_json(401, status(401, "Unauthorized", "Unauthorized"))
             return False
         return True

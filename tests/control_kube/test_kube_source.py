@@ -404,3 +404,58 @@ async def test_stopping_ends_every_watch_thread(fake: FakeApiServer, source: Kub
         await all_watching(fake)
     assert not any(r.running for r in source.reflectors)
     await eventually(lambda: fake.open_watches() == 0, what="the server sees the watches close")
+
+
+async def test_a_rebuild_revalidates_only_the_objects_that_changed(
+    fake: FakeApiServer, source: KubeSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from control.plane.model import build
+
+    validated: list[str] = []
+    original = build.inspect_resource
+
+    def counting(obj: Any) -> Any:
+        validated.append(obj["metadata"]["name"])
+        return original(obj)
+
+    monkeypatch.setattr(build, "inspect_resource", counting)
+    async with running(source):
+        await all_watching(fake)
+        fake.apply(virtual_service("reviews", "reviews", weight=100))  # MODIFIED
+        await eventually(
+            lambda: len(source.current().virtual_services[0].spec.http) == 1, what="MODIFIED"
+        )
+    assert validated == ["reviews"], validated  # not the other mesh objects of the store
+
+
+def endpoint_slice(name: str, service_name: str, ips: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": name, "namespace": "shop",
+                     "labels": {"kubernetes.io/service-name": service_name}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 5432, "protocol": "TCP"}],
+        "endpoints": [{"addresses": [ip]} for ip in ips],
+    }  # fmt: skip
+
+
+async def test_a_selectorless_service_follows_its_endpoint_slices(
+    fake: FakeApiServer, source: KubeSource
+) -> None:
+    external = service("external-db", 50)
+    del external["spec"]["selector"]
+    fake.apply(external)
+    fake.apply(endpoint_slice("external-db-1", "external-db", ["198.18.5.1"]))
+    async with running(source):
+        await all_watching(fake)
+        await eventually(
+            lambda: endpoint_ips(source.current(), "external-db") == {"198.18.5.1"}, what="ADDED"
+        )
+        fake.apply(endpoint_slice("external-db-1", "external-db", ["198.18.5.2", "198.18.5.3"]))
+        await eventually(
+            lambda: endpoint_ips(source.current(), "external-db") == {"198.18.5.2", "198.18.5.3"},
+            what="MODIFIED",
+        )
+        fake.delete("discovery.k8s.io/v1", "EndpointSlice", "external-db-1", "shop")
+        await eventually(lambda: not endpoint_ips(source.current(), "external-db"), what="DELETED")

@@ -82,13 +82,13 @@ def _mesh_kinds() -> tuple[ResourceKind, ...]:
     )
 
 
-# What the control plane reads. EndpointSlices are watched (kept current), but the model derives
-# endpoints from Services and Pods (as for the file source): flip `feeds_model` when it reads them.
+# What the control plane reads. The model derives a Service's endpoints from its selector and the
+# pods (as the file source does); EndpointSlices give those of Services without a selector.
 WATCHED_KINDS: tuple[ResourceKind, ...] = (
     ResourceKind("", ("v1",), "namespaces", "Namespace"),
     ResourceKind("", ("v1",), "services", "Service"),
     ResourceKind("", ("v1",), "pods", "Pod"),
-    ResourceKind("discovery.k8s.io", ("v1",), "endpointslices", "EndpointSlice", feeds_model=False),
+    ResourceKind("discovery.k8s.io", ("v1",), "endpointslices", "EndpointSlice"),
     *_mesh_kinds(),
 )
 

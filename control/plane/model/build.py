@@ -1,9 +1,10 @@
 """Documents in, MeshState out: the one place that decides what a Kubernetes document means to
 the mesh. Pure, so every source (file, Kubernetes) and every test builds state the same way.
 
-Namespaces, Services and Pods of the core group, and the mesh's kinds (validated by `control.api`)
-are read; other kinds are ignored; a broken document becomes a ConfigProblem and is skipped, so
-one typo never takes the rest of the configuration down.
+Namespaces, Services and Pods of the core group, EndpointSlices (the endpoints of Services
+without a selector), and the mesh's kinds (validated by `control.api`) are read; other kinds are
+ignored; a broken document becomes a ConfigProblem and is skipped, so one typo never takes the
+rest of the configuration down.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from control.api.validate import inspect_resource
 from control.config.loader import list_items
 from control.config.mesh_config import MeshConfig
 from control.plane.memo import IdentityMemo
+from control.plane.model.endpoint_slices import (
+    EndpointSlice,
+    parse_endpoint_slice,
+    slice_endpoints,
+)
 from control.plane.model.endpoints import service_endpoints
 from control.plane.model.kube_objects import (
     DEFAULT_NAMESPACE,
@@ -35,6 +41,7 @@ from control.plane.model.state import ConfigProblem, Document, MeshState
 from control.plane.model.unsupported import unsupported
 
 _CORE_KINDS = ("Namespace", "Service", "Pod")
+_SLICE_API = ("discovery.k8s.io/v1", "EndpointSlice")
 
 
 class BuildCache:
@@ -45,7 +52,8 @@ class BuildCache:
 
     def __init__(self) -> None:
         self.parsed: IdentityMemo[Mapping[str, Any], object] = IdentityMemo()
-        self.endpoints: dict[tuple[str, str], tuple[Service, tuple[Workload, ...], Any]] = {}
+        # Service key -> (the Service, the inputs its endpoints came from, the endpoints)
+        self.endpoints: dict[tuple[str, str], tuple[Service, tuple[object, ...], Any]] = {}
 
     def parse(self, obj: Mapping[str, Any], parse: Callable[[], object]) -> object:
         return self.parsed.get(obj, parse)
@@ -89,7 +97,7 @@ def judge(document: Document, cache: BuildCache) -> list[Judged]:
     metadata = metadata if isinstance(metadata, Mapping) else {}
     name, namespace = metadata.get("name"), metadata.get("namespace") or ""
     key = (kind, namespace, name) if isinstance(name, str) and isinstance(namespace, str) else None
-    if api_version == "v1" and kind in _CORE_KINDS:
+    if (api_version == "v1" and kind in _CORE_KINDS) or (api_version, kind) == _SLICE_API:
         ok = not isinstance(cache.parse(obj, lambda: _parse_core(kind, obj)), ObjectError)
     elif kinds.is_mesh_group(api_version):
         inspected = cache.parse(obj, lambda: inspect_resource(obj))
@@ -106,6 +114,8 @@ def _parse_core(kind: str, obj: Mapping[str, Any]) -> object:
             return parse_namespace(obj)
         if kind == "Service":
             return parse_service(obj)
+        if kind == "EndpointSlice":
+            return parse_endpoint_slice(obj)
         return parse_pod(obj)
     except ObjectError as error:
         return error
@@ -117,6 +127,7 @@ class _Builder:
         self.namespaces: dict[str, Namespace] = {}
         self.services: dict[tuple[str, str], Service] = {}
         self.workloads: dict[tuple[str, str], Workload] = {}
+        self.slices: dict[tuple[str, str], EndpointSlice] = {}
         self.mesh: dict[tuple[str, str, str], MeshResource[Any]] = {}
         self.problems: list[ConfigProblem] = []
         self.seen: dict[tuple[str, str, str], str] = {}
@@ -140,7 +151,7 @@ class _Builder:
             for index, item in enumerate(items):
                 self.add(Document(f"{document.origin}.items[{index}]", item))
             return
-        if api_version == "v1" and kind in _CORE_KINDS:
+        if (api_version == "v1" and kind in _CORE_KINDS) or (api_version, kind) == _SLICE_API:
             self._add_core(document.origin, kind, obj)
         elif kinds.is_mesh_group(api_version, kind):
             self._add_mesh(document.origin, obj)
@@ -170,6 +181,9 @@ class _Builder:
         elif isinstance(parsed, Service):
             if self._claim(origin, kind, *parsed.key):
                 self.services[parsed.key] = parsed
+        elif isinstance(parsed, EndpointSlice):
+            if self._claim(origin, kind, *parsed.key):
+                self.slices[parsed.key] = parsed
         elif isinstance(parsed, Workload) and self._claim(origin, kind, *parsed.key):
             self.workloads[parsed.key] = parsed
 
@@ -193,13 +207,26 @@ class _Builder:
         if self._claim(origin, resource.kind, namespace, resource.name):
             self.mesh[(resource.kind, namespace, resource.name)] = resource
 
-    def _endpoints(self, service: Service, pods: tuple[Workload, ...]) -> Any:
-        """Derived again only when the Service or a pod of its namespace changed."""
+    def _endpoints(
+        self,
+        service: Service,
+        pods: tuple[Workload, ...],
+        slices: Mapping[tuple[str, str], tuple[EndpointSlice, ...]],
+    ) -> Any:
+        """From the selected pods, or from the slices when the Service has no selector; derived
+        again only when the Service or one of those inputs changed."""
+        inputs: tuple[object, ...] = pods
+        if not service.selector:
+            inputs = (*slices.get(service.key, ()), *pods)
         found = self.cache.endpoints.get(service.key)
-        if found is not None and found[0] == service and found[1] == pods:
+        if found is not None and found[0] == service and found[1] == inputs:
             return found[2]
-        result = service_endpoints(service, pods)
-        self.cache.endpoints[service.key] = (service, pods, result)
+        if service.selector:
+            result = service_endpoints(service, pods)
+        else:
+            named = {pod.name: pod for pod in pods}
+            result = slice_endpoints(service, slices.get(service.key, ()), named)
+        self.cache.endpoints[service.key] = (service, inputs, result)
         return result
 
     def state(self, mesh: MeshConfig) -> MeshState:
@@ -208,8 +235,16 @@ class _Builder:
         by_namespace: dict[str, list[Workload]] = {}
         for workload in workloads.values():
             by_namespace.setdefault(workload.namespace, []).append(workload)
+        slices: dict[tuple[str, str], list[EndpointSlice]] = {}
+        for _, endpoint_slice in sorted(self.slices.items()):
+            if endpoint_slice.service is not None:
+                owner = (endpoint_slice.namespace, endpoint_slice.service)
+                slices.setdefault(owner, []).append(endpoint_slice)
+        by_service = {owner: tuple(found) for owner, found in slices.items()}
         endpoints = {
-            key: self._endpoints(service, tuple(by_namespace.get(service.namespace, ())))
+            key: self._endpoints(
+                service, tuple(by_namespace.get(service.namespace, ())), by_service
+            )
             for key, service in services.items()
         }
         by_kind: dict[str, list[MeshResource[Any]]] = {}

@@ -32,7 +32,7 @@ def service_endpoints(
     service: Service, workloads: Iterable[Workload]
 ) -> dict[int, tuple[Endpoint, ...]]:
     """Service port number -> its ready endpoints, sorted by address. No selector, no endpoints
-    (such a Service's endpoints are managed by hand, which this model does not read)."""
+    here: such a Service's endpoints come from its EndpointSlices (`endpoint_slices`)."""
     result: dict[int, list[Endpoint]] = {port.port: [] for port in service.ports}
     if not service.selector:
         return dict.fromkeys(result, ())
@@ -57,10 +57,10 @@ def service_endpoints(
                     pod.workload_name,
                 )
             )
-    return {port: tuple(sorted(eps, key=_order)) for port, eps in result.items()}
+    return {port: tuple(sorted(eps, key=endpoint_order)) for port, eps in result.items()}
 
 
-def _order(endpoint: Endpoint) -> tuple[tuple[int, ...] | str, int]:
+def endpoint_order(endpoint: Endpoint) -> tuple[tuple[int, ...] | str, int]:
     parts = endpoint.ip.split(".")
     key: tuple[int, ...] | str = (
         tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else endpoint.ip

@@ -1,5 +1,6 @@
-"""The Kubernetes objects the control plane reads (Namespace, Service, Pod), parsed into frozen
-records. Only the fields routing needs are kept; a malformed field raises ObjectError naming it."""
+"""The Kubernetes objects the control plane reads (Namespace, Service, Pod; EndpointSlice in
+`endpoint_slices`), parsed into frozen records. Only the fields routing needs are kept; a
+malformed field raises ObjectError naming it."""
 
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ class Workload:
         return None
 
 
-def _mapping(value: object, path: str) -> Mapping[str, Any]:
+def mapping_field(value: object, path: str) -> Mapping[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -99,7 +100,7 @@ def _mapping(value: object, path: str) -> Mapping[str, Any]:
     return value
 
 
-def _string(value: object, path: str, *, required: bool = False) -> str | None:
+def string_field(value: object, path: str, *, required: bool = False) -> str | None:
     if value is None or value == "":
         if required:
             raise ObjectError(path, "required string field")
@@ -110,36 +111,36 @@ def _string(value: object, path: str, *, required: bool = False) -> str | None:
 
 
 def _string_map(value: object, path: str) -> dict[str, str]:
-    mapping = _mapping(value, path)
+    mapping = mapping_field(value, path)
     for key, item in mapping.items():
         if not isinstance(key, str) or not isinstance(item, str):
             raise ObjectError(path, "must map strings to strings")
     return dict(mapping)
 
 
-def _port_number(value: object, path: str) -> int:
+def port_number(value: object, path: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
         raise ObjectError(path, "must be a port number (1-65535)")
     return value
 
 
-def _metadata(obj: Mapping[str, Any]) -> tuple[str, str, dict[str, str]]:
-    metadata = _mapping(obj.get("metadata"), "metadata")
-    name = _string(metadata.get("name"), "metadata.name", required=True)
-    namespace = _string(metadata.get("namespace"), "metadata.namespace") or DEFAULT_NAMESPACE
+def object_metadata(obj: Mapping[str, Any]) -> tuple[str, str, dict[str, str]]:
+    metadata = mapping_field(obj.get("metadata"), "metadata")
+    name = string_field(metadata.get("name"), "metadata.name", required=True)
+    namespace = string_field(metadata.get("namespace"), "metadata.namespace") or DEFAULT_NAMESPACE
     assert name is not None
     return name, namespace, _string_map(metadata.get("labels"), "metadata.labels")
 
 
 def parse_namespace(obj: Mapping[str, Any]) -> Namespace:
-    name, _, labels = _metadata(obj)
+    name, _, labels = object_metadata(obj)
     return Namespace(name=name, labels=labels)
 
 
 def parse_service(obj: Mapping[str, Any]) -> Service:
-    name, namespace, labels = _metadata(obj)
-    spec = _mapping(obj.get("spec"), "spec")
-    cluster_ip = _string(spec.get("clusterIP"), "spec.clusterIP")
+    name, namespace, labels = object_metadata(obj)
+    spec = mapping_field(obj.get("spec"), "spec")
+    cluster_ip = string_field(spec.get("clusterIP"), "spec.clusterIP")
     if cluster_ip == "None":
         cluster_ip = None  # headless
     raw_ports = spec.get("ports") or []
@@ -154,7 +155,7 @@ def parse_service(obj: Mapping[str, Any]) -> Service:
 
 
 def _service_port(value: object, path: str) -> ServicePort:
-    port = _mapping(value, path)
+    port = mapping_field(value, path)
     target = port.get("targetPort")
     target_port: int | str | None
     if target is None or target == "" or target == 0:
@@ -162,28 +163,28 @@ def _service_port(value: object, path: str) -> ServicePort:
     elif isinstance(target, str) and not target.isdigit():
         target_port = target
     else:
-        target_port = _port_number(int(target), f"{path}.targetPort")
-    protocol = _string(port.get("protocol"), f"{path}.protocol") or "TCP"
+        target_port = port_number(int(target), f"{path}.targetPort")
+    protocol = string_field(port.get("protocol"), f"{path}.protocol") or "TCP"
     if protocol not in ("TCP", "UDP", "SCTP"):
         raise ObjectError(f"{path}.protocol", "must be TCP, UDP or SCTP")
     return ServicePort(
-        port=_port_number(port.get("port"), f"{path}.port"),
-        name=_string(port.get("name"), f"{path}.name") or "",
+        port=port_number(port.get("port"), f"{path}.port"),
+        name=string_field(port.get("name"), f"{path}.name") or "",
         protocol=protocol,
-        app_protocol=_string(port.get("appProtocol"), f"{path}.appProtocol"),
+        app_protocol=string_field(port.get("appProtocol"), f"{path}.appProtocol"),
         target_port=target_port,
     )
 
 
 def parse_pod(obj: Mapping[str, Any]) -> Workload:
     """A pod. Hand-written files often omit `status.phase`: a pod with an IP is then Running."""
-    name, namespace, labels = _metadata(obj)
-    metadata = _mapping(obj.get("metadata"), "metadata")
-    spec = _mapping(obj.get("spec"), "spec")
-    status = _mapping(obj.get("status"), "status")
-    ip = _string(status.get("podIP"), "status.podIP")
-    phase = _string(status.get("phase"), "status.phase") or ("Running" if ip else "Pending")
-    account = _string(spec.get("serviceAccountName"), "spec.serviceAccountName") or "default"
+    name, namespace, labels = object_metadata(obj)
+    metadata = mapping_field(obj.get("metadata"), "metadata")
+    spec = mapping_field(obj.get("spec"), "spec")
+    status = mapping_field(obj.get("status"), "status")
+    ip = string_field(status.get("podIP"), "status.podIP")
+    phase = string_field(status.get("phase"), "status.phase") or ("Running" if ip else "Pending")
+    account = string_field(spec.get("serviceAccountName"), "spec.serviceAccountName") or "default"
     terminating = metadata.get("deletionTimestamp") is not None
     return Workload(
         name=name,
@@ -216,15 +217,15 @@ def _container_ports(spec: Mapping[str, Any]) -> tuple[ContainerPort, ...]:
     if not isinstance(containers, list):
         raise ObjectError("spec.containers", "must be a list")
     for c_index, container in enumerate(containers):
-        ports = _mapping(container, f"spec.containers[{c_index}]").get("ports") or []
+        ports = mapping_field(container, f"spec.containers[{c_index}]").get("ports") or []
         if not isinstance(ports, list):
             raise ObjectError(f"spec.containers[{c_index}].ports", "must be a list")
         for p_index, raw in enumerate(ports):
             path = f"spec.containers[{c_index}].ports[{p_index}]"
-            port = _mapping(raw, path)
-            name = _string(port.get("name"), f"{path}.name")
+            port = mapping_field(raw, path)
+            name = string_field(port.get("name"), f"{path}.name")
             if name:
-                number = _port_number(port.get("containerPort"), f"{path}.containerPort")
-                protocol = _string(port.get("protocol"), f"{path}.protocol") or "TCP"
+                number = port_number(port.get("containerPort"), f"{path}.containerPort")
+                protocol = string_field(port.get("protocol"), f"{path}.protocol") or "TCP"
                 found.append(ContainerPort(name, number, protocol))
     return tuple(found)

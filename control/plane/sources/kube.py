@@ -18,14 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import urllib3
 from kubernetes.client import ApiClient, Configuration
-from kubernetes.config import ConfigException, load_incluster_config, load_kube_config
+from kubernetes.config import ConfigException, load_kube_config
+from kubernetes.config.incluster_config import InClusterConfigLoader
 
 from control.config.mesh_config import MeshConfig
 from control.plane.kube.api import KubeApi, KubeApiError
@@ -36,7 +38,7 @@ from control.plane.kube.reflector import (
     Reflector,
     ResourceKind,
 )
-from control.plane.model.build import build_state
+from control.plane.model.build import BuildCache, build_state
 from control.plane.model.state import ConfigProblem, Document, MeshState
 from control.plane.sources.base import log_new_problems
 
@@ -51,13 +53,29 @@ class KubeSyncError(RuntimeError):
     """`load()` could not list every kind within the sync timeout."""
 
 
-def kube_client(kubeconfig: Path | None, *, context: str | None = None) -> ApiClient:
-    """The API client: from `kubeconfig` when given, else the pod's service account (in-cluster).
-    Parsed once, here at the edge; every request then reuses it (and its token refresh)."""
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+def kube_client(
+    kubeconfig: Path | None,
+    *,
+    context: str | None = None,
+    service_account_dir: Path = SERVICE_ACCOUNT_DIR,
+    environ: Mapping[str, str] | None = None,
+) -> ApiClient:
+    """The API client: from `kubeconfig` when given, else the pod's service account (in-cluster:
+    HTTPS to `KUBERNETES_SERVICE_HOST:PORT`, the server verified against the mounted `ca.crt`, the
+    mounted `token` as bearer, re-read as the kubelet rotates it). Parsed once, here at the edge;
+    every request then reuses it. `service_account_dir` and `environ` are seams for tests."""
     configuration = Configuration()
     try:
         if kubeconfig is None:
-            load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            InClusterConfigLoader(  # type: ignore[no-untyped-call]
+                token_filename=str(service_account_dir / "token"),
+                cert_filename=str(service_account_dir / "ca.crt"),
+                try_refresh_token=True,
+                environ=os.environ if environ is None else environ,
+            ).load_and_set(configuration)
         else:
             if not kubeconfig.is_file():
                 raise KubeConfigError(f"--kubeconfig {kubeconfig}: no such file")
@@ -102,6 +120,9 @@ class KubeSource:
         self.reflectors = [Reflector(api, kind, self.settings) for kind in kinds]
         self._state = MeshState(mesh=self.mesh)
         self._build_lock = threading.Lock()
+        # The stores keep an object's dict until it changes, so a rebuild re-parses and
+        # re-validates only what an event burst touched (and re-derives only their endpoints).
+        self._build_cache = BuildCache()
 
     def current(self) -> MeshState:
         return self._state
@@ -180,7 +201,7 @@ class KubeSource:
 
     def _build(self) -> MeshState:
         with self._build_lock:
-            return build_state(self.documents(), self.mesh)
+            return build_state(self.documents(), self.mesh, self._build_cache)
 
     def _build_if_changed(self) -> MeshState | None:
         """A new state, or None when it equals the published one (compared off the event loop
