@@ -1,11 +1,10 @@
 """The `kube` config source: the mesh state from a Kubernetes API server, by list+watch.
 
 One reflector thread per kind (Namespaces, Services, Pods, EndpointSlices, Istio's kinds) keeps a
-store current (see `control.plane.kube.reflector`); the asyncio side is told when any store
-changed and rebuilds the
-state with the same `build_state` the file source uses, from the same document shapes, so nothing
-downstream can tell the two sources apart. Bursts of events coalesce into one rebuild, and a
-rebuild that yields the state already published (an EndpointSlice, a pod's status heartbeat) is not
+store current (see `control.plane.kube.reflector`); the asyncio side is told when any store changed
+and rebuilds the state with the same `build_state` the file source uses, from the same document
+shapes, so nothing downstream can tell the two sources apart. Bursts of events coalesce into one
+rebuild, and a rebuild that yields the state already published (a pod's status heartbeat) is not
 reported. No state is published before every kind has been listed once, and a broken watch never
 empties a store, so the control plane never pushes an empty mesh because the API server went away.
 
