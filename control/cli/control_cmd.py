@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from control.api.duration import DurationError, parse_millis
 from control.cli.control_process import ControlPlane, ControlSettings
 from control.cli.settings_files import injection_for_mesh, load_injection_config
 from control.config.mesh_config import MeshConfig, load_mesh_config
@@ -70,6 +71,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--xds-max-request-rate", type=_positive, default=round(limits.requests_per_second),
         metavar="N", help="requests per second one ADS stream may send, sustained (burst: 2x)",
     )  # fmt: skip
+    parser.add_argument(
+        "--drain-duration", type=_duration, default=5.0, metavar="DURATION",
+        help="on SIGTERM, close the proxies' streams spread over this long (e.g. 5s; 0: at once), "
+        "so they move to another replica a few at a time",
+    )  # fmt: skip
     webhook = parser.add_argument_group("admission webhooks (served when a certificate is given)")
     webhook.add_argument("--webhook-port", type=_port, default=15017, help="HTTPS port (0: any)")
     webhook.add_argument("--tls-cert", type=Path, help="serving certificate (PEM), reloaded")
@@ -86,6 +92,16 @@ def _port(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
     return int(text)
+
+
+def _duration(text: str) -> float:
+    """Seconds, from a duration as Istio writes them (`5s`, `500ms`, `1m`), or `0`."""
+    if text.strip() in ("0", "0s", "0ms"):
+        return 0.0
+    try:
+        return parse_millis(text) / 1000
+    except DurationError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _positive(text: str) -> int:
@@ -199,6 +215,7 @@ def run(args: argparse.Namespace, make_plane: PlaneFactory = _plane) -> int:
             config_max_documents=args.config_max_documents,
             xds_max_message_bytes=args.xds_max_message_bytes, xds_max_names=args.xds_max_names,
             xds_max_requests_per_second=args.xds_max_request_rate,
+            drain_duration=args.drain_duration,
         )  # fmt: skip
         webhook_parts = _webhook_parts(args, mesh)
         source = KubeSource(kube_client(args.kubeconfig), mesh) if args.kube else None

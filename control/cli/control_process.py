@@ -60,6 +60,9 @@ class ControlSettings(BaseModel):
     xds_max_message_bytes: int = Field(default=StreamLimits().max_message_bytes, ge=1024)
     xds_max_names: int = Field(default=StreamLimits().max_names, ge=1)
     xds_max_requests_per_second: float = Field(default=StreamLimits().requests_per_second, gt=0)
+    # On stop, the ADS streams are closed spread over this many seconds (`StreamDrain`), so the
+    # proxies move to another replica a few at a time. `mizzen control` defaults to 5 s.
+    drain_duration: float = Field(default=0.0, ge=0)
 
 
 def _add_port(server: grpc.aio.Server, port: int) -> int:
@@ -105,6 +108,7 @@ class ControlPlane:
         self.debug_port = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._grpc: grpc.aio.Server | None = None
+        self._ads: AdsService | None = None
         self._http: HttpServer | None = None
         self._started = False
 
@@ -145,6 +149,7 @@ class ControlPlane:
             ]
         )
         ads = AdsService(self.cache, self.sync, self.metrics, VersionSequence(), limiter, limits)
+        self._ads = ads
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(ads, server)
         self.xds_port = _add_port(server, self.settings.xds_port)
         if self.xds_port == 0:
@@ -168,7 +173,11 @@ class ControlPlane:
                  self.xds_port, self.debug_port, source_name)  # fmt: skip
 
     async def stop(self) -> None:
-        self._started = False
+        self._started = False  # not ready: the Service sends new proxies elsewhere
+        if self._ads is not None:
+            closed = await self._ads.drain.drain(self.settings.drain_duration)
+            if closed:
+                log.info("drained %d ADS streams over %gs", closed, self.settings.drain_duration)
         if self._grpc is not None:
             await self._grpc.stop(grace=0.5)
         if self._http is not None:

@@ -18,8 +18,13 @@ _H2 = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
 def ads_bootstrap(
-    node_id: str, xds_port: int, labels: dict[str, str], api_type: str = "GRPC"
+    node_id: str,
+    xds_port: int,
+    labels: dict[str, str],
+    api_type: str = "GRPC",
+    more_xds_ports: tuple[int, ...] = (),
 ) -> dict[str, Any]:
+    """`more_xds_ports`: other control plane replicas, in the same `xds-grpc` cluster."""
     pod, namespace = node_id.split("~")[2].rsplit(".", 1)
     ads = {"ads": {}, "resource_api_version": "V3", "initial_fetch_timeout": "0s"}
     return {
@@ -55,11 +60,12 @@ def ads_bootstrap(
                                             "address": {
                                                 "socket_address": {
                                                     "address": "127.0.0.1",
-                                                    "port_value": xds_port,
+                                                    "port_value": port,
                                                 }
                                             }
                                         }
                                     }
+                                    for port in (xds_port, *more_xds_ports)
                                 ]
                             }
                         ],
@@ -100,10 +106,16 @@ class Envoy:
 
 @contextlib.asynccontextmanager
 async def run_envoy(
-    workdir: Path, node_id: str, xds_port: int, labels: dict[str, str], api_type: str = "GRPC"
+    workdir: Path,
+    node_id: str,
+    xds_port: int,
+    labels: dict[str, str],
+    api_type: str = "GRPC",
+    more_xds_ports: tuple[int, ...] = (),
 ) -> AsyncIterator[Envoy]:
     config = workdir / "envoy.json"
-    config.write_text(json.dumps(ads_bootstrap(node_id, xds_port, labels, api_type)))
+    bootstrap = ads_bootstrap(node_id, xds_port, labels, api_type, more_xds_ports)
+    config.write_text(json.dumps(bootstrap))
     admin_path = workdir / "admin-address"
     log = workdir / "envoy.log"
     with log.open("w") as out:

@@ -14,6 +14,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from control.plane.metrics import Metrics
 from control.plane.sync_status import SyncRegistry
 from control.plane.xds.ads.delta import DeltaStream
+from control.plane.xds.ads.drain import StreamDrain
 from control.plane.xds.ads.sotw import SotwStream
 from control.plane.xds.ads.stream import StreamDeps, StreamLimits, Watcher
 from control.plane.xds.ads.throttle import SendLimiter
@@ -29,9 +30,13 @@ class AdsService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: igno
         nonces: VersionSequence,
         limiter: SendLimiter | None = None,
         limits: StreamLimits | None = None,
+        drain: StreamDrain | None = None,
     ) -> None:
         limiter = limiter or SendLimiter(metrics)
-        self.deps = StreamDeps(watcher, sync, metrics, nonces, limiter, limits or StreamLimits())
+        self.drain = drain or StreamDrain()
+        self.deps = StreamDeps(
+            watcher, sync, metrics, nonces, limiter, limits or StreamLimits(), self.drain
+        )
 
     async def StreamAggregatedResources(  # noqa: N802 - the gRPC method's name
         self,

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import grpc
@@ -28,6 +28,7 @@ from google.protobuf.message import Message
 
 from control.plane.metrics import Metrics
 from control.plane.sync_status import StreamStatus, SyncRegistry
+from control.plane.xds.ads.drain import DRAINING, StreamDrain
 from control.plane.xds.ads.throttle import SendLimiter
 from control.plane.xds.cache.snapshot import Snapshot
 from control.plane.xds.cache.versions import VersionSequence
@@ -81,6 +82,7 @@ class StreamDeps:
     nonces: VersionSequence
     limiter: SendLimiter
     limits: StreamLimits
+    drain: StreamDrain = field(default_factory=StreamDrain)
 
 
 class StreamRefusedError(Exception):
@@ -122,6 +124,7 @@ class Stream:
         self.changed = False
         self.ended = False
         self.refused: str | None = None  # why the stream is being closed
+        self.draining = False  # the control plane is going away: end with UNAVAILABLE
         self.watch: ProxyWatch | None = None
         self.status: StreamStatus | None = None
         self.observed_generation = 0
@@ -130,9 +133,12 @@ class Stream:
         )
 
     async def serve(self, requests: AsyncIterator[Any]) -> None:
+        if self.deps.drain.draining:
+            await self.context.abort(grpc.StatusCode.UNAVAILABLE, DRAINING)
         task = asyncio.current_task()
         assert task is not None
         reader = asyncio.create_task(self._read(requests, task))
+        forget = self.deps.drain.register(self._drain)
         try:
             try:
                 await self._loop()
@@ -145,9 +151,26 @@ class Stream:
                 return
             if self.refused is not None:
                 await self._refuse(self.refused)
+            elif self.draining:
+                await self._end_for_drain()
         finally:
+            forget()
             reader.cancel()
             self._close()
+
+    def _drain(self) -> None:
+        self.draining = True
+        self.wake.set()
+
+    async def _end_for_drain(self) -> None:
+        log.debug("closing the ADS stream of %s: draining", self._who())
+        try:
+            await asyncio.wait_for(
+                self.context.abort(grpc.StatusCode.UNAVAILABLE, DRAINING),
+                self.deps.limiter.slow_after,
+            )
+        except TimeoutError:
+            log.debug("the ADS client of %s takes no status: dropped", self._who())
 
     async def _refuse(self, reason: str) -> None:
         """Close the stream with RESOURCE_EXHAUSTED; a client that takes nothing (its window is
@@ -164,7 +187,7 @@ class Stream:
         while True:
             await self.wake.wait()
             self.wake.clear()
-            if self.refused is not None:
+            if self.refused is not None or self.draining:
                 return
             if self.received:
                 self.received = False
