@@ -9,6 +9,10 @@ generator (asyncio, raw HTTP/1.1 over TLS, keep-alive connections). Measured:
   shared); ratio = webhook throughput / floor throughput, the median over the slices. Also
   the server's CPU time per review (from /proc), which the machine's other load does not
   inflate, and its ratio floor / webhook: the throughput ratio a dedicated core would see.
+- the same against the bare floor: a Starlette app on uvicorn's defaults over TLS that parses
+  the review and answers `allowed` (no limits, deadlines, metrics or injection), and the CPU
+  per review the webhook spends beyond that floor plus the injection function itself (measured
+  alone in this process): what mizzen's own stack costs.
 - p50/p99 at a fixed 100 reviews/s (open loop), webhook and floor in alternating slices; latency
   from the actual send, and from the scheduled send time (no coordinated omission).
 - a ~3 MiB pod review, one at a time: p50/p99; and the p99 of typical reviews at 50/s sent while
@@ -143,10 +147,42 @@ class ServerSpec:
     key_file: Path
     floor: bool = False
     offload: bool = True
+    bare: bool = False  # not mizzen's stack at all: `_serve_bare`
+
+
+def _serve_bare(spec: ServerSpec, report: multiprocessing.connection.Connection) -> None:
+    """The bare floor: the least a webhook can do on the same framework, in the same venv. A
+    Starlette app on uvicorn (its defaults) over TLS that parses the review and answers
+    `allowed` for its uid; no limits, no deadlines, no metrics, no injection."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def review(request: Request) -> Response:
+        uid = json.loads(await request.body())["request"]["uid"]
+        answer = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                  "response": {"uid": uid, "allowed": True}}  # fmt: skip
+        return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json")
+
+    app = Starlette(routes=[Route("/inject", review, methods=["POST"])])
+    from webhook.server import listen
+
+    listener = listen("127.0.0.1", 0)
+    report.send(listener.getsockname()[1])
+    config = uvicorn.Config(
+        app, ssl_certfile=str(spec.cert_file), ssl_keyfile=str(spec.key_file),
+        log_level="warning", access_log=False,
+    )  # fmt: skip
+    uvicorn.Server(config).run(sockets=[listener])  # a TCP socket: asyncio sets TCP_NODELAY
 
 
 def _serve(spec: ServerSpec, report: multiprocessing.connection.Connection) -> None:
     """Runs in the server process: the real app, or the floor, over TLS on a free port."""
+    if spec.bare:
+        _serve_bare(spec, report)
+        return
     from collections.abc import Mapping as _Mapping
 
     from injector import InjectionConfig, InjectionContext, InjectionResult
@@ -376,11 +412,36 @@ def compare(
         per_review[name] = cpu[name] / len(merged.latencies)
         print(f"{name:8s} c={concurrency:<3d} {merged.describe()}   "
               f"server CPU {per_review[name] * 1e3:.3f} ms/review")  # fmt: skip
-    ratios = [w.rate / f.rate for w, f in zip(slices["webhook"], slices["floor"], strict=True)]
-    spread = f"(slices {min(ratios):.2f}-{max(ratios):.2f})"
-    cpu_ratio = per_review["floor"] / per_review["webhook"]
-    print(f"         c={concurrency:<3d} ratio webhook/floor: throughput "
-          f"{statistics.median(ratios):.2f} {spread}, CPU per review {cpu_ratio:.2f}")  # fmt: skip
+    for floor in (name for name in servers if name != "webhook"):
+        ratios = [w.rate / f.rate for w, f in zip(slices["webhook"], slices[floor], strict=True)]
+        spread = f"(slices {min(ratios):.2f}-{max(ratios):.2f})"
+        cpu_ratio = per_review[floor] / per_review["webhook"]
+        print(f"         c={concurrency:<3d} ratio webhook/{floor}: throughput "
+              f"{statistics.median(ratios):.2f} {spread}, "
+              f"CPU per review {cpu_ratio:.2f}")  # fmt: skip
+    if "bare" in per_review:
+        beyond = per_review["webhook"] - per_review["bare"] - INJECTION_SECONDS[0]
+        print(f"         c={concurrency:<3d} webhook CPU beyond bare + injection: "
+              f"{beyond * 1e3:.3f} ms/review (target <= 0.05)")  # fmt: skip
+
+
+INJECTION_SECONDS = [0.0]  # the injection function alone, per typical pod (set by main)
+
+
+def injection_cost(pod: Mapping[str, Any], runs: int = 2000) -> float:
+    """Median seconds of `inject` on a fresh copy of `pod` (as the webhook gets one, parsed from
+    each review), in this process: the work no floor does."""
+    from injector import InjectionConfig, InjectionContext, inject
+
+    config, context = InjectionConfig(), InjectionContext(namespace="shop")
+    text = json.dumps(pod)
+    timings = []
+    for _ in range(runs):
+        fresh = json.loads(text)
+        started = time.perf_counter()
+        inject(fresh, context, config)
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
 
 
 def compare_at_rate(
@@ -433,9 +494,16 @@ def main() -> None:
 
     webhook = ServerSpec(certs.cert_file, certs.key_file)
     floor = ServerSpec(certs.cert_file, certs.key_file, floor=True)
+    bare = ServerSpec(certs.cert_file, certs.key_file, bare=True)
+    INJECTION_SECONDS[0] = injection_cost(typical_pod())
+    print(f"the injection function alone: {INJECTION_SECONDS[0] * 1e3:.3f} ms per typical pod")
     if parts & {"throughput", "rate"}:
-        with server(webhook) as webhook_server, server(floor) as floor_server:
-            servers = {"webhook": webhook_server, "floor": floor_server}
+        with (
+            server(webhook) as webhook_server,
+            server(floor) as floor_server,
+            server(bare) as bare_server,
+        ):
+            servers = {"webhook": webhook_server, "floor": floor_server, "bare": bare_server}
             for running in servers.values():
                 run(closed_loop(running.port, context, small, 4, 1.0))  # warm-up
             if "throughput" in parts:
