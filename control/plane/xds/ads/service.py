@@ -15,7 +15,7 @@ from control.plane.metrics import Metrics
 from control.plane.sync_status import SyncRegistry
 from control.plane.xds.ads.delta import DeltaStream
 from control.plane.xds.ads.sotw import SotwStream
-from control.plane.xds.ads.stream import StreamDeps, StreamLimits, Watcher
+from control.plane.xds.ads.stream import PeerCheck, StreamDeps, StreamLimits, Watcher
 from control.plane.xds.ads.throttle import SendLimiter
 from control.plane.xds.cache.versions import VersionSequence
 
@@ -29,9 +29,14 @@ class AdsService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: igno
         nonces: VersionSequence,
         limiter: SendLimiter | None = None,
         limits: StreamLimits | None = None,
+        check_peer: PeerCheck | None = None,
     ) -> None:
+        """`check_peer`: on a port that requires client certificates, the node must match the
+        certificate's identity (`peer_identity.PeerIdentityCheck`)."""
         limiter = limiter or SendLimiter(metrics)
-        self.deps = StreamDeps(watcher, sync, metrics, nonces, limiter, limits or StreamLimits())
+        self.deps = StreamDeps(
+            watcher, sync, metrics, nonces, limiter, limits or StreamLimits(), check_peer
+        )
 
     async def StreamAggregatedResources(  # noqa: N802 - the gRPC method's name
         self,
