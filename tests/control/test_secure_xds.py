@@ -65,7 +65,8 @@ async def _workload_certificate(plane: ControlPlane, tmp_path: Path) -> tuple[by
 
 
 def _roots(plane: ControlPlane) -> bytes:
-    assert plane.identity is not None and plane.identity.parts is not None
+    assert plane.identity is not None
+    assert plane.identity.parts is not None
     return plane.identity.parts.authority.issuer.roots_pem.encode()
 
 
@@ -144,7 +145,8 @@ async def test_a_node_impersonating_another_identity_is_refused(
         await _first_response(plane.identity.secure_port, _roots(plane), client, node_id, metadata)
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     details = refused.value.details() or ""
-    assert claim in details and WEB.uri in details
+    assert claim in details
+    assert WEB.uri in details
     assert _refused_count(plane) == 1
     assert any("refusing the ADS stream" in r.getMessage() for r in caplog.records)
     async with httpx.AsyncClient(trust_env=False) as http:
@@ -162,8 +164,10 @@ async def test_a_hostile_node_id_is_escaped_and_truncated_in_the_log(
         await _first_response(plane.identity.secure_port, _roots(plane), client, hostile)
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     logged = [r.getMessage() for r in caplog.records if "refusing the ADS" in r.getMessage()]
-    assert logged and len(logged[0]) < 800
-    assert "\n" not in logged[0] and "\x1b" not in logged[0]
+    assert logged
+    assert len(logged[0]) < 800
+    assert "\n" not in logged[0]
+    assert "\x1b" not in logged[0]
 
 
 async def test_no_client_certificate_no_handshake(plane: ControlPlane) -> None:
@@ -177,7 +181,8 @@ async def test_no_client_certificate_no_handshake(plane: ControlPlane) -> None:
 async def test_the_plaintext_port_is_loopback_only_by_default(plane: ControlPlane) -> None:
     assert plane.settings.xds_address == "127.0.0.1"
     assert plane.identity is not None
-    assert "secure=" in plane.ports_line() and "ca=" in plane.ports_line()
+    assert "secure=" in plane.ports_line()
+    assert "ca=" in plane.ports_line()
 
 
 def test_ca_flags_without_a_ca_are_refused() -> None:

@@ -30,9 +30,7 @@ class CitadelCounters:
 
 
 class CaMetrics:
-    def __init__(
-        self, registry: CollectorRegistry, citadel: CitadelCounters | None = None
-    ) -> None:
+    def __init__(self, registry: CollectorRegistry, citadel: CitadelCounters | None = None) -> None:
         self.citadel = citadel
         self.issued = Counter(
             "mizzen_ca_certificates_issued", "Workload certificates signed", registry=registry
