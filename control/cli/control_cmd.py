@@ -144,8 +144,8 @@ def _webhook_parts(
     if not given and args.webhook_cert_dir is None:
         if args.injection_config is not None:
             raise ValueError(
-                "--injection-config needs the webhooks (--webhook-cert-dir, or --tls-cert and "
-                "--tls-key)"
+                "--injection-config needs --tls-cert and --tls-key, or --webhook-cert-dir "
+                "(the webhooks)"
             )
         return None
     if given and args.webhook_cert_dir is not None:
