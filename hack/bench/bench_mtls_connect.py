@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import select
 import statistics
 import subprocess
@@ -60,6 +61,23 @@ CHANNEL_OPTIONS = [
 # --- the worker (a fleet of simulated agents) ---------------------------------------------------
 
 
+class _Requests:
+    """The request stream: a plain async iterator over a queue (grpc closes an async generator
+    from another task when the call ends, which fails while the generator waits)."""
+
+    def __init__(self, queue: asyncio.Queue[discovery_pb2.DiscoveryRequest | None]) -> None:
+        self.queue = queue
+
+    def __aiter__(self) -> _Requests:
+        return self
+
+    async def __anext__(self) -> discovery_pb2.DiscoveryRequest:
+        request = await self.queue.get()
+        if request is None:
+            raise StopAsyncIteration
+        return request
+
+
 class _Proxy:
     def __init__(self, spec: dict[str, Any], target: str, roots: bytes | None) -> None:
         self.spec = spec
@@ -72,19 +90,30 @@ class _Proxy:
             self.channel = grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
         self.queue: asyncio.Queue[discovery_pb2.DiscoveryRequest | None] = asyncio.Queue()
         self.call: Any = None
+        self.retries: list[str] = []
 
-    async def _requests(self) -> Any:
-        while (request := await self.queue.get()) is not None:
-            yield request
+    async def serve(self, attempts: int = 5) -> float:
+        """Until clusters and listeners are answered; the monotonic time then. A stream that
+        breaks is opened again after a short backoff, as Envoy does (counted in `retries`)."""
+        for attempt in range(attempts):
+            try:
+                return await self._attempt()
+            except (grpc.aio.AioRpcError, RuntimeError) as error:
+                self.retries.append(f"{type(error).__name__}: {error}"[:200])
+                if attempt == attempts - 1:
+                    raise
+                self.call.cancel()
+                self.queue = asyncio.Queue()
+                await asyncio.sleep(0.1 + random.random() * 0.2)
+        raise AssertionError("unreachable")
 
-    async def serve(self) -> float:
-        """Until clusters and listeners are answered; the monotonic time then."""
+    async def _attempt(self) -> float:
         metadata = struct_pb2.Struct()
         metadata.update({"NAMESPACE": NAMESPACE, "SERVICE_ACCOUNT": self.spec["sa"],
                          "NAME": self.spec["pod"]})  # fmt: skip
         node = base_pb2.Node(id=self.spec["node"], metadata=metadata)
         stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(self.channel)
-        self.call = stub.StreamAggregatedResources(self._requests(), wait_for_ready=True)
+        self.call = stub.StreamAggregatedResources(_Requests(self.queue), wait_for_ready=True)
         self.queue.put_nowait(discovery_pb2.DiscoveryRequest(node=node, type_url=CLUSTER))
         clusters = await self.call.read()
         if clusters is grpc.aio.EOF:
@@ -114,7 +143,9 @@ async def _worker(specs: list[dict[str, Any]], target: str, roots: bytes | None)
     )
     served = [r for r in results if isinstance(r, float)]
     errors = [f"{type(r).__name__}: {r}"[:200] for r in results if isinstance(r, BaseException)]
-    print(json.dumps({"served": served, "failed": len(errors), "first_error": errors[:1]}),
+    retries = [text for p in proxies for text in p.retries]
+    print(json.dumps({"served": served, "failed": len(errors), "first_error": errors[:1],
+                      "retries": len(retries), "first_retry": retries[:1]}),
           flush=True)  # fmt: skip
     await loop.run_in_executor(None, sys.stdin.readline)  # "exit"
     await asyncio.gather(*(p.close() for p in proxies), return_exceptions=True)
@@ -207,8 +238,10 @@ def _round(
     served = sorted(t - go for answer in answers for t in answer["served"])
     failed = sum(answer["failed"] for answer in answers)
     errors = [e for answer in answers for e in answer["first_error"]]
+    retried = [e for answer in answers for e in answer["first_retry"]]
     return {
         "mode": mode, "served": len(served), "failed": failed, "first_error": errors[:1],
+        "retries": sum(answer["retries"] for answer in answers), "first_retry": retried[:1],
         "all_served_s": served[-1] if served else float("nan"),
         "p50_s": statistics.median(served) if served else float("nan"),
         "p99_s": served[min(len(served) - 1, int(len(served) * 0.99))] if served else float("nan"),
@@ -217,15 +250,18 @@ def _round(
 
 
 def _print(results: list[dict[str, Any]], proxies: int) -> None:
-    print(f"{'mode':<10} {'served':>7} {'failed':>6} {'all served':>10} {'p50':>7} {'p99':>7} "
-          f"{'cp cpu':>7} {'cpu/proxy':>10}")  # fmt: skip
+    print(f"{'mode':<10} {'served':>7} {'failed':>6} {'retries':>7} {'all served':>10} {'p50':>7} "
+          f"{'p99':>7} {'cp cpu':>7} {'cpu/proxy':>10}")  # fmt: skip
     for r in results:
         per = 1000 * r["control_cpu_s"] / max(1, r["served"])
-        print(f"{r['mode']:<10} {r['served']:>7} {r['failed']:>6} {r['all_served_s']:>9.2f}s "
+        print(f"{r['mode']:<10} {r['served']:>7} {r['failed']:>6} {r['retries']:>7} "
+              f"{r['all_served_s']:>9.2f}s "
               f"{r['p50_s']:>6.2f}s {r['p99_s']:>6.2f}s {r['control_cpu_s']:>6.2f}s "
               f"{per:>8.2f}ms")  # fmt: skip
         if r["first_error"]:
-            print(f"  first error: {r['first_error'][0]}")
+            print(f"  first error: {' '.join(r['first_error'][0].split())}")
+        elif r["first_retry"]:
+            print(f"  first retried: {' '.join(r['first_retry'][0].split())}")
     by_mode: dict[str, list[dict[str, Any]]] = {}
     for r in results:
         by_mode.setdefault(r["mode"], []).append(r)
@@ -249,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     # CANCELLED on the client's side (the server logs nothing), which would measure the simulator.
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--pause", type=float, default=5.0, help="seconds between rounds")
+    parser.add_argument("--log-level", default="warning", help="the control plane's")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--roots", type=Path, help=argparse.SUPPRESS)
@@ -264,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         config, ca_dir = tmp / "config", tmp / "ca"
         sample.write_config(config, "10.1.0.2", "10.1.0.3", "10.1.0.4", sample.Routing())
         extra = ["--ca-dir", str(ca_dir), "--secure-port", "0", "--ca-port", "0",
-                 "--advertise-address", "127.0.0.1"]  # fmt: skip
+                 "--advertise-address", "127.0.0.1", "--log-level", args.log_level]  # fmt: skip
         control = ControlProcess(config, 0, extra, tmp / "control.log")
         try:
             control.wait_ready(60)
@@ -284,11 +322,12 @@ def main(argv: list[str] | None = None) -> int:
                     roots = ca_dir / "root-cert.pem" if mode == "mtls" else None
                     results.append(_round(mode, files, f"127.0.0.1:{port}", roots,
                                           control.pid, tmp))  # fmt: skip
-                    time.sleep(1.0)  # the server closes the streams
+                    time.sleep(args.pause)  # the server closes the round's streams
             _print(results, args.proxies)
             if any(r["failed"] for r in results):
                 lines = (tmp / "control.log").read_text(errors="replace").splitlines()
-                print("control plane log (last 15 lines):\n  " + "\n  ".join(lines[-15:]))
+                odd = [line for line in lines if " INFO " not in line and "connected" not in line]
+                print("control plane log (last 15 lines not INFO):\n  " + "\n  ".join(odd[-15:]))
         finally:
             control.stop()
     return 0
