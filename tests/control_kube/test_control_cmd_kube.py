@@ -4,6 +4,8 @@ serves the cluster's config, follows a change, stops on SIGTERM; bad flags exit 
 from __future__ import annotations
 
 import base64
+import contextlib
+import signal
 import subprocess
 import sys
 import time
@@ -13,9 +15,10 @@ import httpx
 import pytest
 
 from control.cli.main import main
+from tests.agent.conftest import free_port
 from tests.control.control_process import control_process
 from tests.control_kube.conftest import TOKEN, mesh_documents, write_kubeconfig
-from tests.control_kube.fake_apiserver import FakeApiServer
+from tests.control_kube.fake_apiserver import SECRETS, FakeApiServer
 from tests.control_kube.fake_cluster import fake_cluster
 
 
@@ -114,3 +117,40 @@ def test_one_source_exactly(
         main(["control", *args])  # argparse refuses before anything runs
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_not_ready_until_the_ca_can_be_loaded(fake: FakeApiServer, tmp_path: Path) -> None:
+    """The fake serves no Secrets at first: the CA cannot be loaded, the control plane retries
+    and says it is not ready; once Secrets are served, the CA is made and it is ready."""
+    kubeconfig = write_kubeconfig(tmp_path, fake.url, TOKEN)
+    debug_port = free_port()
+    ports = ["--xds-port", "0", "--debug-port", str(debug_port), "--secure-port", "0",
+             "--ca-port", "0"]  # fmt: skip
+    argv = _mizzen("control", "--kube", "--kubeconfig", str(kubeconfig), *ports)
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as process:  # fmt: skip
+        try:
+            ready = f"http://127.0.0.1:{debug_port}/ready"
+            statuses = []
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    statuses.append(httpx.get(ready, trust_env=False, timeout=2).status_code)
+                time.sleep(0.2)
+            assert statuses, "the debug server never answered"
+            assert set(statuses) == {503}
+            fake.install(SECRETS)
+            assert process.stdout is not None
+            line = process.stdout.readline()  # printed once the CA is loaded and listening
+            assert "secure=" in line
+            assert httpx.get(ready, trust_env=False, timeout=2).status_code == 200
+            assert [s for s in fake.objects("secrets") if s["metadata"]["name"] == "mizzen-ca"]
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=15) == 0
+            assert process.stderr is not None
+            log = process.stderr.read()
+            assert "the CA cannot be loaded yet" in log
+            assert "Traceback" not in log
+        finally:
+            if process.poll() is None:
+                process.kill()
