@@ -57,6 +57,9 @@ class InjectionConfig(BaseModel):
     init_image: Image = DEFAULT_IMAGE
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
     discovery_address: str = "mizzen.mizzen-system.svc:15012"
+    # The CA's CSR API (`CA_ADDR` in the proxy); "" leaves it out (the agent then asks the
+    # discovery address). A `proxyMetadata.CA_ADDR` of the pod wins, as in Istio.
+    ca_address: str = "mizzen.mizzen-system.svc:15013"
     trust_domain: str = "cluster.local"
     # The DNS suffix of Services (`<svc>.<ns>.svc.<cluster_domain>`).
     cluster_domain: str = "cluster.local"

@@ -96,8 +96,11 @@ def _proxy_env(settings: PodSettings, config: InjectionConfig, facts: ProxyFacts
         _field_env(contract.ENV_SERVICE_ACCOUNT, "spec.serviceAccountName"),
         _field_env(contract.ENV_NODE_NAME, "spec.nodeName"),
     ]
+    metadata = settings.proxy_config.proxy_metadata
+    ca_address = config.ca_address or None
     values: list[tuple[str, str | None]] = [
         (contract.ENV_DISCOVERY_ADDRESS, config.discovery_address),
+        (contract.ENV_CA_ADDRESS, None if contract.ENV_CA_ADDRESS in metadata else ca_address),
         (contract.ENV_TRUST_DOMAIN, config.trust_domain),
         (contract.ENV_CLUSTER_DOMAIN, config.cluster_domain),
         (contract.ENV_REVISION, config.revision),
@@ -119,7 +122,6 @@ def _proxy_env(settings: PodSettings, config: InjectionConfig, facts: ProxyFacts
         (contract.ENV_ENVOY_CONFIG_DIR, contract.ENVOY_CONFIG_DIR),
     ]
     env += [{"name": name, "value": value} for name, value in values if value is not None]
-    metadata = settings.proxy_config.proxy_metadata
     env += [{"name": name, "value": metadata[name]} for name in sorted(metadata)]
     return env
 

@@ -66,7 +66,10 @@ ENV_INSTANCE_IP: Final = "INSTANCE_IP"
 ENV_SERVICE_ACCOUNT: Final = "SERVICE_ACCOUNT"
 ENV_NODE_NAME: Final = "NODE_NAME"
 # From the mesh's injection settings.
-ENV_DISCOVERY_ADDRESS: Final = "MIZZEN_DISCOVERY_ADDRESS"  # host:port of xDS and the CA (TLS)
+ENV_DISCOVERY_ADDRESS: Final = "MIZZEN_DISCOVERY_ADDRESS"  # host:port of xDS over mutual TLS
+# host:port of the CA's CSR API (TLS, token-authenticated); Istio's variable name. Its own port:
+# Python gRPC cannot ask for a client certificate without requiring one (see the README).
+ENV_CA_ADDRESS: Final = "CA_ADDR"
 ENV_TRUST_DOMAIN: Final = "MIZZEN_TRUST_DOMAIN"
 ENV_CLUSTER_DOMAIN: Final = "MIZZEN_CLUSTER_DOMAIN"  # e.g. cluster.local (DNS suffix)
 ENV_REVISION: Final = "MIZZEN_REVISION"

@@ -26,9 +26,13 @@ _DURATION_RE: Final = re.compile(r"^[0-9]{1,12}(?:\.[0-9]{1,9})?s$")
 _INTERPRETED: Final = frozenset(
     {"holdApplicationUntilProxyStarts", "proxyMetadata", "concurrency", "terminationDrainDuration"}
 )
+# Env vars the injector sets that a pod may still set (as in Istio: its own CA for its agent).
+OVERRIDABLE_ENV: Final = frozenset({contract.ENV_CA_ADDRESS})
 # Env vars the injector sets itself: proxyMetadata may not replace them.
 RESERVED_ENV: Final = frozenset(
-    value for name, value in vars(contract).items() if name.startswith("ENV_")
+    value
+    for name, value in vars(contract).items()
+    if name.startswith("ENV_") and value not in OVERRIDABLE_ENV
 )
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # A ProxyConfig is a few levels deep; JSON nested thousands deep would exhaust the stack.

@@ -3,12 +3,13 @@ to ask, which key to make. Parsed once from the pod's environment (names from
 `injector.contract`, and Istio's `proxyMetadata` variables) and the flags.
 
 Identity is on when the pod has a token (`MIZZEN_TOKEN_PATH` set, as the injector always does),
-unless `--identity off` (the plaintext tests and demo, until the control plane serves 15012).
+unless `--identity off` (plaintext xDS to a control plane without a CA).
 Key: ECDSA P-256 by default. Istio's agent defaults to RSA 2048 and switches to ECDSA with
 `ECC_SIGNATURE_ALGORITHM=ECDSA`; mizzen defaults the other way (smaller, faster keys, as Linkerd)
 and honours `ECC_SIGNATURE_ALGORITHM=RSA` (with `WORKLOAD_RSA_KEY_SIZE`, default 2048) and
 `ECC_CURVE=P384`. `SECRET_TTL` (Istio's name, a Go duration) asks for a lifetime; `CA_ADDR`
-(Istio's name) points at a CA other than the discovery address.
+(Istio's name; the injector sets it to the control plane's CA port, 15013) points at the CA,
+else the discovery address is asked.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ ENV_KEY_ALGORITHM: Final = "ECC_SIGNATURE_ALGORITHM"
 ENV_CURVE: Final = "ECC_CURVE"
 ENV_RSA_BITS: Final = "WORKLOAD_RSA_KEY_SIZE"
 ENV_SECRET_TTL: Final = "SECRET_TTL"  # noqa: S105 (a variable name)
-ENV_CA_ADDRESS: Final = "CA_ADDR"
+ENV_CA_ADDRESS: Final = contract.ENV_CA_ADDRESS
 DEFAULT_CERT_TTL: Final = 24 * 3600
 _HOST: Final = re.compile(
     r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"

@@ -4,8 +4,8 @@
   any root rotation under way.
 - `mizzen ca rotate-root --ca-dir DIR [--phase add|activate|finish]`: rotate the self-signed
   root in three phases (see `control/plane/ca/root_rotation.py`); without `--phase`, the status.
-- `mizzen ca serve --ca-dir DIR [--secure-port 15012]`: the CSR API alone over TLS (until
-  `mizzen control` serves it on its secure port).
+- `mizzen ca serve --ca-dir DIR [--secure-port 15012]`: the CSR API alone over TLS (a CA
+  without a control plane; `mizzen control --ca-dir` serves it on its CA port, 15013).
 """
 
 from __future__ import annotations

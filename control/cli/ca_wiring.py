@@ -1,4 +1,4 @@
-"""The CA's flags and assembly, shared by `mizzen ca serve` and (once wired) `mizzen control`.
+"""The CA's flags and assembly, shared by `mizzen ca serve` and `mizzen control`.
 
     add_ca_flags(parser)                       # --ca-dir, --plugin-ca-dir, --ca-key-type, ...
     settings = ca_settings(args, kube=args.kube)         # ValueError naming the flag
@@ -26,7 +26,7 @@ from control.api.duration import DurationError, parse_millis
 from control.identity.keys import generate_key
 from control.plane.ca.authn import Authenticator
 from control.plane.ca.authority import CertificateAuthority, bootstrap
-from control.plane.ca.ca_metrics import CaMetrics
+from control.plane.ca.ca_metrics import CaMetrics, CitadelCounters
 from control.plane.ca.ca_settings import CaSettings
 from control.plane.ca.kube_calls import KubeJson
 from control.plane.ca.kube_store import KubeCaStore, KubeSecretSource
@@ -135,6 +135,7 @@ def build_identity(
     registry: CollectorRegistry,
     *,
     limits: ServiceLimits | None = None,
+    citadel: CitadelCounters | None = None,
 ) -> IdentityParts:
     """Blocking (files, Secrets): run it before the loop starts serving, or in a thread.
     Raises CaStoreError / CaMaterialError with a message naming the place at fault."""
@@ -165,7 +166,7 @@ def build_identity(
         authenticator = LocalTokenAuthenticator.for_key(
             key, settings.token_audience, settings.trust_domain, utc_now
         )
-    metrics = CaMetrics(registry)
+    metrics = CaMetrics(registry, citadel)
     names = service_names(
         settings.service_name,
         settings.namespace,

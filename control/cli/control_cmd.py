@@ -1,25 +1,39 @@
 """`mizzen control`: the control plane (xDS over gRPC, debug endpoints) on a config directory
-or, with `--kube`, on the Kubernetes API; with `--tls-cert`/`--tls-key` it also serves the
-admission webhooks, so one process does what istiod does."""
+or, with `--kube`, on the Kubernetes API; with `--ca-dir` or `--kube` the mesh CA and its ports
+(`control_identity`: ADS over mutual TLS on 15012, the CSR API on 15013), with `--kube` also the
+Lease and its duties (`control_leader`); with `--tls-cert`/`--tls-key`, or `--webhook-cert-dir`
+(a certificate from the mesh CA), the admission webhooks. One process does what istiod does."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
+from kubernetes.client import ApiClient
 from pydantic import ValidationError
 
 from control.api.duration import DurationError, parse_millis
+from control.cli.ca_wiring import ca_settings
+from control.cli.control_identity import CaStartError, IdentityConfig, add_identity_flags
+from control.cli.control_leader import build_leadership, pod_name
 from control.cli.control_process import ControlPlane, ControlSettings
 from control.cli.settings_files import injection_for_mesh, load_injection_config
+from control.cli.webhook_certs import (
+    WebhookCertError,
+    webhook_files,
+    webhook_names,
+    webhook_rotator,
+)
 from control.config.mesh_config import MeshConfig, load_mesh_config
 from control.config.settings import describe
+from control.install.names import DEFAULT_REVISION, Names
 from control.plane.sources.base import ConfigSource
 from control.plane.sources.file import FileLimits
 from control.plane.sources.kube import KubeSource, KubeSyncError, kube_client
@@ -45,7 +59,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--kubeconfig", type=Path,
         help="kubeconfig file for --kube (default: the pod's in-cluster service account)",
     )  # fmt: skip
-    parser.add_argument("--xds-port", type=_port, default=15010, help="ADS gRPC port (0: any)")
+    parser.add_argument(
+        "--xds-port", type=_port, default=15010,
+        help="plaintext ADS port, unauthenticated: tools, tests, benchmarks (0: any)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--xds-address", default="127.0.0.1", metavar="ADDRESS",
+        help="address of the plaintext ADS port (default loopback; '::' for all)",
+    )  # fmt: skip
     parser.add_argument("--debug-port", type=_port, default=15014, help="debug HTTP port (0: any)")
     parser.add_argument(
         "--mesh-config", type=Path, help="MeshConfig YAML (e.g. outboundTrafficPolicy.mode)"
@@ -81,8 +102,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     webhook.add_argument("--tls-cert", type=Path, help="serving certificate (PEM), reloaded")
     webhook.add_argument("--tls-key", type=Path, help="its private key (PEM), reloaded")
     webhook.add_argument(
+        "--webhook-cert-dir", type=Path, metavar="DIR",
+        help="the mesh CA issues the webhooks' certificate into DIR (tls.crt, tls.key), renewed",
+    )  # fmt: skip
+    webhook.add_argument(
         "--injection-config", type=Path, help="injection settings (YAML, camelCase keys)"
     )
+    parser.add_argument(
+        "--revision", default=DEFAULT_REVISION,
+        help="with --kube: the install's revision (names the Lease and the webhooks)",
+    )  # fmt: skip
+    add_identity_flags(parser, _port)
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
@@ -112,42 +142,136 @@ def _positive(text: str) -> int:
 
 @dataclass(frozen=True)
 class WebhookParts:
-    """What the embedded webhooks need, checked at the edge before anything listens."""
+    """What the embedded webhooks need, checked at the edge before anything listens.
+    `issued_names`: the certificate is the mesh CA's, issued for these names into the files
+    (`--webhook-cert-dir`); empty: the files are given (`--tls-cert`/`--tls-key`)."""
 
     settings: ServerSettings
     store: CertificateStore
     injection: InjectionConfig
+    issued_names: tuple[str, ...] = ()
 
 
-def _webhook_parts(args: argparse.Namespace, mesh: MeshConfig) -> WebhookParts | None:
+def _webhook_parts(
+    args: argparse.Namespace, mesh: MeshConfig, identity: IdentityConfig | None
+) -> WebhookParts | None:
     """None when no certificate is given; raises ValueError naming the flag otherwise."""
-    if args.tls_cert is None and args.tls_key is None:
+    given = args.tls_cert is not None or args.tls_key is not None
+    if not given and args.webhook_cert_dir is None:
         if args.injection_config is not None:
-            raise ValueError("--injection-config needs --tls-cert and --tls-key (the webhooks)")
+            raise ValueError(
+                "--injection-config needs --tls-cert and --tls-key, or --webhook-cert-dir "
+                "(the webhooks)"
+            )
         return None
-    if args.tls_cert is None or args.tls_key is None:
+    if given and args.webhook_cert_dir is not None:
+        raise ValueError("--webhook-cert-dir and --tls-cert/--tls-key exclude each other")
+    if given and (args.tls_cert is None or args.tls_key is None):
         raise ValueError("the webhooks need both --tls-cert and --tls-key")
+    if args.webhook_cert_dir is not None and identity is None:
+        raise ValueError("--webhook-cert-dir needs the mesh CA (--ca-dir or --kube)")
     injection = injection_for_mesh(
         mesh, load_injection_config(args.injection_config, "--injection-config"),
         "--injection-config",
     )  # fmt: skip
+    if args.webhook_cert_dir is not None:
+        assert identity is not None
+        cert_file, key_file = webhook_files(args.webhook_cert_dir)
+        names = tuple(webhook_names(identity.settings))
+    else:
+        cert_file, key_file, names = args.tls_cert, args.tls_key, ()
     settings = ServerSettings(
-        port=args.webhook_port, cert_file=args.tls_cert, key_file=args.tls_key,
-        log_level=args.log_level,
-    )  # fmt: skip
+        port=args.webhook_port, cert_file=cert_file, key_file=key_file, log_level=args.log_level
+    )
     store = CertificateStore(settings.cert_file, settings.key_file)
-    try:
-        store.load()
-    except CertificateError as error:
-        raise ValueError(f"--tls-cert/--tls-key: {error}") from None
-    return WebhookParts(settings, store, injection)
+    if not names:
+        try:
+            store.load()
+        except CertificateError as error:
+            raise ValueError(f"--tls-cert/--tls-key: {error}") from None
+    return WebhookParts(settings, store, injection, names)
 
 
-PlaneFactory = Callable[[ControlSettings, ConfigSource | None], ControlPlane]
+class PlaneFactory(Protocol):
+    def __call__(
+        self,
+        settings: ControlSettings,
+        source: ConfigSource | None,
+        identity: IdentityConfig | None = None,
+    ) -> ControlPlane: ...
 
 
-def _plane(settings: ControlSettings, source: ConfigSource | None) -> ControlPlane:
-    return ControlPlane(settings, source=source)
+def _plane(
+    settings: ControlSettings, source: ConfigSource | None, identity: IdentityConfig | None = None
+) -> ControlPlane:
+    return ControlPlane(settings, source=source, identity=identity)
+
+
+@dataclass
+class _Extras:
+    """What runs beside the plane once its CA is loaded: the webhooks (and their certificate's
+    renewal) and, with `--kube`, the Lease and its duties."""
+
+    webhook: EmbeddedWebhook | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(
+        self,
+        plane: ControlPlane,
+        webhook_parts: WebhookParts | None,
+        leader: LeaderConfig | None,
+    ) -> None:
+        parts = plane.identity.parts if plane.identity is not None else None
+        if webhook_parts is not None:
+            if webhook_parts.issued_names:
+                assert parts is not None  # --webhook-cert-dir needs the CA (checked at the edge)
+                rotator = webhook_rotator(parts.authority, webhook_parts)
+                try:
+                    await asyncio.to_thread(rotator.ensure)
+                    webhook_parts.store.load()
+                except (RuntimeError, OSError, CertificateError) as error:
+                    raise WebhookCertError(f"--webhook-cert-dir: {error}") from None
+                self.tasks.append(asyncio.create_task(rotator.run(), name="webhook-cert"))
+            app = create_app(
+                WebhookSettings(), webhook_parts.injection, readiness=webhook_parts.store.ready
+            )
+            self.webhook = EmbeddedWebhook(app, webhook_parts.settings, webhook_parts.store)
+            self.webhook.start()
+        if leader is not None and parts is not None:
+            leadership = build_leadership(leader.client, parts.authority, leader.names, pod_name())
+            self.tasks.append(asyncio.create_task(leadership.run(), name="leadership"))
+
+    async def stop(self) -> None:
+        for task in self.tasks:  # the leadership releases its Lease as it ends
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks = []
+        if self.webhook is not None:
+            await self.webhook.stop()
+
+
+@dataclass(frozen=True)
+class LeaderConfig:
+    client: ApiClient
+    names: Names
+
+
+async def _start_or_stop(plane: ControlPlane, stop: asyncio.Event) -> bool:
+    """Start the plane unless told to stop meanwhile (the CA can take a while with --kube);
+    True when started. Errors of the start propagate."""
+    starting = asyncio.create_task(plane.start())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if starting.done():
+        starting.result()
+        return True
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    return False
 
 
 async def _serve(
@@ -155,39 +279,40 @@ async def _serve(
     source: ConfigSource | None = None,
     webhook_parts: WebhookParts | None = None,
     make_plane: PlaneFactory = _plane,
+    identity: IdentityConfig | None = None,
+    leader: LeaderConfig | None = None,
 ) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    plane = make_plane(settings, source)
-    webhook: EmbeddedWebhook | None = None
+    plane = make_plane(settings, source, identity)
+    extras = _Extras()
     try:
-        await plane.start()
-        if webhook_parts is not None:
-            app = create_app(
-                WebhookSettings(), webhook_parts.injection, readiness=webhook_parts.store.ready
-            )
-            webhook = EmbeddedWebhook(app, webhook_parts.settings, webhook_parts.store)
-            webhook.start()
+        if not await _start_or_stop(plane, stop):
+            await plane.stop()
+            return 0
+        await extras.start(plane, webhook_parts, leader)
     except OSError as error:
         sys.stderr.write(f"mizzen control: cannot listen: {error}\n")
+        await extras.stop()
         await plane.stop()
         return 1
-    except KubeSyncError as error:  # the initial list failed (unreachable, forbidden, ...)
+    except (KubeSyncError, CaStartError, WebhookCertError) as error:
+        # the initial list failed (unreachable, forbidden, ...), or the CA cannot be used
         sys.stderr.write(f"mizzen control: {error}\n")
+        await extras.stop()
         await plane.stop()
         return 1
-    serving = f"xds={plane.xds_port} debug={plane.debug_port}"
-    if webhook is not None:
-        serving += f" webhook={webhook.port}"
+    serving = plane.ports_line()
+    if extras.webhook is not None:
+        serving += f" webhook={extras.webhook.port}"
     sys.stdout.write(f"mizzen control: {serving}\n")
     sys.stdout.flush()
     try:
         await stop.wait()
     finally:
-        if webhook is not None:
-            await webhook.stop()
+        await extras.stop()
         await plane.stop()
     return 0
 
@@ -210,19 +335,35 @@ def run(args: argparse.Namespace, make_plane: PlaneFactory = _plane) -> int:
         # With --kube the directory is unused (the plane logs it): name the source instead.
         settings = ControlSettings(
             config_dir=config_dir,
-            xds_port=args.xds_port, debug_port=args.debug_port, mesh=mesh,
-            config_max_file_bytes=args.config_max_file_bytes,
+            xds_port=args.xds_port, xds_address=args.xds_address, debug_port=args.debug_port,
+            mesh=mesh, config_max_file_bytes=args.config_max_file_bytes,
             config_max_documents=args.config_max_documents,
             xds_max_message_bytes=args.xds_max_message_bytes, xds_max_names=args.xds_max_names,
             xds_max_requests_per_second=args.xds_max_request_rate,
             drain_duration=args.drain_duration,
         )  # fmt: skip
-        webhook_parts = _webhook_parts(args, mesh)
-        source = KubeSource(kube_client(args.kubeconfig), mesh) if args.kube else None
+        client = kube_client(args.kubeconfig) if args.kube else None
+        identity = _identity_config(args, client)
+        webhook_parts = _webhook_parts(args, mesh, identity)
+        source = KubeSource(client, mesh) if client is not None else None
+        leader = None
+        if client is not None and identity is not None:
+            leader = LeaderConfig(client, Names(identity.settings.namespace, args.revision))
     except ValidationError as error:
         sys.stderr.write(f"mizzen control: {describe(error)}\n")
         return 2
     except ValueError as error:  # KubeConfigError included: one line naming the file
         sys.stderr.write(f"mizzen control: {error}\n")
         return 2
-    return asyncio.run(_serve(settings, source, webhook_parts, make_plane))
+    return asyncio.run(_serve(settings, source, webhook_parts, make_plane, identity, leader))
+
+
+def _identity_config(args: argparse.Namespace, client: ApiClient | None) -> IdentityConfig | None:
+    """The mesh CA's part: with `--ca-dir` (local) or `--kube`; None otherwise (plaintext xDS
+    only). Raises ValueError naming the flag."""
+    if args.ca_dir is None and not args.kube:
+        if args.plugin_ca_dir is not None or args.advertise_address:
+            raise ValueError("the CA's flags need --ca-dir (or --kube)")
+        return None
+    settings = ca_settings(args, kube=args.kube)
+    return IdentityConfig(settings, client, args.secure_port, args.ca_port)

@@ -1,5 +1,7 @@
 """The control plane's process, assembled: the config source, the debouncer, the snapshot cache,
-the ADS gRPC server and the debug HTTP server, run together in one asyncio loop. Only here (and
+the ADS gRPC server (plaintext, loopback by default: unauthenticated, for tools, tests and
+benchmarks), the debug HTTP server and, with a CA, the secure ports (`control_identity`: ADS
+over mutual TLS and the CSR API), run together in one asyncio loop. Only here (and
 in the rest of `control.cli`) are servers and sources put together.
 
     async with ControlPlane(ControlSettings(config_dir=path, xds_port=0, debug_port=0)) as plane:
@@ -18,7 +20,9 @@ import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc
 from pydantic import BaseModel, ConfigDict, Field
 
+from control.cli.control_identity import IdentityConfig, PlaneIdentity
 from control.config.mesh_config import MeshConfig
+from control.plane.ca.ca_metrics import CitadelCounters
 from control.plane.debounce import Debouncer
 from control.plane.debug import build_app
 from control.plane.metrics import Metrics
@@ -27,6 +31,8 @@ from control.plane.sources.base import ConfigSource
 from control.plane.sources.file import FileLimits, FileSource
 from control.plane.sources.jwks import JwksSource
 from control.plane.sync_status import SyncRegistry
+from control.plane.xds.ads.drain import StreamDrain
+from control.plane.xds.ads.peer_identity import PeerIdentityCheck
 from control.plane.xds.ads.service import AdsService
 from control.plane.xds.ads.stream import StreamLimits
 from control.plane.xds.ads.throttle import SendLimiter
@@ -45,6 +51,8 @@ class ControlSettings(BaseModel):
     # The `file` source's directory; None when the caller passes its own source (`--kube`).
     config_dir: Path | None = None
     xds_port: int = Field(default=15010, ge=0, le=65535)
+    # The plaintext, unauthenticated xDS port's address: loopback unless asked ("::" = all).
+    xds_address: str = "127.0.0.1"
     debug_port: int = Field(default=15014, ge=0, le=65535)
     mesh: MeshConfig = Field(default_factory=MeshConfig)
     poll_interval: float = Field(default=0.1, gt=0)
@@ -65,9 +73,14 @@ class ControlSettings(BaseModel):
     drain_duration: float = Field(default=0.0, ge=0)
 
 
-def _add_port(server: grpc.aio.Server, port: int) -> int:
-    """All addresses: `[::]` (dual-stack), or `0.0.0.0` where IPv6 is off. 0 on failure."""
-    for address in (f"[::]:{port}", f"0.0.0.0:{port}"):
+def _add_port(server: grpc.aio.Server, host: str, port: int) -> int:
+    """`host` "::" or "": all addresses (`[::]`, dual-stack, or `0.0.0.0` where IPv6 is off);
+    else that address. 0 on failure."""
+    if host in ("", "::", "[::]"):
+        addresses = [f"[::]:{port}", f"0.0.0.0:{port}"]
+    else:
+        addresses = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    for address in addresses:
         try:
             bound = server.add_insecure_port(address)
         except RuntimeError:
@@ -75,6 +88,15 @@ def _add_port(server: grpc.aio.Server, port: int) -> int:
         if bound:
             return bound
     return 0
+
+
+def _citadel(metrics: Metrics) -> CitadelCounters:
+    return CitadelCounters(
+        csr_requests=metrics.csr_requests,
+        issued=metrics.certs_issued,
+        authentication_failures=metrics.csr_authentication_failures,
+        sign_errors=metrics.csr_refused,
+    )
 
 
 class ControlPlane:
@@ -85,10 +107,12 @@ class ControlPlane:
         source: ConfigSource | None = None,
         metrics: Metrics | None = None,
         cache: SnapshotCache | None = None,
+        identity: IdentityConfig | None = None,
     ) -> None:
         """`source`: the file source of `settings.config_dir` unless given. `cache` (made with
         `metrics`): a `SnapshotCache` of the mesh config's empty state unless given (a test's
-        own translation, the benchmark's baseline)."""
+        own translation, the benchmark's baseline). `identity`: the mesh CA and its ports
+        (`control_identity`); the plane is ready only once the CA is loaded."""
         self.settings = settings
         self.metrics = metrics or Metrics()
         if source is None:
@@ -104,11 +128,16 @@ class ControlPlane:
         self.sync = SyncRegistry()
         self.cache = cache or SnapshotCache(MeshState(mesh=settings.mesh), self.metrics)
         self.debouncer = Debouncer(self._apply, settings.debounce_quiet, settings.debounce_max)
+        self.identity = (
+            PlaneIdentity(identity, self.metrics.registry, _citadel(self.metrics))
+            if identity is not None
+            else None
+        )
         self.xds_port = 0
         self.debug_port = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._grpc: grpc.aio.Server | None = None
-        self._ads: AdsService | None = None
+        self._drain = StreamDrain()  # the streams of every ADS port
         self._http: HttpServer | None = None
         self._started = False
 
@@ -148,12 +177,15 @@ class ControlPlane:
                 ("grpc.max_receive_message_length", limits.max_message_bytes),
             ]
         )
-        ads = AdsService(self.cache, self.sync, self.metrics, VersionSequence(), limiter, limits)
-        self._ads = ads
+        nonces = VersionSequence()
+        ads = AdsService(
+            self.cache, self.sync, self.metrics, nonces, limiter, limits, drain=self._drain
+        )
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(ads, server)
-        self.xds_port = _add_port(server, self.settings.xds_port)
+        self.xds_port = _add_port(server, self.settings.xds_address, self.settings.xds_port)
         if self.xds_port == 0:
-            raise OSError(f"cannot listen for xDS on port {self.settings.xds_port}")
+            where = f"{self.settings.xds_address} port {self.settings.xds_port}"
+            raise OSError(f"cannot listen for xDS on {where}")
         await server.start()
         self._grpc = server
 
@@ -163,21 +195,45 @@ class ControlPlane:
         self._http = HttpServer(app, name="debug-http")
         self._http.start(bind("::", self.settings.debug_port))
         self.debug_port = self._http.port
+        if self.identity is not None:  # not ready (the debug server says so) until loaded
+            secure_ads = AdsService(
+                self.cache,
+                self.sync,
+                self.metrics,
+                nonces,
+                limiter,
+                limits,
+                PeerIdentityCheck(),
+                self._drain,
+            )
+            await self.identity.start(
+                lambda s: ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
+                    secure_ads, s
+                )
+            )
         self._tasks = [
             asyncio.create_task(self.source.run(self._on_source_change), name="config-source"),
             asyncio.create_task(self.debouncer.run(), name="debounce"),
         ]
         self._started = True
         source_name = self.settings.config_dir or type(self.source).__name__
-        log.info("control plane serving: xds=%d debug=%d config=%s",
-                 self.xds_port, self.debug_port, source_name)  # fmt: skip
+        log.info("control plane serving: %s config=%s", self.ports_line(), source_name)
+
+    def ports_line(self) -> str:
+        """`xds=P debug=P [secure=P ca=P]`: the ports bound (as `mizzen control` prints them)."""
+        line = f"xds={self.xds_port} debug={self.debug_port}"
+        if self.identity is not None and self.identity.loaded:
+            line += f" secure={self.identity.secure_port} ca={self.identity.ca_port}"
+        return line
 
     async def stop(self) -> None:
         self._started = False  # not ready: the Service sends new proxies elsewhere
-        if self._ads is not None:
-            closed = await self._ads.drain.drain(self.settings.drain_duration)
-            if closed:
-                log.info("drained %d ADS streams over %gs", closed, self.settings.drain_duration)
+        # Both ports' streams (plaintext and mutual TLS), a few at a time, before any port closes.
+        closed = await self._drain.drain(self.settings.drain_duration)
+        if closed:
+            log.info("drained %d ADS streams over %gs", closed, self.settings.drain_duration)
+        if self.identity is not None:
+            await self.identity.stop()
         if self._grpc is not None:
             await self._grpc.stop(grace=0.5)
         if self._http is not None:

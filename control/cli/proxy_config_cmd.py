@@ -1,7 +1,9 @@
 """`mizzen proxy-config <listeners|clusters|routes|endpoints> POD[.NAMESPACE]`: one proxy's Envoy
 config as the control plane sent it (`/debug/config_dump?proxy=`) and, with `--envoy-admin`, as
 that Envoy holds it (its admin `/config_dump`, `/clusters` for endpoints): istioctl's
-`proxy-config`. Comparing the two views shows a proxy that did not take what it was sent."""
+`proxy-config`. Comparing the two views shows a proxy that did not take what it was sent.
+`secret` shows the certificates Envoy holds (`proxy_config_secret`), from its admin only
+(default http://127.0.0.1:15000, i.e. run in the pod's network namespace)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from control.cli.proxy_config_secret import show_secrets
 from control.cli.proxy_config_tables import (
     DUMP_KEYS,
     HEADERS,
@@ -22,7 +25,8 @@ from control.cli.proxy_config_tables import (
 )
 from control.cli.proxy_status_cmd import DEFAULT_CONTROL, CommandError, fetch_json, render_table
 
-KINDS = ("listeners", "clusters", "routes", "endpoints")
+KINDS = ("listeners", "clusters", "routes", "endpoints", "secret")
+ENVOY_ADMIN = "http://127.0.0.1:15000"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -104,6 +108,13 @@ def _difference(kind: str, control: list[Json], envoy: list[Json]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.kind == "secret":
+        try:
+            sys.stdout.write(show_secrets(args.pod, args.envoy_admin or ENVOY_ADMIN))
+        except CommandError as error:
+            sys.stderr.write(f"mizzen proxy-config secret: {error}\n")
+            return 1
+        return 0
     try:
         proxy, control = _control_view(args)
     except CommandError as error:

@@ -32,6 +32,7 @@ def injection_config(values: InstallValues) -> InjectionConfig:
         init_image=values.image,
         image_pull_policy=values.image_pull_policy,
         discovery_address=names.discovery_address(args.SECURE_PORT),
+        ca_address=names.discovery_address(args.CA_PORT),
         trust_domain=values.trust_domain,
         cluster_domain=values.cluster_domain,
         native_sidecar=proxy.native_sidecar,
@@ -103,6 +104,7 @@ def _container(values: InstallValues) -> dict[str, Any]:
         ],
         "ports": [
             _port("grpc-xds-tls", args.SECURE_PORT),
+            _port("grpc-ca-tls", args.CA_PORT),
             _port("https-webhook", args.WEBHOOK_PORT),
             _port("http-monitoring", args.MONITORING_PORT),
         ],
@@ -190,8 +192,8 @@ def deployment(values: InstallValues, labels: dict[str, str]) -> dict[str, Any]:
 
 
 def service(values: InstallValues, labels: dict[str, str]) -> dict[str, Any]:
-    """The one Service: xDS and the CA for the proxies, the webhooks for the API server, the
-    monitoring port for Prometheus."""
+    """The one Service: xDS (mutual TLS) and the CA (TLS) for the proxies, the webhooks for the
+    API server, the monitoring port for Prometheus."""
     names = Names.of(values)
     return {
         "apiVersion": "v1",
@@ -204,6 +206,12 @@ def service(values: InstallValues, labels: dict[str, str]) -> dict[str, Any]:
                     "name": "grpc-xds-tls",
                     "port": args.SECURE_PORT,
                     "targetPort": args.SECURE_PORT,
+                    "protocol": "TCP",
+                },
+                {
+                    "name": "grpc-ca-tls",
+                    "port": args.CA_PORT,
+                    "targetPort": args.CA_PORT,
                     "protocol": "TCP",
                 },
                 {

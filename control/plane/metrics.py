@@ -150,6 +150,12 @@ class Metrics:
             "ADS streams closed with RESOURCE_EXHAUSTED (too many requests or resource names)",
             registry=r,
         )
+        self.identity_refused = Counter(
+            "mizzen_xds_identity_refused",
+            "ADS streams refused on the secure port: the node claimed another namespace or "
+            "service account than its client certificate's SPIFFE id (PERMISSION_DENIED)",
+            registry=r,
+        )
         self.config_updates = Counter(
             "mizzen_config_updates", "Debounced mesh-state updates applied", registry=r
         )
@@ -164,8 +170,8 @@ class Metrics:
             Gauge("pilot_total_rejected_configs_current", "Configs Pilot currently rejects "
                   "(invalid documents)", registry=r),
         )  # fmt: skip
-        # The CA (issue 11) increments these (Istio's Citadel names); until it exists they
-        # stay at 0, so the control-plane dashboard's certificate panels have their series.
+        # The CA increments these (Istio's Citadel names, `CaMetrics`); without a CA (no
+        # --ca-dir) they stay at 0, so the dashboard's certificate panels have their series.
         self.csr_requests = IstioCounter(
             "citadel_server_csr_count", "The number of CSRs received by Citadel server.",
             registry=r,
@@ -177,4 +183,8 @@ class Metrics:
         self.csr_refused = IstioCounter(
             "citadel_server_csr_sign_err_count", "The number of errors occurred when signing "
             "the CSR.", registry=r,
+        )  # fmt: skip
+        self.csr_authentication_failures = IstioCounter(
+            "citadel_server_authentication_failure_count",
+            "The number of authentication failures.", registry=r,
         )  # fmt: skip

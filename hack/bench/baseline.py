@@ -13,6 +13,7 @@ import dataclasses
 import sys
 
 from control.cli import control_cmd
+from control.cli.control_identity import IdentityConfig
 from control.cli.control_process import ControlPlane, ControlSettings
 from control.plane.metrics import Metrics
 from control.plane.model.state import MeshState
@@ -60,10 +61,12 @@ class BaselineCache(SnapshotCache):
         return dataclasses.replace(fresh, generation=previous.generation + 1 if previous else 1)
 
 
-def baseline_plane(settings: ControlSettings, source: ConfigSource | None) -> ControlPlane:
+def baseline_plane(
+    settings: ControlSettings, source: ConfigSource | None, identity: IdentityConfig | None = None
+) -> ControlPlane:
     metrics = Metrics()
     cache = BaselineCache(MeshState(mesh=settings.mesh), metrics)
-    return ControlPlane(settings, source=source, metrics=metrics, cache=cache)
+    return ControlPlane(settings, source=source, metrics=metrics, cache=cache, identity=identity)
 
 
 def main(argv: list[str] | None = None) -> int:

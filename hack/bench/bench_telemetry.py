@@ -140,7 +140,8 @@ def _start_pair(network: Network, workdir: Path, name: str, metrics: bool, port:
     mesh = workdir / f"{name}-meshconfig.yaml"
     mesh.write_text(yaml.safe_dump({} if metrics else {"defaultProviders": {"metrics": []}}))
     network.host.popen(mizzen("control", "--config-dir", str(config), "--mesh-config", str(mesh),
-                              "--xds-port", str(port), "--debug-port", str(port + 4)),
+                              "--xds-address", "::", "--xds-port", str(port),
+                              "--debug-port", str(port + 4)),
                        stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     app = workdir / f"{name}-app.json"
     app.write_text(json.dumps(_app_config()))

@@ -62,6 +62,7 @@ class ControlProcess:
         )
         self.xds_port = 0
         self.debug_port = 0
+        self.ports: dict[str, int] = {}
         self.ready_at = 0.0
 
     @property
@@ -75,6 +76,7 @@ class ControlProcess:
         if not line.startswith("mizzen control: xds="):
             raise BenchError(f"control plane did not start: {line!r} (see {self._log.name})")
         parts = dict(p.split("=") for p in line.split()[2:])
+        self.ports = {name: int(port) for name, port in parts.items()}  # secure=, ca= as well
         self.xds_port, self.debug_port = int(parts["xds"]), int(parts["debug"])
         self.ready_at = time.monotonic()
         return self.ready_at - self.started

@@ -174,7 +174,7 @@ def telemetry_mesh(
             mesh_file.write_text(yaml.safe_dump(mesh_config(collector, traces.port)))
             topology.host.popen(
                 mizzen("control", "--config-dir", str(config_dir), "--mesh-config", str(mesh_file),
-                       "--xds-port", "15010", "--debug-port", "15014"),
+                       "--xds-address", "::", "--xds-port", "15010", "--debug-port", "15014"),
                 stdout=log("control.log"), stderr=subprocess.STDOUT,
             )  # fmt: skip
             _start_app(echo)

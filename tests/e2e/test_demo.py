@@ -59,6 +59,15 @@ def _check_demo_output(done: subprocess.CompletedProcess[str]) -> None:
     assert "status 418: 5" in out
     assert re.search(r"re-routed in \d\.\d\ds; 50 requests: v2 50 \(100%\)", out), out
     assert "torn down" in out
+    # Identity on: each sidecar holds a certificate for its service account, and its xDS
+    # stream to the secure port is mutual TLS (the control plane's name checked).
+    assert re.search(r"default\s+Cert Chain\s+spiffe://cluster.local/ns/demo/sa/client\s", out), out
+    assert re.search(r"default\s+Cert Chain\s+spiffe://cluster.local/ns/demo/sa/echo\s", out), out
+    assert re.search(r"ROOTCA\s+CA\s+-\s+[0-9a-f]+", out), out
+    handshakes = re.findall(r":15012 over mutual TLS: xds-grpc TLS handshakes (\d+), control-plane "
+                            r"name check failures 0", out)  # fmt: skip
+    assert len(handshakes) == 2, out
+    assert all(int(n) >= 1 for n in handshakes), out
     # The metrics table: the client's sidecar counted the 418s it answered itself.
     assert re.search(r"source\s+client\s+unknown\s+418\s+5\b", out), out
     assert re.search(r"destination\s+client\s+echo-v2\s+200\s+\d+", out), out

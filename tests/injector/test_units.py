@@ -212,6 +212,29 @@ def test_injected_pod_speaks_the_contract() -> None:
     assert status["initContainers"] == ["mizzen-init", "mizzen-proxy"]
 
 
+def _proxy_env(pod: dict[str, Any], config: InjectionConfig) -> list[dict[str, Any]]:
+    result = inject(pod, InjectionContext("shop", workload_name="shop-v1"), config)
+    proxy = result.pod["spec"]["initContainers"][1]
+    env: list[dict[str, Any]] = proxy["env"]
+    return env
+
+
+def test_the_proxy_is_pointed_at_the_ca_port_unless_the_pod_says_otherwise() -> None:
+    env = _proxy_env(_pod(), InjectionConfig(caAddress="ca.example:8443"))
+    assert {"name": contract.ENV_CA_ADDRESS, "value": "ca.example:8443"} in env
+    assert {"name": "CA_ADDR", "value": "mizzen.mizzen-system.svc:15013"} in _proxy_env(
+        _pod(), InjectionConfig()
+    )
+    assert all(
+        item["name"] != "CA_ADDR" for item in _proxy_env(_pod(), InjectionConfig(caAddress=""))
+    )
+    own = '{"proxyMetadata": {"CA_ADDR": "my-ca.shop:15013"}}'
+    pinned = _proxy_env(_pod(annotations={"proxy.istio.io/config": own}), InjectionConfig())
+    assert [item for item in pinned if item["name"] == "CA_ADDR"] == [
+        {"name": "CA_ADDR", "value": "my-ca.shop:15013"}
+    ]
+
+
 def test_proxy_image_annotation_never_reaches_the_init_container() -> None:
     pod = _pod(annotations={"sidecar.istio.io/proxyImage": "evil.example/root:1"})
     result = inject(pod, InjectionContext("shop"), InjectionConfig(init_image="mesh/init:1"))

@@ -70,6 +70,16 @@ def test_the_discovery_address_reaches_the_secure_port(sets: tuple[str, ...]) ->
     xds = _service_port(objects, "grpc-xds-tls")
     assert int(port) == xds["port"] == 15012
     _container_port(objects, xds["targetPort"])
+    args = _control_args(objects)
+    assert xds["targetPort"] == args.secure_port
+    # The CA's own port (CA_ADDR of the proxies), and the names its certificates carry.
+    ca_host, ca_port = injection.ca_address.rsplit(":", 1)
+    assert ca_host == host
+    ca = _service_port(objects, "grpc-ca-tls")
+    assert int(ca_port) == ca["port"] == ca["targetPort"] == args.ca_port == 15013
+    _container_port(objects, args.ca_port)
+    assert host == f"{args.service_name}.{args.ca_namespace}.svc"
+    assert args.trust_domain == injection.trust_domain
     pod_labels = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
 
@@ -82,8 +92,8 @@ def test_the_webhooks_reach_the_webhook_server(sets: tuple[str, ...]) -> None:
     args = _control_args(objects)
     assert https["targetPort"] == args.webhook_port
     _container_port(objects, args.webhook_port)
-    assert args.tls_cert is not None
-    assert args.tls_key is not None
+    assert args.webhook_cert_dir is not None  # the mesh CA issues the webhooks' certificate
+    assert args.tls_cert is None
     for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
         for webhook in one(objects, kind)["webhooks"]:
             reference = webhook["clientConfig"]["service"]
@@ -113,10 +123,9 @@ def test_the_arguments_are_mizzen_controls_and_their_files_are_mounted(
         assert volumes[mount["name"]]["configMap"]["name"] == config_map
         assert path.name == key
         assert key in one(objects, "ConfigMap", config_map)["data"]
-    for path in (args.tls_cert, args.tls_key):  # the replica writes its own pair there
-        mount = mounts[str(path.parent)]
-        assert not mount.get("readOnly")
-        assert "emptyDir" in volumes[mount["name"]]
+    mount = mounts[str(args.webhook_cert_dir)]  # the replica writes its own pair there
+    assert not mount.get("readOnly")
+    assert "emptyDir" in volumes[mount["name"]]
     assert control["readinessProbe"]["httpGet"]["port"] == args.debug_port
     assert _service_port(objects, "http-monitoring")["targetPort"] == args.debug_port
     assert args.xds_port not in {p["targetPort"] for p in one(objects, "Service")["spec"]["ports"]}
@@ -155,6 +164,7 @@ def test_injected_pods_mount_what_the_control_plane_provides(sets: tuple[str, ..
     assert proxy["image"] == values.image
     env = {e["name"]: e.get("value") for e in proxy["env"]}
     assert env[contract.ENV_DISCOVERY_ADDRESS] == Names.of(values).discovery_address(15012)
+    assert env[contract.ENV_CA_ADDRESS] == Names.of(values).discovery_address(15013)
 
 
 @pytest.mark.parametrize("sets", REVISIONS)

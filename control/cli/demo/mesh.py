@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from control.cli.demo import sample
+from control.cli.demo.identity import MeshIdentity
 from injector import contract
 from injector.redirect.spec import RedirectSpec
 
@@ -62,11 +63,19 @@ def run_in(pod: PodHandle, cmd: Sequence[str], timeout: float = 60) -> str:
 
 
 def start_control_plane(
-    pod: PodHandle, config_dir: Path, log: IO[str], xds_port: int = XDS_PORT
+    pod: PodHandle,
+    config_dir: Path,
+    log: IO[str],
+    xds_port: int = XDS_PORT,
+    *,
+    identity: MeshIdentity | None = None,
 ) -> subprocess.Popen[str]:
+    """The plaintext xDS port listens on every address of the bridge's namespace (`--xds-address
+    ::`: pods without identity dial it); with `identity`, the CA and the secure ports too."""
     cmd = mizzen(
-        "control", "--config-dir", str(config_dir),
+        "control", "--config-dir", str(config_dir), "--xds-address", "::",
         "--xds-port", str(xds_port), "--debug-port", str(DEBUG_PORT),
+        *(identity.control_args() if identity is not None else ()),
     )  # fmt: skip
     return pod.popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
@@ -115,10 +124,23 @@ def start_sidecar(
     *,
     drain_duration: float = 1.0,
     base_env: Mapping[str, str] | None = None,
+    mesh_identity: MeshIdentity | None = None,
 ) -> subprocess.Popen[str]:
-    """The init container's job (the redirect), then the proxy container's (the agent)."""
-    run_in(pod, mizzen("init", *RedirectSpec().to_args(), "--no-ipv6"))
+    """The init container's job (the redirect), then the proxy container's (the agent). With
+    `mesh_identity`, the pod's token, root and CA address as well: the agent gets a certificate
+    and Envoy dials `discovery` (the secure port) over mutual TLS."""
+    # The agent runs as root here (it starts Envoy as the proxy uid); in a pod it runs as the
+    # proxy uid, whose traffic the redirect never captures. So its calls to the CA are kept
+    # out of the capture by port instead.
+    spec = RedirectSpec()
+    if mesh_identity is not None:
+        spec = RedirectSpec(exclude_outbound_ports=(mesh_identity.ca_port,))
+    run_in(pod, mizzen("init", *spec.to_args(), "--no-ipv6"))
     env = {**os.environ, **(base_env or {}), **identity.environment(pod, discovery)}
+    if mesh_identity is not None:
+        env.update(
+            mesh_identity.environment(pod.name, identity.namespace, identity.service_account)
+        )
     cmd = mizzen("agent", "run", f"--drain-duration={drain_duration}", "--concurrency=1")
     return pod.popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -131,17 +153,23 @@ def start_sample_workloads(
     *,
     client_log: IO[str],
     v2_log: IO[str],
+    identity: MeshIdentity | None = None,
 ) -> None:
     """The sample's workloads (`sample`), the control plane being on `host`: both backends, and
     sidecars in the client and in v2. v1 stays a plain pod, so only v2's traffic also crosses
-    an inbound capture (its backend sees Envoy's 127.0.0.6, v1's sees the client)."""
+    an inbound capture (its backend sees Envoy's 127.0.0.6, v1's sees the client). With
+    `identity`, the sidecars get certificates and use the secure xDS port."""
     start_backend(v1, "v1", sample.BACKEND_PORT)
     start_backend(v2, "v2", sample.BACKEND_PORT)
     discovery = f"{host.ip}:{XDS_PORT}"
+    if identity is not None:
+        if not identity.wait_for_ca():
+            raise MeshError(f"the control plane made no CA in {identity.ca_dir} within 30s")
+        discovery = identity.discovery
     client_id = SidecarPod(sample.NAMESPACE, sample.CLIENT_LABELS, "client")
-    start_sidecar(client, client_id, discovery, client_log)
+    start_sidecar(client, client_id, discovery, client_log, mesh_identity=identity)
     v2_id = SidecarPod(sample.NAMESPACE, sample.echo_labels("v2"), sample.SERVICE)
-    start_sidecar(v2, v2_id, discovery, v2_log)
+    start_sidecar(v2, v2_id, discovery, v2_log, mesh_identity=identity)
 
 
 def wait_ready(pod: PodHandle, timeout: float = 30) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import TextIO
 
 from control.cli.demo import sample
+from control.cli.demo.identity import CA_PORT, SECURE_PORT, MeshIdentity
+from control.cli.demo.identity_view import secrets_table, xds_over_mtls
 from control.cli.demo.mesh import (
     XDS_PORT,
     MeshError,
@@ -71,26 +73,43 @@ def _scenario(out: TextIO, client: NetnsPod, config: Path, requests: int) -> Non
     say(f"  {verdict}; 50 requests: {_shares(after)}\n")
 
 
+def _identity(out: TextIO, identity: MeshIdentity, client: NetnsPod, v2: NetnsPod) -> None:
+    say = out.write
+    for pod in (client, v2):
+        say(f"# {pod.name}: its certificates (mizzen proxy-config secret, in the pod):\n")
+        say(secrets_table(pod, f"{pod.name}.{sample.NAMESPACE}") + "\n")
+        say(f"    xDS to {identity.discovery} over mutual TLS: {xds_over_mtls(pod)}\n")
+
+
 def run_local_mesh(out: TextIO, requests: int = 200) -> int:
-    """Builds the mesh in network namespaces, shows the routing, removes everything."""
+    """Builds the mesh in network namespaces, shows identity and the routing, removes
+    everything."""
     say = out.write
     with tempfile.TemporaryDirectory(prefix="mizzen-demo-") as tmp:
         workdir = Path(tmp)
         config = workdir / "config"
         control_log, agent_log = workdir / "control.log", workdir / "agent.log"
+        identity: MeshIdentity | None = None
         try:
             with Network() as network, control_log.open("w") as clog, agent_log.open("w") as alog:
                 client = network.add_pod("client")
                 v1, v2 = network.add_pod("echo-v1"), network.add_pod("echo-v2")
                 sample.write_config(config, client.ip, v1.ip, v2.ip, sample.Routing())
                 say(f"# pods on a bridge: client {client.ip}, echo-v1 {v1.ip}, echo-v2 {v2.ip}\n")
-                start_control_plane(network.host, config, clog)
-                say(f"# control plane on {network.host.ip}:{XDS_PORT}, config {config}\n")
-                start_sample_workloads(network.host, client, v1, v2, client_log=alog, v2_log=alog)
-                say("# sidecars (mizzen init + mizzen agent) in client and echo-v2, waiting ...\n")
+                identity = MeshIdentity(workdir / "ca", network.host.ip)
+                start_control_plane(network.host, config, clog, identity=identity)
+                say(f"# control plane on {network.host.ip}: xDS over mutual TLS :{SECURE_PORT}, "
+                    f"CA :{CA_PORT} (CA in {identity.ca_dir}), plaintext xDS :{XDS_PORT}; "
+                    f"config {config}\n")  # fmt: skip
+                start_sample_workloads(
+                    network.host, client, v1, v2, client_log=alog, v2_log=alog, identity=identity
+                )
+                say("# sidecars (mizzen init + mizzen agent with a token) in client and echo-v2, "
+                    "waiting ...\n")  # fmt: skip
                 wait_ready(client)
                 wait_ready(v2)
                 say("# both Envoys are ready (listeners and clusters from the control plane)\n")
+                _identity(out, identity, client, v2)
                 _scenario(out, client, config, requests)
                 say("# istio_requests_total as the sidecars counted it (:15020):\n")
                 say(scrape_table(network.host, [client, v2]) + "\n")
@@ -100,3 +119,6 @@ def run_local_mesh(out: TextIO, requests: int = 200) -> int:
             say(f"mizzen demo: the local mesh failed: {error}\n")
             say(f"  control plane log:\n{_tail(control_log)}\n  agent log:\n{_tail(agent_log)}\n")
             return 1
+        finally:
+            if identity is not None:
+                identity.close()

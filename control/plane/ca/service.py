@@ -126,12 +126,13 @@ class CertificateService:
         self, request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> Any:
         started = time.perf_counter()
+        self.metrics.received()
         try:
             chain = await self._create(request, context)
         except _RefusedError as refused:
             await self._refuse(refused.refusal, context)
             raise AssertionError("unreachable: abort raises") from None
-        self.metrics.issued.inc()
+        self.metrics.count_issued()
         self.metrics.request_seconds.observe(time.perf_counter() - started)
         return certapi.new_response(list(chain))
 
@@ -174,7 +175,7 @@ class CertificateService:
                 self.metrics.signing_seconds.observe(time.perf_counter() - started)
 
     async def _refuse(self, refusal: Refusal, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        self.metrics.refused.labels(reason=refusal.reason.value).inc()
+        self.metrics.count_refused(refusal.reason)
         log.warning(
             "certificate refused for %s: %s: %s",
             shorten(context.peer() or "?"),

@@ -16,7 +16,7 @@ from control.plane.sync_status import SyncRegistry
 from control.plane.xds.ads.delta import DeltaStream
 from control.plane.xds.ads.drain import StreamDrain
 from control.plane.xds.ads.sotw import SotwStream
-from control.plane.xds.ads.stream import StreamDeps, StreamLimits, Watcher
+from control.plane.xds.ads.stream import PeerCheck, StreamDeps, StreamLimits, Watcher
 from control.plane.xds.ads.throttle import SendLimiter
 from control.plane.xds.cache.versions import VersionSequence
 
@@ -30,12 +30,22 @@ class AdsService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: igno
         nonces: VersionSequence,
         limiter: SendLimiter | None = None,
         limits: StreamLimits | None = None,
+        check_peer: PeerCheck | None = None,
         drain: StreamDrain | None = None,
     ) -> None:
+        """`check_peer`: on a port that requires client certificates, the node must match the
+        certificate's identity (`peer_identity.PeerIdentityCheck`)."""
         limiter = limiter or SendLimiter(metrics)
-        self.drain = drain or StreamDrain()
+        self.drain = drain if drain is not None else StreamDrain()  # empty is falsy (len)
         self.deps = StreamDeps(
-            watcher, sync, metrics, nonces, limiter, limits or StreamLimits(), self.drain
+            watcher,
+            sync,
+            metrics,
+            nonces,
+            limiter,
+            limits or StreamLimits(),
+            check_peer,
+            self.drain,
         )
 
     async def StreamAggregatedResources(  # noqa: N802 - the gRPC method's name

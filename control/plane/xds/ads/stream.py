@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +26,7 @@ from envoy.config.core.v3 import base_pb2
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from control.identity.spiffe import shorten
 from control.plane.metrics import Metrics
 from control.plane.sync_status import StreamStatus, SyncRegistry
 from control.plane.xds.ads.drain import DRAINING, StreamDrain
@@ -72,6 +73,10 @@ class Watcher(Protocol):
     def watch(self, proxy: Proxy, notify: Callable[[], None]) -> ProxyWatch: ...
 
 
+class PeerCheck(Protocol):
+    def __call__(self, node_id: str, metadata: Mapping[str, Any], context: Any) -> str | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class StreamDeps:
     """Everything an ADS stream uses, assembled once by `AdsService`."""
@@ -82,6 +87,9 @@ class StreamDeps:
     nonces: VersionSequence
     limiter: SendLimiter
     limits: StreamLimits
+    # On a port that requires client certificates: why the node may not be served to the
+    # certificate's identity (`peer_identity.PeerIdentityCheck`), None when it may.
+    check_peer: PeerCheck | None = None
     drain: StreamDrain = field(default_factory=StreamDrain)
 
 
@@ -269,6 +277,14 @@ class Stream:
             )
             raise AssertionError("unreachable")  # abort raises
         metadata = json_format.MessageToDict(node.metadata)
+        if self.deps.check_peer is not None:
+            refusal = self.deps.check_peer(node.id, metadata, self.context)
+            if refusal is not None:
+                self.deps.metrics.identity_refused.inc()
+                who = shorten(node.id, 200)
+                log.warning("refusing the ADS stream of node %s: %s", who, refusal)
+                await self.context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
+                raise AssertionError("unreachable")  # abort raises
         try:
             proxy: Proxy = parse_node(node.id, metadata)
         except ProxyIdError as error:
