@@ -7,6 +7,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Final
 
+# The message types these sockets put in an Any, registered for parsing.
+from envoy.extensions.transport_sockets.raw_buffer.v3 import raw_buffer_pb2  # noqa: F401
+from envoy.extensions.transport_sockets.tls.v3 import tls_pb2  # noqa: F401
+
 from control.config.sds_names import ROOT_SECRET, SDS_CLUSTER, WORKLOAD_SECRET
 
 _T: Final = "type.googleapis.com/envoy.extensions.transport_sockets."
