@@ -105,4 +105,5 @@ def mesh(netns_session: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
             mesh.close()
 
 
+from tests.e2e.mtls_mesh import mtls_mesh as mtls_mesh  # noqa: E402
 from tests.e2e.telemetry_mesh import telemetry_mesh as telemetry_mesh  # noqa: E402

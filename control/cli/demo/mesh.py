@@ -115,11 +115,14 @@ def start_sidecar(
     *,
     drain_duration: float = 1.0,
     base_env: Mapping[str, str] | None = None,
+    extra_args: Sequence[str] = (),
+    redirect: RedirectSpec | None = None,
 ) -> subprocess.Popen[str]:
     """The init container's job (the redirect), then the proxy container's (the agent)."""
-    run_in(pod, mizzen("init", *RedirectSpec().to_args(), "--no-ipv6"))
+    run_in(pod, mizzen("init", *(redirect or RedirectSpec()).to_args(), "--no-ipv6"))
     env = {**os.environ, **(base_env or {}), **identity.environment(pod, discovery)}
     cmd = mizzen("agent", "run", f"--drain-duration={drain_duration}", "--concurrency=1")
+    cmd += list(extra_args)
     return pod.popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 

@@ -1,0 +1,265 @@
+"""A mesh with identities for the mTLS wire tests, on the harness's network namespaces.
+
+In the bridge's namespace: the CA (`mizzen ca serve`) and the control plane (`mizzen control`,
+plaintext xDS). Pods, as the injector would run them (redirect, then the agent as root with a
+token, the CA's address and an SDS socket; Envoy as uid 1337):
+- `client`: meshed (sidecar, service account `client`);
+- `server`: meshed (sidecar, service account `server`), apps on 8080 and 9090;
+- `plain`: no sidecar (a plaintext client, and an app on 8080).
+Services: `server` (80 -> 8080, 90 -> 9090), `mixed` (80 -> 8080 of `server` and `plain`: one
+injected and one plain endpoint). Policies (PeerAuthentication, DestinationRule) are written to
+`security.yaml` by the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any, Final
+
+import pytest
+
+from control.cli.demo import sample
+from control.cli.demo.mesh import (
+    XDS_PORT,
+    SidecarPod,
+    mizzen,
+    run_in,
+    start_backend,
+    start_control_plane,
+    start_sidecar,
+    wait_ready,
+)
+from control.identity.spiffe import SpiffeId
+from control.plane.ca.local_tokens import issue_token, load_or_create_token_key
+from injector import contract
+from injector.redirect.spec import RedirectSpec
+from tests.agent.identity_env import reachable_dir
+from tests.harness.netns import Pod, Topology
+
+NAMESPACE: Final = "secure"
+SERVER_VIP: Final = "10.96.0.30"
+MIXED_VIP: Final = "10.96.0.31"
+CA_PORT: Final = 15012
+TLS_LABEL: Final = "security.istio.io/tlsMode"
+POLICY_FILE: Final = "security.yaml"
+ADMIN_PORT: Final = 15000
+
+
+def spiffe(account: str) -> str:
+    return f"spiffe://cluster.local/ns/{NAMESPACE}/sa/{account}"
+
+
+def _pod(name: str, ip: str, labels: dict[str, str], ports: list[int]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
+        "spec": {
+            "serviceAccountName": name,
+            "containers": [
+                {
+                    "name": "app",
+                    "image": "example/app",
+                    "ports": [{"containerPort": p} for p in ports],
+                }
+            ],
+        },
+        "status": {"phase": "Running", "podIP": ip},
+    }
+
+
+def _service(
+    name: str, vip: str, selector: dict[str, str], ports: list[tuple[str, int, int]]
+) -> Any:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "clusterIP": vip,
+            "selector": selector,
+            "ports": [{"name": n, "port": p, "targetPort": t} for n, p, t in ports],
+        },
+    }
+
+
+MESHED: Final = {TLS_LABEL: "istio"}  # what the injector adds
+
+
+def workloads(client: Pod, server: Pod, plain: Pod) -> list[dict[str, Any]]:
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+        _service(
+            "server", SERVER_VIP, {"app": "server"}, [("http", 80, 8080), ("http-alt", 90, 9090)]
+        ),
+        _service("mixed", MIXED_VIP, {"tier": "mixed"}, [("http", 80, 8080)]),
+        _pod("client", client.ip, {"app": "client", **MESHED}, []),
+        _pod("server", server.ip, {"app": "server", "tier": "mixed", **MESHED}, [8080, 9090]),
+        _pod("plain", plain.ip, {"app": "plain", "tier": "mixed"}, [8080]),
+    ]
+
+
+def peer_authentication(
+    name: str,
+    mode: str | None,
+    selector: Mapping[str, str] | None = None,
+    ports: Mapping[int, str] | None = None,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    if mode:
+        spec["mtls"] = {"mode": mode}
+    if selector:
+        spec["selector"] = {"matchLabels": dict(selector)}
+    if ports:
+        spec["portLevelMtls"] = {str(p): {"mode": m} for p, m in ports.items()}
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "PeerAuthentication",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": spec,
+    }
+
+
+def destination_rule(mode: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": {"name": "server", "namespace": NAMESPACE},
+        "spec": {"host": "server", "trafficPolicy": {"tls": {"mode": mode}}},
+    }
+
+
+@dataclass
+class MtlsMesh:
+    topology: Topology
+    client: Pod
+    server: Pod
+    plain: Pod
+    config_dir: Path
+    ca_dir: Path
+    logs: Path
+    _open: list[IO[str]] = field(default_factory=list)
+
+    def log(self, name: str) -> IO[str]:
+        handle = (self.logs / name).open("a")
+        self._open.append(handle)
+        return handle
+
+    def set_policies(self, *documents: dict[str, Any]) -> None:
+        path = self.config_dir / POLICY_FILE
+        if documents:
+            sample.write_documents(path, documents)
+        else:
+            path.unlink(missing_ok=True)
+
+    def probe(self, pod: Pod, *args: str) -> dict[str, Any]:
+        out = run_in(pod, [sys.executable, "-m", "tests.e2e.mtls_probe", *args], timeout=30)
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+    def get(self, pod: Pod, url: str, **headers: str) -> dict[str, Any]:
+        args = [f"--header={k}:{v}" for k, v in headers.items()]
+        return self.probe(pod, "get", url, *args)
+
+    def stat(self, pod: Pod, pattern: str) -> int:
+        return int(self.probe(pod, "stat", str(ADMIN_PORT), pattern)["value"])
+
+    def until(self, check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"not within {timeout}s: {what}\n{self.diagnostics()}")
+
+    def diagnostics(self) -> str:
+        parts = []
+        for path in sorted(self.logs.glob("*.log")):
+            lines = path.read_text(errors="replace").splitlines()[-25:]
+            parts.append(f"--- {path.name}\n" + "\n".join(lines))
+        return "\n".join(parts)
+
+    def close(self) -> None:
+        for handle in self._open:
+            handle.close()
+
+
+def _token(ca_dir: Path, directory: Path, account: str) -> Path:
+    key = load_or_create_token_key(ca_dir)
+    identity = SpiffeId("cluster.local", NAMESPACE, account)
+    path = directory / "token"
+    path.write_text(issue_token(key, identity, "mizzen-ca", timedelta(hours=1), datetime.now(UTC)))
+    return path
+
+
+def _start_ca(host: Pod, ca_dir: Path, log: IO[str]) -> subprocess.Popen[str]:
+    cmd = mizzen(
+        "ca", "serve", f"--ca-dir={ca_dir}", f"--secure-port={CA_PORT}",
+        f"--advertise-address={host.ip}",
+    )  # fmt: skip
+    process = host.popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while not (ca_dir / "root-cert.pem").exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError("the CA did not start")
+        time.sleep(0.1)
+    return process
+
+
+def _start_meshed(mesh: MtlsMesh, pod: Pod, labels: dict[str, str], sockets: Path) -> None:
+    directory = sockets / pod.name
+    directory.mkdir(mode=0o755)
+    token = _token(mesh.ca_dir, directory, pod.name)
+    env = {
+        contract.ENV_TOKEN_PATH: str(token),
+        contract.ENV_ROOT_CERT_PATH: str(mesh.ca_dir / "root-cert.pem"),
+        contract.ENV_SDS_SOCKET_PATH: str(directory / "sds" / "socket"),
+        "CA_ADDR": f"{mesh.topology.host.ip}:{CA_PORT}",
+    }
+    identity = SidecarPod(NAMESPACE, labels, pod.name)
+    discovery = f"{mesh.topology.host.ip}:{XDS_PORT}"
+    start_sidecar(
+        pod, identity, discovery, mesh.log(f"agent-{pod.name}.log"), base_env=env,
+        extra_args=("--xds-plaintext", "--ca-retry-max=2"),
+        # The agent runs as root here (Envoy as 1337): its calls to the CA must not be captured.
+        redirect=RedirectSpec(exclude_outbound_ports=(CA_PORT,)),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def mtls_mesh(netns_session: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MtlsMesh]:
+    workdir = tmp_path_factory.mktemp("mtls")
+    sockets = reachable_dir()
+    with Topology(ipv6=False) as topology:
+        client, server, plain = (topology.add_pod(n) for n in ("client", "server", "plain"))
+        config_dir = workdir / "config"
+        config_dir.mkdir()
+        sample.write_documents(config_dir / "workloads.yaml", workloads(client, server, plain))
+        logs = workdir / "logs"
+        logs.mkdir()
+        mesh = MtlsMesh(topology, client, server, plain, config_dir, workdir / "ca", logs)
+        try:
+            _start_ca(topology.host, mesh.ca_dir, mesh.log("ca.log"))
+            start_control_plane(topology.host, config_dir, mesh.log("control.log"))
+            start_backend(server, "server", 8080)
+            start_backend(server, "server-9090", 9090)
+            start_backend(plain, "plain", 8080)
+            _start_meshed(mesh, client, {"app": "client", **MESHED}, sockets)
+            _start_meshed(mesh, server, {"app": "server", "tier": "mixed", **MESHED}, sockets)
+            try:
+                wait_ready(client, timeout=60)
+                wait_ready(server, timeout=60)
+            except Exception as error:
+                raise AssertionError(f"{error}\n{mesh.diagnostics()}") from None
+            yield mesh
+        finally:
+            mesh.close()
+            shutil.rmtree(sockets, ignore_errors=True)
