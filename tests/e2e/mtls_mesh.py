@@ -15,39 +15,24 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Final
 
 import pytest
 
 from control.cli.demo import sample
-from control.cli.demo.mesh import (
-    XDS_PORT,
-    SidecarPod,
-    mizzen,
-    run_in,
-    start_backend,
-    start_control_plane,
-    start_sidecar,
-    wait_ready,
-)
-from control.identity.spiffe import SpiffeId
-from control.plane.ca.local_tokens import issue_token, load_or_create_token_key
-from injector import contract
-from injector.redirect.spec import RedirectSpec
+from control.cli.demo.identity import start_ca, start_meshed_sidecar
+from control.cli.demo.mesh import run_in, start_backend, start_control_plane, wait_ready
 from tests.agent.identity_env import reachable_dir
 from tests.harness.netns import Pod, Topology
 
 NAMESPACE: Final = "secure"
 SERVER_VIP: Final = "10.96.0.30"
 MIXED_VIP: Final = "10.96.0.31"
-CA_PORT: Final = 15012
 TLS_LABEL: Final = "security.istio.io/tlsMode"
 POLICY_FILE: Final = "security.yaml"
 ADMIN_PORT: Final = 15000
@@ -192,48 +177,6 @@ class MtlsMesh:
             handle.close()
 
 
-def _token(ca_dir: Path, directory: Path, account: str) -> Path:
-    key = load_or_create_token_key(ca_dir)
-    identity = SpiffeId("cluster.local", NAMESPACE, account)
-    path = directory / "token"
-    path.write_text(issue_token(key, identity, "mizzen-ca", timedelta(hours=1), datetime.now(UTC)))
-    return path
-
-
-def _start_ca(host: Pod, ca_dir: Path, log: IO[str]) -> subprocess.Popen[str]:
-    cmd = mizzen(
-        "ca", "serve", f"--ca-dir={ca_dir}", f"--secure-port={CA_PORT}",
-        f"--advertise-address={host.ip}",
-    )  # fmt: skip
-    process = host.popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while not (ca_dir / "root-cert.pem").exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError("the CA did not start")
-        time.sleep(0.1)
-    return process
-
-
-def _start_meshed(mesh: MtlsMesh, pod: Pod, labels: dict[str, str], sockets: Path) -> None:
-    directory = sockets / pod.name
-    directory.mkdir(mode=0o755)
-    token = _token(mesh.ca_dir, directory, pod.name)
-    env = {
-        contract.ENV_TOKEN_PATH: str(token),
-        contract.ENV_ROOT_CERT_PATH: str(mesh.ca_dir / "root-cert.pem"),
-        contract.ENV_SDS_SOCKET_PATH: str(directory / "sds" / "socket"),
-        "CA_ADDR": f"{mesh.topology.host.ip}:{CA_PORT}",
-    }
-    identity = SidecarPod(NAMESPACE, labels, pod.name)
-    discovery = f"{mesh.topology.host.ip}:{XDS_PORT}"
-    start_sidecar(
-        pod, identity, discovery, mesh.log(f"agent-{pod.name}.log"), base_env=env,
-        extra_args=("--xds-plaintext", "--ca-retry-max=2"),
-        # The agent runs as root here (Envoy as 1337): its calls to the CA must not be captured.
-        redirect=RedirectSpec(exclude_outbound_ports=(CA_PORT,)),
-    )  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def mtls_mesh(netns_session: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MtlsMesh]:
     workdir = tmp_path_factory.mktemp("mtls")
@@ -247,13 +190,19 @@ def mtls_mesh(netns_session: None, tmp_path_factory: pytest.TempPathFactory) -> 
         logs.mkdir()
         mesh = MtlsMesh(topology, client, server, plain, config_dir, workdir / "ca", logs)
         try:
-            _start_ca(topology.host, mesh.ca_dir, mesh.log("ca.log"))
+            start_ca(topology.host, mesh.ca_dir, mesh.log("ca.log"))
             start_control_plane(topology.host, config_dir, mesh.log("control.log"))
             start_backend(server, "server", 8080)
             start_backend(server, "server-9090", 9090)
             start_backend(plain, "plain", 8080)
-            _start_meshed(mesh, client, {"app": "client", **MESHED}, sockets)
-            _start_meshed(mesh, server, {"app": "server", "tier": "mixed", **MESHED}, sockets)
+            for pod, labels in (
+                (client, {"app": "client", **MESHED}),
+                (server, {"app": "server", "tier": "mixed", **MESHED}),
+            ):
+                start_meshed_sidecar(
+                    pod, topology.host, namespace=NAMESPACE, labels=labels, account=pod.name,
+                    ca_dir=mesh.ca_dir, sockets=sockets, log=mesh.log(f"agent-{pod.name}.log"),
+                )  # fmt: skip
             try:
                 wait_ready(client, timeout=60)
                 wait_ready(server, timeout=60)
