@@ -14,15 +14,22 @@ injected and one plain endpoint). Policies (PeerAuthentication, DestinationRule)
 from __future__ import annotations
 
 import json
+import select
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Final
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from control.cli.demo import sample
 from control.cli.demo.identity import start_ca, start_meshed_sidecar
@@ -77,17 +84,33 @@ def _service(
 
 
 MESHED: Final = {TLS_LABEL: "istio"}  # what the injector adds
+SERVER_PORTS: Final = [("http", 80, 8080), ("http-alt", 90, 9090), ("tcp-echo", 70, 7070),
+                       ("tls", 443, 8443)]  # fmt: skip
+SERVER_POD_PORTS: Final = [8080, 9090, 7070, 8443]
 
 
 def workloads(client: Pod, server: Pod, plain: Pod) -> list[dict[str, Any]]:
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
         _service(
-            "server", SERVER_VIP, {"app": "server"}, [("http", 80, 8080), ("http-alt", 90, 9090)]
+            "server",
+            SERVER_VIP,
+            {"app": "server"},
+            [
+                ("http", 80, 8080),
+                ("http-alt", 90, 9090),
+                ("tcp-echo", 70, 7070),
+                ("tls", 443, 8443),
+            ],
         ),
         _service("mixed", MIXED_VIP, {"tier": "mixed"}, [("http", 80, 8080)]),
         _pod("client", client.ip, {"app": "client", **MESHED}, []),
-        _pod("server", server.ip, {"app": "server", "tier": "mixed", **MESHED}, [8080, 9090]),
+        _pod(
+            "server",
+            server.ip,
+            {"app": "server", "tier": "mixed", **MESHED},
+            [8080, 9090, 7070, 8443],
+        ),
         _pod("plain", plain.ip, {"app": "plain", "tier": "mixed"}, [8080]),
     ]
 
@@ -177,6 +200,41 @@ class MtlsMesh:
             handle.close()
 
 
+TLS_APP_ID: Final = "spiffe://example.org/tls-app"
+
+
+def _start_tls_app(pod: Pod, workdir: Path) -> None:
+    """An app serving TLS itself on 8443 (a self-signed certificate naming TLS_APP_ID)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tls-app")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(TLS_APP_ID)]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = workdir / "tls-app.pem", workdir / "tls-app.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )  # fmt: skip
+    cmd = [sys.executable, "-m", "tests.e2e.mtls_probe", "serve-tls", "8443"]
+    process = pod.popen([*cmd, str(cert_file), str(key_file)], stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], 20)
+    if not ready or process.stdout.readline().strip() != "READY":
+        raise AssertionError("the TLS app did not start")
+
+
 @pytest.fixture(scope="module")
 def mtls_mesh(netns_session: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MtlsMesh]:
     workdir = tmp_path_factory.mktemp("mtls")
@@ -194,6 +252,8 @@ def mtls_mesh(netns_session: None, tmp_path_factory: pytest.TempPathFactory) -> 
             start_control_plane(topology.host, config_dir, mesh.log("control.log"))
             start_backend(server, "server", 8080)
             start_backend(server, "server-9090", 9090)
+            start_backend(server, "server-tcp", 7070)
+            _start_tls_app(server, workdir)
             start_backend(plain, "plain", 8080)
             for pod, labels in (
                 (client, {"app": "client", **MESHED}),

@@ -6,7 +6,8 @@
 - `tls HOST PORT ROOT_FILE [--alpn A]...`: a TLS handshake without a client certificate:
   {"uris": [the server certificate's URI SANs], "alpn": ...} or {"error": "..."};
 - `stat PORT NAME_REGEX`: the sum of Envoy admin counters (on 127.0.0.1:PORT) whose name
-  matches NAME_REGEX: {"value": N}.
+  matches NAME_REGEX: {"value": N};
+- `serve-tls PORT CERT KEY`: an app serving TLS itself (prints READY, answers `tls-app`).
 Standard library only.
 """
 
@@ -18,6 +19,7 @@ import json
 import re
 import socket
 import ssl
+import threading
 import urllib.request
 from urllib.parse import urlsplit
 
@@ -71,6 +73,25 @@ def stat(port: int, pattern: str) -> dict[str, object]:
     return {"value": total}
 
 
+def serve_tls(port: int, cert: str, key: str) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("0.0.0.0", port))
+    print("READY", flush=True)
+
+    def answer(raw: socket.socket) -> None:
+        try:
+            with context.wrap_socket(raw, server_side=True) as wrapped:
+                wrapped.sendall(b"tls-app\n")
+        except (OSError, ssl.SSLError):
+            pass
+
+    while True:
+        raw, _ = listener.accept()
+        raw.settimeout(5)
+        threading.Thread(target=answer, args=(raw,), daemon=True).start()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -85,7 +106,14 @@ def main() -> None:
     s = sub.add_parser("stat")
     s.add_argument("port", type=int)
     s.add_argument("pattern")
+    v = sub.add_parser("serve-tls")
+    v.add_argument("port", type=int)
+    v.add_argument("cert")
+    v.add_argument("key")
     args = parser.parse_args()
+    if args.mode == "serve-tls":
+        serve_tls(args.port, args.cert, args.key)
+        return
     if args.mode == "get":
         result = get(args.url, args.header)
     elif args.mode == "tls":

@@ -12,6 +12,7 @@ from control.cli.demo.mesh import stream_requests
 from tests.e2e.mtls_mesh import (
     MIXED_VIP,
     SERVER_VIP,
+    TLS_APP_ID,
     MtlsMesh,
     destination_rule,
     peer_authentication,
@@ -150,3 +151,26 @@ def test_permissive_strict_permissive_under_traffic_loses_no_request(mtls_mesh: 
     failures = [r for r in results if r.get("status") != 200]
     assert len(results) > 20
     assert failures == [], failures[:5]
+
+
+def test_tcp_through_mtls_and_strict_on_a_tcp_port(mtls_mesh: MtlsMesh) -> None:
+    mesh = mtls_mesh
+    _apply(mesh, plain_served={7070: True})
+    handshakes = r"^cluster\.outbound\|70\|\|server\..*\.ssl\.handshake$"
+    before = mesh.stat(mesh.client, handshakes)
+    result = mesh.get(mesh.client, f"http://{SERVER_VIP}:70/")
+    assert result["status"] == 200, result
+    assert result["version"] == "server-tcp"
+    assert mesh.stat(mesh.client, handshakes) > before  # the TCP bytes went over mTLS
+    _apply(mesh, peer_authentication("all", "STRICT"), plain_served={7070: False})
+    assert mesh.get(mesh.client, f"http://{SERVER_VIP}:70/")["status"] == 200
+
+
+def test_an_app_serving_tls_itself_on_a_permissive_port_is_passed_through(
+    mtls_mesh: MtlsMesh,
+) -> None:
+    mesh = mtls_mesh
+    _apply(mesh, plain_served={8080: True})
+    root = str(mesh.ca_dir.parent / "tls-app.pem")
+    seen = mesh.probe(mesh.plain, "tls", mesh.server.ip, "8443", root)
+    assert seen.get("uris") == [TLS_APP_ID], seen  # the app's own certificate, not the sidecar's
