@@ -34,6 +34,7 @@ from cryptography.x509.oid import NameOID
 from control.cli.demo import sample
 from control.cli.demo.identity import start_ca, start_meshed_sidecar
 from control.cli.demo.mesh import run_in, start_backend, start_control_plane, wait_ready
+from injector import contract
 from tests.agent.identity_env import reachable_dir
 from tests.harness.netns import Pod, Topology
 
@@ -201,6 +202,15 @@ class MtlsMesh:
 
 
 TLS_APP_ID: Final = "spiffe://example.org/tls-app"
+# The server's probes as the injector rewrites them: the kubelet asks the agent on 15020.
+PROBES: Final = {
+    contract.ENV_APP_PROBES: json.dumps(
+        {
+            "/app-health/app/readyz": {"httpGet": {"port": 8080, "path": "/"}},
+            "/app-health/app/livez": {"tcpSocket": {"port": 9090}},
+        }
+    )
+}
 
 
 def _start_tls_app(pod: Pod, workdir: Path) -> None:
@@ -255,13 +265,14 @@ def mtls_mesh(netns_session: None, tmp_path_factory: pytest.TempPathFactory) -> 
             start_backend(server, "server-tcp", 7070)
             _start_tls_app(server, workdir)
             start_backend(plain, "plain", 8080)
-            for pod, labels in (
-                (client, {"app": "client", **MESHED}),
-                (server, {"app": "server", "tier": "mixed", **MESHED}),
+            for pod, labels, env in (
+                (client, {"app": "client", **MESHED}, {}),
+                (server, {"app": "server", "tier": "mixed", **MESHED}, PROBES),
             ):
                 start_meshed_sidecar(
                     pod, topology.host, namespace=NAMESPACE, labels=labels, account=pod.name,
                     ca_dir=mesh.ca_dir, sockets=sockets, log=mesh.log(f"agent-{pod.name}.log"),
+                    extra_env=env,
                 )  # fmt: skip
             try:
                 wait_ready(client, timeout=60)

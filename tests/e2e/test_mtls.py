@@ -174,3 +174,13 @@ def test_an_app_serving_tls_itself_on_a_permissive_port_is_passed_through(
     root = str(mesh.ca_dir.parent / "tls-app.pem")
     seen = mesh.probe(mesh.plain, "tls", mesh.server.ip, "8443", root)
     assert seen.get("uris") == [TLS_APP_ID], seen  # the app's own certificate, not the sidecar's
+
+
+def test_kubelet_style_probes_pass_under_strict(mtls_mesh: MtlsMesh) -> None:
+    """The kubelet (here the plain pod) asks the agent on 15020; the agent reaches the app from
+    127.0.0.6, which the inbound capture leaves alone: STRICT does not fail the probes."""
+    mesh = mtls_mesh
+    _apply(mesh, peer_authentication("all", "STRICT"), plain_served={8080: False, 9090: False})
+    for kind in ("readyz", "livez"):
+        result = mesh.get(mesh.plain, f"http://{mesh.server.ip}:15020/app-health/app/{kind}")
+        assert result["status"] == 200, (kind, result)

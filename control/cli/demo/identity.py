@@ -54,6 +54,7 @@ def start_meshed_sidecar(
     ca_dir: Path,
     sockets: Path,
     log: IO[str],
+    extra_env: Mapping[str, str] | None = None,
 ) -> None:
     """The redirect and the agent with a workload identity. `sockets`: a directory the proxy
     uid can traverse (a 0700 one would hide the SDS socket from Envoy)."""
@@ -64,6 +65,7 @@ def start_meshed_sidecar(
         contract.ENV_ROOT_CERT_PATH: str(ca_dir / ROOT_FILE),
         contract.ENV_SDS_SOCKET_PATH: str(directory / "sds" / "socket"),
         "CA_ADDR": f"{host.ip}:{CA_PORT}",
+        **(extra_env or {}),
     }
     start_sidecar(
         pod, SidecarPod(namespace, labels, account), f"{host.ip}:{XDS_PORT}", log,
