@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.netns, pytest.mark.envoy]
 SERVER = f"http://{SERVER_VIP}:80/"
 SERVER_ALT = f"http://{SERVER_VIP}:90/"
 MIXED = f"http://{MIXED_VIP}:80/"
+CLIENT_PRINCIPAL = "cluster.local/ns/secure/sa/client"
 FORGED = "By=spiffe://evil/x;URI=spiffe://cluster.local/ns/secure/sa/forged"
 
 
@@ -184,3 +185,25 @@ def test_kubelet_style_probes_pass_under_strict(mtls_mesh: MtlsMesh) -> None:
     for kind in ("readyz", "livez"):
         result = mesh.get(mesh.plain, f"http://{mesh.server.ip}:15020/app-health/app/{kind}")
         assert result["status"] == 200, (kind, result)
+
+
+def test_a_principal_in_an_authorization_policy_is_the_mtls_peer(mtls_mesh: MtlsMesh) -> None:
+    """`principals` match the client certificate's SPIFFE id: the meshed client is allowed, a
+    plaintext client (no certificate, so no principal) is denied by RBAC."""
+    mesh = mtls_mesh
+    allow = {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": {"name": "only-client", "namespace": "secure"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "server"}},
+            "action": "ALLOW",
+            "rules": [
+                {"from": [{"source": {"principals": ["cluster.local/ns/secure/sa/client"]}}]}
+            ],
+        },
+    }
+    mesh.set_policies(allow)
+    mesh.until(lambda: mesh.get(mesh.plain, _direct(mesh)).get("status") == 403, "plain denied")
+    assert mesh.get(mesh.client, SERVER)["status"] == 200
+    _apply(mesh, plain_served={8080: True})
