@@ -1,5 +1,6 @@
 """Benchmark of mutual TLS between two sidecars: what mTLS adds to a request over plaintext
-through the same client and server sidecars, in the same run.
+through the same client and server sidecars, and against two hand-written Envoys with the same
+mTLS (`handwritten_pair.py`), in the same run.
 
 Builds, in network namespaces (root needed): the CA and the control plane on the bridge, a
 meshed client and a meshed server (certificates from the CA, config over ADS), a plain client
@@ -7,8 +8,11 @@ and a plain backend. Three paths, measured in interleaved rounds with `hey` (a n
 generator; its CSV has 0.1 ms resolution) at a fixed rate over one keep-alive connection:
 - direct: plain client -> plain backend (the floor);
 - plaintext: meshed client -> server sidecar -> app, a DestinationRule `tls: DISABLE`;
-- mTLS: the same, auto-mTLS (the DestinationRule removed).
-Prints median and p99 per path, the mTLS / plaintext ratio and what each adds over the floor.
+- mTLS: the same, auto-mTLS (the DestinationRule removed);
+- hand-written: client pod -> a static Envoy -> mTLS -> a static Envoy -> app (no redirect).
+Prints median and p99 per path, the mTLS / plaintext and mizzen / hand-written ratios (the
+issue's target: mizzen's pair within 1.1x of the hand-written pair) and what each adds over the
+floor.
 
     .venv/bin/python hack/bench/bench_mtls.py [--requests N] [--rounds R] [--rate QPS]
 """
@@ -24,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from handwritten_pair import start_pair
 
 from control.cli.demo import sample
 from control.cli.demo.identity import start_ca, start_meshed_sidecar
@@ -111,6 +117,15 @@ def _switch(config: Path, client: PodHandle, url: str, mtls: bool) -> None:
         time.sleep(0.2)
 
 
+def _wait_serving(pod: PodHandle, url: str, timeout: float = 30) -> None:
+    argv = [sys.executable, "-m", "control.cli.demo.traffic", "count", url, "--count=1"]
+    deadline = time.monotonic() + timeout
+    while json.loads(run_in(pod, argv))["statuses"] != {"200": 1}:
+        if time.monotonic() > deadline:
+            raise MeshError(f"the hand-written pair does not serve {url}")
+        time.sleep(0.2)
+
+
 def _p99(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=100)[98]
 
@@ -136,6 +151,7 @@ def main() -> int:
         ):
             client, server = network.add_pod("client"), network.add_pod("server")
             plain, backend = network.add_pod("plain"), network.add_pod("backend")
+            hclient, hserver = network.add_pod("hclient"), network.add_pod("hserver")
             config = Path(tmp) / "config"
             config.mkdir()
             sample.write_documents(config / "workloads.yaml", _documents(client.ip, server.ip))
@@ -144,6 +160,10 @@ def main() -> int:
             start_control_plane(network.host, config, log)
             start_backend(server, "server", PORT)
             start_backend(backend, "backend", PORT)
+            start_backend(hserver, "hserver", PORT)
+            pki = Path(tmp) / "pki"
+            pki.mkdir()
+            hand_url = start_pair(hclient, hserver, pki, PORT, log)
             for pod in (client, server):
                 labels = {"app": pod.name, **MESHED}
                 start_meshed_sidecar(
@@ -157,14 +177,18 @@ def main() -> int:
                 print(f"bench_mtls: the mesh did not start: {error}")
                 return 1
             direct_url = f"http://{backend.ip}:{PORT}/"
-            results: dict[str, list[float]] = {"direct": [], "plaintext": [], "mtls": []}
+            results: dict[str, list[float]] = {
+                "direct": [], "plaintext": [], "mtls": [], "hand-written": []
+            }  # fmt: skip
             _hey(plain, direct_url, 200, args.rate)  # warm-up
+            _wait_serving(hclient, hand_url)
             for _ in range(args.rounds):  # interleaved, so drift hits every path alike
                 results["direct"] += _hey(plain, direct_url, args.requests, args.rate)
                 _switch(config, client, url, mtls=False)
                 results["plaintext"] += _hey(client, url, args.requests, args.rate)
                 _switch(config, client, url, mtls=True)
                 results["mtls"] += _hey(client, url, args.requests, args.rate)
+                results["hand-written"] += _hey(hclient, hand_url, args.requests, args.rate)
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
     report(results, args.rate)
@@ -173,22 +197,29 @@ def main() -> int:
 
 def report(results: dict[str, list[float]], rate: int) -> None:
     floor, plain, mtls = results["direct"], results["plaintext"], results["mtls"]
+    hand = results["hand-written"]
     print(f"{len(floor)} requests per path, hey -c 1 -q {rate}, one keep-alive connection")
     for name, samples in results.items():
         median = statistics.median(samples)
-        print(f"  {name:<10} median {median:.3f} ms  p99 {_p99(samples):.3f} ms")
+        print(f"  {name:<12} median {median:.3f} ms  p99 {_p99(samples):.3f} ms")
     m_ratio = statistics.median(mtls) / statistics.median(plain)
     p_ratio = _p99(mtls) / _p99(plain)
     print(f"  mTLS / plaintext (two sidecars): median x{m_ratio:.2f}, p99 x{p_ratio:.2f}")
-    for name, samples in (("plaintext", plain), ("mtls", mtls)):
+    for name, samples in (("plaintext", plain), ("mtls", mtls), ("hand-written", hand)):
         added_median = statistics.median(samples) - statistics.median(floor)
         added_p99 = _p99(samples) - _p99(floor)
         print(f"  {name} adds over direct: median +{added_median:.3f} ms, p99 +{added_p99:.3f} ms")
+    added = [
+        (statistics.median(mtls) - statistics.median(floor))
+        / max(statistics.median(hand) - statistics.median(floor), 1e-9),
+        (_p99(mtls) - _p99(floor)) / max(_p99(hand) - _p99(floor), 1e-9),
+    ]
     print(
-        json.dumps(
-            {k: {"median": statistics.median(v), "p99": _p99(v)} for k, v in results.items()}
-        )
+        f"  mizzen's mTLS pair / the hand-written pair, added latency: median x{added[0]:.2f}, "
+        f"p99 x{added[1]:.2f} (the issue's target: <= 1.1)"
     )
+    summary = {k: {"median": statistics.median(v), "p99": _p99(v)} for k, v in results.items()}
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":
