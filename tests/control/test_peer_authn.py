@@ -22,6 +22,7 @@ def pa(
     mode: str | None = None,
     selector: dict[str, str] | None = None,
     ports: dict[int, str] | None = None,
+    created: str | None = None,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     if mode is not None:
@@ -30,10 +31,13 @@ def pa(
         spec["selector"] = {"matchLabels": selector}
     if ports is not None:
         spec["portLevelMtls"] = {str(p): {"mode": m} for p, m in ports.items()}
+    metadata = {"name": name, "namespace": namespace}
+    if created:
+        metadata["creationTimestamp"] = created
     return {
         "apiVersion": "security.istio.io/v1",
         "kind": "PeerAuthentication",
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": metadata,
         "spec": spec,
     }
 
@@ -94,10 +98,25 @@ TABLE: list[tuple[str, list[dict[str, Any]], MtlsMode, tuple[MtlsMode, MtlsMode]
         (P, P),
     ),
     (
-        "oldest (first by name) among namespace-level",
+        "no timestamps: first by name among namespace-level",
         [pa("b", "shop", "STRICT"), pa("a", "shop", "DISABLE")],
         D,
         (D, D),
+    ),
+    (
+        "oldest by creationTimestamp, whatever the names",
+        [
+            pa("a", "shop", "DISABLE", created="2026-02-01T00:00:00Z"),
+            pa("b", "shop", "STRICT", created="2026-01-01T00:00:00Z"),
+        ],
+        S,
+        (S, S),
+    ),
+    (
+        "a policy with a timestamp before one without",
+        [pa("a", "shop", "DISABLE"), pa("b", "shop", "STRICT", created="2026-01-01T00:00:00Z")],
+        S,
+        (S, S),
     ),
     (
         "oldest (first by name) among workload-level",

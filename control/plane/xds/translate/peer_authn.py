@@ -4,8 +4,8 @@
 - Mesh level: a policy in the root namespace without a selector; namespace level: one in the
   workload's namespace without a selector; workload level: one in the workload's namespace whose
   selector matches (a root-namespace policy with a selector is ignored, as in Istio).
-- Within a level the oldest wins; mizzen's sources keep no creation time, so the first by name
-  (a documented deviation: Istio breaks ties the same way only between equal timestamps).
+- Within a level the oldest wins (`metadata.creationTimestamp`), then the first by name; a
+  policy without a timestamp (from files) comes after those with one.
 - Applied mesh -> namespace -> workload; UNSET (or no `mtls`) inherits the level above; with no
   policy anywhere the mode is PERMISSIVE.
 - Port level (`portLevelMtls`, keyed by the workload's port) only from the workload-level policy;
@@ -81,7 +81,7 @@ def _has_selector(spec: PeerAuthentication) -> bool:
 
 
 class PeerAuthnIndex:
-    """One state's PeerAuthentications by namespace, first by name; `resolve` per workload."""
+    """One state's PeerAuthentications by namespace, oldest first; `resolve` per workload."""
 
     def __init__(self, resources: Iterable[MeshResource[Any]], root_namespace: str) -> None:
         self.root_namespace = root_namespace
@@ -90,7 +90,7 @@ class PeerAuthnIndex:
             if resource.kind == KIND:
                 self.by_namespace.setdefault(resource.namespace or "default", []).append(resource)
         for found in self.by_namespace.values():
-            found.sort(key=lambda r: r.name)
+            found.sort(key=lambda r: (not r.created, r.created, r.name))
         self._resolved: dict[tuple[str, frozenset[tuple[str, str]]], PeerMtls] = {}
 
     def _first(
