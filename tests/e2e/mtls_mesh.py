@@ -137,12 +137,12 @@ def peer_authentication(
     }
 
 
-def destination_rule(mode: str) -> dict[str, Any]:
+def destination_rule(mode: str, host: str = "server") -> dict[str, Any]:
     return {
         "apiVersion": "networking.istio.io/v1",
         "kind": "DestinationRule",
-        "metadata": {"name": "server", "namespace": NAMESPACE},
-        "spec": {"host": "server", "trafficPolicy": {"tls": {"mode": mode}}},
+        "metadata": {"name": host, "namespace": NAMESPACE},
+        "spec": {"host": host, "trafficPolicy": {"tls": {"mode": mode}}},
     }
 
 

@@ -207,3 +207,21 @@ def test_a_principal_in_an_authorization_policy_is_the_mtls_peer(mtls_mesh: Mtls
     mesh.until(lambda: mesh.get(mesh.plain, _direct(mesh)).get("status") == 403, "plain denied")
     assert mesh.get(mesh.client, SERVER)["status"] == 200
     _apply(mesh, plain_served={8080: True})
+
+
+def test_istio_mutual_to_a_plain_endpoint_fails_and_never_downgrades(mtls_mesh: MtlsMesh) -> None:
+    """A DestinationRule ISTIO_MUTUAL on the mixed Service: the handshakes with the plain
+    endpoint fail (Istio's default retry then picks another host), so every answer comes from
+    the injected endpoint over mTLS; the plain one never gets plaintext."""
+    mesh = mtls_mesh
+    _apply(mesh, destination_rule("ISTIO_MUTUAL", "mixed"), plain_served={8080: True})
+    failed = r"^cluster\.outbound\|80\|\|mixed\..*\.ssl\.connection_error$"
+    before = mesh.stat(mesh.client, failed)
+
+    def settled() -> bool:
+        results = [mesh.get(mesh.client, MIXED) for _ in range(12)]
+        return all(r.get("version") == "server" and r.get("xfcc") for r in results)
+
+    mesh.until(settled, "every answer from the injected endpoint, over mTLS")
+    assert mesh.stat(mesh.client, failed) > before  # the plain endpoint was tried, over TLS
+    _apply(mesh, plain_served={8080: True})
