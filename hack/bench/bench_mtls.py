@@ -10,9 +10,9 @@ generator; its CSV has 0.1 ms resolution) at a fixed rate over one keep-alive co
 - plaintext: meshed client -> server sidecar -> app, a DestinationRule `tls: DISABLE`;
 - mTLS: the same, auto-mTLS (the DestinationRule removed);
 - hand-written: client pod -> a static Envoy -> mTLS -> a static Envoy -> app (no redirect).
-Prints median and p99 per path, the mTLS / plaintext and mizzen / hand-written ratios (the
-issue's target: mizzen's pair within 1.1x of the hand-written pair) and what each adds over the
-floor.
+Then the maximum rate of each path (8 connections, 3 s). Prints median, p99 and rate per path,
+the mTLS / plaintext and mizzen / hand-written ratios (the issue's target: mizzen's pair within
+1.1x of the hand-written pair) and what each adds over the floor.
 
     .venv/bin/python hack/bench/bench_mtls.py [--requests N] [--rounds R] [--rate QPS]
 """
@@ -91,6 +91,15 @@ def _hey(pod: PodHandle, url: str, count: int, rate: int) -> list[float]:
     if len(samples) < count * 0.99:
         raise MeshError(f"hey to {url}: {count - len(samples)} of {count} requests failed")
     return samples
+
+
+def _max_rate(pod: PodHandle, url: str, seconds: int = 3, workers: int = 8) -> float:
+    """Requests/s with `workers` connections as fast as they go (hey's summary)."""
+    out = run_in(pod, ["hey", "-z", f"{seconds}s", "-c", str(workers), url], timeout=seconds + 60)
+    for line in out.splitlines():
+        if line.strip().startswith("Requests/sec:"):
+            return float(line.split(":", 1)[1])
+    raise MeshError(f"hey to {url}: no Requests/sec in its summary")
 
 
 def _xfcc(pod: PodHandle, url: str) -> bool:
@@ -189,19 +198,28 @@ def main() -> int:
                 _switch(config, client, url, mtls=True)
                 results["mtls"] += _hey(client, url, args.requests, args.rate)
                 results["hand-written"] += _hey(hclient, hand_url, args.requests, args.rate)
+            rates = {"direct": _max_rate(plain, direct_url)}
+            _switch(config, client, url, mtls=False)
+            rates["plaintext"] = _max_rate(client, url)
+            _switch(config, client, url, mtls=True)
+            rates["mtls"] = _max_rate(client, url)
+            rates["hand-written"] = _max_rate(hclient, hand_url)
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
-    report(results, args.rate)
+    report(results, args.rate, rates)
     return 0
 
 
-def report(results: dict[str, list[float]], rate: int) -> None:
+def report(results: dict[str, list[float]], rate: int, rates: dict[str, float]) -> None:
     floor, plain, mtls = results["direct"], results["plaintext"], results["mtls"]
     hand = results["hand-written"]
     print(f"{len(floor)} requests per path, hey -c 1 -q {rate}, one keep-alive connection")
     for name, samples in results.items():
         median = statistics.median(samples)
-        print(f"  {name:<12} median {median:.3f} ms  p99 {_p99(samples):.3f} ms")
+        print(
+            f"  {name:<12} median {median:.3f} ms  p99 {_p99(samples):.3f} ms  "
+            f"max {rates[name]:,.0f} req/s (hey -c 8)"
+        )
     m_ratio = statistics.median(mtls) / statistics.median(plain)
     p_ratio = _p99(mtls) / _p99(plain)
     print(f"  mTLS / plaintext (two sidecars): median x{m_ratio:.2f}, p99 x{p_ratio:.2f}")
@@ -218,7 +236,10 @@ def report(results: dict[str, list[float]], rate: int) -> None:
         f"  mizzen's mTLS pair / the hand-written pair, added latency: median x{added[0]:.2f}, "
         f"p99 x{added[1]:.2f} (the issue's target: <= 1.1)"
     )
-    summary = {k: {"median": statistics.median(v), "p99": _p99(v)} for k, v in results.items()}
+    summary = {
+        k: {"median": statistics.median(v), "p99": _p99(v), "max_rps": rates[k]}
+        for k, v in results.items()
+    }
     print(json.dumps(summary))
 
 
