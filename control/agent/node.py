@@ -19,6 +19,7 @@ from control.config.node_metadata import (
     META_NAMESPACE,
     META_NODE_NAME,
     META_PROXY_PORTS,
+    META_SDS,
     META_SERVICE_ACCOUNT,
     META_VERSION,
     META_WORKLOAD_NAME,
@@ -59,6 +60,8 @@ def node_metadata(settings: AgentSettings, version: str) -> dict[str, Any]:
             PORT_PROMETHEUS: options.prometheus_port,
         },
     }
+    if settings.identity is not None:
+        data[META_SDS] = "true"
     if settings.workload_name:
         data[META_WORKLOAD_NAME] = settings.workload_name
     if settings.node_name:

@@ -68,6 +68,9 @@ class MeshResource(Generic[SpecT]):
     spec: SpecT
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
+    # metadata.creationTimestamp (RFC 3339, as the API server writes it), "" when not given:
+    # Istio lets the oldest of competing policies win.
+    created: str = ""
 
     @property
     def api_version(self) -> str:

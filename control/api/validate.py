@@ -18,6 +18,7 @@ from control.api.report import FieldError, ValidationReport, single_error
 from control.api.rules.context import Findings
 
 _DNS1123_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_TIMESTAMP: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 _DNS1123_SUBDOMAIN: Final = re.compile(
     r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 )
@@ -110,8 +111,16 @@ def _inspect(obj: object) -> tuple[ValidationReport, MeshResource[Any] | None]:
         labels=_string_map(metadata.get("labels")),
         annotations=_string_map(metadata.get("annotations")),
         spec=spec,
+        created=_timestamp(metadata.get("creationTimestamp")),
     )
     return report, resource
+
+
+def _timestamp(value: object) -> str:
+    """A creationTimestamp kept only in the API server's form (so strings order by time)."""
+    if isinstance(value, str) and _TIMESTAMP.fullmatch(value):
+        return value
+    return ""
 
 
 def _check_metadata(metadata: object, found: list[FieldError]) -> tuple[str, str | None]:

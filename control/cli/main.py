@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("control.cli.init_cmd", "apply the traffic redirect in the pod's netns"),
     "proxy-status": ("control.cli.proxy_status_cmd", "is each proxy in sync (xDS status)"),
     "proxy-config": ("control.cli.proxy_config_cmd", "show a proxy's Envoy config (xDS)"),
+    "describe": ("control.cli.describe_cmd", "what applies to a pod: mTLS, services, rules"),
     "ca": ("control.cli.ca_cmd", "the mesh CA: inspect, rotate the root, serve the CSR API"),
     "token": ("control.cli.token_cmd", "tokens for local mode (like service-account tokens)"),
     "manifest": ("control.cli.manifest_cmd", "render the Kubernetes install (YAML)"),

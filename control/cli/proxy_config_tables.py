@@ -39,9 +39,22 @@ def _more(items: Sequence[str], shown: int = 2) -> str:
 # clusters ----------------------------------------------------------------------------------
 
 
+def _upstream_tls(cluster: Json) -> str:
+    """What the cluster's TLS is, for the TYPE column: auto mTLS (per endpoint), mesh mTLS
+    (the SDS certificate), TLS (files), or nothing."""
+    if cluster.get("transport_socket_matches"):
+        return " (auto mTLS)"
+    socket = _dict(cluster.get("transport_socket"))
+    if socket.get("name") != "envoy.transport_sockets.tls":
+        return ""
+    common = _dict(_dict(socket.get("typed_config")).get("common_tls_context"))
+    return " (mTLS)" if common.get("tls_certificate_sds_secret_configs") else " (TLS)"
+
+
 def cluster_row(cluster: Json) -> list[str]:
     name = str(cluster.get("name", ""))
     kind = str(cluster.get("type") or _dict(cluster.get("cluster_type")).get("name") or "STATIC")
+    kind += _upstream_tls(cluster)
     parts = name.split("|")
     if len(parts) == 4 and parts[0] in ("outbound", "inbound") and parts[1].isdigit():
         direction, port, subset, host = parts
@@ -67,6 +80,10 @@ def _chain_match(chain: Json) -> str:
         parts.append(f"trans {match['transport_protocol']}")
     if match.get("application_protocols"):
         parts.append("app " + ",".join(str(p) for p in match["application_protocols"]))
+    socket = _dict(chain.get("transport_socket"))
+    if socket.get("name") == "envoy.transport_sockets.tls":
+        required = _dict(socket.get("typed_config")).get("require_client_certificate")
+        parts.append("mTLS" if required else "TLS")
     return "; ".join(parts) or "ALL"
 
 
@@ -93,7 +110,8 @@ def listener_rows(listener: Json) -> Rows:
     host, port = str(address.get("address", "-")), str(address.get("port_value", "-"))
     chains = [(c, _chain_match(c)) for c in _dicts(listener.get("filter_chains"))]
     if "default_filter_chain" in listener:
-        chains.append((_dict(listener["default_filter_chain"]), "default"))
+        default = _dict(listener["default_filter_chain"])
+        chains.append((default, "default" + ("; mTLS" if "transport_socket" in default else "")))
     rows = []
     for chain, match in chains:
         found = [_filter_destination(f) for f in _dicts(chain.get("filters"))]

@@ -53,6 +53,8 @@ class MeshConfig(MeshTelemetry):
     # Policy (issue 13): see control/xds/translate/authz/.
     trust_domain_aliases: tuple[str, ...] = ()
     path_normalization: PathNormalization = Field(default_factory=PathNormalization)
+    # mTLS (issue 12): a client sends mTLS to meshed endpoints when no DestinationRule sets TLS.
+    enable_auto_mtls: bool = True
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any] | None) -> MeshConfig:

@@ -20,9 +20,11 @@ first request of an ADS stream). Both sides import these names, so they cannot d
   | `APP_CONTAINERS`    | string           | app container names, comma-separated, or absent |
   | `MIZZEN_VERSION`    | string           | the agent's version                             |
   | `PROXY_PORTS`       | object of number | the proxy's own ports (`PORT_*` keys below)     |
+  | `SDS`               | string           | `true` when the agent serves a workload cert    |
 
 The control plane reads `NAME`, `NAMESPACE`, `LABELS` and `SERVICE_ACCOUNT` (the Pod in its
-config wins over them when it knows the pod); the rest is for tools and later features.
+config wins over them when it knows the pod) and `SDS` (a proxy without a workload certificate
+gets no mTLS: it could not complete a handshake); the rest is for tools and later features.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ META_INTERCEPTION_MODE: Final = "INTERCEPTION_MODE"
 META_APP_CONTAINERS: Final = "APP_CONTAINERS"
 META_VERSION: Final = "MIZZEN_VERSION"
 META_PROXY_PORTS: Final = "PROXY_PORTS"
+META_SDS: Final = "SDS"
 CLUSTER_ID: Final = "Kubernetes"
 
 # Keys of `PROXY_PORTS`.

@@ -126,3 +126,26 @@ def test_envoy_sections_and_cluster_statuses() -> None:
         ["10.0.0.1:80", "HEALTHY", "OK", "outbound|80||a"],
         ["10.0.0.2:80", "HEALTHY", "FAILED", "outbound|80||a"],
     ]
+
+
+def test_tls_settings_show_in_the_tables() -> None:
+    """The mTLS work's transport sockets: clusters (auto, mesh, files) and inbound chains."""
+    tls = "envoy.transport_sockets.tls"
+    mesh = {"name": tls, "typed_config": {"common_tls_context": {
+        "tls_certificate_sds_secret_configs": [{"name": "default"}]}}}  # fmt: skip
+    files = {"name": tls, "typed_config": {"common_tls_context": {}}}
+    name = "outbound|80||web.shop.svc.cluster.local"
+    auto = {"name": name, "type": "EDS", "transport_socket_matches": [{"name": "tlsMode-istio"}]}
+    assert cluster_row(auto)[-1] == "EDS (auto mTLS)"
+    assert cluster_row({"name": name, "type": "EDS", "transport_socket": mesh})[-1] == "EDS (mTLS)"
+    assert cluster_row({"name": name, "type": "EDS", "transport_socket": files})[-1] == "EDS (TLS)"
+    strict = {"name": tls, "typed_config": {"require_client_certificate": True}}
+    listener = {
+        "name": "virtualInbound",
+        "address": {"socket_address": {"address": "0.0.0.0", "port_value": 15006}},
+        "filter_chains": [{"filter_chain_match": {"destination_port": 8080},
+                           "transport_socket": strict, "filters": []}],
+        "default_filter_chain": {"transport_socket": strict, "filters": []},
+    }  # fmt: skip
+    rows = listener_rows(listener)
+    assert [r[3] for r in rows] == ["port 8080; mTLS", "default; mTLS"]

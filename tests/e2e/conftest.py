@@ -94,15 +94,18 @@ class Mesh:
         return pod
 
     def certificate_uris(self, pod: Pod) -> list[str]:
-        """The URI SANs of the certificates the pod's Envoy holds (its admin `/certs`)."""
+        """The distinct URI SANs of the certificates the pod's Envoy holds (its admin `/certs`
+        lists a certificate once per TLS context using it: xDS, each mTLS listener and cluster)."""
         certs = json.loads(envoy_admin(pod, "/certs") or '{"certificates": []}')
-        return [
-            san["uri"]
-            for entry in certs.get("certificates", [])
-            for cert in entry.get("cert_chain", [])
-            for san in cert.get("subject_alt_names", [])
-            if "uri" in san
-        ]
+        return sorted(
+            {
+                san["uri"]
+                for entry in certs.get("certificates", [])
+                for cert in entry.get("cert_chain", [])
+                for san in cert.get("subject_alt_names", [])
+                if "uri" in san
+            }
+        )
 
     def envoy_stat(self, pod: Pod, name: str) -> int:
         return envoy_stat(pod, name)
@@ -173,4 +176,5 @@ def mesh(
             mesh.close()
 
 
+from tests.e2e.mtls_mesh import mtls_mesh as mtls_mesh  # noqa: E402
 from tests.e2e.telemetry_mesh import telemetry_mesh as telemetry_mesh  # noqa: E402

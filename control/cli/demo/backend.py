@@ -1,7 +1,8 @@
 """A sample workload: answers every GET with its version (`python -m control.cli.demo.backend`).
 
 The body is the version and a newline, and the `x-version` header repeats it, so a client can
-count where each request landed; `x-peer` says which address the connection came from.
+count where each request landed; `x-peer` says which address the connection came from, and
+`x-seen-xfcc` repeats the `x-forwarded-client-cert` a server sidecar added (the caller's SPIFFE id).
 Standard library only: it runs inside a pod's namespace.
 """
 
@@ -28,6 +29,10 @@ def handler_for(version: str) -> type[BaseHTTPRequestHandler]:
             self.send_header("x-version", version)
             # Who connected: the client pod, or 127.0.0.6 behind this pod's own sidecar.
             self.send_header("x-peer", self.client_address[0])
+            # The caller's identity as its sidecar forwards it (mTLS): shown, capped.
+            xfcc = self.headers.get("x-forwarded-client-cert")
+            if xfcc:
+                self.send_header("x-seen-xfcc", xfcc[:2000].replace("\r", "").replace("\n", ""))
             self.end_headers()
             self.wfile.write(body)
 

@@ -125,15 +125,18 @@ def start_sidecar(
     drain_duration: float = 1.0,
     base_env: Mapping[str, str] | None = None,
     mesh_identity: MeshIdentity | None = None,
+    extra_args: Sequence[str] = (),
+    redirect: RedirectSpec | None = None,
 ) -> subprocess.Popen[str]:
     """The init container's job (the redirect), then the proxy container's (the agent). With
     `mesh_identity`, the pod's token, root and CA address as well: the agent gets a certificate
-    and Envoy dials `discovery` (the secure port) over mutual TLS."""
+    and Envoy dials `discovery` (the secure port) over mutual TLS. `redirect` replaces the
+    default redirect; `extra_args` go to `mizzen agent run`."""
     # The agent runs as root here (it starts Envoy as the proxy uid); in a pod it runs as the
     # proxy uid, whose traffic the redirect never captures. So its calls to the CA are kept
     # out of the capture by port instead.
-    spec = RedirectSpec()
-    if mesh_identity is not None:
+    spec = redirect or RedirectSpec()
+    if mesh_identity is not None and redirect is None:
         spec = RedirectSpec(exclude_outbound_ports=(mesh_identity.ca_port,))
     run_in(pod, mizzen("init", *spec.to_args(), "--no-ipv6"))
     env = {**os.environ, **(base_env or {}), **identity.environment(pod, discovery)}
@@ -142,6 +145,7 @@ def start_sidecar(
             mesh_identity.environment(pod.name, identity.namespace, identity.service_account)
         )
     cmd = mizzen("agent", "run", f"--drain-duration={drain_duration}", "--concurrency=1")
+    cmd += list(extra_args)
     return pod.popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -168,7 +172,7 @@ def start_sample_workloads(
         discovery = identity.discovery
     client_id = SidecarPod(sample.NAMESPACE, sample.CLIENT_LABELS, "client")
     start_sidecar(client, client_id, discovery, client_log, mesh_identity=identity)
-    v2_id = SidecarPod(sample.NAMESPACE, sample.echo_labels("v2"), sample.SERVICE)
+    v2_id = SidecarPod(sample.NAMESPACE, sample.echo_labels("v2", meshed=True), sample.SERVICE)
     start_sidecar(v2, v2_id, discovery, v2_log, mesh_identity=identity)
 
 

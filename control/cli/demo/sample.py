@@ -121,15 +121,18 @@ def workload_documents(client_ip: str, v1_ip: str, v2_ip: str) -> list[dict[str,
         service,
         _pod("client", client_ip, CLIENT_LABELS, "client"),
         _pod("echo-v1", v1_ip, echo_labels("v1"), SERVICE),
-        _pod("echo-v2", v2_ip, echo_labels("v2"), SERVICE),
+        _pod("echo-v2", v2_ip, echo_labels("v2", meshed=True), SERVICE),
     ]
 
 
-CLIENT_LABELS: Final = {"app": "client", "version": "v1"}
+# The label the injector puts on every pod it injects: auto-mTLS sends mTLS only to such pods.
+MESHED: Final = {"security.istio.io/tlsMode": "istio"}
+CLIENT_LABELS: Final = {"app": "client", "version": "v1", **MESHED}
 
 
-def echo_labels(version: str) -> dict[str, str]:
-    return {"app": SERVICE, "version": version}
+def echo_labels(version: str, *, meshed: bool = False) -> dict[str, str]:
+    """An echo pod's labels; `meshed` for one with a sidecar (as injected)."""
+    return {"app": SERVICE, "version": version, **(MESHED if meshed else {})}
 
 
 def write_documents(path: Path, documents: Sequence[Mapping[str, Any]]) -> None:

@@ -38,7 +38,7 @@ from control.plane.model.kube_objects import (
     parse_service,
 )
 from control.plane.model.state import ConfigProblem, Document, MeshState
-from control.plane.model.unsupported import unsupported
+from control.plane.model.unsupported import unsupported, warnings
 
 _CORE_KINDS = ("Namespace", "Service", "Pod")
 _SLICE_API = ("discovery.k8s.io/v1", "EndpointSlice")
@@ -200,6 +200,8 @@ class _Builder:
         namespace = resource.namespace or DEFAULT_NAMESPACE
         for warning in report.warnings:
             self.problem(origin, resource.kind, name, warning, severity="warning")
+        for note in warnings(resource):
+            self.problem(origin, resource.kind, name, note, severity="warning")
         refusal = unsupported(resource)
         if refusal is not None:
             self.problem(origin, resource.kind, name, refusal)

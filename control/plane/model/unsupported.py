@@ -24,3 +24,42 @@ def unsupported(resource: MeshResource[Any]) -> str | None:
             "not applied)"
         )
     return None
+
+
+def _tls_settings(spec: Any) -> list[tuple[str, Any]]:
+    """(field path, ClientTLSSettings) of a DestinationRule: top, port, subset levels."""
+    found: list[tuple[str, Any]] = []
+
+    def policy(path: str, traffic: Any) -> None:
+        if traffic is None:
+            return
+        if traffic.tls is not None:
+            found.append((f"{path}.tls", traffic.tls))
+        for index, port in enumerate(traffic.port_level_settings):
+            if port.tls is not None:
+                found.append((f"{path}.portLevelSettings[{index}].tls", port.tls))
+
+    policy("spec.trafficPolicy", spec.traffic_policy)
+    for index, subset in enumerate(spec.subsets):
+        policy(f"spec.subsets[{index}].trafficPolicy", subset.traffic_policy)
+    return found
+
+
+def warnings(resource: MeshResource[Any]) -> list[str]:
+    """Settings applied in a way the user must know of (the resource still applies)."""
+    if resource.kind != "DestinationRule":
+        return []
+    out = []
+    for path, tls in _tls_settings(resource.spec):
+        if tls.credential_name:
+            out.append(
+                f"{path}.credentialName: not supported (certificates from a Secret are not "
+                "read): connections under this setting fail instead of going out without it; "
+                "mount the files and use caCertificates/clientCertificate/privateKey"
+            )
+        elif tls.mode == "MUTUAL" and not (tls.client_certificate and tls.private_key):
+            out.append(
+                f"{path}: MUTUAL needs clientCertificate and privateKey: connections under "
+                "this setting fail"
+            )
+    return out

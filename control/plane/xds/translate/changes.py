@@ -79,6 +79,10 @@ def _by_key(resources: Iterable[MeshResource[Any]]) -> dict[Hashable, MeshResour
     return {r.key: r for r in resources}
 
 
+def _peer_authentications(state: MeshState) -> list[MeshResource[Any]]:
+    return [r for r in state.other_config if r.kind == "PeerAuthentication"]
+
+
 def _host(host: ServiceHost) -> ChangedHost:
     return ChangedHost(host.hostname, host.namespace, host.export_to)
 
@@ -88,8 +92,8 @@ def diff(
 ) -> Change:
     """Conservative: anything not understood here (the mesh config) changes everything.
     `before`/`after`: the states' registries, when the caller has them already."""
-    if old.mesh != new.mesh:
-        return Change(everything=True)
+    if old.mesh != new.mesh or _peer_authentications(old) != _peer_authentications(new):
+        return Change(everything=True)  # PeerAuthentication: every client's auto-mTLS reads it
     old_registry = before or build_registry(old)
     new_registry = after or build_registry(new)
     hosts: list[ChangedHost] = []

@@ -3,7 +3,7 @@ the passthrough and black-hole clusters; inbound ORIGINAL_DST clusters for its o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +11,7 @@ from control.api.models.destination_rule import DestinationRule
 from control.api.registry import MeshResource
 from control.plane.model.endpoints import labels_match
 from control.plane.xds.translate import names
+from control.plane.xds.translate.outbound_tls import ClientTls, endpoint_tls_metadata
 from control.plane.xds.translate.policy import (
     DEFAULT_CONNECT_TIMEOUT,
     cluster_settings,
@@ -44,7 +45,12 @@ def _socket(address: str, port: int) -> dict[str, Any]:
     return {"socket_address": {"address": address, "port_value": port}}
 
 
-def load_assignment(name: str, endpoints: Iterable[HostEndpoint]) -> dict[str, Any]:
+def load_assignment(
+    name: str,
+    endpoints: Iterable[HostEndpoint],
+    accepts_mtls: Callable[[HostEndpoint], bool] | None = None,
+) -> dict[str, Any]:
+    """`accepts_mtls`: which endpoints auto-mTLS picks (`outbound_tls`), None: none."""
     lb_endpoints = []
     for endpoint in endpoints:
         entry: dict[str, Any] = {"endpoint": {"address": _socket(endpoint.address, endpoint.port)}}
@@ -54,6 +60,8 @@ def load_assignment(name: str, endpoints: Iterable[HostEndpoint]) -> dict[str, A
         add_metadata(
             entry, endpoint_metadata(endpoint.workload, endpoint.namespace, endpoint.labels)
         )
+        if accepts_mtls is not None:
+            add_metadata(entry, endpoint_tls_metadata(accepts_mtls(endpoint)))
         lb_endpoints.append(entry)
     assignment: dict[str, Any] = {"cluster_name": name}
     if lb_endpoints:
@@ -62,9 +70,14 @@ def load_assignment(name: str, endpoints: Iterable[HostEndpoint]) -> dict[str, A
 
 
 def outbound_clusters(
-    registry: Registry, rules: Mapping[str, MeshResource[DestinationRule]]
+    registry: Registry,
+    rules: Mapping[str, MeshResource[DestinationRule]],
+    client_tls: ClientTls | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(clusters, load assignments of the EDS ones) for every host, port and subset."""
+    """(clusters, load assignments of the EDS ones) for every host, port and subset;
+    `client_tls`: the client's side of mTLS (None: plaintext, the DestinationRules' TLS
+    still applied)."""
+    tls = client_tls or ClientTls()
     clusters: list[dict[str, Any]] = []
     assignments: list[dict[str, Any]] = []
     for host in registry.hosts.values():
@@ -83,10 +96,14 @@ def outbound_clusters(
                     if subset is None or labels_match(subset.labels, e.labels)
                 ]
                 cluster: dict[str, Any] = {"name": name}
-                cluster.update(_discovery(host.resolution, name, endpoints, assignments))
-                settings = cluster_settings(
-                    effective_policy(spec, port.number, subset), port.protocol
-                )
+                accepts = (
+                    (lambda e, ns=host.namespace: tls.endpoint_accepts_mtls(e, ns))
+                    if tls.sds and tls.auto_mtls else None
+                )  # fmt: skip
+                cluster.update(_discovery(host.resolution, name, endpoints, assignments, accepts))
+                policy = effective_policy(spec, port.number, subset)
+                settings = cluster_settings(policy, port.protocol)
+                settings.update(tls.cluster_fields(policy.tls, host, port, subset_name))
                 if host.resolution is Resolution.PASSTHROUGH:
                     settings["lb_policy"] = "CLUSTER_PROVIDED"
                     settings.pop("ring_hash_lb_config", None)
@@ -102,9 +119,10 @@ def _discovery(
     name: str,
     endpoints: list[HostEndpoint],
     assignments: list[dict[str, Any]],
+    accepts_mtls: Callable[[HostEndpoint], bool] | None = None,
 ) -> dict[str, Any]:
     if resolution is Resolution.EDS:
-        assignments.append(load_assignment(name, endpoints))
+        assignments.append(load_assignment(name, endpoints, accepts_mtls))
         return {"type": "EDS", "eds_cluster_config": {"eds_config": ADS, "service_name": name}}
     if resolution is Resolution.PASSTHROUGH:
         return {"type": "ORIGINAL_DST"}

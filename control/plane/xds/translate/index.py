@@ -16,6 +16,7 @@ from control.plane.model.kube_objects import Service
 from control.plane.model.state import MeshState
 from control.plane.xds.translate.authz.inbound import NO_POLICY, InboundPolicy, MeshPolicies
 from control.plane.xds.translate.clusters import InboundPort
+from control.plane.xds.translate.peer_authn import PeerAuthnIndex, PeerMtls
 from control.plane.xds.translate.port_protocol import port_protocol
 from control.plane.xds.translate.proxy import Proxy, with_workload
 from control.plane.xds.translate.scope import Scope, exported, scope_of
@@ -36,14 +37,20 @@ class ProxyInputs:
     labels: Labels  # only the labels some VirtualService matches sources on
     inbound: tuple[InboundPort, ...]
     policy: InboundPolicy = NO_POLICY  # the inbound chains' policy (issue 13)
+    # The PeerAuthentication modes of its ports; None: no workload certificate, no mTLS.
+    peer: PeerMtls | None = None
 
     @property
-    def outbound_key(self) -> tuple[Scope, Labels]:
-        return (self.scope, self.labels)
+    def sds(self) -> bool:
+        return self.peer is not None
 
     @property
-    def inbound_key(self) -> tuple[tuple[InboundPort, ...], InboundPolicy]:
-        return (self.inbound, self.policy)
+    def outbound_key(self) -> tuple[Scope, Labels, bool]:
+        return (self.scope, self.labels, self.sds)
+
+    @property
+    def inbound_key(self) -> tuple[tuple[InboundPort, ...], InboundPolicy, PeerMtls | None]:
+        return (self.inbound, self.policy, self.peer)
 
 
 def _source_label_keys(services: tuple[MeshResource[VirtualService], ...]) -> frozenset[str]:
@@ -96,6 +103,7 @@ class MeshIndex:
             routing.setdefault(namespace, []).append(_Routing(position, routed, resolved))
         self.routing_by_namespace: Mapping[str, list[_Routing]] = routing
         self.policies = MeshPolicies(state, lambda host: host in self.registry.hosts)
+        self.peer_authn = PeerAuthnIndex(state.other_config, state.mesh.root_namespace)
 
     def _namespaces(self, scope: Scope) -> Iterable[str] | None:
         """The namespaces a scope's egress names; None: any."""
@@ -136,7 +144,8 @@ class MeshIndex:
             sorted((k, v) for k, v in proxy.labels.items() if k in self.source_label_keys)
         )
         policy = self.policies.for_workload(proxy.namespace, dict(proxy.labels))
-        return ProxyInputs(scope, labels, tuple(self.inbound_ports(proxy)), policy)
+        peer = self.peer_authn.resolve(proxy.namespace, proxy.labels) if proxy.sds else None
+        return ProxyInputs(scope, labels, tuple(self.inbound_ports(proxy)), policy, peer)
 
     def inbound_ports(self, proxy: Proxy) -> list[InboundPort]:
         """The target ports of the Services that select this proxy's workload, first one wins."""

@@ -4,15 +4,16 @@
   hands each connection to the listener of its original destination: `0.0.0.0_<port>` for HTTP
   ports (routed by Host through RDS route `<port>`), `<vip>_<port>` for TCP ports. Connections to
   anything else pass through (ALLOW_ANY) or hit the black hole (REGISTRY_ONLY).
-- `virtualInbound` binds 15006 (the inbound redirect's target) with a filter chain per port of
-  the proxy's own workload, matched on the original destination port.
+- `virtualInbound` binds 15006 (the inbound redirect's target) with filter chains per port of
+  the proxy's own workload, matched on the original destination port and, per the port's
+  PeerAuthentication mode, on TLS and ALPN (`_inbound_chains`).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 from control.plane.xds.translate import names
 from control.plane.xds.translate.authz.inbound import NO_POLICY, InboundPolicy
@@ -23,6 +24,7 @@ from control.plane.xds.translate.filters import (
     tcp_proxy,
     tls_inspector,
 )
+from control.plane.xds.translate.peer_authn import MtlsMode, PeerMtls
 from control.plane.xds.translate.telemetry import (
     OFF,
     ChainSecurity,
@@ -32,6 +34,7 @@ from control.plane.xds.translate.telemetry import (
     inbound_route_headers,
     tcp_telemetry,
 )
+from control.plane.xds.translate.tls_sockets import MESH_ALPN, inbound_mtls
 
 _OUT = Direction.OUTBOUND
 
@@ -128,12 +131,9 @@ def sni_outbound(
     }
 
 
-def _inbound_chain(
-    port: InboundPort,
-    policy: _PolicyParts,
-    telemetry: Telemetry,
-    security: ChainSecurity = ChainSecurity.PLAINTEXT,
-) -> dict[str, Any]:
+def _inbound_filters(
+    port: InboundPort, policy: _PolicyParts, telemetry: Telemetry, security: ChainSecurity
+) -> list[dict[str, Any]]:
     """`security`: what this chain knows of its peer (telemetry.ChainSecurity)."""
     cluster = names.inbound_cluster(port.port)
     inbound = Direction.INBOUND
@@ -158,22 +158,65 @@ def _inbound_chain(
         }
         stat = f"inbound_0.0.0.0_{port.port}"
         # POLICY HOOK (HTTP): policy filters before the router; path normalisation.
-        filters = [
+        return [
             http_connection_manager(
                 stat, route_config=route_config, fault=False,
                 telemetry=http_telemetry(telemetry, inbound, security),
-                policy_filters=policy.http, options=policy.hcm,
+                policy_filters=policy.http, options={**policy.hcm, **_XFCC},
             )
         ]  # fmt: skip
-    else:
-        # POLICY HOOK (TCP): network RBAC (and CUSTOM ext_authz) before tcp_proxy.
-        proxy = tcp_proxy(cluster, [(cluster, 1)], tcp_telemetry(telemetry, inbound, security))
-        filters = [*policy.network, proxy]
-    return {
-        "name": cluster,
-        "filter_chain_match": {"destination_port": port.port},
-        "filters": filters,
+    # POLICY HOOK (TCP): network RBAC (and CUSTOM ext_authz) before tcp_proxy.
+    proxy = tcp_proxy(cluster, [(cluster, 1)], tcp_telemetry(telemetry, inbound, security))
+    return [*policy.network, proxy]
+
+
+# Istio's inbound XFCC: the client's certificate (By = this sidecar's SPIFFE id, Hash, Subject,
+# URI = the client's SPIFFE id, DNS) appended for the app; on a connection without a client
+# certificate Envoy removes the header, so a forged one never reaches the app.
+_XFCC: Final = {
+    "forward_client_cert_details": "APPEND_FORWARD",
+    "set_current_client_cert_details": {"subject": True, "dns": True, "uri": True},
+}
+
+
+def _inbound_chains(
+    port: InboundPort, policy: _PolicyParts, telemetry: Telemetry, mode: MtlsMode | None
+) -> list[dict[str, Any]]:
+    """The chains of one port. `mode` None: the proxy has no workload certificate (plaintext,
+    as before mTLS). STRICT: TLS with a mesh client certificate or nothing; PERMISSIVE: mesh
+    mTLS (TLS with an Istio ALPN), TLS of the app's own (passed through untouched), plaintext;
+    DISABLE: plaintext."""
+    cluster = names.inbound_cluster(port.port)
+    by_port = {"destination_port": port.port}
+    http = port.protocol.is_http
+    if mode is None or mode is MtlsMode.DISABLE:
+        security = ChainSecurity.PLAINTEXT
+        filters = _inbound_filters(port, policy, telemetry, security)
+        return [{"name": cluster, "filter_chain_match": by_port, "filters": filters}]
+    mtls = {
+        "filter_chain_match": by_port,
+        "filters": _inbound_filters(port, policy, telemetry, ChainSecurity.MUTUAL_TLS),
+        "transport_socket": inbound_mtls(http),
     }
+    if mode is MtlsMode.STRICT:
+        return [{"name": cluster, **mtls}]
+    mesh_tls = {**by_port, "transport_protocol": "tls", "application_protocols": list(MESH_ALPN)}
+    beside = ChainSecurity.PLAINTEXT_BESIDE_MTLS
+    logs = tcp_telemetry(telemetry, Direction.INBOUND, beside)
+    passthrough = tcp_proxy(cluster, [(cluster, 1)], logs)
+    return [
+        {**mtls, "name": f"{cluster}-mtls", "filter_chain_match": mesh_tls},
+        {
+            "name": f"{cluster}-tls",
+            "filter_chain_match": {**by_port, "transport_protocol": "tls"},
+            "filters": [*policy.network, passthrough],
+        },
+        {
+            "name": cluster,
+            "filter_chain_match": {**by_port, "transport_protocol": "raw_buffer"},
+            "filters": _inbound_filters(port, policy, telemetry, beside),
+        },
+    ]
 
 
 class _PolicyParts:
@@ -196,11 +239,21 @@ class _PolicyParts:
 
 
 def virtual_inbound(
-    ports: Iterable[InboundPort], policy: InboundPolicy = NO_POLICY, telemetry: Telemetry = OFF
+    ports: Iterable[InboundPort],
+    policy: InboundPolicy = NO_POLICY,
+    telemetry: Telemetry = OFF,
+    peer: PeerMtls | None = None,
 ) -> dict[str, Any]:
-    """`policy`: the workload's AuthorizationPolicies and RequestAuthentications."""
+    """`policy`: the workload's AuthorizationPolicies and RequestAuthentications; `peer`: its
+    PeerAuthentication modes (None: the proxy has no workload certificate, all plaintext)."""
     parts = _PolicyParts(policy)
-    chains = [_inbound_chain(port, parts, telemetry) for port in ports]
+    chains = [
+        chain
+        for port in ports
+        for chain in _inbound_chains(
+            port, parts, telemetry, peer.for_port(port.port) if peer else None
+        )
+    ]
     chains.append(
         {
             # Straight to 15006 (not redirected): would loop.
@@ -210,14 +263,20 @@ def virtual_inbound(
         }
     )
     passthrough = names.INBOUND_PASSTHROUGH_CLUSTER
+    default: dict[str, Any] = {
+        "name": "virtualInbound-passthrough",
+        "filters": [tcp_proxy(passthrough, [(passthrough, 1)])],
+    }
+    listener_filters = [original_dst()]
+    if peer is not None:
+        listener_filters.append(tls_inspector())
+        if peer.mode is MtlsMode.STRICT:  # ports no Service declares: the workload's mode
+            default["transport_socket"] = inbound_mtls(http=False)
     return {
         "name": names.VIRTUAL_INBOUND,
         "address": _address(names.WILDCARD, names.INBOUND_CAPTURE_PORT),
         "traffic_direction": "INBOUND",
-        "listener_filters": [original_dst()],
+        "listener_filters": listener_filters,
         "filter_chains": chains,
-        "default_filter_chain": {
-            "name": "virtualInbound-passthrough",
-            "filters": [tcp_proxy(passthrough, [(passthrough, 1)])],
-        },
+        "default_filter_chain": default,
     }

@@ -9,6 +9,7 @@ from typing import Any
 
 from control.api.duration import parse_millis
 from control.api.models.destination_rule import (
+    ClientTLSSettings,
     ConnectionPoolSettings,
     ConsistentHashLB,
     DestinationRule,
@@ -38,6 +39,7 @@ class Policy:
     load_balancer: LoadBalancerSettings | None = None
     connection_pool: ConnectionPoolSettings | None = None
     outlier_detection: OutlierDetection | None = None
+    tls: ClientTLSSettings | None = None  # outbound_tls reads it
 
 
 def rules_by_host(
@@ -78,7 +80,7 @@ def effective_policy(rule: DestinationRule | None, port: int, subset: Subset | N
         layers += _layers(subset.traffic_policy, port)
     found: dict[str, Any] = {}
     for layer in layers:
-        for name in ("load_balancer", "connection_pool", "outlier_detection"):
+        for name in ("load_balancer", "connection_pool", "outlier_detection", "tls"):
             value = getattr(layer, name)
             if value is not None:
                 found[name] = value

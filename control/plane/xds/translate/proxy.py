@@ -10,6 +10,7 @@ from control.config.node_metadata import (
     META_LABELS,
     META_NAME,
     META_NAMESPACE,
+    META_SDS,
     META_SERVICE_ACCOUNT,
     NODE_TYPE,
 )
@@ -31,6 +32,7 @@ class Proxy:
     namespace: str
     labels: Mapping[str, str] = field(default_factory=dict)
     service_account: str = "default"
+    sds: bool = False  # the agent serves a workload certificate: mTLS is possible
 
     @property
     def key(self) -> str:
@@ -64,6 +66,7 @@ def parse_node(node_id: str, metadata: Mapping[str, Any] | None = None) -> Proxy
         namespace=str(meta.get(META_NAMESPACE) or namespace),
         labels=labels,
         service_account=account if isinstance(account, str) and account else "default",
+        sds=meta.get(META_SDS) == "true",
     )
 
 
@@ -79,4 +82,5 @@ def with_workload(proxy: Proxy, state: MeshState) -> Proxy:
         namespace=proxy.namespace,
         labels=dict(pod.labels),
         service_account=pod.service_account,
+        sds=proxy.sds,
     )

@@ -25,6 +25,8 @@ from control.plane.xds.translate.listeners import (
     virtual_inbound,
     virtual_outbound,
 )
+from control.plane.xds.translate.outbound_tls import ClientTls
+from control.plane.xds.translate.peer_authn import PeerMtls
 from control.plane.xds.translate.policy import rules_by_host
 from control.plane.xds.translate.port_protocol import Protocol
 from control.plane.xds.translate.proxy import Proxy
@@ -134,7 +136,13 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
         if exported(r.spec.export_to, r.namespace or "default", scope.namespace)
     ]  # fmt: skip
     rules = rules_by_host(visible_rules, registry, scope.namespace)
-    clusters, assignments = outbound_clusters(registry, rules)
+    client_tls = ClientTls(
+        sds=inputs.sds,
+        auto_mtls=state.mesh.enable_auto_mtls,
+        trust_domain=state.mesh.trust_domain,
+        peers=index.peer_authn,
+    )
+    clusters, assignments = outbound_clusters(registry, rules, client_tls)
     clusters += fixed_clusters()
     destinations = Destinations(registry, rules, {c["name"] for c in clusters})
     routing = virtual_services_by_host(index.visible_virtual_services(scope), registry)
@@ -163,12 +171,16 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
 
 
 def inbound_resources(
-    ports: tuple[InboundPort, ...], policy: InboundPolicy = NO_POLICY, telemetry: Telemetry = OFF
+    ports: tuple[InboundPort, ...],
+    policy: InboundPolicy = NO_POLICY,
+    telemetry: Telemetry = OFF,
+    peer: PeerMtls | None = None,
 ) -> Resources:
-    """The half that depends only on the proxy's own ports, the policies that apply to it and
-    the mesh's telemetry."""
+    """The half that depends only on the proxy's own ports, the policies that apply to it
+    (`peer`: its PeerAuthentication modes, None without a workload certificate) and the mesh's
+    telemetry."""
     clusters = inbound_clusters(ports) + extra_clusters(telemetry.tracer)
-    listeners = [virtual_inbound(ports, policy, telemetry)]
+    listeners = [virtual_inbound(ports, policy, telemetry, peer)]
     return from_dicts({CLUSTER: clusters, LISTENER: listeners})
 
 
@@ -184,5 +196,7 @@ def translate(state: MeshState, proxy: Proxy) -> Resources:
     one state, `shared.MeshTranslation` computes the same with the halves shared."""
     index = MeshIndex(state)
     inputs = index.inputs(proxy)
-    inbound = inbound_resources(inputs.inbound, inputs.policy, Telemetry.of(state.mesh))
+    inbound = inbound_resources(
+        inputs.inbound, inputs.policy, Telemetry.of(state.mesh), inputs.peer
+    )
     return merge(outbound_resources(index, inputs), inbound)

@@ -31,6 +31,7 @@ class HostEndpoint:
     # A mesh pod's workload and namespace (telemetry's endpoint metadata); empty otherwise.
     workload: str = ""
     namespace: str = ""
+    service_account: str = ""  # a mesh pod's (the SPIFFE id a client's mTLS checks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,9 @@ def build_registry(state: MeshState) -> Registry:
                 name=p.name,
                 protocol=port_protocol(p.name, p.app_protocol, p.protocol),
                 endpoints=tuple(
-                    HostEndpoint(e.ip, e.port, e.labels, None, e.workload, e.namespace)
+                    HostEndpoint(
+                        e.ip, e.port, e.labels, None, e.workload, e.namespace, e.service_account
+                    )
                     for e in endpoints.get(p.port, ())
                 ),
             )
@@ -172,7 +175,10 @@ def _entry_endpoints(
     if spec.workload_selector is not None:
         selector = spec.workload_selector.labels
         return tuple(
-            HostEndpoint(pod.ip, target, pod.labels)
+            HostEndpoint(
+                pod.ip, target, pod.labels, namespace=pod.namespace,
+                service_account=pod.service_account,
+            )
             for pod in state.workloads.values()
             if pod.ip and pod.ready and pod.namespace == resource.namespace
             and labels_match(selector, pod.labels)

@@ -21,8 +21,8 @@ Hook points (the lead carries them through re-arrangements; each is one call):
   filter (inbound), the tracer (`http_telemetry`);
 - `filters.tcp_proxy(..., telemetry=...)`: TCP access loggers (`tcp_telemetry`);
 - `routes.route_configuration`: `outbound_virtual_host` on each virtual host;
-- `listeners._inbound_chain`: `inbound_route_headers` on the inline route, `ChainSecurity`
-  per chain (today always PLAINTEXT; the mTLS work marks its chains);
+- `listeners._inbound_filters`: `inbound_route_headers` on the inline route, `ChainSecurity`
+  per chain (set by the port's PeerAuthentication mode, `listeners._inbound_chains`);
 - `clusters.load_assignment` / `outbound_clusters` / `inbound_clusters`: `endpoint_metadata`,
   `cluster_metadata`;
 - `sidecar.inbound_resources`: `tracing.extra_clusters` (the tracing collector).
@@ -68,12 +68,12 @@ class Direction(StrEnum):
 
 
 class ChainSecurity(StrEnum):
-    """What an inbound filter chain knows about its peer. The mTLS work marks its chains;
-    everything else is PLAINTEXT.
+    """What an inbound filter chain knows about its peer (`listeners._inbound_chains`).
 
-    - PLAINTEXT: a port served without mTLS (today every port). Policy `none`; the peer header
-      is believed: without certificates nothing better exists, and a meshed client's sidecar
-      always overwrites it (a non-mesh client can still claim anything: documented).
+    - PLAINTEXT: a port served without mTLS (DISABLE, or a proxy without a certificate). Policy
+      `none`; the peer header is believed: without certificates nothing better exists, and a
+      meshed client's sidecar always overwrites it (a non-mesh client can still claim
+      anything: documented).
     - MUTUAL_TLS: the chain that requires a client certificate. Policy `mutual_tls`; the
       principal is the certificate's URI SAN; the header is believed, since only a sidecar
       holding a mesh certificate gets here, and the agent drops a claimed peer whose
