@@ -17,7 +17,7 @@ from control.plane.model.state import MeshState
 from control.plane.xds.translate.authz.inbound import NO_POLICY, InboundPolicy, MeshPolicies
 from control.plane.xds.translate.clusters import InboundPort
 from control.plane.xds.translate.port_protocol import port_protocol
-from control.plane.xds.translate.proxy import Proxy, with_workload
+from control.plane.xds.translate.proxy import DEFAULT_CAPTURE, CapturePorts, Proxy, with_workload
 from control.plane.xds.translate.scope import Scope, exported, scope_of
 from control.plane.xds.translate.service_registry import Registry, ServiceHost, build_registry
 
@@ -36,14 +36,15 @@ class ProxyInputs:
     labels: Labels  # only the labels some VirtualService matches sources on
     inbound: tuple[InboundPort, ...]
     policy: InboundPolicy = NO_POLICY  # the inbound chains' policy (issue 13)
+    capture: CapturePorts = DEFAULT_CAPTURE  # the ports the capture listeners bind
 
     @property
-    def outbound_key(self) -> tuple[Scope, Labels]:
-        return (self.scope, self.labels)
+    def outbound_key(self) -> tuple[Scope, Labels, int]:
+        return (self.scope, self.labels, self.capture.outbound)
 
     @property
-    def inbound_key(self) -> tuple[tuple[InboundPort, ...], InboundPolicy]:
-        return (self.inbound, self.policy)
+    def inbound_key(self) -> tuple[tuple[InboundPort, ...], InboundPolicy, int]:
+        return (self.inbound, self.policy, self.capture.inbound)
 
 
 def _source_label_keys(services: tuple[MeshResource[VirtualService], ...]) -> frozenset[str]:
@@ -136,12 +137,14 @@ class MeshIndex:
             sorted((k, v) for k, v in proxy.labels.items() if k in self.source_label_keys)
         )
         policy = self.policies.for_workload(proxy.namespace, dict(proxy.labels))
-        return ProxyInputs(scope, labels, tuple(self.inbound_ports(proxy)), policy)
+        ports = tuple(self.inbound_ports(proxy))
+        return ProxyInputs(scope, labels, ports, policy, proxy.capture)
 
     def inbound_ports(self, proxy: Proxy) -> list[InboundPort]:
         """The target ports of the Services that select this proxy's workload, first one wins."""
         pod = self.state.workload(proxy.namespace, proxy.pod)
         found: dict[int, InboundPort] = {}
+        reserved = _RESERVED_PORTS | {proxy.capture.outbound, proxy.capture.inbound}
         for service in self.services_by_namespace.get(proxy.namespace, ()):
             if not service.selector or not labels_match(service.selector, proxy.labels):
                 continue
@@ -152,7 +155,7 @@ class MeshIndex:
                 number = target if isinstance(target, int) else (
                     pod.named_port(target, port.protocol) if pod else None
                 )  # fmt: skip
-                if number is None or number in _RESERVED_PORTS or number in found:
+                if number is None or number in reserved or number in found:
                     continue
                 host = f"{service.name}.{service.namespace}.svc.{self.registry.cluster_domain}"
                 found[number] = InboundPort(

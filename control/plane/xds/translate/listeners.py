@@ -6,6 +6,8 @@
   anything else pass through (ALLOW_ANY) or hit the black hole (REGISTRY_ONLY).
 - `virtualInbound` binds 15006 (the inbound redirect's target) with a filter chain per port of
   the proxy's own workload, matched on the original destination port.
+
+A proxy whose agent reports other capture ports (`PROXY_PORTS`) gets its listeners there.
 """
 
 from __future__ import annotations
@@ -40,17 +42,19 @@ def _address(ip: str, port: int) -> dict[str, Any]:
     return {"socket_address": {"address": ip, "port_value": port}}
 
 
-def virtual_outbound(fallback_cluster: str, telemetry: Telemetry = OFF) -> dict[str, Any]:
+def virtual_outbound(
+    fallback_cluster: str, telemetry: Telemetry = OFF, port: int = names.OUTBOUND_CAPTURE_PORT
+) -> dict[str, Any]:
     return {
         "name": names.VIRTUAL_OUTBOUND,
-        "address": _address(names.WILDCARD, names.OUTBOUND_CAPTURE_PORT),
+        "address": _address(names.WILDCARD, port),
         "use_original_dst": True,
         "traffic_direction": "OUTBOUND",
         "filter_chains": [
             {
-                # Straight to 15001 (not redirected): would loop.
+                # Straight to the capture port (not redirected): would loop.
                 "name": "virtualOutbound-blackhole",
-                "filter_chain_match": {"destination_port": names.OUTBOUND_CAPTURE_PORT},
+                "filter_chain_match": {"destination_port": port},
                 "filters": [tcp_proxy("BlackHoleCluster", [(names.BLACKHOLE_CLUSTER, 1)])],
             }
         ],
@@ -196,23 +200,26 @@ class _PolicyParts:
 
 
 def virtual_inbound(
-    ports: Iterable[InboundPort], policy: InboundPolicy = NO_POLICY, telemetry: Telemetry = OFF
+    ports: Iterable[InboundPort],
+    policy: InboundPolicy = NO_POLICY,
+    telemetry: Telemetry = OFF,
+    capture_port: int = names.INBOUND_CAPTURE_PORT,
 ) -> dict[str, Any]:
     """`policy`: the workload's AuthorizationPolicies and RequestAuthentications."""
     parts = _PolicyParts(policy)
     chains = [_inbound_chain(port, parts, telemetry) for port in ports]
     chains.append(
         {
-            # Straight to 15006 (not redirected): would loop.
+            # Straight to the capture port (not redirected): would loop.
             "name": "virtualInbound-blackhole",
-            "filter_chain_match": {"destination_port": names.INBOUND_CAPTURE_PORT},
+            "filter_chain_match": {"destination_port": capture_port},
             "filters": [tcp_proxy("BlackHoleCluster", [(names.BLACKHOLE_CLUSTER, 1)])],
         }
     )
     passthrough = names.INBOUND_PASSTHROUGH_CLUSTER
     return {
         "name": names.VIRTUAL_INBOUND,
-        "address": _address(names.WILDCARD, names.INBOUND_CAPTURE_PORT),
+        "address": _address(names.WILDCARD, capture_port),
         "traffic_direction": "INBOUND",
         "listener_filters": [original_dst()],
         "filter_chains": chains,

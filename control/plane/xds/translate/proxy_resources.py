@@ -151,7 +151,7 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
     fallback = (
         names.BLACKHOLE_CLUSTER if mode is OutboundMode.REGISTRY_ONLY else names.PASSTHROUGH_CLUSTER
     )
-    listeners = [virtual_outbound(fallback, telemetry)]
+    listeners = [virtual_outbound(fallback, telemetry, inputs.capture.outbound)]
     paths = path_settings(state.mesh)
     listeners += [http_outbound(port, telemetry, paths) for port in http_ports]
     listeners += _tcp_listeners(
@@ -163,12 +163,15 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
 
 
 def inbound_resources(
-    ports: tuple[InboundPort, ...], policy: InboundPolicy = NO_POLICY, telemetry: Telemetry = OFF
+    ports: tuple[InboundPort, ...],
+    policy: InboundPolicy = NO_POLICY,
+    telemetry: Telemetry = OFF,
+    capture_port: int = names.INBOUND_CAPTURE_PORT,
 ) -> Resources:
-    """The half that depends only on the proxy's own ports, the policies that apply to it and
-    the mesh's telemetry."""
+    """The half that depends only on the proxy's own ports, the policies that apply to it, the
+    mesh's telemetry and the port the inbound redirect targets."""
     clusters = inbound_clusters(ports) + extra_clusters(telemetry.tracer)
-    listeners = [virtual_inbound(ports, policy, telemetry)]
+    listeners = [virtual_inbound(ports, policy, telemetry, capture_port)]
     return from_dicts({CLUSTER: clusters, LISTENER: listeners})
 
 
@@ -184,5 +187,6 @@ def translate(state: MeshState, proxy: Proxy) -> Resources:
     one state, `shared.MeshTranslation` computes the same with the halves shared."""
     index = MeshIndex(state)
     inputs = index.inputs(proxy)
-    inbound = inbound_resources(inputs.inbound, inputs.policy, Telemetry.of(state.mesh))
+    telemetry = Telemetry.of(state.mesh)
+    inbound = inbound_resources(inputs.inbound, inputs.policy, telemetry, inputs.capture.inbound)
     return merge(outbound_resources(index, inputs), inbound)
