@@ -201,16 +201,9 @@ def _check_egress_hosts(findings: Findings, path: str, egress: IstioEgressListen
             findings.error(where, f"{shown(entry)} must be of form namespace/dnsName")
             continue
         # Istio 1.31: a `~` prefix subtracts (`~ns1/*`, `~/foo.com`) from what the others import.
-        excluded = namespace.startswith("~") and namespace != "~"
-        bare = namespace[1:] if excluded else namespace
-        if bare not in {".", "*", "~", ""} and not common.is_dns1123_label(bare):
+        bare = namespace[1:] if namespace.startswith("~") else namespace
+        if bare not in {".", "*", ""} and not common.is_dns1123_label(bare):
             findings.error(where, f"invalid namespace value {shown(namespace)} in sidecar")
-        if excluded:
-            findings.warn(
-                where,
-                f"mizzen does not apply `~` exclusions yet: {entry} is ignored "
-                "(the proxy sees what the other hosts import)",
-            )
         if host != "*":
             problem = common.wildcard_domain_error(host)
             if problem:
@@ -218,7 +211,8 @@ def _check_egress_hosts(findings: Findings, path: str, egress: IstioEgressListen
         if (namespace, host) in seen or (namespace, "*") in seen:
             findings.warn(where, f"duplicated egress host: {entry}")
         seen.add((namespace, host))
-    if ("*", "*") in seen and len(seen) > 1:
+    imported = {(ns, host) for ns, host in seen if not ns.startswith("~")}
+    if ("*", "*") in imported and len(imported) > 1:
         findings.warn(
             f"{path}.hosts", "`*/*` host select all resources, no other hosts can be added"
         )
