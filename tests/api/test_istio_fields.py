@@ -71,7 +71,7 @@ def test_the_data_is_sorted_and_names_validated_kinds() -> None:
     assert lines == sorted(set(lines))
     assert all(line.split(" ", 1)[0] in SPEC_MODELS for line in lines)
     assert len(lines) >= 700  # every validated kind (see the data's header)
-    assert {line.split(' ', 1)[0] for line in lines} == set(SPEC_MODELS)
+    assert {line.split(" ", 1)[0] for line in lines} == set(SPEC_MODELS)
 
 
 @pytest.mark.parametrize(
