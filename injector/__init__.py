@@ -13,7 +13,7 @@ from injector.model import (
     JsonPatch,
     SkipReason,
 )
-from injector.workload import workload_name
+from injector.workload import controller_workload_name, workload_name
 
 __all__ = [
     "InjectionConfig",
@@ -23,6 +23,7 @@ __all__ = [
     "JsonPatch",
     "SkipReason",
     "contract",
+    "controller_workload_name",
     "inject",
     "workload_name",
 ]

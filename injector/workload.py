@@ -60,3 +60,18 @@ def workload_name(pod: Mapping[str, Any]) -> str | None:
     if isinstance(generate_name, str) and generate_name.strip("-"):
         return _strip_template_hash(generate_name.rstrip("-"), labels)
     return None
+
+
+def controller_workload_name(kind: str, name: str, template: Mapping[str, Any]) -> str:
+    """The workload name of the pods a controller `kind`/`name` makes from `template`, as the
+    webhook will derive it from their owner (so `mizzen inject` on a ReplicaSet or a Job and the
+    webhook agree): a ReplicaSet's pods are owned by it, a Job's by it, and the rule above
+    applies; a Deployment's or CronJob's pods are owned by a ReplicaSet or Job named after it,
+    which the rule maps back to `name`."""
+    if kind not in ("ReplicaSet", "Job"):
+        return name
+    metadata = template.get("metadata")
+    labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+    owner = {"kind": kind, "name": name, "controller": True}
+    pod = {"metadata": {"labels": labels or {}, "ownerReferences": [owner]}}
+    return workload_name(pod) or name

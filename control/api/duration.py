@@ -33,8 +33,9 @@ class DurationError(ValueError):
     """A duration that Istio would refuse; the message says why."""
 
 
-def parse_millis(text: str) -> int:
-    """`"1.5s"` -> 1500; DurationError for no unit, < 1 ms, or a fraction of a millisecond."""
+def parse_millis(text: str, *, zero: bool = False) -> int:
+    """`"1.5s"` -> 1500; DurationError for no unit, < 1 ms (unless `zero` and exactly 0), or a
+    fraction of a millisecond."""
     if len(text) > _MAX_TEXT:
         raise DurationError("duration is too long to be a duration")
     if not _WHOLE.fullmatch(text):
@@ -45,7 +46,7 @@ def parse_millis(text: str) -> int:
         total = sum((Decimal(n) * _UNIT_MS[u] for n, u in _PART.findall(text)), Decimal(0))
     except InvalidOperation as error:  # pragma: no cover - the regexes admit only decimals
         raise DurationError(f'invalid duration "{text}"') from error
-    if total < 1:
+    if total < 1 and not (zero and total == 0):
         raise DurationError(f'duration "{text}" must be at least 1ms')
     if total != total.to_integral_value():
         raise DurationError(f'only durations to ms precision are supported, not "{text}"')
@@ -76,5 +77,13 @@ def _check(text: str) -> str:
     return text
 
 
+def _check_zero(text: str) -> str:
+    parse_millis(text, zero=True)
+    return text
+
+
 # A duration field: kept as the user's text (so YAML round trips exactly), checked on the way in.
 Duration = Annotated[StrictStr, AfterValidator(_check)]
+# One where zero means something (a cookie's `ttl: 0s`: a session cookie); Istio's schema sets
+# no 1 ms floor on these.
+ZeroDuration = Annotated[StrictStr, AfterValidator(_check_zero)]

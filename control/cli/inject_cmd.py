@@ -21,7 +21,14 @@ from control.cli import inject_yaml
 from control.cli.settings_files import SettingsFileError, load_injection_config
 from control.config.files import FileReadError, read_bytes
 from control.config.loader import list_items, parse_text
-from injector import InjectionConfig, InjectionContext, InjectionError, InjectionResult, inject
+from injector import (
+    InjectionConfig,
+    InjectionContext,
+    InjectionError,
+    InjectionResult,
+    controller_workload_name,
+    inject,
+)
 
 # The path from a document to its pod template, by kind.
 TEMPLATE_PATHS: Final[Mapping[str, tuple[str, ...]]] = {
@@ -186,10 +193,12 @@ def _inject_workload(
     if not isinstance(namespace, str):
         raise InjectionError("metadata.namespace", "must be a string")
     name = metadata.get("name")
+    workload = (
+        controller_workload_name(kind, name, template)
+        if kind != "Pod" and isinstance(name, str) else None
+    )  # fmt: skip
     context = InjectionContext(
-        namespace=namespace,
-        namespace_labels=options.namespace_labels,
-        workload_name=name if kind != "Pod" and isinstance(name, str) else None,
+        namespace=namespace, namespace_labels=options.namespace_labels, workload_name=workload
     )
     try:
         result = inject(template, context, options.config, with_patch=options.with_patch)

@@ -216,8 +216,12 @@ _ROW_BUILDERS: Final[Mapping[str, Callable[[Json], Rows]]] = {
 
 
 def control_rows(kind: str, resources: Sequence[Json]) -> Rows:
-    rows = [row for resource in resources for row in _ROW_BUILDERS[kind](resource)]
-    return sorted(rows)
+    """Rows sorted, except a route table's: its routes stay in Envoy's order (the first match
+    wins, so order is precedence); the tables themselves come by name."""
+    if kind == "routes":
+        tables = sorted(resources, key=lambda table: str(table.get("name", "")))
+        return [row for table in tables for row in route_rows(table)]
+    return sorted(row for resource in resources for row in _ROW_BUILDERS[kind](resource))
 
 
 def envoy_rows(kind: str, resources: Sequence[Json]) -> Rows:

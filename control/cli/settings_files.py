@@ -14,7 +14,8 @@ from injector import InjectionConfig
 
 __all__ = ["SettingsFileError", "injection_for_mesh", "load_injection_config"]
 # The injection settings that are the mesh's, not the injector's: taken from the mesh config.
-_MESH_FIELDS = ("trust_domain", "cluster_domain")
+# (`enablePrometheusMerge` is a MeshConfig key in Istio: the injector honours the mesh's.)
+_MESH_FIELDS = ("trust_domain", "cluster_domain", "enable_prometheus_merge")
 
 
 def load_injection_config(path: Path | None, flag: str = "--config") -> InjectionConfig:
@@ -29,8 +30,9 @@ def load_injection_config(path: Path | None, flag: str = "--config") -> Injectio
 
 
 def injection_for_mesh(mesh: MeshConfig, config: InjectionConfig, flag: str) -> InjectionConfig:
-    """The injection settings of this mesh: its trust domain and cluster domain are the mesh
-    config's, so the pods and the control plane can never disagree about them. A settings file
+    """The injection settings of this mesh: its trust domain, cluster domain and
+    `enablePrometheusMerge` are the mesh config's, so the pods and the control plane can never
+    disagree about them. A settings file
     that sets either to another value is refused, naming both."""
     for name in _MESH_FIELDS:
         given, mesh_value = getattr(config, name), getattr(mesh, name)

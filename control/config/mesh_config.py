@@ -6,6 +6,9 @@ twice."""
 
 from __future__ import annotations
 
+import copy
+import logging
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +18,9 @@ from pydantic.alias_generators import to_camel
 
 from control.config.mesh_telemetry import MeshTelemetry
 from control.config.settings import SettingsFileError, read_mapping
+
+log = logging.getLogger(__name__)
+_MAX_UNKNOWN = 100  # unknown keys reported one by one; past that, in a count
 
 
 class OutboundMode(StrEnum):
@@ -41,7 +47,9 @@ class PathNormalization(_Model):
 
 
 class MeshConfig(MeshTelemetry):
-    """On disk: Istio's MeshConfig YAML (camelCase); unknown keys are refused, so typos show.
+    """On disk: Istio's MeshConfig YAML (camelCase). `from_mapping` refuses unknown keys;
+    `read_mesh_config` (what the commands use) drops them with a warning each, as an Istio
+    user's file holds many keys mizzen does not read and istiod ignores them (silently).
     The telemetry keys (access logs, tracing, providers) come from `MeshTelemetry`; extension
     providers and `defaultConfig` from `mesh_extensions`."""
 
@@ -62,14 +70,51 @@ class MeshConfig(MeshTelemetry):
         return cls.model_validate(data or {})
 
 
+def _drop(data: Any, loc: Sequence[int | str]) -> bool:
+    """Remove the key at `loc` (a pydantic error location) from nested dicts and lists."""
+    for step in loc[:-1]:
+        in_dict = isinstance(data, dict) and step in data
+        in_list = isinstance(data, list) and isinstance(step, int) and 0 <= step < len(data)
+        if not in_dict and not in_list:
+            return False
+        data = data[step]
+    if isinstance(data, dict) and loc and loc[-1] in data:
+        del data[loc[-1]]
+        return True
+    return False
+
+
+def read_mesh_config(data: dict[str, Any] | None) -> tuple[MeshConfig, list[str]]:
+    """The mesh config of a parsed document, and a warning per unknown key (named by its path),
+    which is dropped: neither ignored silently (a typo would pass unseen) nor fatal (Istio's
+    files carry keys mizzen does not read). Other errors raise ValidationError."""
+    data = copy.deepcopy(data or {})
+    warnings: list[str] = []
+    while True:
+        try:
+            return MeshConfig.model_validate(data), sorted(warnings)
+        except ValidationError as error:
+            extras = [e["loc"] for e in error.errors() if e["type"] == "extra_forbidden"]
+            dropped = [loc for loc in extras if _drop(data, loc)]
+            if not dropped:
+                raise
+            for loc in dropped:
+                if len(warnings) < _MAX_UNKNOWN:
+                    path = ".".join(str(step) for step in loc)[:200]
+                    warnings.append(f"unknown key {path!r} ignored (mizzen does not read it)")
+
+
 def load_mesh_config(path: Path | None, flag: str = "--mesh-config") -> MeshConfig:
-    """The mesh config of a file (the defaults without one). Raises SettingsFileError naming the
-    flag, the file and every field in error."""
+    """The mesh config of a file (the defaults without one), each unknown key logged as a
+    warning. Raises SettingsFileError naming the flag, the file and every field in error."""
     if path is None:
         return MeshConfig()
     data = read_mapping(path, flag)
     try:
-        return MeshConfig.from_mapping(data)
+        mesh, warnings = read_mesh_config(data)
+        for warning in warnings:
+            log.warning("%s %s: %s", flag, path, warning)
+        return mesh
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()

@@ -18,7 +18,15 @@ ROOT = Path(__file__).resolve().parents[2]
 FIELDS = Path(__file__).parent / "istio_fields.txt"
 
 # `<Kind> <path>` -> why mizzen's models do not know it (yet). Keep each reason short and true.
-KNOWN_GAPS: dict[str, str] = {}
+KNOWN_GAPS: dict[str, str] = {
+    "RequestAuthentication jwtRules[].jwks_uri": (
+        "the proto's snake_case spelling, which Istio's CRD lists beside jwksUri: accepted as "
+        "every snake_case alias is (tests/api/cases), the models list camelCase names"
+    ),
+    "VirtualService http[].mirror_percent": (
+        "likewise the proto's spelling of mirrorPercent, listed beside it by Istio's CRD"
+    ),
+}
 
 
 def _load(name: str) -> ModuleType:
@@ -62,7 +70,8 @@ def test_the_data_is_sorted_and_names_validated_kinds() -> None:
     lines = _istio_fields()
     assert lines == sorted(set(lines))
     assert all(line.split(" ", 1)[0] in SPEC_MODELS for line in lines)
-    assert len(lines) >= 80
+    assert len(lines) >= 700  # every validated kind (see the data's header)
+    assert {line.split(" ", 1)[0] for line in lines} == set(SPEC_MODELS)
 
 
 @pytest.mark.parametrize(

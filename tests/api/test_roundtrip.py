@@ -22,7 +22,10 @@ _PROTO_NAMES = {
             },
             "outlierDetection": {"consecutive5xxErrors": 3, "baseEjectionTime": "30s"},
         },
-    }
+    },
+    "ra-snake-case-jwks-uri": {
+        "jwtRules": [{"issuer": "a.example", "jwksUri": "https://a.example/keys"}]
+    },
 }
 
 

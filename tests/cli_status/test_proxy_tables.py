@@ -6,7 +6,9 @@ from __future__ import annotations
 from control.cli.proxy_config_tables import (
     cluster_row,
     cluster_status_rows,
+    control_rows,
     envoy_resources,
+    envoy_rows,
     listener_rows,
     route_rows,
 )
@@ -103,6 +105,28 @@ def test_route_rows_one_per_route() -> None:
         ["9080", "reviews:9080", domains, "/x", "a(80), b(20)"],
         ["9080", "reviews:9080", domains, "~/y.*", "direct response 418"],
     ]
+
+
+def test_route_tables_keep_envoys_route_order() -> None:
+    """Envoy takes a virtual host's first matching route: a catch-all printed before the header
+    match it follows would misstate precedence (issue 17). Route tables come sorted by name."""
+    header = {"match": {"prefix": "/", "headers": [{"name": "x-user"}]}, "route": {"cluster": "z"}}
+    catch_all = {"match": {"prefix": "/"}, "route": {"cluster": "a"}}
+    tables = [
+        {"name": "9090", "virtual_hosts": [{"name": "b", "domains": ["b"], "routes": [catch_all]}]},
+        {"name": "80", "virtual_hosts": [
+            {"name": "z", "domains": ["z"], "routes": [header, catch_all]},
+            {"name": "a", "domains": ["a"], "routes": [catch_all]},
+        ]},
+    ]  # fmt: skip
+    expected = [
+        ["80", "z", "z", "/* [x-user]", "z"],
+        ["80", "z", "z", "/*", "a"],
+        ["80", "a", "a", "/*", "a"],
+        ["9090", "b", "b", "/*", "a"],
+    ]
+    assert control_rows("routes", tables) == expected
+    assert envoy_rows("routes", tables) == expected
 
 
 def test_envoy_sections_and_cluster_statuses() -> None:

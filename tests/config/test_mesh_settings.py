@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from control.cli.settings_files import injection_for_mesh
 from control.config.files import SETTINGS_MAX_BYTES
-from control.config.mesh_config import MeshConfig, load_mesh_config
+from control.config.mesh_config import MeshConfig, load_mesh_config, read_mesh_config
 from control.config.settings import SettingsFileError, read_mapping
-from injector import InjectionConfig
+from injector import InjectionConfig, InjectionContext, inject
 
 DOMAINS = st.sampled_from(["cluster.local", "example.org", "mesh.internal", "td-1"])
 
@@ -68,3 +68,58 @@ def test_settings_files_are_regular_and_bounded(tmp_path: Path) -> None:
         read_mapping(big, "--config")
     with pytest.raises(SettingsFileError, match=r"--config .*/missing\.yaml: No such file"):
         read_mapping(tmp_path / "missing.yaml", "--config")
+
+
+def test_unknown_mesh_config_keys_warn_by_name_and_the_rest_applies() -> None:
+    """An Istio user's MeshConfig holds keys mizzen does not read: each is named in a warning
+    and dropped; known keys apply; a bad value of a known key is still an error."""
+    data = {
+        "trustDomain": "example.org",
+        "ingressClass": "istio",  # Istio's, not read by mizzen
+        "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY", "modee": "x"},  # a typo, nested
+        "extensionProviders": [{"name": "authz", "envoyExtAuthzHttp": {
+            "service": "authz.ns.svc.cluster.local", "port": 8000, "timeoutt": "1s"}}],
+    }  # fmt: skip
+    mesh, warnings = read_mesh_config(data)
+    assert mesh.trust_domain == "example.org"
+    assert mesh.outbound_traffic_policy.mode == "REGISTRY_ONLY"
+    assert warnings == [
+        "unknown key 'extensionProviders.0.envoyExtAuthzHttp.timeoutt' ignored "
+        "(mizzen does not read it)",
+        "unknown key 'ingressClass' ignored (mizzen does not read it)",
+        "unknown key 'outboundTrafficPolicy.modee' ignored (mizzen does not read it)",
+    ]
+    assert "ingressClass" in data  # the caller's document is left as it was
+    with pytest.raises(ValueError, match="outboundTrafficPolicy"):
+        read_mesh_config({"ingressClass": "istio", "outboundTrafficPolicy": {"mode": "NEVER"}})
+
+
+def test_the_mesh_config_file_logs_each_unknown_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "mesh.yaml"
+    path.write_text("enableAutoMtls: true\ntrustDomain: example.org\n")
+    with caplog.at_level("WARNING"):
+        assert load_mesh_config(path).trust_domain == "example.org"
+    assert f"--mesh-config {path}: unknown key 'enableAutoMtls' ignored" in caplog.text
+
+
+def test_the_injector_follows_the_meshs_prometheus_merge() -> None:
+    """`enablePrometheusMerge` is MeshConfig's: the webhook in the control plane takes it from
+    there (before, only the injection settings file could turn merging off)."""
+    pod = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "annotations": {"prometheus.io/scrape": "true",
+                                                    "prometheus.io/port": "9090"}},
+        "spec": {"containers": [{"name": "web", "image": "web:1"}]},
+    }  # fmt: skip
+    context = InjectionContext("shop", {"istio-injection": "enabled"})
+    for merge, port in ((True, "15020"), (False, "9090")):
+        mesh = MeshConfig(enable_prometheus_merge=merge)
+        config = injection_for_mesh(mesh, InjectionConfig(), "--injection-config")
+        assert config.enable_prometheus_merge is merge
+        injected = inject(pod, context, config).pod
+        assert injected["metadata"]["annotations"]["prometheus.io/port"] == port
+    conflicting = InjectionConfig.from_mapping({"enablePrometheusMerge": True})
+    with pytest.raises(SettingsFileError, match="enablePrometheusMerge True disagrees"):
+        injection_for_mesh(MeshConfig(enable_prometheus_merge=False), conflicting, "--x")

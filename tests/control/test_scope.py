@@ -142,6 +142,33 @@ def test_a_change_affects_only_the_scopes_that_see_it() -> None:
     assert diff(before, state_of(MESH)).empty  # a rebuilt, equal state changes nothing
 
 
+def test_tilde_entries_subtract_from_the_imported_hosts() -> None:
+    """Istio 1.31's exclusions: `*/*` plus `~shop/*` is everything but shop; `~/<host>` removes
+    that host from every namespace; the shop VirtualService goes with its hosts."""
+    sidecar = 'egress:\n  - hosts: ["./*", "shared/*"]'
+    assert sidecar in MESH
+    minus_shop = state_of(MESH.replace(sidecar, 'egress:\n  - hosts: ["*/*", "~shop/*"]'))
+    outbound = {c for c in clusters(minus_shop, OTHER) if c.startswith("outbound|")}
+    assert outbound == {
+        "outbound|9080||client.other.svc.cluster.local",
+        "outbound|9080||common.shared.svc.cluster.local",
+    }
+    assert REVIEWS_HOST + ":9080" not in vhosts(minus_shop, OTHER)
+    minus_host = state_of(
+        MESH.replace(sidecar, 'egress:\n  - hosts: ["*/*", "~/common.shared.svc.cluster.local"]')
+    )
+    outbound = {c for c in clusters(minus_host, OTHER) if c.startswith("outbound|")}
+    assert "outbound|9080||common.shared.svc.cluster.local" not in outbound
+    assert f"outbound|9080|v1|{REVIEWS_HOST}" in outbound
+    assert REVIEWS_HOST + ":9080" in vhosts(minus_host, OTHER)
+    # A change in shop cannot touch the proxies that exclude it.
+    scope = MeshIndex(minus_shop).inputs(parse_node(OTHER)).scope
+    assert scope.excluded == (("shop", "*"),)
+    reweighted = MESH.replace(sidecar, 'egress:\n  - hosts: ["*/*", "~shop/*"]')
+    change = diff(minus_shop, state_of(reweighted.replace("weight: 80", "weight: 70")))
+    assert not change.affects(scope)
+
+
 def _cache(state: MeshState, scoping: bool, replicas: int) -> SnapshotCache:
     cache = SnapshotCache(state, Metrics()) if scoping else BaselineCache(state, Metrics())
     for i in range(replicas):

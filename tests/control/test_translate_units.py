@@ -141,3 +141,28 @@ def test_replicas_share_a_translation_key_and_get_equal_resources() -> None:
     assert index.inputs(v1) == index.inputs(same)
     assert translate(state, v1).to_json() == translate(state, same).to_json()
     assert translate(state, v1).to_json() != translate(state, twin).to_json()  # no inbound 8080
+
+
+def test_a_dynamic_dns_service_entry_is_accepted_and_not_programmed() -> None:
+    """Istio's DYNAMIC_DNS resolution (issue 17): valid, warned about, and given no cluster
+    rather than one of another resolution's semantics."""
+    text = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: dynamic, namespace: default}
+spec: {hosts: ["*.example.com"], ports: [{number: 80, name: http, protocol: HTTP}],
+       resolution: DYNAMIC_DNS}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: static, namespace: default}
+spec: {hosts: [api.example.com], ports: [{number: 80, name: http, protocol: HTTP}],
+       resolution: DNS}
+"""
+    state = build_state([Document("t", d.obj) for d in parse_text(text, "t.yaml")[0]])
+    assert not [p for p in state.problems if p.severity == "error"], state.problems
+    names = set(
+        translate(state, parse_node("sidecar~10.0.0.9~c.default~default.svc.x")).of(CLUSTER)
+    )
+    assert "outbound|80||api.example.com" in names
+    assert not [n for n in names if "example.com" in n and "api." not in n]

@@ -309,3 +309,55 @@ def test_random_documents_give_output_or_one_line(
         assert len(written) == (0 if document is None else 1)
         if written and isinstance(document, dict):
             assert written[0]["kind"] == document["kind"]
+
+
+def _workload_env(spec: dict[str, Any]) -> str:
+    proxy = next(
+        c for c in [*spec.get("initContainers", []), *spec["containers"]]
+        if c["name"] == "mizzen-proxy"
+    )  # fmt: skip
+    return str(next(e["value"] for e in proxy["env"] if e["name"] == "MIZZEN_WORKLOAD_NAME"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "labels", "expected"),
+    [
+        # A Deployment's ReplicaSet: Istio trims the pod-template-hash (issue 17).
+        ("ReplicaSet", "reviews-v1-7f9c8d5b6", {"app": "reviews",
+                                                "pod-template-hash": "7f9c8d5b6"}, "reviews-v1"),
+        ("ReplicaSet", "standalone", {"app": "reviews"}, "standalone"),
+        # A CronJob's Job: the scheduled-time suffix is trimmed.
+        ("Job", "backup-28312345", {"app": "backup"}, "backup"),
+        ("Job", "migrate", {"app": "migrate"}, "migrate"),
+    ],
+)  # fmt: skip
+def test_the_cli_and_the_webhook_name_the_workload_alike(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    kind: str,
+    name: str,
+    labels: dict[str, str],
+    expected: str,
+) -> None:
+    from injector import InjectionConfig, InjectionContext, inject, workload_name
+
+    template = {
+        "metadata": {"labels": labels},
+        "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+    }
+    api = "apps/v1" if kind == "ReplicaSet" else "batch/v1"
+    document = {"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": "shop"},
+                "spec": {"template": template}}  # fmt: skip
+    assert main(["inject", "-f", _write(tmp_path, json.dumps(document))]) == 0
+    (out,) = yaml.safe_load_all(capsys.readouterr().out)
+    cli_name = _workload_env(out["spec"]["template"]["spec"])
+
+    # The pod that controller makes, as the webhook receives it.
+    owner = {"apiVersion": api, "kind": kind, "name": name, "uid": "u", "controller": True}
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"generateName": f"{name}-", "namespace": "shop",
+                        "labels": labels, "ownerReferences": [owner]},
+           "spec": template["spec"]}  # fmt: skip
+    context = InjectionContext("shop", None, workload_name=workload_name(pod))
+    webhook_pod = inject(pod, context, InjectionConfig()).pod
+    assert cli_name == _workload_env(webhook_pod["spec"]) == expected

@@ -67,6 +67,9 @@ class World:
             "wrong-audience": self.key.token(jwt.claims(ISSUER, "alice", "other")),
             "tampered": jwt.tamper(self.key.token(valid)),
             "unknown-kid": other.token(valid, kid="k2"),
+            "scoped": self.key.token(
+                jwt.claims(ISSUER, "carol", "httpbin", scope="read write", roles="ops dev")
+            ),
         }
         _JwksHandler.body = jwt.jwks(self.key).encode()
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _JwksHandler)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from control.api.duration import Duration
+from control.api.duration import Duration, ZeroDuration
 from control.api.models.base import (
     ApiModel,
     Bool,
@@ -33,7 +33,8 @@ class HTTPCookieAttribute(ApiModel):
 class HTTPCookie(ApiModel):
     name: Str | None = None
     path: Str | None = None
-    ttl: Duration | None = None
+    ttl: ZeroDuration | None = None
+    """`0s`: a session cookie; unset: no cookie is generated (Envoy's and Istio's rule)."""
     attributes: tuple[HTTPCookieAttribute, ...] = ()
 
 
@@ -155,6 +156,13 @@ class TunnelSettings(ApiModel):
     target_port: UInt | None = None
 
 
+class RetryBudget(ApiModel):
+    """Retries allowed at once, as a share of the active requests (Envoy's retry budget)."""
+
+    percent: Float | None = None
+    min_retry_concurrency: UInt | None = None
+
+
 class ProxyProtocol(ApiModel):
     version: Literal["V1", "V2"] | None = None
 
@@ -175,6 +183,7 @@ class TrafficPolicy(ApiModel):
     port_level_settings: tuple[PortTrafficPolicy, ...] = ()
     tunnel: TunnelSettings | None = None
     proxy_protocol: ProxyProtocol | None = None
+    retry_budget: RetryBudget | None = None
 
 
 class Subset(ApiModel):

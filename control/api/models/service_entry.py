@@ -35,7 +35,8 @@ class ServiceEntry(ApiModel):
     addresses: tuple[Str, ...] = ()
     ports: tuple[ServicePort, ...] = ()
     location: Literal["MESH_EXTERNAL", "MESH_INTERNAL"] | None = None
-    resolution: Literal["NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN"] | None = None
+    resolution: Literal["NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN", "DYNAMIC_DNS"] | None = None
+    """DYNAMIC_DNS (Envoy's dynamic forward proxy) is accepted and not served yet."""
     endpoints: tuple[WorkloadEntry, ...] = ()
     workload_selector: WorkloadSelector | None = None
     export_to: tuple[Str, ...] = ()

@@ -41,6 +41,7 @@ class ServerTLSSettings(ApiModel):
     ca_crl: Str | None = None
     credential_name: Str | None = None
     credential_names: tuple[Str, ...] = ()
+    ca_cert_credential_name: Str | None = None
     tls_certificates: tuple[TLSCertificate, ...] = ()
     subject_alt_names: tuple[Str, ...] = ()
     verify_certificate_spki: tuple[Str, ...] = ()

@@ -386,8 +386,8 @@ def _check_jwt_rule(findings: Findings, path: str, rule: JWTRule) -> None:
         )
     if rule.jwks:
         _check_jwks(findings, f"{path}.jwks", rule.jwks)
-    if rule.jwks and rule.jwks_uri:
-        findings.warn(path, "both jwks and jwksUri are set; jwks is used")
+    if rule.jwks and rule.jwks_uri:  # the CRD's CEL rule: the API server refuses it
+        findings.error(path, "only one of jwks or jwksUri can be set")
     for index, header in enumerate(rule.from_headers):
         if not header.name:
             findings.error(

@@ -25,6 +25,11 @@ def check(spec: ServiceEntry, findings: Findings) -> None:
                 f"workloadSelector should not be set when resolution mode is {resolution}",
             )
     _check_hosts(findings, spec)
+    if resolution == "DYNAMIC_DNS":
+        findings.warn(
+            "spec.resolution",
+            "mizzen does not serve DYNAMIC_DNS yet: this ServiceEntry's hosts get no clusters",
+        )
     cidr = False
     for index, address in enumerate(spec.addresses):
         cidr = cidr or "/" in address

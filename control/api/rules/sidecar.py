@@ -37,6 +37,7 @@ def check(spec: Sidecar, findings: Findings) -> None:
         _check_ingress(findings, f"spec.ingress[{index}]", listener, ports)
     if spec.inbound_connection_pool is not None:
         check_connection_pool(findings, "spec.inboundConnectionPool", spec.inbound_connection_pool)
+    _warn_not_applied(findings, spec)
     ports = set()
     sockets: set[str] = set()
     for index, egress in enumerate(spec.egress):
@@ -201,16 +202,9 @@ def _check_egress_hosts(findings: Findings, path: str, egress: IstioEgressListen
             findings.error(where, f"{shown(entry)} must be of form namespace/dnsName")
             continue
         # Istio 1.31: a `~` prefix subtracts (`~ns1/*`, `~/foo.com`) from what the others import.
-        excluded = namespace.startswith("~") and namespace != "~"
-        bare = namespace[1:] if excluded else namespace
-        if bare not in {".", "*", "~", ""} and not common.is_dns1123_label(bare):
+        bare = namespace[1:] if namespace.startswith("~") else namespace
+        if bare not in {".", "*", ""} and not common.is_dns1123_label(bare):
             findings.error(where, f"invalid namespace value {shown(namespace)} in sidecar")
-        if excluded:
-            findings.warn(
-                where,
-                f"mizzen does not apply `~` exclusions yet: {entry} is ignored "
-                "(the proxy sees what the other hosts import)",
-            )
         if host != "*":
             problem = common.wildcard_domain_error(host)
             if problem:
@@ -218,7 +212,31 @@ def _check_egress_hosts(findings: Findings, path: str, egress: IstioEgressListen
         if (namespace, host) in seen or (namespace, "*") in seen:
             findings.warn(where, f"duplicated egress host: {entry}")
         seen.add((namespace, host))
-    if ("*", "*") in seen and len(seen) > 1:
+    imported = {(ns, host) for ns, host in seen if not ns.startswith("~")}
+    if ("*", "*") in imported and len(imported) > 1:
         findings.warn(
             f"{path}.hosts", "`*/*` host select all resources, no other hosts can be added"
+        )
+
+
+def _warn_not_applied(findings: Findings, spec: Sidecar) -> None:
+    """What mizzen accepts and does not act on yet (its translation reads egress hosts and
+    outboundTrafficPolicy.mode): said once per part, never dropped silently."""
+    if spec.ingress:
+        findings.warn("spec.ingress", "mizzen does not apply Sidecar ingress listeners yet")
+    if spec.inbound_connection_pool is not None:
+        findings.warn(
+            "spec.inboundConnectionPool", "mizzen does not apply inboundConnectionPool yet"
+        )
+    for index, egress in enumerate(spec.egress):
+        if egress.port is not None or egress.bind or egress.capture_mode:
+            findings.warn(
+                f"spec.egress[{index}]",
+                "mizzen does not apply an egress listener's port, bind or captureMode yet: its "
+                "hosts are visible on every port",
+            )
+    policy = spec.outbound_traffic_policy
+    if policy is not None and policy.egress_proxy is not None:
+        findings.warn(
+            "spec.outboundTrafficPolicy.egressProxy", "mizzen does not apply egressProxy yet"
         )

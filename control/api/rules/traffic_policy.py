@@ -30,6 +30,14 @@ def check_traffic_policy(findings: Findings, path: str, policy: TrafficPolicy) -
     _check_parts(findings, path, policy)
     if policy.tunnel is not None and policy.proxy_protocol is not None:
         findings.error(path, "tunnel and proxyProtocol must not be set together")
+    budget = policy.retry_budget
+    if budget is not None and budget.percent is not None and not 0 <= budget.percent <= 100:
+        findings.error(
+            f"{path}.retryBudget.percent", "retry budget percent must be in range [0.0, 100.0]"
+        )
+    for field, value in (("tunnel", policy.tunnel), ("proxyProtocol", policy.proxy_protocol)):
+        if value is not None:
+            findings.warn(f"{path}.{field}", f"mizzen does not apply {field} yet")
     if (tunnel := policy.tunnel) is not None:
         if tunnel.protocol and tunnel.protocol not in {"CONNECT", "POST"}:
             findings.error(f"{path}.tunnel.protocol", 'tunnel protocol must be "CONNECT" or "POST"')
@@ -126,6 +134,8 @@ def check_connection_pool(findings: Findings, path: str, pool: ConnectionPoolSet
     tcp = pool.tcp
     if tcp is not None and tcp.max_connections is not None and tcp.max_connections < 0:
         findings.error(f"{path}.tcp.maxConnections", "max connections must be non-negative")
+    if tcp is not None and tcp.idle_timeout is not None:
+        findings.warn(f"{path}.tcp.idleTimeout", "mizzen does not apply tcp.idleTimeout yet")
 
 
 def check_load_balancer(
@@ -199,7 +209,6 @@ def check_load_balancer(
             )
         if warmup.aggression is not None and warmup.aggression < 1:
             findings.error(f"{where}.aggression", "aggression should be greater than or equal to 1")
-        findings.warn(where, "mizzen does not apply warmup (slow start) yet")
     cookie = balancer.consistent_hash.http_cookie if balancer.consistent_hash else None
     if cookie is not None and cookie.attributes:
         for index, attribute in enumerate(cookie.attributes):
@@ -208,14 +217,15 @@ def check_load_balancer(
                     f"{path}.consistentHash.httpCookie.attributes[{index}].name",
                     "cookie attribute name is required",
                 )
+    if balancer.simple == "PASSTHROUGH":
         findings.warn(
-            f"{path}.consistentHash.httpCookie.attributes",
-            "mizzen does not set cookie attributes yet",
+            f"{path}.simple",
+            "mizzen does not apply PASSTHROUGH yet: the cluster balances LEAST_REQUEST",
         )
     if balancer.locality_lb_setting is not None:
-        _check_locality(
-            findings, f"{path}.localityLbSetting", balancer.locality_lb_setting, outlier
-        )
+        where = f"{path}.localityLbSetting"
+        _check_locality(findings, where, balancer.locality_lb_setting, outlier)
+        findings.warn(where, "mizzen does not apply locality load balancing yet")
 
 
 def _is_prime(number: int) -> bool:

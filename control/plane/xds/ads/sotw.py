@@ -13,6 +13,10 @@ the type's resources the proxy asked for. The rules:
   they are served replace each other instead of queueing.
 - When the proxy's snapshot changes, every subscribed type whose version moved is pushed, in
   the order clusters, endpoints, listeners, routes (make before break).
+- Endpoints follow every clusters push, moved or not: Envoy warms an updated EDS cluster until a
+  ClusterLoadAssignment for it arrives again (it does not reuse the one it holds), and its
+  request for it looks like an ACK of the endpoints it has. Without the resend the cluster
+  stays warming until Envoy's initial fetch timeout (15 s), as Istio's `AlwaysRespond` avoids.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import Message
 
 from control.plane.xds.ads.stream import WILDCARD_TYPES, Context, Stream, StreamDeps
-from control.plane.xds.translate.resources import PUSH_ORDER
+from control.plane.xds.translate.resources import CLUSTER, ENDPOINT, PUSH_ORDER
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +88,17 @@ class SotwStream(Stream):
         snapshot = self.watch.snapshot if self.watch else None
         if snapshot is None:
             return []
-        responses = []
+        responses: list[Message] = []
+        clusters_pushed = False
         for type_url in PUSH_ORDER:
             sub = self.subs.get(type_url)
-            if sub is not None and sub.version != snapshot.version(type_url):
-                responses += self._respond(type_url)
+            if sub is None:
+                continue
+            moved = sub.version != snapshot.version(type_url)
+            if moved or (type_url == ENDPOINT and clusters_pushed):
+                pushed = self._respond(type_url)
+                clusters_pushed |= type_url == CLUSTER and bool(pushed)
+                responses += pushed
         return responses
 
     def _respond(self, type_url: str) -> list[Message]:

@@ -18,7 +18,7 @@ from control.plane.xds.translate.authz.inbound import NO_POLICY, InboundPolicy, 
 from control.plane.xds.translate.clusters import InboundPort
 from control.plane.xds.translate.peer_authn import PeerAuthnIndex, PeerMtls
 from control.plane.xds.translate.port_protocol import port_protocol
-from control.plane.xds.translate.proxy import Proxy, with_workload
+from control.plane.xds.translate.proxy import DEFAULT_CAPTURE, CapturePorts, Proxy, with_workload
 from control.plane.xds.translate.scope import Scope, exported, scope_of
 from control.plane.xds.translate.service_registry import Registry, ServiceHost, build_registry
 
@@ -39,18 +39,21 @@ class ProxyInputs:
     policy: InboundPolicy = NO_POLICY  # the inbound chains' policy (issue 13)
     # The PeerAuthentication modes of its ports; None: no workload certificate, no mTLS.
     peer: PeerMtls | None = None
+    capture: CapturePorts = DEFAULT_CAPTURE  # the ports the capture listeners bind
 
     @property
     def sds(self) -> bool:
         return self.peer is not None
 
     @property
-    def outbound_key(self) -> tuple[Scope, Labels, bool]:
-        return (self.scope, self.labels, self.sds)
+    def outbound_key(self) -> tuple[Scope, Labels, bool, int]:
+        return (self.scope, self.labels, self.sds, self.capture.outbound)
 
     @property
-    def inbound_key(self) -> tuple[tuple[InboundPort, ...], InboundPolicy, PeerMtls | None]:
-        return (self.inbound, self.policy, self.peer)
+    def inbound_key(
+        self,
+    ) -> tuple[tuple[InboundPort, ...], InboundPolicy, PeerMtls | None, int]:
+        return (self.inbound, self.policy, self.peer, self.capture.inbound)
 
 
 def _source_label_keys(services: tuple[MeshResource[VirtualService], ...]) -> frozenset[str]:
@@ -145,12 +148,14 @@ class MeshIndex:
         )
         policy = self.policies.for_workload(proxy.namespace, dict(proxy.labels))
         peer = self.peer_authn.resolve(proxy.namespace, proxy.labels) if proxy.sds else None
-        return ProxyInputs(scope, labels, tuple(self.inbound_ports(proxy)), policy, peer)
+        ports = tuple(self.inbound_ports(proxy))
+        return ProxyInputs(scope, labels, ports, policy, peer, proxy.capture)
 
     def inbound_ports(self, proxy: Proxy) -> list[InboundPort]:
         """The target ports of the Services that select this proxy's workload, first one wins."""
         pod = self.state.workload(proxy.namespace, proxy.pod)
         found: dict[int, InboundPort] = {}
+        reserved = _RESERVED_PORTS | {proxy.capture.outbound, proxy.capture.inbound}
         for service in self.services_by_namespace.get(proxy.namespace, ()):
             if not service.selector or not labels_match(service.selector, proxy.labels):
                 continue
@@ -161,7 +166,7 @@ class MeshIndex:
                 number = target if isinstance(target, int) else (
                     pod.named_port(target, port.protocol) if pod else None
                 )  # fmt: skip
-                if number is None or number in _RESERVED_PORTS or number in found:
+                if number is None or number in reserved or number in found:
                     continue
                 host = f"{service.name}.{service.namespace}.svc.{self.registry.cluster_domain}"
                 found[number] = InboundPort(

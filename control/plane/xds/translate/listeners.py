@@ -7,6 +7,8 @@
 - `virtualInbound` binds 15006 (the inbound redirect's target) with filter chains per port of
   the proxy's own workload, matched on the original destination port and, per the port's
   PeerAuthentication mode, on TLS and ALPN (`_inbound_chains`).
+
+A proxy whose agent reports other capture ports (`PROXY_PORTS`) gets its listeners there.
 """
 
 from __future__ import annotations
@@ -43,17 +45,19 @@ def _address(ip: str, port: int) -> dict[str, Any]:
     return {"socket_address": {"address": ip, "port_value": port}}
 
 
-def virtual_outbound(fallback_cluster: str, telemetry: Telemetry = OFF) -> dict[str, Any]:
+def virtual_outbound(
+    fallback_cluster: str, telemetry: Telemetry = OFF, port: int = names.OUTBOUND_CAPTURE_PORT
+) -> dict[str, Any]:
     return {
         "name": names.VIRTUAL_OUTBOUND,
-        "address": _address(names.WILDCARD, names.OUTBOUND_CAPTURE_PORT),
+        "address": _address(names.WILDCARD, port),
         "use_original_dst": True,
         "traffic_direction": "OUTBOUND",
         "filter_chains": [
             {
-                # Straight to 15001 (not redirected): would loop.
+                # Straight to the capture port (not redirected): would loop.
                 "name": "virtualOutbound-blackhole",
-                "filter_chain_match": {"destination_port": names.OUTBOUND_CAPTURE_PORT},
+                "filter_chain_match": {"destination_port": port},
                 "filters": [tcp_proxy("BlackHoleCluster", [(names.BLACKHOLE_CLUSTER, 1)])],
             }
         ],
@@ -243,6 +247,7 @@ def virtual_inbound(
     policy: InboundPolicy = NO_POLICY,
     telemetry: Telemetry = OFF,
     peer: PeerMtls | None = None,
+    capture_port: int = names.INBOUND_CAPTURE_PORT,
 ) -> dict[str, Any]:
     """`policy`: the workload's AuthorizationPolicies and RequestAuthentications; `peer`: its
     PeerAuthentication modes (None: the proxy has no workload certificate, all plaintext)."""
@@ -256,9 +261,9 @@ def virtual_inbound(
     ]
     chains.append(
         {
-            # Straight to 15006 (not redirected): would loop.
+            # Straight to the capture port (not redirected): would loop.
             "name": "virtualInbound-blackhole",
-            "filter_chain_match": {"destination_port": names.INBOUND_CAPTURE_PORT},
+            "filter_chain_match": {"destination_port": capture_port},
             "filters": [tcp_proxy("BlackHoleCluster", [(names.BLACKHOLE_CLUSTER, 1)])],
         }
     )
@@ -274,7 +279,7 @@ def virtual_inbound(
             default["transport_socket"] = inbound_mtls(http=False)
     return {
         "name": names.VIRTUAL_INBOUND,
-        "address": _address(names.WILDCARD, names.INBOUND_CAPTURE_PORT),
+        "address": _address(names.WILDCARD, capture_port),
         "traffic_direction": "INBOUND",
         "listener_filters": listener_filters,
         "filter_chains": chains,

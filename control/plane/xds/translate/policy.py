@@ -1,5 +1,6 @@
 """DestinationRules: which rule applies to a host, and the Envoy cluster settings its traffic
-policy means (load balancer, circuit breakers, outlier detection, HTTP protocol options)."""
+policy means (load balancer and its slow start, circuit breakers and the retry budget, outlier
+detection, HTTP protocol options)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from control.api.models.destination_rule import (
     DestinationRule,
     LoadBalancerSettings,
     OutlierDetection,
+    RetryBudget,
     Subset,
     TrafficPolicy,
 )
@@ -27,8 +29,8 @@ DEFAULT_CONNECT_TIMEOUT = "10s"
 
 
 def duration(text: str) -> str:
-    """An Istio duration as protobuf JSON seconds ("1.5s")."""
-    millis = parse_millis(text)
+    """An Istio duration as protobuf JSON seconds ("1.5s"); "0s" only where the model allows it."""
+    millis = parse_millis(text, zero=True)
     return f"{millis // 1000}.{millis % 1000:03d}s"
 
 
@@ -40,6 +42,16 @@ class Policy:
     connection_pool: ConnectionPoolSettings | None = None
     outlier_detection: OutlierDetection | None = None
     tls: ClientTLSSettings | None = None  # outbound_tls reads it
+    retry_budget: RetryBudget | None = None  # a TrafficPolicy's only (not per port)
+
+
+_POLICY_FIELDS = (
+    "load_balancer",
+    "connection_pool",
+    "outlier_detection",
+    "tls",
+    "retry_budget",
+)
 
 
 def rules_by_host(
@@ -80,8 +92,8 @@ def effective_policy(rule: DestinationRule | None, port: int, subset: Subset | N
         layers += _layers(subset.traffic_policy, port)
     found: dict[str, Any] = {}
     for layer in layers:
-        for name in ("load_balancer", "connection_pool", "outlier_detection", "tls"):
-            value = getattr(layer, name)
+        for name in _POLICY_FIELDS:
+            value = getattr(layer, name, None)
             if value is not None:
                 found[name] = value
     return Policy(**found)
@@ -92,8 +104,23 @@ def cluster_settings(policy: Policy, protocol: Protocol) -> dict[str, Any]:
     out: dict[str, Any] = {"connect_timeout": DEFAULT_CONNECT_TIMEOUT}
     out.update(_load_balancer(policy.load_balancer))
     out.update(connection_pool(policy.connection_pool, protocol))
+    if policy.retry_budget is not None:
+        # Envoy then ignores max_retries, as Istio documents.
+        out["circuit_breakers"]["thresholds"][0]["retry_budget"] = _retry_budget(
+            policy.retry_budget
+        )
     if policy.outlier_detection is not None:
         out.update(_outlier(policy.outlier_detection))
+    return out
+
+
+def _retry_budget(budget: RetryBudget) -> dict[str, Any]:
+    """Unset parts keep Envoy's defaults (20 %, 3), which are Istio's documented ones."""
+    out: dict[str, Any] = {}
+    if budget.percent is not None:
+        out["budget_percent"] = {"value": float(budget.percent)}
+    if budget.min_retry_concurrency is not None:
+        out["min_retry_concurrency"] = budget.min_retry_concurrency
     return out
 
 
@@ -101,11 +128,35 @@ def _load_balancer(lb: LoadBalancerSettings | None) -> dict[str, Any]:
     if lb is not None and lb.consistent_hash is not None:
         return _consistent_hash(lb.consistent_hash)
     simple = lb.simple if lb is not None else None
-    if simple == "ROUND_ROBIN":
-        return {"lb_policy": "ROUND_ROBIN"}
     if simple == "RANDOM":
         return {"lb_policy": "RANDOM"}
-    return {"lb_policy": "LEAST_REQUEST"}  # LEAST_REQUEST, LEAST_CONN, unset; PASSTHROUGH: later
+    # LEAST_REQUEST, LEAST_CONN, unset (PASSTHROUGH: validation warns it is not applied yet).
+    policy, config = "LEAST_REQUEST", "least_request_lb_config"
+    if simple == "ROUND_ROBIN":
+        policy, config = "ROUND_ROBIN", "round_robin_lb_config"
+    out: dict[str, Any] = {"lb_policy": policy}
+    slow_start = _slow_start(lb) if lb is not None else None
+    if slow_start is not None:
+        out[config] = {"slow_start_config": slow_start}
+    return out
+
+
+def _slow_start(lb: LoadBalancerSettings) -> dict[str, Any] | None:
+    """`warmup` (or the deprecated `warmupDurationSecs`): new endpoints get traffic ramped up
+    over the window, as Istio sets Envoy's slow start on round-robin and least-request."""
+    warmup = lb.warmup
+    window = warmup.duration if warmup is not None else lb.warmup_duration_secs
+    if not window:
+        return None
+    config: dict[str, Any] = {"slow_start_window": duration(window)}
+    if warmup is not None and warmup.aggression is not None:
+        config["aggression"] = {
+            "default_value": float(warmup.aggression),
+            "runtime_key": "mizzen.lb.slow_start.aggression",
+        }
+    if warmup is not None and warmup.minimum_percent is not None:
+        config["min_weight_percent"] = {"value": float(warmup.minimum_percent)}
+    return config
 
 
 def _consistent_hash(hash_lb: ConsistentHashLB) -> dict[str, Any]:
@@ -131,8 +182,13 @@ def hash_policy(lb: LoadBalancerSettings | None) -> list[dict[str, Any]]:
         cookie: dict[str, Any] = {"name": h.http_cookie.name}
         if h.http_cookie.path:
             cookie["path"] = h.http_cookie.path
-        if h.http_cookie.ttl:
+        if h.http_cookie.ttl:  # "0s": a session cookie
             cookie["ttl"] = duration(h.http_cookie.ttl)
+        attributes = [
+            {"name": a.name, "value": a.value or ""} for a in h.http_cookie.attributes if a.name
+        ]
+        if attributes:
+            cookie["attributes"] = attributes
         return [{"cookie": cookie}]
     if h.use_source_ip:
         return [{"connection_properties": {"source_ip": True}}]

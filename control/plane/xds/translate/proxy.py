@@ -10,15 +10,58 @@ from control.config.node_metadata import (
     META_LABELS,
     META_NAME,
     META_NAMESPACE,
+    META_PROXY_PORTS,
     META_SDS,
     META_SERVICE_ACCOUNT,
     NODE_TYPE,
+    PORT_INBOUND,
+    PORT_OUTBOUND,
 )
 from control.plane.model.state import MeshState
+from control.plane.xds.translate import names
 
 
 class ProxyIdError(ValueError):
     """A node id that is not `sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.<domain>`."""
+
+
+@dataclass(frozen=True, slots=True)
+class CapturePorts:
+    """Where the redirect sends captured traffic (`mizzen init --outbound-port/--inbound-port`,
+    told by the agent in `PROXY_PORTS`): the capture listeners must bind the same ports."""
+
+    outbound: int = names.OUTBOUND_CAPTURE_PORT
+    inbound: int = names.INBOUND_CAPTURE_PORT
+
+
+DEFAULT_CAPTURE = CapturePorts()
+
+
+def _capture_ports(value: Any) -> CapturePorts:
+    """`PROXY_PORTS`' capture ports; absent ones keep Istio's 15001/15006, a bad one is refused
+    (a listener on the wrong port would silently lose every redirected connection)."""
+    if value is None:
+        return DEFAULT_CAPTURE
+    if not isinstance(value, Mapping):
+        raise ProxyIdError(f"node metadata {META_PROXY_PORTS} is not an object")
+    ports: dict[str, int] = {}
+    for key in (PORT_OUTBOUND, PORT_INBOUND):
+        raw = value.get(key)
+        if raw is None:
+            continue
+        # A protobuf Struct carries numbers as floats.
+        if not isinstance(raw, int | float) or isinstance(raw, bool) or raw != int(raw):
+            raise ProxyIdError(f"node metadata {META_PROXY_PORTS}.{key}: {str(raw)[:50]!r}")
+        if not 1 <= int(raw) <= 65535:
+            raise ProxyIdError(f"node metadata {META_PROXY_PORTS}.{key}: {int(raw)} not a port")
+        ports[key] = int(raw)
+    capture = CapturePorts(**ports)
+    if capture.outbound == capture.inbound:
+        raise ProxyIdError(
+            f"node metadata {META_PROXY_PORTS}: outbound and inbound capture ports are both "
+            f"{capture.outbound}"
+        )
+    return capture
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +76,7 @@ class Proxy:
     labels: Mapping[str, str] = field(default_factory=dict)
     service_account: str = "default"
     sds: bool = False  # the agent serves a workload certificate: mTLS is possible
+    capture: CapturePorts = DEFAULT_CAPTURE
 
     @property
     def key(self) -> str:
@@ -67,6 +111,7 @@ def parse_node(node_id: str, metadata: Mapping[str, Any] | None = None) -> Proxy
         labels=labels,
         service_account=account if isinstance(account, str) and account else "default",
         sds=meta.get(META_SDS) == "true",
+        capture=_capture_ports(meta.get(META_PROXY_PORTS)),
     )
 
 
@@ -83,4 +128,5 @@ def with_workload(proxy: Proxy, state: MeshState) -> Proxy:
         labels=dict(pod.labels),
         service_account=pod.service_account,
         sds=proxy.sds,
+        capture=proxy.capture,
     )

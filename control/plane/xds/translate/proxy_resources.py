@@ -159,7 +159,7 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
     fallback = (
         names.BLACKHOLE_CLUSTER if mode is OutboundMode.REGISTRY_ONLY else names.PASSTHROUGH_CLUSTER
     )
-    listeners = [virtual_outbound(fallback, telemetry)]
+    listeners = [virtual_outbound(fallback, telemetry, inputs.capture.outbound)]
     paths = path_settings(state.mesh)
     listeners += [http_outbound(port, telemetry, paths) for port in http_ports]
     listeners += _tcp_listeners(
@@ -175,12 +175,13 @@ def inbound_resources(
     policy: InboundPolicy = NO_POLICY,
     telemetry: Telemetry = OFF,
     peer: PeerMtls | None = None,
+    capture_port: int = names.INBOUND_CAPTURE_PORT,
 ) -> Resources:
     """The half that depends only on the proxy's own ports, the policies that apply to it
-    (`peer`: its PeerAuthentication modes, None without a workload certificate) and the mesh's
-    telemetry."""
+    (`peer`: its PeerAuthentication modes, None without a workload certificate), the mesh's
+    telemetry and the port the inbound redirect targets."""
     clusters = inbound_clusters(ports) + extra_clusters(telemetry.tracer)
-    listeners = [virtual_inbound(ports, policy, telemetry, peer)]
+    listeners = [virtual_inbound(ports, policy, telemetry, peer, capture_port)]
     return from_dicts({CLUSTER: clusters, LISTENER: listeners})
 
 
@@ -196,7 +197,8 @@ def translate(state: MeshState, proxy: Proxy) -> Resources:
     one state, `shared.MeshTranslation` computes the same with the halves shared."""
     index = MeshIndex(state)
     inputs = index.inputs(proxy)
+    telemetry = Telemetry.of(state.mesh)
     inbound = inbound_resources(
-        inputs.inbound, inputs.policy, Telemetry.of(state.mesh), inputs.peer
+        inputs.inbound, inputs.policy, telemetry, inputs.peer, inputs.capture.inbound
     )
     return merge(outbound_resources(index, inputs), inbound)

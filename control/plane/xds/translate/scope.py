@@ -5,8 +5,10 @@ Without a Sidecar a proxy sees every host (narrowed only by `exportTo`). A Sidec
 its `workloadSelector` matches the workload (first by name when several do), else the one
 without a selector in the proxy's namespace, else the one without a selector in the mesh's root
 namespace. `egress[].hosts` entries are `<namespace>/<dnsName>`: namespace `.` (the Sidecar's
-own), `*` (any) or `~` (none); dnsName `*`, `*.suffix` or an exact hostname. Egress ports are
-not told apart: the hosts of all egress listeners are visible on all their ports.
+own) or `*` (any); dnsName `*`, `*.suffix` or an exact hostname. A `~` prefix on the namespace
+subtracts (Istio 1.31): `~ns1/*` removes every host of ns1 from what the other entries import,
+`~/foo.com` removes foo.com from every namespace (so `~/*` alone imports nothing, as before).
+Egress ports are not told apart: the hosts of all egress listeners are visible on all their ports.
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ class Scope:
     sidecar: str | None = None  # "<namespace>/<name>" of the Sidecar that applies
     egress: tuple[EgressHost, ...] | None = None  # None: no Sidecar, every host
     outbound_mode: OutboundMode | None = None  # the Sidecar's outboundTrafficPolicy
+    excluded: tuple[EgressHost, ...] = ()  # `~` entries; namespace "*": every namespace
+
+    def _excluded(self, hostname: str, host_namespace: str) -> bool:
+        return any(
+            (ns == "*" or ns == host_namespace) and host_matches(pattern, hostname)
+            for ns, pattern in self.excluded
+        )
 
     def sees_host(self, hostname: str, host_namespace: str, export_to: Iterable[str] = ()) -> bool:
         if not exported(export_to, host_namespace, self.namespace):
@@ -58,14 +67,17 @@ class Scope:
         return any(
             (ns == "*" or ns == host_namespace) and host_matches(pattern, hostname)
             for ns, pattern in self.egress
-        )
+        ) and not self._excluded(hostname, host_namespace)
 
     def sees_config(self, owner_namespace: str, hosts: Iterable[str]) -> bool:
         """A VirtualService of `owner_namespace` routing `hosts` (resolved): selected by the
-        egress entries whose namespace part names its namespace (Istio's rule)."""
+        egress entries whose namespace part names its namespace (Istio's rule), unless the
+        exclusions remove every host it routes."""
         if self.egress is None:
             return True
         hosts = tuple(hosts)
+        if hosts and all(self._excluded(h, owner_namespace) for h in hosts):
+            return False
         for ns, pattern in self.egress:
             if ns not in ("*", owner_namespace):
                 continue
@@ -83,19 +95,24 @@ def _overlaps(pattern: str, host: str) -> bool:
     return False
 
 
-def _egress(sidecar: MeshResource[Sidecar], dot: str) -> tuple[EgressHost, ...]:
-    """The egress hosts, `.` read as `dot` (the proxy's namespace: for the Sidecar's own
-    proxies that is its namespace; for the root namespace's default, each proxy's own)."""
+def _egress(
+    sidecar: MeshResource[Sidecar], dot: str
+) -> tuple[tuple[EgressHost, ...], tuple[EgressHost, ...]]:
+    """(imported, excluded) egress hosts, `.` read as `dot` (the proxy's namespace: for the
+    Sidecar's own proxies that is its namespace; for the root namespace's default, each
+    proxy's own); an exclusion without a namespace (`~/foo.com`) applies to every one."""
     hosts: list[EgressHost] = []
+    excluded: list[EgressHost] = []
     for listener in sidecar.spec.egress:
         for entry in listener.hosts:
             namespace, _, pattern = entry.partition("/")
-            if namespace == "~":
-                continue
+            into = hosts
+            if namespace.startswith("~"):
+                into, namespace = excluded, namespace[1:] or "*"
             resolved = (dot if namespace == "." else namespace, pattern)
-            if resolved not in hosts:
-                hosts.append(resolved)
-    return tuple(hosts)
+            if resolved not in into:
+                into.append(resolved)
+    return tuple(hosts), tuple(excluded)
 
 
 def select_sidecar(
@@ -127,9 +144,9 @@ def scope_of(
         return Scope(namespace)
     policy = sidecar.spec.outbound_traffic_policy
     mode = OutboundMode(policy.mode) if policy is not None and policy.mode else None
-    egress = _egress(sidecar, namespace) if sidecar.spec.egress else None
+    egress, excluded = _egress(sidecar, namespace) if sidecar.spec.egress else (None, ())
     name = f"{sidecar.namespace}/{sidecar.name}"
-    return Scope(namespace, name, egress, mode)
+    return Scope(namespace, name, egress, mode, excluded)
 
 
 def _no_selector(sidecar: MeshResource[Sidecar]) -> bool:

@@ -137,6 +137,8 @@ _RESOLUTIONS = {
 def _entry_hosts(resource: MeshResource[ServiceEntry], state: MeshState) -> list[ServiceHost]:
     spec = resource.spec
     namespace = resource.namespace or "default"
+    if spec.resolution == "DYNAMIC_DNS":
+        return []  # not served yet (validation warns): no clusters rather than wrong ones
     resolution = _RESOLUTIONS[spec.resolution or "NONE"]
     addresses = tuple(a for a in spec.addresses if _is_ip(a))
     found: list[ServiceHost] = []

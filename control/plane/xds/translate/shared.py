@@ -19,7 +19,7 @@ from control.plane.xds.translate.resources import Resources
 from control.plane.xds.translate.scope import Scope
 from control.plane.xds.translate.telemetry import Telemetry
 
-OutboundKey = tuple[Scope, tuple[tuple[str, str], ...], bool]
+OutboundKey = tuple[Scope, tuple[tuple[str, str], ...], bool, int]
 
 
 class MeshTranslation:
@@ -51,7 +51,11 @@ class MeshTranslation:
             inbound = self._inbound.get(inputs.inbound_key)
             if inbound is None:
                 inbound = inbound_resources(
-                    inputs.inbound, inputs.policy, self.telemetry, inputs.peer
+                    inputs.inbound,
+                    inputs.policy,
+                    self.telemetry,
+                    inputs.peer,
+                    inputs.capture.inbound,
                 )
                 self._inbound[inputs.inbound_key] = inbound
             merged = self._merged[inputs] = merge(outbound, inbound)

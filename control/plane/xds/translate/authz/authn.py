@@ -69,6 +69,13 @@ def _provider(rule: JWTRule, fetched: Mapping[str, str | None]) -> Json:
         "local_jwks": {"inline_string": _keys(rule, fetched)},
         "forward": bool(rule.forward_original_token),
         "payload_in_metadata": JWT_PAYLOAD_KEY,
+        # `scope: "a b"` matches a condition on `a` (Istio: "scope", "permission" and the rule's
+        # own spaceDelimitedClaims are split on spaces in the metadata policies read).
+        "normalize_payload_in_metadata": {
+            "space_delimited_claims": list(
+                dict.fromkeys(("scope", "permission", *rule.space_delimited_claims))
+            )
+        },
     }
     if rule.audiences:
         provider["audiences"] = list(rule.audiences)
