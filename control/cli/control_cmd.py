@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -21,15 +19,14 @@ from pydantic import ValidationError
 
 from control.api.duration import DurationError, parse_millis
 from control.cli.ca_wiring import ca_settings
+from control.cli.control_extras import LeaderConfig, SideServices, WebhookParts, start_or_stop
 from control.cli.control_identity import CaStartError, IdentityConfig, add_identity_flags
-from control.cli.control_leader import build_leadership, pod_name
 from control.cli.control_process import ControlPlane, ControlSettings
 from control.cli.settings_files import injection_for_mesh, load_injection_config
 from control.cli.webhook_certs import (
     WebhookCertError,
     webhook_files,
     webhook_names,
-    webhook_rotator,
 )
 from control.config.mesh_config import MeshConfig, load_mesh_config
 from control.config.settings import describe
@@ -38,10 +35,7 @@ from control.plane.sources.base import ConfigSource
 from control.plane.sources.file import FileLimits
 from control.plane.sources.kube import KubeSource, KubeSyncError, kube_client
 from control.plane.xds.ads.stream import StreamLimits
-from injector import InjectionConfig
-from webhook.app import create_app
-from webhook.server import EmbeddedWebhook
-from webhook.settings import ServerSettings, WebhookSettings
+from webhook.settings import ServerSettings
 from webhook.tls import CertificateError, CertificateStore
 
 
@@ -140,18 +134,6 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-@dataclass(frozen=True)
-class WebhookParts:
-    """What the embedded webhooks need, checked at the edge before anything listens.
-    `issued_names`: the certificate is the mesh CA's, issued for these names into the files
-    (`--webhook-cert-dir`); empty: the files are given (`--tls-cert`/`--tls-key`)."""
-
-    settings: ServerSettings
-    store: CertificateStore
-    injection: InjectionConfig
-    issued_names: tuple[str, ...] = ()
-
-
 def _webhook_parts(
     args: argparse.Namespace, mesh: MeshConfig, identity: IdentityConfig | None
 ) -> WebhookParts | None:
@@ -207,73 +189,6 @@ def _plane(
     return ControlPlane(settings, source=source, identity=identity)
 
 
-@dataclass
-class _Extras:
-    """What runs beside the plane once its CA is loaded: the webhooks (and their certificate's
-    renewal) and, with `--kube`, the Lease and its duties."""
-
-    webhook: EmbeddedWebhook | None = None
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-
-    async def start(
-        self,
-        plane: ControlPlane,
-        webhook_parts: WebhookParts | None,
-        leader: LeaderConfig | None,
-    ) -> None:
-        parts = plane.identity.parts if plane.identity is not None else None
-        if webhook_parts is not None:
-            if webhook_parts.issued_names:
-                assert parts is not None  # --webhook-cert-dir needs the CA (checked at the edge)
-                rotator = webhook_rotator(parts.authority, webhook_parts)
-                try:
-                    await asyncio.to_thread(rotator.ensure)
-                    webhook_parts.store.load()
-                except (RuntimeError, OSError, CertificateError) as error:
-                    raise WebhookCertError(f"--webhook-cert-dir: {error}") from None
-                self.tasks.append(asyncio.create_task(rotator.run(), name="webhook-cert"))
-            app = create_app(
-                WebhookSettings(), webhook_parts.injection, readiness=webhook_parts.store.ready
-            )
-            self.webhook = EmbeddedWebhook(app, webhook_parts.settings, webhook_parts.store)
-            self.webhook.start()
-        if leader is not None and parts is not None:
-            leadership = build_leadership(leader.client, parts.authority, leader.names, pod_name())
-            self.tasks.append(asyncio.create_task(leadership.run(), name="leadership"))
-
-    async def stop(self) -> None:
-        for task in self.tasks:  # the leadership releases its Lease as it ends
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self.tasks = []
-        if self.webhook is not None:
-            await self.webhook.stop()
-
-
-@dataclass(frozen=True)
-class LeaderConfig:
-    client: ApiClient
-    names: Names
-
-
-async def _start_or_stop(plane: ControlPlane, stop: asyncio.Event) -> bool:
-    """Start the plane unless told to stop meanwhile (the CA can take a while with --kube);
-    True when started. Errors of the start propagate."""
-    starting = asyncio.create_task(plane.start())
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    if starting.done():
-        starting.result()
-        return True
-    starting.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await starting
-    return False
-
-
 async def _serve(
     settings: ControlSettings,
     source: ConfigSource | None = None,
@@ -287,9 +202,9 @@ async def _serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     plane = make_plane(settings, source, identity)
-    extras = _Extras()
+    extras = SideServices()
     try:
-        if not await _start_or_stop(plane, stop):
+        if not await start_or_stop(plane, stop):
             await plane.stop()
             return 0
         await extras.start(plane, webhook_parts, leader)

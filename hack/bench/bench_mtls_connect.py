@@ -25,6 +25,7 @@ import asyncio
 import json
 import random
 import select
+import shutil
 import statistics
 import subprocess
 import sys
@@ -287,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--pause", type=float, default=5.0, help="seconds between rounds")
     parser.add_argument("--log-level", default="warning", help="the control plane's")
+    parser.add_argument("--keep-log", type=Path, help="copy the control plane's log here")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--roots", type=Path, help=argparse.SUPPRESS)
@@ -330,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
                 print("control plane log (last 15 lines not INFO):\n  " + "\n  ".join(odd[-15:]))
         finally:
             control.stop()
+            if args.keep_log is not None:
+                shutil.copyfile(tmp / "control.log", args.keep_log)
     return 0
 
 

@@ -61,6 +61,9 @@ def scraped(telemetry_mesh: TelemetryMesh) -> TelemetryMesh:
     _wait(mesh, requests, lambda n: n > start, "the first round")
     seen = _value(mesh, requests)
     convergence = "sum(pilot_proxy_convergence_time_count)"
+    # The count before the change must come from a scrape of the control plane, or the change
+    # may converge before Prometheus first sees the series, leaving no increase to rate().
+    _wait(mesh, convergence, lambda n: n > 0, "the control plane's convergence series")
     converged = _value(mesh, convergence)
     rule = {
         "apiVersion": "networking.istio.io/v1",
