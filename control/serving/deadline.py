@@ -1,17 +1,18 @@
-"""uvicorn's HTTP/1.1 protocol with a request deadline.
+"""uvicorn's HTTP/1.1 protocol with a request deadline, for every HTTP listener.
 
 uvicorn times out idle keep-alive connections, but not a client that sends its headers or body
 slowly: such a client would hold its connection (and, for a body, a request task) for as long
 as it likes. Here a request must arrive whole within `request_timeout` of its first byte (or of
-the connection, for the first request), or the connection is closed. The app's own, shorter body
-deadline answers a trickled body with a 408 first; this is the backstop, and also bounds how long
-the rest of a refused (413) body is drained after its answer. It builds on uvicorn's internal
-`H11Protocol`; the tests over real sockets pin the behaviour.
+the connection, for the first request), or the connection is closed. An app's own, shorter body
+deadline (the webhook's) answers a trickled body with a 408 first; this is the backstop, and
+also bounds how long the rest of a refused (413) body is drained after its answer. It builds on
+uvicorn's internal `H11Protocol`; the tests over real sockets pin the behaviour.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import h11
@@ -21,12 +22,18 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 _RECEIVED = (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
 
 
+def _nothing() -> None:
+    pass
+
+
 class DeadlineH11Protocol(H11Protocol):
     request_timeout: float = 5.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
+        # Called once the connection is gone: gives its slot back to the listener's guard.
+        self.on_lost: Callable[[], None] = _nothing
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -41,7 +48,10 @@ class DeadlineH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
-        super().connection_lost(exc)
+        try:
+            super().connection_lost(exc)
+        finally:
+            self.on_lost()
 
     def _arm(self) -> None:
         self._deadline = self.loop.call_later(self.request_timeout, self._expire)
@@ -56,7 +66,7 @@ class DeadlineH11Protocol(H11Protocol):
         if self.conn.their_state in _RECEIVED:
             return
         if not self.transport.is_closing():
-            self.logger.info("closing a connection whose request did not arrive in time")
+            self.logger.debug("closing a connection whose request did not arrive in time")
             self.transport.close()
 
 
