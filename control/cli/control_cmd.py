@@ -23,6 +23,7 @@ from control.plane.sources.base import ConfigSource
 from control.plane.sources.file import FileLimits
 from control.plane.sources.kube import KubeSource, KubeSyncError, kube_client
 from control.plane.xds.ads.stream import StreamLimits
+from control.serving.grpc_limits import GrpcLimits
 from injector import InjectionConfig
 from webhook.app import create_app
 from webhook.server import EmbeddedWebhook
@@ -70,6 +71,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--xds-max-request-rate", type=_positive, default=round(limits.requests_per_second),
         metavar="N", help="requests per second one ADS stream may send, sustained (burst: 2x)",
     )  # fmt: skip
+    grpc_limits = GrpcLimits()
+    parser.add_argument(
+        "--xds-max-connections", type=_positive, default=grpc_limits.max_connections,
+        metavar="N", help="open xDS connections; beyond, a new one is closed at accept",
+    )  # fmt: skip
+    parser.add_argument(
+        "--xds-handshake-timeout", type=_seconds, default=grpc_limits.handshake_timeout,
+        metavar="S", help="seconds an xDS connection has to start HTTP/2 (and TLS)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--xds-max-connection-age", type=_seconds, default=grpc_limits.max_connection_age,
+        metavar="S", help="xDS connections are recycled after this long (0: never)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--debug-max-connections", type=_positive, default=64, metavar="N",
+        help="open connections to the debug port; beyond, a new one is closed at accept",
+    )  # fmt: skip
     webhook = parser.add_argument_group("admission webhooks (served when a certificate is given)")
     webhook.add_argument("--webhook-port", type=_port, default=15017, help="HTTPS port (0: any)")
     webhook.add_argument("--tls-cert", type=Path, help="serving certificate (PEM), reloaded")
@@ -86,6 +104,16 @@ def _port(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
     return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86_400:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0-86400)")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -199,6 +227,10 @@ def run(args: argparse.Namespace, make_plane: PlaneFactory = _plane) -> int:
             config_max_documents=args.config_max_documents,
             xds_max_message_bytes=args.xds_max_message_bytes, xds_max_names=args.xds_max_names,
             xds_max_requests_per_second=args.xds_max_request_rate,
+            xds_max_connections=args.xds_max_connections,
+            xds_handshake_timeout=args.xds_handshake_timeout,
+            xds_max_connection_age=args.xds_max_connection_age,
+            debug_max_connections=args.debug_max_connections,
         )  # fmt: skip
         webhook_parts = _webhook_parts(args, mesh)
         source = KubeSource(kube_client(args.kubeconfig), mesh) if args.kube else None

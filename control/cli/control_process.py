@@ -32,7 +32,8 @@ from control.plane.xds.ads.stream import StreamLimits
 from control.plane.xds.ads.throttle import SendLimiter
 from control.plane.xds.cache.snapshot_cache import SnapshotCache
 from control.plane.xds.cache.versions import VersionSequence
-from control.serving import HttpServer, bind
+from control.serving import HttpServer, ListenerLimits, bind
+from control.serving.grpc_limits import GrpcLimits, grpc_server
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,12 @@ class ControlSettings(BaseModel):
     xds_max_message_bytes: int = Field(default=StreamLimits().max_message_bytes, ge=1024)
     xds_max_names: int = Field(default=StreamLimits().max_names, ge=1)
     xds_max_requests_per_second: float = Field(default=StreamLimits().requests_per_second, gt=0)
+    # What the xDS listener allows (`GrpcLimits`): connections, handshake deadline, recycling.
+    xds_max_connections: int = Field(default=GrpcLimits().max_connections, ge=1)
+    xds_handshake_timeout: float = Field(default=GrpcLimits().handshake_timeout, gt=0)
+    xds_max_connection_age: float = Field(default=GrpcLimits().max_connection_age, ge=0)
+    # What the debug listener allows (`ListenerLimits`): probes, scrapes and operators only.
+    debug_max_connections: int = Field(default=64, ge=1)
 
 
 def _add_port(server: grpc.aio.Server, port: int) -> int:
@@ -138,11 +145,13 @@ class ControlPlane:
             requests_per_second=self.settings.xds_max_requests_per_second,
             request_burst=max(1, round(2 * self.settings.xds_max_requests_per_second)),
         )
-        server = grpc.aio.server(
-            options=[
-                ("grpc.keepalive_time_ms", 30_000),
-                ("grpc.max_receive_message_length", limits.max_message_bytes),
-            ]
+        server = grpc_server(
+            GrpcLimits(
+                max_connections=self.settings.xds_max_connections,
+                handshake_timeout=self.settings.xds_handshake_timeout,
+                max_message_bytes=limits.max_message_bytes,
+                max_connection_age=self.settings.xds_max_connection_age,
+            )
         )
         ads = AdsService(self.cache, self.sync, self.metrics, VersionSequence(), limiter, limits)
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(ads, server)
@@ -155,7 +164,8 @@ class ControlPlane:
         app = build_app(
             self.cache, self.sync, self.metrics, lambda: self._started, self.source.problems
         )
-        self._http = HttpServer(app, name="debug-http")
+        debug_limits = ListenerLimits(max_connections=self.settings.debug_max_connections)
+        self._http = HttpServer(app, name="debug-http", limits=debug_limits)
         self._http.start(bind("::", self.settings.debug_port))
         self.debug_port = self._http.port
         self._tasks = [

@@ -1,0 +1,71 @@
+"""The xDS listener under a connection flood: connections over the cap are closed at accept,
+connections that never speak HTTP/2 are closed at the handshake deadline, a connected proxy
+keeps its stream and its pushes, and a new proxy is served once the flood's slots are freed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from control.cli.control_process import ControlPlane
+from control.plane.xds.translate.resources import ROUTE
+from tests.control.ads_client import AdsClient
+from tests.control.planes import bookinfo_config, fast_settings
+from tests.control.test_file_source_last_good import NODE, _replace, _subscribed
+
+pytestmark = pytest.mark.anyio
+OTHER = "sidecar~10.244.0.11~ratings-v1-abc.default~default.svc.cluster.local"
+
+
+async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
+    """Whether the server closes the connection within `seconds` (what it sends, such as its
+    HTTP/2 settings, is read and ignored)."""
+
+    async def closed() -> None:
+        while await reader.read(4096):
+            pass
+
+    try:
+        await asyncio.wait_for(closed(), seconds)
+        return True
+    except ConnectionError:
+        return True
+    except TimeoutError:
+        return False
+
+
+async def test_a_connection_flood_is_bounded_and_proxies_keep_their_config(
+    tmp_path: Path,
+) -> None:
+    config = bookinfo_config(tmp_path)
+    settings = fast_settings(config, xds_max_connections=4, xds_handshake_timeout=1.0)
+    async with ControlPlane(settings) as plane:
+        proxy = AdsClient(plane.xds_port, NODE)
+        try:
+            await _subscribed(proxy)
+            flood = [await asyncio.open_connection("127.0.0.1", plane.xds_port) for _ in range(12)]
+            started = time.monotonic()
+            # Only three slots are left: at least nine of the twelve are closed at once.
+            over = await asyncio.gather(*(_closed_within(r, 0.5) for r, _ in flood))
+            assert sum(over) >= 9, over
+            # The rest never send the HTTP/2 preface: closed at the handshake deadline.
+            assert all(await asyncio.gather(*(_closed_within(r, 3) for r, _ in flood)))
+            assert time.monotonic() - started < 3.5
+            # The connected proxy kept its stream: a change still reaches it.
+            mesh = config / "mesh.yaml"
+            _replace(mesh, mesh.read_text().replace("weight: 80", "weight: 70").replace(
+                "weight: 20", "weight: 30"))  # fmt: skip
+            assert (await proxy.recv(10)).type_url == ROUTE
+            # And a new proxy gets a slot now that the flood's are free.
+            newcomer = AdsClient(plane.xds_port, OTHER)
+            try:
+                await _subscribed(newcomer)
+            finally:
+                await newcomer.close()
+        finally:
+            await proxy.close()
+            for _, writer in flood:
+                writer.close()
