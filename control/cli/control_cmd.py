@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from control.cli.control_process import ControlPlane, ControlSettings
 from control.cli.settings_files import injection_for_mesh, load_injection_config
+from control.config.files import FileReadError, read_text
 from control.config.mesh_config import MeshConfig, load_mesh_config
 from control.config.settings import describe
 from control.plane.sources.base import ConfigSource
@@ -88,6 +89,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--debug-max-connections", type=_positive, default=64, metavar="N",
         help="open connections to the debug port; beyond, a new one is closed at accept",
     )  # fmt: skip
+    parser.add_argument(
+        "--debug-token-file", type=Path, metavar="FILE",
+        help="a bearer token (16+ characters) that opens /debug/* to non-loopback clients",
+    )  # fmt: skip
     webhook = parser.add_argument_group("admission webhooks (served when a certificate is given)")
     webhook.add_argument("--webhook-port", type=_port, default=15017, help="HTTPS port (0: any)")
     webhook.add_argument("--tls-cert", type=Path, help="serving certificate (PEM), reloaded")
@@ -120,6 +125,22 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
     return int(text)
+
+
+def _debug_token(path: Path | None) -> str | None:
+    """The token in `path` (surrounding whitespace dropped); ValueError naming the flag."""
+    if path is None:
+        return None
+    try:
+        token = read_text(path, 4096, flag="--debug-token-file").strip()
+    except FileReadError as error:
+        raise ValueError(f"--debug-token-file {path}: {error}") from None
+    if len(token) < 16 or not token.isascii() or not token.isprintable() or " " in token:
+        raise ValueError(
+            f"--debug-token-file {path}: the token must be 16 or more printable ASCII "
+            "characters without spaces"
+        )
+    return token
 
 
 @dataclass(frozen=True)
@@ -231,6 +252,7 @@ def run(args: argparse.Namespace, make_plane: PlaneFactory = _plane) -> int:
             xds_handshake_timeout=args.xds_handshake_timeout,
             xds_max_connection_age=args.xds_max_connection_age,
             debug_max_connections=args.debug_max_connections,
+            debug_token=_debug_token(args.debug_token_file),
         )  # fmt: skip
         webhook_parts = _webhook_parts(args, mesh)
         source = KubeSource(kube_client(args.kubeconfig), mesh) if args.kube else None

@@ -67,6 +67,8 @@ class ControlSettings(BaseModel):
     xds_max_connection_age: float = Field(default=GrpcLimits().max_connection_age, ge=0)
     # What the debug listener allows (`ListenerLimits`): probes, scrapes and operators only.
     debug_max_connections: int = Field(default=64, ge=1)
+    # The bearer token that opens `/debug/*` to a non-loopback client (None: loopback only).
+    debug_token: str | None = Field(default=None, min_length=16, repr=False)
 
 
 def _add_port(server: grpc.aio.Server, port: int) -> int:
@@ -162,8 +164,9 @@ class ControlPlane:
         self._grpc = server
 
         app = build_app(
-            self.cache, self.sync, self.metrics, lambda: self._started, self.source.problems
-        )
+            self.cache, self.sync, self.metrics, lambda: self._started, self.source.problems,
+            token=self.settings.debug_token,
+        )  # fmt: skip
         debug_limits = ListenerLimits(max_connections=self.settings.debug_max_connections)
         self._http = HttpServer(app, name="debug-http", limits=debug_limits)
         self._http.start(bind("::", self.settings.debug_port))

@@ -1,4 +1,5 @@
-"""The debug HTTP endpoints (15014): readiness, sync status, config dumps, config, metrics."""
+"""The debug HTTP endpoints (15014): readiness, sync status, config dumps, config, metrics.
+`/ready` and `/metrics` are open; the rest only to loopback or a bearer token (`debug_access`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
+from control.plane.debug_access import DebugAccess
 from control.plane.metrics import Metrics
 from control.plane.model.state import ConfigProblem
 from control.plane.sync_status import SyncRegistry
@@ -25,7 +28,8 @@ def build_app(
     metrics: Metrics,
     ready: Callable[[], bool],
     source_problems: Callable[[], tuple[ConfigProblem, ...]] = tuple,
-) -> Starlette:
+    token: str | None = None,
+) -> ASGIApp:
     async def readiness(_: Request) -> Response:
         return PlainTextResponse("ok\n" if ready() else "starting\n", 200 if ready() else 503)
 
@@ -83,7 +87,7 @@ def build_app(
     async def prometheus(_: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/ready", readiness),
             Route("/debug/syncz", syncz),
@@ -93,3 +97,4 @@ def build_app(
             Route("/metrics", prometheus),
         ]
     )
+    return DebugAccess(app, token)
