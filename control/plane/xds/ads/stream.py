@@ -52,6 +52,26 @@ class StreamLimits:
     max_names: int = 100_000  # resource names per request, and held by a stream (all types)
     requests_per_second: float = 100.0  # sustained
     request_burst: int = 200
+    # The node a stream names on its first request: Istio's ids are a few hundred characters
+    # (`sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.<domain>`), its metadata a few KB (the
+    # pod's labels); a stream holds both as long as it lives.
+    max_node_id_chars: int = 1024
+    max_node_metadata_bytes: int = 256 * 1024
+
+
+def node_problem(node: base_pb2.Node, limits: StreamLimits) -> str | None:
+    """Why `node` is refused (INVALID_ARGUMENT), or None. Its id must be printable ASCII
+    without spaces, as Istio's are: it ends up in logs, metrics and debug pages."""
+    if not node.id:
+        return "the first request must carry node.id"
+    if len(node.id) > limits.max_node_id_chars:
+        return f"node.id: {len(node.id)} characters, more than {limits.max_node_id_chars}"
+    if not (node.id.isascii() and node.id.isprintable()) or " " in node.id:
+        return f"node.id: {node.id[:100]!r} has characters other than printable ASCII"
+    size = node.metadata.ByteSize()
+    if size > limits.max_node_metadata_bytes:
+        return f"node.metadata: {size} bytes, more than {limits.max_node_metadata_bytes}"
+    return None
 
 
 class ProxyWatch(Protocol):
@@ -240,10 +260,9 @@ class Stream:
         status.sending_since = None
 
     async def _open(self, node: base_pb2.Node | None) -> None:
-        if node is None or not node.id:
-            await self.context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "the first request must carry node.id"
-            )
+        problem = node_problem(node or base_pb2.Node(), self.limits)
+        if node is None or problem is not None:
+            await self.context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem or "no node")
             raise AssertionError("unreachable")  # abort raises
         metadata = json_format.MessageToDict(node.metadata)
         try:
