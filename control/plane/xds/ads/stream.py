@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import grpc
@@ -26,6 +26,7 @@ from envoy.config.core.v3 import base_pb2
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from control.logsafe import LogThrottle, untrusted
 from control.plane.metrics import Metrics
 from control.plane.sync_status import StreamStatus, SyncRegistry
 from control.plane.xds.ads.throttle import SendLimiter
@@ -37,6 +38,8 @@ from control.plane.xds.translate.resources import CLUSTER, LISTENER, SHORT_NAMES
 log = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[Any, Any]
+# What `/debug/syncz` keeps of a NACK's message.
+_NACK_KEPT = 1024
 # Types a proxy asks for as a whole (an empty name list means "everything"), as Envoy does.
 WILDCARD_TYPES = (CLUSTER, LISTENER)
 
@@ -101,6 +104,10 @@ class StreamDeps:
     nonces: VersionSequence
     limiter: SendLimiter
     limits: StreamLimits
+    # A NACK is logged once a minute per proxy and type, a refusal once every 10 s: a client
+    # that repeats one is counted (metrics, /debug/syncz), not written out each time.
+    nack_log: LogThrottle = field(default_factory=lambda: LogThrottle(60.0))
+    refusal_log: LogThrottle = field(default_factory=lambda: LogThrottle(10.0))
 
 
 class StreamRefusedError(Exception):
@@ -173,7 +180,9 @@ class Stream:
         """Close the stream with RESOURCE_EXHAUSTED; a client that takes nothing (its window is
         full) cannot take the status either, and is dropped after the send timeout."""
         self.deps.metrics.refused_streams.inc()
-        log.warning("closing the ADS stream of %s: %s", self._who(), reason)
+        if (held := self.deps.refusal_log.admit("refused")) is not None:
+            log.warning("closing the ADS stream of %s: %s (%d more refusals not logged)",
+                        self._who(), reason, held)  # fmt: skip
         status = self.context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, reason)
         try:
             await asyncio.wait_for(status, self.deps.limiter.slow_after)
@@ -229,8 +238,8 @@ class Stream:
 
     def _who(self) -> str:
         if self.watch is not None:
-            return self.watch.proxy.key
-        return repr(self.node.id[:200]) if self.node is not None else "an unknown proxy"
+            return untrusted(self.watch.proxy.key)
+        return repr(untrusted(self.node.id)) if self.node is not None else "an unknown proxy"
 
     def check_names(self, count: int, what: str) -> None:
         """Raises StreamRefusedError when `count` names are more than a stream may hold."""
@@ -274,13 +283,14 @@ class Stream:
         self.watch = watch
         self.status = self.deps.sync.open(proxy, watch, self.api)
         self.deps.metrics.connected.inc()
-        log.info("proxy %s connected (%s, %s)", proxy.key, self.api, proxy.node_id)
+        log.info("proxy %s connected (%s, %s)", untrusted(proxy.key), self.api,
+                 untrusted(proxy.node_id))  # fmt: skip
 
     def _close(self) -> None:
         if self.watch is not None:
             self.watch.close()
             self.deps.metrics.connected.dec()
-            log.info("proxy %s disconnected", self.watch.proxy.key)
+            log.info("proxy %s disconnected", untrusted(self.watch.proxy.key))
         if self.status is not None:
             self.deps.sync.close(self.status)
 
@@ -293,10 +303,13 @@ class Stream:
             self.status.acked(type_url, version)
             self.observe_convergence(type_url, version)
             return
-        self.status.nacked(type_url, version, nack)
+        self.status.nacked(type_url, version, nack[:_NACK_KEPT])
         self.deps.metrics.nacks.labels(SHORT_NAMES[type_url]).inc()
-        log.warning("proxy %s rejected %s version %s: %s",
-                    self.status.proxy.key, SHORT_NAMES[type_url], version, nack)  # fmt: skip
+        key = self.status.proxy.key
+        if (held := self.deps.nack_log.admit((key, type_url))) is not None:
+            log.warning("proxy %s rejected %s version %s: %s (%d more not logged)",
+                        untrusted(key), SHORT_NAMES[type_url], untrusted(version, 64),
+                        untrusted(nack, 500), held)  # fmt: skip
 
     def sent(self, type_url: str, version: str) -> None:
         """A response of this type and snapshot version is on its way."""
