@@ -26,6 +26,12 @@ class WebhookSettings(BaseModel):
     # a few milliseconds (see hack/bench/bench_webhook.py).
     offload_threshold_bytes: int = Field(default=128 * 1024, ge=0)
     offload_threads: int = Field(default=2, gt=0)
+    # Reviews read and decided at once; beyond, a review is answered 503 before its body is
+    # read. Bodies of `offload_threshold_bytes` or more also share `max_buffered_bytes` (by
+    # their declared length), so stalled big bodies cannot take the memory, nor crowd out the
+    # small reviews (a pod is a few KB) that make up the API server's traffic.
+    max_concurrent_reviews: int = Field(default=256, gt=0)
+    max_buffered_bytes: int = Field(default=48 * MIB, gt=0)
 
 
 class ServerSettings(BaseModel):
