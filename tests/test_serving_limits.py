@@ -5,7 +5,10 @@ well-behaved client is still served."""
 from __future__ import annotations
 
 import asyncio
+import resource
 import ssl
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -155,3 +158,24 @@ async def test_a_tls_client_that_sends_its_request_with_the_handshake_is_answere
         assert reply.endswith(b"ok")
         writer.close()
     await server.stop()
+
+
+def test_the_fd_limit_is_raised_to_the_hard_limit() -> None:
+    """In a child whose soft limit was lowered: raised back to the hard limit, and judged
+    against what the caps need."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    code = (
+        "import resource; from control.serving.limits import raise_fd_limit;"
+        f"print(raise_fd_limit(10), raise_fd_limit({hard} + 1))"
+    )
+
+    def lower() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    out = subprocess.run(
+        [sys.executable, "-c", code], preexec_fn=lower, capture_output=True, text=True, check=True
+    ).stdout
+    if hard == resource.RLIM_INFINITY:
+        assert out.startswith("(256, True)")
+    else:
+        assert out.strip() == f"({hard}, True) ({hard}, False)"

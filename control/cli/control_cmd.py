@@ -25,6 +25,7 @@ from control.plane.sources.file import FileLimits
 from control.plane.sources.kube import KubeSource, KubeSyncError, kube_client
 from control.plane.xds.ads.stream import StreamLimits
 from control.serving.grpc_limits import GrpcLimits
+from control.serving.limits import raise_fd_limit
 from injector import InjectionConfig
 from webhook.app import create_app
 from webhook.server import EmbeddedWebhook
@@ -262,4 +263,16 @@ def run(args: argparse.Namespace, make_plane: PlaneFactory = _plane) -> int:
     except ValueError as error:  # KubeConfigError included: one line naming the file
         sys.stderr.write(f"mizzen control: {error}\n")
         return 2
+    _check_fd_limit(settings, webhook_parts)
     return asyncio.run(_serve(settings, source, webhook_parts, make_plane))
+
+
+def _check_fd_limit(settings: ControlSettings, webhook: WebhookParts | None) -> None:
+    """The fd limit raised to cover every listener's cap plus headroom, or a warning."""
+    caps = settings.xds_max_connections + settings.debug_max_connections
+    caps += webhook.settings.max_connections if webhook is not None else 0
+    limit, enough = raise_fd_limit(caps + 1024)
+    if not enough:
+        logging.getLogger("mizzen.control").warning(
+            "the open-file limit (%d) is below the listeners' connection caps (%d) plus 1024: "
+            "lower --xds-max-connections or raise the limit", limit, caps)  # fmt: skip

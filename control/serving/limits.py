@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 from dataclasses import dataclass
 
 
@@ -22,3 +23,19 @@ class ListenerLimits:
     keep_alive_timeout: float = 5.0
     # On stop: how long requests in flight may take to finish before their connections close.
     graceful_shutdown: float = 1.0
+
+
+def raise_fd_limit(needed: int) -> tuple[int, bool]:
+    """Raise this process's soft limit of open files to its hard limit (Python and most
+    runtimes leave it lower), so the listeners' caps, not the fd limit, decide who is refused.
+    Returns the limit now in force and whether it covers `needed` (the caps plus headroom
+    for config files, API watches and the proxies already served)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, needed)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft, soft >= needed
