@@ -9,6 +9,9 @@ generator (asyncio, raw HTTP/1.1 over TLS, keep-alive connections). Measured:
   shared); ratio = webhook throughput / floor throughput, the median over the slices. Also
   the server's CPU time per review (from /proc), which the machine's other load does not
   inflate, and its ratio floor / webhook: the throughput ratio a dedicated core would see.
+  And the bare floor (issue 16): a 15-line Starlette app on plain uvicorn over TLS that parses
+  the review and answers `allowed`, in the same slices: webhook / bare shows what the whole
+  stack costs, not only what injection costs.
 - p50/p99 at a fixed 100 reviews/s (open loop), webhook and floor in alternating slices; latency
   from the actual send, and from the scheduled send time (no coordinated omission).
 - a ~3 MiB pod review, one at a time: p50/p99; and the p99 of typical reviews at 50/s sent while
@@ -143,10 +146,43 @@ class ServerSpec:
     key_file: Path
     floor: bool = False
     offload: bool = True
+    bare: bool = False
+
+
+def _serve_bare(spec: ServerSpec, report: multiprocessing.connection.Connection) -> None:
+    """The bare floor: Starlette on uvicorn over TLS, parse the review, answer `allowed`."""
+    import socket
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def review(request: Request) -> Response:
+        uid = json.loads(await request.body())["request"]["uid"]
+        answer = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                  "response": {"uid": uid, "allowed": True}}  # fmt: skip
+        return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json")
+
+    app = Starlette(routes=[Route("/inject", review, methods=["POST"])])
+    # IPPROTO_TCP given, as uvicorn's own binding does: asyncio sets TCP_NODELAY only then.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(2048)
+    report.send(listener.getsockname()[1])
+    config = uvicorn.Config(
+        app, ssl_certfile=str(spec.cert_file), ssl_keyfile=str(spec.key_file),
+        log_level="warning", access_log=False, lifespan="off",
+    )  # fmt: skip
+    uvicorn.Server(config).run(sockets=[listener])
 
 
 def _serve(spec: ServerSpec, report: multiprocessing.connection.Connection) -> None:
     """Runs in the server process: the real app, or the floor, over TLS on a free port."""
+    if spec.bare:
+        _serve_bare(spec, report)
+        return
     from collections.abc import Mapping as _Mapping
 
     from injector import InjectionConfig, InjectionContext, InjectionResult
@@ -376,11 +412,13 @@ def compare(
         per_review[name] = cpu[name] / len(merged.latencies)
         print(f"{name:8s} c={concurrency:<3d} {merged.describe()}   "
               f"server CPU {per_review[name] * 1e3:.3f} ms/review")  # fmt: skip
-    ratios = [w.rate / f.rate for w, f in zip(slices["webhook"], slices["floor"], strict=True)]
-    spread = f"(slices {min(ratios):.2f}-{max(ratios):.2f})"
-    cpu_ratio = per_review["floor"] / per_review["webhook"]
-    print(f"         c={concurrency:<3d} ratio webhook/floor: throughput "
-          f"{statistics.median(ratios):.2f} {spread}, CPU per review {cpu_ratio:.2f}")  # fmt: skip
+    for floor in (name for name in servers if name != "webhook"):
+        ratios = [w.rate / f.rate for w, f in zip(slices["webhook"], slices[floor], strict=True)]
+        spread = f"(slices {min(ratios):.2f}-{max(ratios):.2f})"
+        cpu_ratio = per_review[floor] / per_review["webhook"]
+        median = statistics.median(ratios)
+        print(f"         c={concurrency:<3d} ratio webhook/{floor}: throughput "
+              f"{median:.2f} {spread}, CPU per review {cpu_ratio:.2f}")  # fmt: skip
 
 
 def compare_at_rate(
@@ -433,9 +471,14 @@ def main() -> None:
 
     webhook = ServerSpec(certs.cert_file, certs.key_file)
     floor = ServerSpec(certs.cert_file, certs.key_file, floor=True)
+    bare = ServerSpec(certs.cert_file, certs.key_file, bare=True)
     if parts & {"throughput", "rate"}:
-        with server(webhook) as webhook_server, server(floor) as floor_server:
-            servers = {"webhook": webhook_server, "floor": floor_server}
+        with (
+            server(webhook) as webhook_server,
+            server(floor) as floor_server,
+            server(bare) as bare_server,
+        ):
+            servers = {"webhook": webhook_server, "floor": floor_server, "bare": bare_server}
             for running in servers.values():
                 run(closed_loop(running.port, context, small, 4, 1.0))  # warm-up
             if "throughput" in parts:
