@@ -83,6 +83,26 @@ async def test_connections_over_the_cap_are_closed_at_once_and_good_clients_serv
     await server.stop()
 
 
+async def test_one_client_cannot_take_the_slots_of_another() -> None:
+    """The agent's probe ports: a neighbour holding connections open is capped on its own
+    address, and the kubelet (another address) is still answered."""
+    limits = ListenerLimits(max_connections=64, max_connections_per_client=4)
+    server = HttpServer(_app(), limits=limits)
+    server.start(bind("127.0.0.1", 0))
+    await _started(server)
+    neighbour = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(10)]
+    over = await asyncio.gather(*(_closed_within(r, 0.5) for r, _ in neighbour))
+    assert sum(over) == 6, over
+    kubelet = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with httpx.AsyncClient(transport=kubelet, trust_env=False, timeout=5) as client:
+        assert (await client.get(f"http://127.0.0.1:{server.port}/")).text == "ok"
+    assert server.guard is not None
+    assert server.guard.per_client.get("127.0.0.1") == 4
+    for _, writer in neighbour:
+        writer.close()
+    await server.stop()
+
+
 async def test_headers_trickled_byte_by_byte_are_cut_off_at_the_request_deadline() -> None:
     server = HttpServer(_app(), limits=ListenerLimits(request_timeout=0.5))
     server.start(bind("127.0.0.1", 0))

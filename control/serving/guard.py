@@ -9,6 +9,9 @@
   60 s, and each stalled handshake holds ~300 KB) and a cap of its own: at most
   `max_handshakes` in progress, the others wait their turn (a paused socket costs next to
   nothing) within the same deadline, so a burst of honest clients is served, not refused.
+- **A cap per client address** (`max_connections_per_client`), where one client must not be
+  able to take every slot from the others (the agent's probe ports: a neighbour pod must not
+  lock out the kubelet).
 - **Refusals logged once per burst**, with a count, never once per attempt.
 
 A connection counts from its accept to its close, handshake included; the HTTP protocol gives its
@@ -46,6 +49,7 @@ class ConnectionGuard:
         self.make_protocol = make_protocol
         self.tls = tls
         self.open = 0
+        self.per_client: dict[str, int] = {}
         self.handshaking = 0  # in progress or waiting for a turn
         self.turns = asyncio.Semaphore(limits.max_handshakes)
         self.refused = 0  # since the listener started
@@ -80,6 +84,7 @@ class _Gate(asyncio.Protocol):
     def __init__(self, guard: ConnectionGuard) -> None:
         self.guard = guard
         self.counted = False
+        self.client: str | None = None
         self.early: list[bytes] = []
         self.eof = False
         self.lost = False
@@ -89,6 +94,15 @@ class _Gate(asyncio.Protocol):
         if guard.open >= limits.max_connections:
             guard.refuse(transport, f"{guard.open} open, the limit is {limits.max_connections}")
             return
+        per_client = limits.max_connections_per_client
+        if per_client is not None:
+            peer = transport.get_extra_info("peername")
+            client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+            if guard.per_client.get(client, 0) >= per_client:
+                guard.refuse(transport, f"{per_client} open from one client, the limit")
+                return
+            guard.per_client[client] = guard.per_client.get(client, 0) + 1
+            self.client = client
         guard.open += 1
         self.counted = True
         assert isinstance(transport, asyncio.Transport)
@@ -147,3 +161,9 @@ class _Gate(asyncio.Protocol):
         if self.counted:
             self.counted = False
             self.guard.open -= 1
+            if self.client is not None:
+                left = self.guard.per_client[self.client] - 1
+                if left:
+                    self.guard.per_client[self.client] = left
+                else:
+                    del self.guard.per_client[self.client]

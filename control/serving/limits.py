@@ -13,6 +13,9 @@ class ListenerLimits:
     backlog: int = 128  # connections the kernel queues before they are accepted
     # Open connections (TLS handshakes included); beyond, a new one is closed at once.
     max_connections: int = 256
+    # Open connections from one client address (None: no cap of its own), so that one client
+    # cannot take every slot from the others (a neighbour pod from the kubelet's probes).
+    max_connections_per_client: int | None = None
     # TLS only: handshakes in progress at once, and how long one may take.
     max_handshakes: int = 64
     handshake_timeout: float = 5.0
