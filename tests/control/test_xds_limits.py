@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import pytest
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from control.cli.control_process import ControlPlane
-from control.plane.xds.translate.resources import ROUTE
+from control.plane.xds.translate.resources import CLUSTER, ROUTE
 from tests.control.ads_client import AdsClient
 from tests.control.planes import bookinfo_config, fast_settings
 from tests.control.test_file_source_last_good import NODE, _replace, _subscribed
@@ -69,3 +72,34 @@ async def test_a_connection_flood_is_bounded_and_proxies_keep_their_config(
             await proxy.close()
             for _, writer in flood:
                 writer.close()
+
+
+async def test_a_ping_flood_is_sent_away(tmp_path: Path) -> None:
+    """Keepalive enforcement: a client pinging every 200 ms (each ping costs the server a
+    write) gets GOAWAY (too_many_pings) after a few; Envoy's 30 s keepalive is far inside
+    the 10 s minimum."""
+    async with ControlPlane(fast_settings(bookinfo_config(tmp_path))) as plane:
+        options = [
+            ("grpc.enable_http_proxy", 0),
+            ("grpc.keepalive_time_ms", 200),
+            ("grpc.keepalive_timeout_ms", 1000),
+            ("grpc.http2.max_pings_without_data", 0),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ]
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{plane.xds_port}", options) as channel:
+            stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+            request = discovery_pb2.DiscoveryRequest(type_url=CLUSTER)
+            request.node.id = NODE
+
+            async def requests() -> AsyncIterator[discovery_pb2.DiscoveryRequest]:
+                yield request
+                await asyncio.sleep(30)
+
+            call = stub.StreamAggregatedResources(requests())
+            started = time.monotonic()
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                async for _ in call:
+                    pass
+            assert time.monotonic() - started < 10
+            assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert ended.value.details() == "Too many pings"
