@@ -103,3 +103,35 @@ async def test_a_ping_flood_is_sent_away(tmp_path: Path) -> None:
             assert time.monotonic() - started < 10
             assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
             assert ended.value.details() == "Too many pings"
+
+
+@pytest.mark.slow
+async def test_a_quiet_proxy_pinging_at_keepalive_pace_keeps_its_stream(tmp_path: Path) -> None:
+    """Envoy pings its ADS connection every 30 s, data or not. gRPC's default minimum between
+    a client's pings is 5 minutes: each ping on a quiet stream was a strike, and the third sent
+    the proxy away (GOAWAY too_many_pings, every ~2 minutes in a quiet mesh). Pings 11 s apart
+    (3 within the test) must be accepted, and the stream kept."""
+    async with ControlPlane(fast_settings(bookinfo_config(tmp_path))) as plane:
+        options = [
+            ("grpc.enable_http_proxy", 0),
+            ("grpc.keepalive_time_ms", 11_000),
+            ("grpc.http2.max_pings_without_data", 0),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ]
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{plane.xds_port}", options) as channel:
+            stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+            request = discovery_pb2.DiscoveryRequest(type_url=CLUSTER)
+            request.node.id = NODE
+
+            async def requests() -> AsyncIterator[discovery_pb2.DiscoveryRequest]:
+                yield request
+                await asyncio.sleep(3600)
+
+            call = stub.StreamAggregatedResources(requests())
+
+            async def read() -> None:
+                async for _ in call:
+                    pass
+
+            with pytest.raises(TimeoutError):  # still open: nothing ended it
+                await asyncio.wait_for(read(), 38)
