@@ -103,6 +103,28 @@ async def test_one_client_cannot_take_the_slots_of_another() -> None:
     await server.stop()
 
 
+async def test_a_megabyte_of_headers_is_refused_without_being_held() -> None:
+    server = HttpServer(_app())
+    server.start(bind("127.0.0.1", 0))
+    await _started(server)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    try:
+        for index in range(1024):  # 1 KiB headers, never ending
+            writer.write(b"X-%d: %s\r\n" % (index, b"a" * 1024))
+            await writer.drain()
+    except ConnectionError:
+        pass
+    try:
+        answer = await asyncio.wait_for(reader.read(), 5)
+    except ConnectionError:
+        answer = b""  # reset: the server closed with our headers unread
+    assert answer.startswith(b"HTTP/1.1 400") or answer == b""  # h11's 16 KiB header limit
+    writer.close()
+    assert await _get(f"http://127.0.0.1:{server.port}/") == "ok"
+    await server.stop()
+
+
 async def test_headers_trickled_byte_by_byte_are_cut_off_at_the_request_deadline() -> None:
     server = HttpServer(_app(), limits=ListenerLimits(request_timeout=0.5))
     server.start(bind("127.0.0.1", 0))

@@ -135,3 +135,26 @@ async def test_a_quiet_proxy_pinging_at_keepalive_pace_keeps_its_stream(tmp_path
 
             with pytest.raises(TimeoutError):  # still open: nothing ended it
                 await asyncio.wait_for(read(), 38)
+
+
+async def test_huge_call_metadata_is_refused_and_the_server_serves_on(tmp_path: Path) -> None:
+    async with ControlPlane(fast_settings(bookinfo_config(tmp_path))) as plane:
+        async with grpc.aio.insecure_channel(
+            f"127.0.0.1:{plane.xds_port}", [("grpc.enable_http_proxy", 0)]
+        ) as channel:
+            stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+            request = discovery_pb2.DiscoveryRequest(type_url=CLUSTER)
+            request.node.id = NODE
+            call = stub.StreamAggregatedResources(
+                iter([request]), metadata=[("x-padding", "p" * 64 * 1024)]
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                async for _ in call:
+                    pass
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "metadata size exceeds" in (refused.value.details() or "")
+        proxy = AdsClient(plane.xds_port, NODE)
+        try:
+            await _subscribed(proxy)
+        finally:
+            await proxy.close()
