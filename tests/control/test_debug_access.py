@@ -11,6 +11,7 @@ import pytest
 
 from control.cli.control_cmd import _debug_token
 from control.cli.control_process import ControlPlane
+from control.plane.debug import CostlyPage
 from control.plane.debug_access import is_loopback
 from tests.control.planes import bookinfo_config, fast_settings
 
@@ -87,3 +88,24 @@ def test_the_token_file_is_checked(tmp_path: Path) -> None:
         _debug_token(short)
     with pytest.raises(ValueError, match=r"--debug-token-file .*not read"):
         _debug_token(Path("/dev/zero"))
+
+
+def test_a_costly_page_is_reused_for_ten_times_its_rendering_time() -> None:
+    now = [0.0]
+    renders: list[int] = []
+
+    def render() -> dict[str, int]:
+        renders.append(1)
+        now[0] += 0.2  # a page of thousands of proxies: 200 ms
+        return {"renders": len(renders)}
+
+    page = CostlyPage(render, clock=lambda: now[0])
+    assert page.response().body == b'{"renders":1}'
+    now[0] += 1.0
+    assert page.response().body == b'{"renders":1}'  # within 10 x 200 ms: reused
+    now[0] += 1.5
+    assert page.response().body == b'{"renders":2}'
+    cheap = CostlyPage(lambda: {"n": len(renders)}, clock=lambda: now[0])
+    cheap.response()
+    renders.append(1)
+    assert cheap.response().body == b'{"n":3}'  # rendered in no time: always fresh
