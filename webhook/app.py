@@ -31,6 +31,44 @@ Handler = Callable[[AdmissionRequest], Verdict]
 Readiness = Callable[[], bool]
 
 
+class ReviewBudget:
+    """What reviews in progress may hold (`WebhookSettings.max_concurrent_reviews` and
+    `max_buffered_bytes`), shared by the routes; a review over it is shed before its body is
+    read."""
+
+    def __init__(self, settings: WebhookSettings) -> None:
+        self.settings = settings
+        self.reviews = 0
+        self.big_bytes = 0
+
+    def admit(self, size: int) -> str | None:
+        """None: admitted (`release(size)` when done). Otherwise why not."""
+        settings = self.settings
+        if self.reviews >= settings.max_concurrent_reviews:
+            return f"{self.reviews} reviews in progress, the limit"
+        big = size >= settings.offload_threshold_bytes
+        if big and self.big_bytes + size > settings.max_buffered_bytes:
+            return f"{self.big_bytes} bytes of large reviews in progress, the limit"
+        self.reviews += 1
+        if big:
+            self.big_bytes += size
+        return None
+
+    def release(self, size: int) -> None:
+        self.reviews -= 1
+        if size >= self.settings.offload_threshold_bytes:
+            self.big_bytes -= size
+
+
+def _declared_size(request: Request, limit: int) -> int:
+    """The body's declared length, or `limit` when it is not declared usably (chunked; an
+    invalid or oversize value is refused by `read_body` anyway)."""
+    declared = request.headers.get("content-length", "").strip()
+    if declared.isascii() and declared.isdigit() and len(declared) <= 18:
+        return min(int(declared), limit)
+    return limit
+
+
 class _ReviewRoute:
     """One admission route: read, parse, decide, answer, count. Every failure ends here."""
 
@@ -41,8 +79,10 @@ class _ReviewRoute:
         settings: WebhookSettings,
         metrics: WebhookMetrics,
         limiter: CapacityLimiter,
+        budget: ReviewBudget,
     ) -> None:
         self.path = path
+        self._budget = budget
         self._handler = handler
         self._settings = settings
         self._metrics = metrics
@@ -51,6 +91,19 @@ class _ReviewRoute:
 
     async def endpoint(self, request: Request) -> Response:
         started = time.perf_counter()
+        size = _declared_size(request, self._settings.max_body_bytes)
+        refused = self._budget.admit(size)
+        if refused is not None:
+            self._metrics.observe(self.path, m.REJECTED, time.perf_counter() - started)
+            # The body is not read: the connection is closed after the answer, not drained.
+            headers = {"retry-after": "1", "connection": "close"}
+            return PlainTextResponse(f"overloaded: {refused}; retry\n", 503, headers=headers)
+        try:
+            return await self._review(request, started)
+        finally:
+            self._budget.release(size)
+
+    async def _review(self, request: Request, started: float) -> Response:
         try:
             check_content_type(request)
             body = await read_body(request, self._settings)
@@ -123,8 +176,9 @@ def create_app(
     serves them elsewhere (a fresh registry otherwise)."""
     metrics = metrics or WebhookMetrics()
     limiter = CapacityLimiter(settings.offload_threads)
+    budget = ReviewBudget(settings)
     inject_route = _ReviewRoute(
-        "/inject", PodInjection(injection_config, injector), settings, metrics, limiter
+        "/inject", PodInjection(injection_config, injector), settings, metrics, limiter, budget
     )
     validate_route = _ReviewRoute(
         "/validate",
@@ -132,6 +186,7 @@ def create_app(
         settings,
         metrics,
         limiter,
+        budget,
     )
 
     async def healthz(request: Request) -> Response:

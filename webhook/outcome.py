@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Final
 
+from control.logsafe import untrusted
 from injector import InjectionError
 
 log = logging.getLogger("mizzen.webhook")
@@ -81,7 +82,9 @@ def verdict_for_failure(error: Exception, *, uid: str, route: str) -> Verdict:
             message="request.object: nested too deeply to be processed",
             decision=INVALID,
         )
-    log.error("unexpected error answering %s review uid=%s", route, uid, exc_info=error)
+    log.error(
+        "unexpected error answering %s review uid=%s", route, untrusted(uid, 100), exc_info=error
+    )
     return Verdict(
         allowed=False,
         code=500,

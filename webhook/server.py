@@ -13,7 +13,6 @@ from typing import Any
 from starlette.types import ASGIApp
 
 from control.serving import HttpServer, ListenerLimits, bind
-from webhook.protocol import deadline_protocol
 from webhook.settings import ServerSettings
 from webhook.tls import CertificateStore, CertificateWatcher
 
@@ -23,17 +22,23 @@ _BACKLOG = 2048
 
 
 def _limits(settings: ServerSettings) -> ListenerLimits:
-    return ListenerLimits(backlog=_BACKLOG, keep_alive_timeout=settings.keep_alive_timeout)
+    return ListenerLimits(
+        backlog=_BACKLOG,
+        max_connections=settings.max_connections,
+        max_handshakes=settings.max_handshakes,
+        handshake_timeout=settings.handshake_timeout,
+        request_timeout=settings.request_read_timeout,
+        keep_alive_timeout=settings.keep_alive_timeout,
+    )
 
 
 def build_server(app: ASGIApp, settings: ServerSettings, store: CertificateStore) -> HttpServer:
-    """The server for `app`, with the store's live TLS context and the request deadline."""
+    """The server for `app`, with the store's live TLS context and the listener's limits."""
     return HttpServer(
         app,
         name="webhook-https",
         limits=_limits(settings),
         tls=store.server_context,
-        http=deadline_protocol(settings.request_read_timeout),
         log_level=settings.log_level,
     )
 

@@ -26,6 +26,12 @@ class WebhookSettings(BaseModel):
     # a few milliseconds (see hack/bench/bench_webhook.py).
     offload_threshold_bytes: int = Field(default=128 * 1024, ge=0)
     offload_threads: int = Field(default=2, gt=0)
+    # Reviews read and decided at once; beyond, a review is answered 503 before its body is
+    # read. Bodies of `offload_threshold_bytes` or more also share `max_buffered_bytes` (by
+    # their declared length), so stalled big bodies cannot take the memory, nor crowd out the
+    # small reviews (a pod is a few KB) that make up the API server's traffic.
+    max_concurrent_reviews: int = Field(default=256, gt=0)
+    max_buffered_bytes: int = Field(default=48 * MIB, gt=0)
 
 
 class ServerSettings(BaseModel):
@@ -43,6 +49,11 @@ class ServerSettings(BaseModel):
     # a client takes longer. The backstop behind `body_read_timeout`, and the only guard against
     # clients that trickle their headers (uvicorn has no header timeout).
     request_read_timeout: float = Field(default=5.0, gt=0)
+    # Open connections (the API server keeps a pool per replica; a few hundred is plenty), TLS
+    # handshakes in progress, and how long one may take: beyond, a connection is closed at once.
+    max_connections: int = Field(default=1024, gt=0)
+    max_handshakes: int = Field(default=128, gt=0)
+    handshake_timeout: float = Field(default=5.0, gt=0)
     # Idle keep-alive connections are closed after this many seconds: longer than the API
     # server's own idle timeout (Go's 90 s), so that it is always the client that closes an idle
     # connection, never the server just as the client sends a review on it (a POST that would

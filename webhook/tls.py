@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import ssl
 import threading
 from collections.abc import Callable
@@ -21,9 +22,13 @@ from pathlib import Path
 
 from cryptography import x509
 
+from control.config.files import FileReadError, read_bytes
+
 log = logging.getLogger("mizzen.webhook.tls")
 
 Clock = Callable[[], datetime]
+# A certificate chain and its key are a few KB; a megabyte is room for any chain.
+MAX_PEM_BYTES = 1024 * 1024
 
 
 def utc_now() -> datetime:
@@ -46,6 +51,23 @@ def _base_context() -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_alpn_protocols(["http/1.1"])
     return context
+
+
+def _load_chain(context: ssl.SSLContext, cert: bytes, key: bytes) -> None:
+    """`load_cert_chain` from the bytes already read: OpenSSL only opens paths, so it is given
+    anonymous in-memory files (it never opens the watched paths itself, which may have been
+    swapped for something else since they were checked)."""
+    descriptors = []
+    try:
+        for data in (cert, key):
+            descriptor = os.memfd_create("mizzen-pem", os.MFD_CLOEXEC)
+            descriptors.append(descriptor)
+            os.write(descriptor, data)
+        cert_path, key_path = (f"/proc/self/fd/{d}" for d in descriptors)
+        context.load_cert_chain(cert_path, key_path, password=b"")
+    finally:
+        for descriptor in descriptors:
+            os.close(descriptor)
 
 
 def _digest(cert: bytes, key: bytes) -> str:
@@ -85,10 +107,16 @@ class CertificateStore:
             connection.context = current.context
 
     def _read(self) -> tuple[bytes, bytes]:
-        try:
-            return self._cert_file.read_bytes(), self._key_file.read_bytes()
-        except OSError as error:
-            raise CertificateError(f"cannot read {error.filename}: {error.strerror}") from None
+        """Both files, read as every input file is (`control.config.files`): regular files
+        only, bounded in size, never blocking (a FIFO or device swapped in is refused, so the
+        watcher never hangs and rotation never stops for good)."""
+        found = []
+        for path in (self._cert_file, self._key_file):
+            try:
+                found.append(read_bytes(path, MAX_PEM_BYTES))
+            except FileReadError as error:
+                raise CertificateError(f"cannot read {path}: {error}") from None
+        return found[0], found[1]
 
     def load(self) -> bool:
         """Load the files if they changed since the last load. Returns whether a new certificate
@@ -102,7 +130,7 @@ class CertificateStore:
         try:
             # An empty password: an encrypted key fails here instead of OpenSSL prompting on
             # the terminal (and blocking the watcher for ever).
-            context.load_cert_chain(self._cert_file, self._key_file, password=b"")
+            _load_chain(context, cert, key)
             leaf = x509.load_pem_x509_certificate(cert)
         except (ssl.SSLError, ValueError) as error:
             raise CertificateError(

@@ -25,9 +25,12 @@ from control.agent.status import ProxyHealth, StatusEndpoints, bind
 from control.agent.supervisor import Supervisor
 from control.agent.telemetry.identity import metrics_merger
 from control.agent.telemetry.merge import MetricsMerger
-from control.serving import HttpServer
+from control.serving import HttpServer, ListenerLimits
 
 log = logging.getLogger("mizzen.agent")
+# The readiness and status ports: the kubelet probes from the node's address, one connection
+# per probe; a neighbour pod holding connections open is capped on its own address first.
+_LIMITS = ListenerLimits(max_connections=256, max_connections_per_client=32)
 
 
 async def _serve_health(endpoints: StatusEndpoints, settings: AgentSettings) -> list[HttpServer]:
@@ -39,7 +42,7 @@ async def _serve_health(endpoints: StatusEndpoints, settings: AgentSettings) -> 
     ipv6 = ipaddress.ip_address(settings.instance_ip).version == 6
     servers = []
     for port, app in apps:
-        server = HttpServer(app, name=f"agent-{port}", log_level=None)
+        server = HttpServer(app, name=f"agent-{port}", limits=_LIMITS, log_level=None)
         server.start(bind(port, ipv6=ipv6))
         servers.append(server)
     return servers

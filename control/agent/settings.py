@@ -38,6 +38,8 @@ _HOSTNAME_RE: Final = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.?$")
 
 
 def _is_ip(host: str) -> bool:
+    if "%" in host:
+        return False
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -180,6 +182,8 @@ class AgentSettings(_Frozen):
     @field_validator("instance_ip")
     @classmethod
     def _ip(cls, value: str) -> str:
+        if "%" in value:  # `ipaddress` takes any text after it; a node id must not
+            raise ValueError("an IPv6 zone id is not allowed")
         return str(ipaddress.ip_address(value.strip()))
 
     @property

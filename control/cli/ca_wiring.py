@@ -37,6 +37,7 @@ from control.plane.ca.service import CertificateService, ServiceLimits
 from control.plane.ca.serving_cert import ServingIdentity, service_names
 from control.plane.ca.store import CaSource, CaStore, DirectorySource, FileCaStore
 from control.plane.ca.tokenreview import KubeTokenReviewer, TokenReviewAuthenticator
+from control.serving.grpc_limits import GrpcLimits
 
 
 def utc_now() -> datetime:
@@ -191,11 +192,14 @@ def secure_server(
     host: str = "",
     require_client_cert: bool = False,
     with_certificates: bool = True,
+    limits: GrpcLimits | None = None,
 ) -> SecureGrpcServer:
     """A secure port with the mesh-issued serving certificate: the CSR API (unless
     `with_certificates` is False) plus `registrars` (ADS). With `require_client_cert`, callers
     must present a mesh certificate (`control.plane.ca.peer.peer_spiffe_id` names them); the
     first CSR of a workload has none, so the CSR API needs a port that does not require one."""
-    options = SecureServerOptions(port=port, host=host, require_client_cert=require_client_cert)
+    options = SecureServerOptions(
+        port=port, host=host, limits=limits or GrpcLimits(), require_client_cert=require_client_cert
+    )
     services = [parts.service.register] if with_certificates else []
     return SecureGrpcServer(parts.serving, [*services, *registrars], options)

@@ -28,6 +28,7 @@ from control.cli.webhook_certs import (
     webhook_files,
     webhook_names,
 )
+from control.config.files import FileReadError, read_text
 from control.config.mesh_config import MeshConfig, load_mesh_config
 from control.config.settings import describe
 from control.install.names import DEFAULT_REVISION, Names
@@ -35,6 +36,8 @@ from control.plane.sources.base import ConfigSource
 from control.plane.sources.file import FileLimits
 from control.plane.sources.kube import KubeSource, KubeSyncError, kube_client
 from control.plane.xds.ads.stream import StreamLimits
+from control.serving.grpc_limits import GrpcLimits
+from control.serving.limits import raise_fd_limit
 from webhook.settings import ServerSettings
 from webhook.tls import CertificateError, CertificateStore
 
@@ -91,6 +94,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="on SIGTERM, close the proxies' streams spread over this long (e.g. 5s; 0: at once), "
         "so they move to another replica a few at a time",
     )  # fmt: skip
+    grpc_limits = GrpcLimits()
+    parser.add_argument(
+        "--xds-max-connections", type=_positive, default=grpc_limits.max_connections,
+        metavar="N", help="open xDS connections; beyond, a new one is closed at accept",
+    )  # fmt: skip
+    parser.add_argument(
+        "--xds-handshake-timeout", type=_seconds, default=grpc_limits.handshake_timeout,
+        metavar="S", help="seconds an xDS connection has to start HTTP/2 (and TLS)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--xds-max-connection-age", type=_seconds, default=grpc_limits.max_connection_age,
+        metavar="S", help="xDS connections are recycled after this long (0: never)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--debug-max-connections", type=_positive, default=64, metavar="N",
+        help="open connections to the debug port; beyond, a new one is closed at accept",
+    )  # fmt: skip
+    parser.add_argument(
+        "--debug-token-file", type=Path, metavar="FILE",
+        help="a bearer token (16+ characters) that opens /debug/* to non-loopback clients",
+    )  # fmt: skip
     webhook = parser.add_argument_group("admission webhooks (served when a certificate is given)")
     webhook.add_argument("--webhook-port", type=_port, default=15017, help="HTTPS port (0: any)")
     webhook.add_argument("--tls-cert", type=Path, help="serving certificate (PEM), reloaded")
@@ -128,10 +152,36 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86_400:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0-86400)")
+    return value
+
+
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
     return int(text)
+
+
+def _debug_token(path: Path | None) -> str | None:
+    """The token in `path` (surrounding whitespace dropped); ValueError naming the flag."""
+    if path is None:
+        return None
+    try:
+        token = read_text(path, 4096, flag="--debug-token-file").strip()
+    except FileReadError as error:
+        raise ValueError(f"--debug-token-file {path}: {error}") from None
+    if len(token) < 16 or not token.isascii() or not token.isprintable() or " " in token:
+        raise ValueError(
+            f"--debug-token-file {path}: the token must be 16 or more printable ASCII "
+            "characters without spaces"
+        )
+    return token
 
 
 def _webhook_parts(
@@ -256,6 +306,11 @@ def run(args: argparse.Namespace, make_plane: PlaneFactory = _plane) -> int:
             xds_max_message_bytes=args.xds_max_message_bytes, xds_max_names=args.xds_max_names,
             xds_max_requests_per_second=args.xds_max_request_rate,
             drain_duration=args.drain_duration,
+            xds_max_connections=args.xds_max_connections,
+            xds_handshake_timeout=args.xds_handshake_timeout,
+            xds_max_connection_age=args.xds_max_connection_age,
+            debug_max_connections=args.debug_max_connections,
+            debug_token=_debug_token(args.debug_token_file),
         )  # fmt: skip
         client = kube_client(args.kubeconfig) if args.kube else None
         identity = _identity_config(args, client)
@@ -270,7 +325,19 @@ def run(args: argparse.Namespace, make_plane: PlaneFactory = _plane) -> int:
     except ValueError as error:  # KubeConfigError included: one line naming the file
         sys.stderr.write(f"mizzen control: {error}\n")
         return 2
+    _check_fd_limit(settings, webhook_parts)
     return asyncio.run(_serve(settings, source, webhook_parts, make_plane, identity, leader))
+
+
+def _check_fd_limit(settings: ControlSettings, webhook: WebhookParts | None) -> None:
+    """The fd limit raised to cover every listener's cap plus headroom, or a warning."""
+    caps = settings.xds_max_connections + settings.debug_max_connections
+    caps += webhook.settings.max_connections if webhook is not None else 0
+    limit, enough = raise_fd_limit(caps + 1024)
+    if not enough:
+        logging.getLogger("mizzen.control").warning(
+            "the open-file limit (%d) is below the listeners' connection caps (%d) plus 1024: "
+            "lower --xds-max-connections or raise the limit", limit, caps)  # fmt: skip
 
 
 def _identity_config(args: argparse.Namespace, client: ApiClient | None) -> IdentityConfig | None:

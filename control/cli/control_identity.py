@@ -32,6 +32,7 @@ from control.plane.ca.ca_settings import CaSettings
 from control.plane.ca.material import CaMaterialError
 from control.plane.ca.secure_port import Registrar, SecureGrpcServer
 from control.plane.ca.store import CaStoreError
+from control.serving.grpc_limits import GrpcLimits
 
 log = logging.getLogger("mizzen.ca")
 
@@ -110,17 +111,20 @@ class PlaneIdentity:
             await asyncio.sleep(delay)
             delay = min(self.config.retry_max, delay * 2)
 
-    async def start(self, ads: Registrar) -> None:
-        """Load the CA (blocking work in a thread), then listen. Raises CaStartError (local
-        mode) or OSError (a port taken)."""
+    async def start(self, ads: Registrar, limits: GrpcLimits | None = None) -> None:
+        """Load the CA (blocking work in a thread), then listen, both ports with `limits` (the
+        plaintext xDS port's). Raises CaStartError (local mode) or OSError (a port taken)."""
+        limits = limits or GrpcLimits()
         parts = self.parts = await self._load()
         secure = secure_server(
             parts, self.config.secure_port, [ads], host=self.config.host,
-            require_client_cert=True, with_certificates=False,
+            require_client_cert=True, with_certificates=False, limits=limits,
         )  # fmt: skip
         self.secure_port = await secure.start()
         self._servers.append(secure)
-        certificates = secure_server(parts, self.config.ca_port, host=self.config.host)
+        certificates = secure_server(
+            parts, self.config.ca_port, host=self.config.host, limits=limits
+        )
         self.ca_port = await certificates.start()
         self._servers.append(certificates)
         interval = self.config.settings.reload_interval

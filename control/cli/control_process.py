@@ -38,7 +38,8 @@ from control.plane.xds.ads.stream import StreamLimits
 from control.plane.xds.ads.throttle import SendLimiter
 from control.plane.xds.cache.snapshot_cache import SnapshotCache
 from control.plane.xds.cache.versions import VersionSequence
-from control.serving import HttpServer, bind
+from control.serving import HttpServer, ListenerLimits, bind
+from control.serving.grpc_limits import GrpcLimits, grpc_server
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,14 @@ class ControlSettings(BaseModel):
     # On stop, the ADS streams are closed spread over this many seconds (`StreamDrain`), so the
     # proxies move to another replica a few at a time. `mizzen control` defaults to 5 s.
     drain_duration: float = Field(default=0.0, ge=0)
+    # What the xDS listener allows (`GrpcLimits`): connections, handshake deadline, recycling.
+    xds_max_connections: int = Field(default=GrpcLimits().max_connections, ge=1)
+    xds_handshake_timeout: float = Field(default=GrpcLimits().handshake_timeout, gt=0)
+    xds_max_connection_age: float = Field(default=GrpcLimits().max_connection_age, ge=0)
+    # What the debug listener allows (`ListenerLimits`): probes, scrapes and operators only.
+    debug_max_connections: int = Field(default=64, ge=1)
+    # The bearer token that opens `/debug/*` to a non-loopback client (None: loopback only).
+    debug_token: str | None = Field(default=None, min_length=16, repr=False)
 
 
 def _add_port(server: grpc.aio.Server, host: str, port: int) -> int:
@@ -171,12 +180,13 @@ class ControlPlane:
             requests_per_second=self.settings.xds_max_requests_per_second,
             request_burst=max(1, round(2 * self.settings.xds_max_requests_per_second)),
         )
-        server = grpc.aio.server(
-            options=[
-                ("grpc.keepalive_time_ms", 30_000),
-                ("grpc.max_receive_message_length", limits.max_message_bytes),
-            ]
+        grpc_limits = GrpcLimits(
+            max_connections=self.settings.xds_max_connections,
+            handshake_timeout=self.settings.xds_handshake_timeout,
+            max_message_bytes=limits.max_message_bytes,
+            max_connection_age=self.settings.xds_max_connection_age,
         )
+        server = grpc_server(grpc_limits)
         nonces = VersionSequence()
         ads = AdsService(
             self.cache, self.sync, self.metrics, nonces, limiter, limits, drain=self._drain
@@ -190,9 +200,11 @@ class ControlPlane:
         self._grpc = server
 
         app = build_app(
-            self.cache, self.sync, self.metrics, lambda: self._started, self.source.problems
-        )
-        self._http = HttpServer(app, name="debug-http")
+            self.cache, self.sync, self.metrics, lambda: self._started, self.source.problems,
+            token=self.settings.debug_token,
+        )  # fmt: skip
+        debug_limits = ListenerLimits(max_connections=self.settings.debug_max_connections)
+        self._http = HttpServer(app, name="debug-http", limits=debug_limits)
         self._http.start(bind("::", self.settings.debug_port))
         self.debug_port = self._http.port
         if self.identity is not None:  # not ready (the debug server says so) until loaded
@@ -209,7 +221,8 @@ class ControlPlane:
             await self.identity.start(
                 lambda s: ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
                     secure_ads, s
-                )
+                ),
+                grpc_limits,
             )
         self._tasks = [
             asyncio.create_task(self.source.run(self._on_source_change), name="config-source"),

@@ -46,6 +46,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     add("--no-serve", action="store_true", help="with --dev-certs: print the caBundle and exit")
     add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add("--max-connections", type=int, default=1024, metavar="N",
+        help="open connections (TLS handshakes included); beyond, closed at accept")  # fmt: skip
+    add("--max-concurrent-reviews", type=int, default=256, metavar="N",
+        help="reviews read and decided at once; beyond, answered 503 unread")  # fmt: skip
 
 
 def _dev_certificates(directory: Path, config: InjectionConfig) -> devcerts.DevCertificates:
@@ -80,11 +84,13 @@ def _run(args: argparse.Namespace) -> int:
     try:
         settings = ServerSettings(
             host=args.host, port=args.port, cert_file=cert_file, key_file=key_file,
-            log_level=args.log_level,
+            log_level=args.log_level, max_connections=args.max_connections,
         )  # fmt: skip
+        app_settings = WebhookSettings(max_concurrent_reviews=args.max_concurrent_reviews)
     except ValidationError as error:
         first = error.errors()[0]
-        raise UsageError(f"--{first['loc'][0]}: {first['msg']}") from None
+        flag = str(first["loc"][0]).replace("_", "-")
+        raise UsageError(f"--{flag}: {first['msg']}") from None
     store = CertificateStore(settings.cert_file, settings.key_file)
     try:
         store.load()
@@ -92,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"mizzen webhook: {error}", file=sys.stderr)
         return 1
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    app = create_app(WebhookSettings(), config, readiness=store.ready)
+    app = create_app(app_settings, config, readiness=store.ready)
     try:
         serve(app, settings, store)
     except OSError as error:

@@ -1,7 +1,9 @@
-"""The debug HTTP endpoints (15014): readiness, sync status, config dumps, config, metrics."""
+"""The debug HTTP endpoints (15014): readiness, sync status, config dumps, config, metrics.
+`/ready` and `/metrics` are open; the rest only to loopback or a bearer token (`debug_access`)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +12,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
+from control.plane.debug_access import DebugAccess
 from control.plane.metrics import Metrics
 from control.plane.model.state import ConfigProblem
 from control.plane.sync_status import SyncRegistry
@@ -19,18 +23,46 @@ from control.plane.xds.translate.proxy import ProxyIdError, parse_node
 from control.plane.xds.translate.resources import PUSH_ORDER, SHORT_NAMES
 
 
+class CostlyPage:
+    """A JSON page whose rendering grows with the mesh (`/debug/syncz`: megabytes at thousands
+    of proxies, built on the event loop), reused for `reuse` times as long as it took to render:
+    repeated requests then cost the loop a bounded share of its time, while a small mesh's page
+    (rendered in a millisecond) is as good as fresh."""
+
+    def __init__(
+        self,
+        render: Callable[[], Any],
+        reuse: float = 10.0,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.render, self.reuse, self.clock = render, reuse, clock
+        self.body: bytes | None = None
+        self.until = 0.0
+
+    def response(self) -> Response:
+        started = self.clock()
+        if self.body is None or started >= self.until:
+            self.body = bytes(JSONResponse(self.render()).body)
+            finished = self.clock()
+            self.until = finished + self.reuse * (finished - started)
+        return Response(self.body, media_type="application/json")
+
+
 def build_app(
     cache: SnapshotCache,
     sync: SyncRegistry,
     metrics: Metrics,
     ready: Callable[[], bool],
     source_problems: Callable[[], tuple[ConfigProblem, ...]] = tuple,
-) -> Starlette:
+    token: str | None = None,
+) -> ASGIApp:
     async def readiness(_: Request) -> Response:
         return PlainTextResponse("ok\n" if ready() else "starting\n", 200 if ready() else 503)
 
+    syncz_page = CostlyPage(sync.syncz)
+
     async def syncz(_: Request) -> Response:
-        return JSONResponse(sync.syncz())
+        return syncz_page.response()
 
     async def pushz(_: Request) -> Response:
         """The latest push: its version, how many proxies it changed, translations it made."""
@@ -83,7 +115,7 @@ def build_app(
     async def prometheus(_: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/ready", readiness),
             Route("/debug/syncz", syncz),
@@ -93,3 +125,4 @@ def build_app(
             Route("/metrics", prometheus),
         ]
     )
+    return DebugAccess(app, token)

@@ -24,6 +24,10 @@ WILDCARD: Final = "*"
 _PORT_RE: Final = re.compile(r"^[0-9]{1,5}$")
 # Not "-..." (iptables would read it as an option), not "." or ".." (the kernel refuses them).
 _INTERFACE_RE: Final = re.compile(r"^(?!\.\.?$)[A-Za-z0-9_.][A-Za-z0-9_.\-]{0,14}$")
+# What a CIDR is written with. `ipaddress` also takes an IPv6 zone id after `%` (any text, spaces
+# and newlines included: "fe80::%x\n-A ... /10"), which has no meaning in a CIDR and must never
+# reach iptables.
+_CIDR_CHARS_RE: Final = re.compile(r"^[0-9A-Fa-f.:]+/[0-9]{1,3}$")
 # Istio's defaults: Envoy's Prometheus port, the agent's health and status ports.
 DEFAULT_EXCLUDED_INBOUND_PORTS: Final = (15090, 15021, 15020)
 
@@ -73,12 +77,17 @@ def parse_cidr_list(text: str, field: str) -> tuple[str, ...] | None:
         return None
     cidrs = []
     for item in _items(text):
+        shown = repr(item[:64])
+        if "%" in item:
+            raise RedirectSpecError(field, f"{shown} is not a CIDR (no IPv6 zone ids)")
+        if "/" not in item:
+            raise RedirectSpecError(field, f"{shown} is not a CIDR (missing /prefix)")
         try:
+            if not _CIDR_CHARS_RE.fullmatch(item):
+                raise ValueError(item)
             network = ipaddress.ip_network(item, strict=False)
         except ValueError:
-            raise RedirectSpecError(field, f"{item!r} is not a CIDR") from None
-        if "/" not in item:
-            raise RedirectSpecError(field, f"{item!r} is not a CIDR (missing /prefix)")
+            raise RedirectSpecError(field, f"{shown} is not a CIDR") from None
         cidrs.append(str(network))
     return tuple(cidrs)
 

@@ -98,10 +98,10 @@ def test_the_mesh_config_file_logs_each_unknown_key(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "mesh.yaml"
-    path.write_text("enableAutoMtls: true\ntrustDomain: example.org\n")
+    path.write_text("ingressClass: istio\ntrustDomain: example.org\n")
     with caplog.at_level("WARNING"):
         assert load_mesh_config(path).trust_domain == "example.org"
-    assert f"--mesh-config {path}: unknown key 'enableAutoMtls' ignored" in caplog.text
+    assert f"--mesh-config {path}: unknown key 'ingressClass' ignored" in caplog.text
 
 
 def test_the_injector_follows_the_meshs_prometheus_merge() -> None:

@@ -198,10 +198,15 @@ def test_a_client_app_cannot_spoof_its_identity_into_the_server_metrics(
 def test_duration_histograms_count_every_request(traffic: Traffic) -> None:
     """Envoy flushes histograms every 5 s: wait for the counts to match the counters."""
 
-    def matched() -> bool:
-        families = traffic.counted(traffic.client)
-        counted = total(families, "istio_request_duration_milliseconds_count", reporter="source")
-        return counted == total(families, "istio_requests_total", reporter="source")
+    def matched() -> bool:  # each Envoy flushes on its own timer: wait for both
+        for pod, reporter in ((traffic.client, "source"), (traffic.echo, "destination")):
+            families = traffic.counted(pod)
+            name = "istio_request_duration_milliseconds_count"
+            if total(families, name, reporter=reporter) != total(
+                families, "istio_requests_total", reporter=reporter
+            ):
+                return False
+        return True
 
     eventually(matched, what="duration histogram count == request count")
     for pod, reporter in ((traffic.client, "source"), (traffic.echo, "destination")):

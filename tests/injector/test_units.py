@@ -113,6 +113,24 @@ def test_a_trailing_newline_or_nul_is_refused(key: str, value: str) -> None:
     assert raised.value.field == key
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["fe80::%x\n-A OUTPUT -j ACCEPT /10", "fe80::%eth0/10", "10.0.0.0/8,fe80::1%lo/64",
+     "10.0.0.0/8 -j ACCEPT", "::ffff:10.0.0.0%0/104"],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    "key",
+    ["traffic.sidecar.istio.io/excludeOutboundIPRanges",
+     "traffic.sidecar.istio.io/includeOutboundIPRanges"],
+)  # fmt: skip
+def test_zone_ids_and_stray_text_in_ip_ranges_are_refused(key: str, value: str) -> None:
+    """Such a value would otherwise reach the init container's argv (and iptables)."""
+    with pytest.raises(InjectionError) as raised:
+        inject(_pod(annotations={key: value}), InjectionContext("shop"), InjectionConfig())
+    assert raised.value.field == key
+    assert "is not a CIDR" in str(raised.value)
+
+
 ENABLED = {"istio-injection": "enabled"}
 DISABLED = {"istio-injection": "disabled"}
 INJECT = "sidecar.istio.io/inject"

@@ -33,6 +33,10 @@ BAD_FLAGS = [
     ("exclude-interfaces", "a-name-longer-than-15"),
     ("exclude-interfaces", "eth0,-j"),
     ("exclude-interfaces", ".."),
+    # IPv6 zone ids: `ipaddress` takes any text after `%`, newlines and iptables words included.
+    ("exclude-outbound-cidrs", "fe80::%eth0/10"),
+    ("include-outbound-cidrs", "fe80::%x\n-A OUTPUT -j ACCEPT /10"),
+    ("exclude-outbound-cidrs", "10.0.0.0/8 -j ACCEPT"),
 ]
 
 

@@ -173,6 +173,33 @@ def test_unusable_files_are_named(tmp_path: Path) -> None:
         CertificateStore(tmp_path / "garbage.crt", certs.key_file).load()
 
 
+def test_special_and_huge_files_are_refused_at_once_and_the_served_pair_stays(
+    tmp_path: Path,
+) -> None:
+    """A FIFO (which would block the watcher for ever), a device and a 2 MB file swapped in
+    for the certificate are refused without blocking; the certificate served stays."""
+    certs = devcerts.issue(tmp_path, NAMES)
+    store = CertificateStore(certs.cert_file, certs.key_file)
+    store.load()
+    served = store.current
+    good = certs.cert_file.read_bytes()
+    fifo = tmp_path / "fifo.crt"
+    os.mkfifo(fifo)
+    huge = tmp_path / "huge.crt"
+    huge.write_bytes(good * (2 * 1024 * 1024 // len(good) + 1))
+    for hostile, reason in ((fifo, "a FIFO"), (Path("/dev/zero"), "a device"), (huge, "limit")):
+        started = time.monotonic()
+        with pytest.raises(CertificateError, match=reason):
+            CertificateStore(hostile, certs.key_file).load()
+        os.replace(certs.cert_file, tmp_path / "aside.crt")
+        os.symlink(hostile, certs.cert_file)
+        store.poll()  # the watcher's path: logged, never raised, never blocked
+        assert store.current is served
+        certs.cert_file.unlink()
+        os.replace(tmp_path / "aside.crt", certs.cert_file)
+        assert time.monotonic() - started < 2
+
+
 def test_reloading_unchanged_files_is_a_no_op(tmp_path: Path) -> None:
     certs = devcerts.issue(tmp_path, NAMES)
     store = CertificateStore(certs.cert_file, certs.key_file)

@@ -88,6 +88,9 @@ def fqdn_error(domain: str) -> str | None:
 
 
 def is_ip(value: str) -> bool:
+    """An IP address, without an IPv6 zone id (`fe80::1%eth0`: meaningless in mesh config)."""
+    if "%" in value:
+        return False
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -96,7 +99,10 @@ def is_ip(value: str) -> bool:
 
 
 def subnet_error(value: str) -> str | None:
-    """An IP address or a CIDR block (Istio's ValidateIPSubnet)."""
+    """An IP address or a CIDR block (Istio's ValidateIPSubnet); no IPv6 zone ids, which
+    `ipaddress` accepts with any text after the `%`."""
+    if "%" in value:
+        return f"{shown(value)} is not a valid IP address or CIDR block (no IPv6 zone ids)"
     try:
         if "/" in value:
             ipaddress.ip_network(value, strict=False)

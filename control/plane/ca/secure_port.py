@@ -8,8 +8,10 @@ services the composition root registers on it (the CSR service now; ADS later).
 
 Each registrar is a callable that adds its service to the `grpc.aio.Server` (for ADS:
 `lambda s: ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(ads, s)`). Limits for
-hostile clients: a connection cap, a handshake timeout, streams per connection, message size,
-keepalive enforcement. The serving certificate is refreshed in the background.
+hostile clients are the plaintext port's (`GrpcLimits`: a connection cap, a handshake timeout,
+streams per connection, message size, keepalive enforcement, connection age). The serving
+certificate is refreshed in
+the background.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 
 from control.plane.ca.serving_cert import ServingIdentity
+from control.serving.grpc_limits import GrpcLimits, grpc_server
 
 log = logging.getLogger("mizzen.ca")
 
@@ -33,10 +36,8 @@ Registrar = Callable[[grpc.aio.Server], None]
 class SecureServerOptions:
     port: int = 15012
     host: str = ""  # "" = every address (dual stack, or IPv4 where IPv6 is off)
-    max_connections: int = 20000
-    handshake_timeout: float = 10.0
-    max_concurrent_streams: int = 100
-    max_message_bytes: int = 4 * 1024 * 1024
+    # The same guards as the plaintext xDS port (`control.serving.grpc_limits`).
+    limits: GrpcLimits = field(default_factory=GrpcLimits)
     require_client_cert: bool = False
     refresh_interval: float = 30.0
 
@@ -55,22 +56,8 @@ class SecureGrpcServer:
         self._server: grpc.aio.Server | None = None
         self._refresher: asyncio.Task[None] | None = None
 
-    def _grpc_options(self) -> list[tuple[str, int]]:
-        o = self.options
-        return [
-            ("grpc.max_allowed_incoming_connections", o.max_connections),
-            ("grpc.server_handshake_timeout_ms", int(o.handshake_timeout * 1000)),
-            ("grpc.max_concurrent_streams", o.max_concurrent_streams),
-            ("grpc.max_receive_message_length", o.max_message_bytes),
-            ("grpc.max_send_message_length", 64 * 1024 * 1024),
-            ("grpc.keepalive_time_ms", 30_000),
-            ("grpc.keepalive_timeout_ms", 10_000),
-            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-            ("grpc.max_connection_idle_ms", 15 * 60_000),
-        ]
-
     async def start(self) -> int:
-        server = grpc.aio.server(options=self._grpc_options())
+        server = grpc_server(self.options.limits)
         for register in self.registrars:
             register(server)
         credentials = self.identity.credentials(self.options.require_client_cert)

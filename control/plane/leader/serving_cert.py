@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ from typing import Final
 
 from cryptography import x509
 
+from control.config.files import read_bytes
 from control.plane.leader.seams import ServingCertIssuer
 
 log = logging.getLogger("mizzen.leader")
@@ -53,11 +53,8 @@ def renewal_due(facts: CertFacts | None, wanted: Sequence[str], now: datetime) -
 def read_facts(cert_file: Path) -> CertFacts | None:
     """The first certificate of the file, or None when it is absent or unusable (which only
     means: issue a new one)."""
-    try:
-        info = cert_file.stat()
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CERT_BYTES:
-            return None
-        leaf = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    try:  # a regular file, bounded, never blocking (a FIFO swapped in is refused)
+        leaf = x509.load_pem_x509_certificate(read_bytes(cert_file, MAX_CERT_BYTES))
     except (OSError, ValueError):
         return None
     try:

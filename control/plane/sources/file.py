@@ -42,6 +42,7 @@ from control.config import files
 from control.config.files import FileReadError
 from control.config.loader import SUFFIXES, TooManyDocumentsError, parse_text
 from control.config.mesh_config import MeshConfig
+from control.logsafe import untrusted
 from control.plane.model.build import BuildCache, ObjectId, build_state, judge
 from control.plane.model.state import ConfigProblem, Document, MeshState
 from control.plane.sources.base import log_new_problems
@@ -161,7 +162,7 @@ class FileSource:
             self._count_error("listing")
         if problems != self._listing_problems:
             for problem in problems:
-                log.error("config %s", problem)
+                log.error("config %s", untrusted(problem, 500))
             if not problems:
                 log.info("config directory %s listed again", self.directory)
         self._listing_problems = problems

@@ -26,6 +26,7 @@ import httpx
 
 from control.api.duration import parse_millis
 from control.api.models.security import RequestAuthentication
+from control.logsafe import untrusted
 from control.plane.model.jwks import DISCOVERY_SUFFIX, JwksDocument, jwks_location
 from control.plane.model.state import ConfigProblem, MeshState
 from control.plane.sources.base import ConfigSource
@@ -60,7 +61,7 @@ def locations(state: MeshState) -> dict[str, float]:
 
 def _short(text: str, limit: int = 200) -> str:
     """Untrusted text (a URL, a server's answer) made safe for a log line."""
-    return text[:limit].encode("unicode_escape").decode("ascii")
+    return untrusted(text, limit)
 
 
 def _get(client: httpx.Client, url: str, timeout: float) -> bytes:

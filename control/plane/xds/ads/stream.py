@@ -27,6 +27,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from control.identity.spiffe import shorten
+from control.logsafe import LogThrottle, untrusted
 from control.plane.metrics import Metrics
 from control.plane.sync_status import StreamStatus, SyncRegistry
 from control.plane.xds.ads.drain import DRAINING, StreamDrain
@@ -39,6 +40,8 @@ from control.plane.xds.translate.resources import CLUSTER, LISTENER, SHORT_NAMES
 log = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[Any, Any]
+# What `/debug/syncz` keeps of a NACK's message.
+_NACK_KEPT = 1024
 # Types a proxy asks for as a whole (an empty name list means "everything"), as Envoy does.
 WILDCARD_TYPES = (CLUSTER, LISTENER)
 
@@ -54,6 +57,26 @@ class StreamLimits:
     max_names: int = 100_000  # resource names per request, and held by a stream (all types)
     requests_per_second: float = 100.0  # sustained
     request_burst: int = 200
+    # The node a stream names on its first request: Istio's ids are a few hundred characters
+    # (`sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.<domain>`), its metadata a few KB (the
+    # pod's labels); a stream holds both as long as it lives.
+    max_node_id_chars: int = 1024
+    max_node_metadata_bytes: int = 256 * 1024
+
+
+def node_problem(node: base_pb2.Node, limits: StreamLimits) -> str | None:
+    """Why `node` is refused (INVALID_ARGUMENT), or None. Its id must be printable ASCII
+    without spaces, as Istio's are: it ends up in logs, metrics and debug pages."""
+    if not node.id:
+        return "the first request must carry node.id"
+    if len(node.id) > limits.max_node_id_chars:
+        return f"node.id: {len(node.id)} characters, more than {limits.max_node_id_chars}"
+    if not (node.id.isascii() and node.id.isprintable()) or " " in node.id:
+        return f"node.id: {node.id[:100]!r} has characters other than printable ASCII"
+    size = node.metadata.ByteSize()
+    if size > limits.max_node_metadata_bytes:
+        return f"node.metadata: {size} bytes, more than {limits.max_node_metadata_bytes}"
+    return None
 
 
 class ProxyWatch(Protocol):
@@ -91,6 +114,10 @@ class StreamDeps:
     # certificate's identity (`peer_identity.PeerIdentityCheck`), None when it may.
     check_peer: PeerCheck | None = None
     drain: StreamDrain = field(default_factory=StreamDrain)
+    # A NACK is logged once a minute per proxy and type, a refusal once every 10 s: a client
+    # that repeats one is counted (metrics, /debug/syncz), not written out each time.
+    nack_log: LogThrottle = field(default_factory=lambda: LogThrottle(60.0))
+    refusal_log: LogThrottle = field(default_factory=lambda: LogThrottle(10.0))
 
 
 class StreamRefusedError(Exception):
@@ -184,7 +211,9 @@ class Stream:
         """Close the stream with RESOURCE_EXHAUSTED; a client that takes nothing (its window is
         full) cannot take the status either, and is dropped after the send timeout."""
         self.deps.metrics.refused_streams.inc()
-        log.warning("closing the ADS stream of %s: %s", self._who(), reason)
+        if (held := self.deps.refusal_log.admit("refused")) is not None:
+            log.warning("closing the ADS stream of %s: %s (%d more refusals not logged)",
+                        self._who(), reason, held)  # fmt: skip
         status = self.context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, reason)
         try:
             await asyncio.wait_for(status, self.deps.limiter.slow_after)
@@ -240,8 +269,8 @@ class Stream:
 
     def _who(self) -> str:
         if self.watch is not None:
-            return self.watch.proxy.key
-        return repr(self.node.id[:200]) if self.node is not None else "an unknown proxy"
+            return untrusted(self.watch.proxy.key)
+        return repr(untrusted(self.node.id)) if self.node is not None else "an unknown proxy"
 
     def check_names(self, count: int, what: str) -> None:
         """Raises StreamRefusedError when `count` names are more than a stream may hold."""
@@ -271,10 +300,9 @@ class Stream:
         status.sending_since = None
 
     async def _open(self, node: base_pb2.Node | None) -> None:
-        if node is None or not node.id:
-            await self.context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "the first request must carry node.id"
-            )
+        problem = node_problem(node or base_pb2.Node(), self.limits)
+        if node is None or problem is not None:
+            await self.context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem or "no node")
             raise AssertionError("unreachable")  # abort raises
         metadata = json_format.MessageToDict(node.metadata)
         if self.deps.check_peer is not None:
@@ -294,13 +322,14 @@ class Stream:
         self.watch = watch
         self.status = self.deps.sync.open(proxy, watch, self.api)
         self.deps.metrics.connected.inc()
-        log.info("proxy %s connected (%s, %s)", proxy.key, self.api, proxy.node_id)
+        log.info("proxy %s connected (%s, %s)", untrusted(proxy.key), self.api,
+                 untrusted(proxy.node_id))  # fmt: skip
 
     def _close(self) -> None:
         if self.watch is not None:
             self.watch.close()
             self.deps.metrics.connected.dec()
-            log.info("proxy %s disconnected", self.watch.proxy.key)
+            log.info("proxy %s disconnected", untrusted(self.watch.proxy.key))
         if self.status is not None:
             self.deps.sync.close(self.status)
 
@@ -313,10 +342,13 @@ class Stream:
             self.status.acked(type_url, version)
             self.observe_convergence(type_url, version)
             return
-        self.status.nacked(type_url, version, nack)
+        self.status.nacked(type_url, version, nack[:_NACK_KEPT])
         self.deps.metrics.nacks.labels(SHORT_NAMES[type_url]).inc()
-        log.warning("proxy %s rejected %s version %s: %s",
-                    self.status.proxy.key, SHORT_NAMES[type_url], version, nack)  # fmt: skip
+        key = self.status.proxy.key
+        if (held := self.deps.nack_log.admit((key, type_url))) is not None:
+            log.warning("proxy %s rejected %s version %s: %s (%d more not logged)",
+                        untrusted(key), SHORT_NAMES[type_url], untrusted(version, 64),
+                        untrusted(nack, 500), held)  # fmt: skip
 
     def sent(self, type_url: str, version: str) -> None:
         """A response of this type and snapshot version is on its way."""

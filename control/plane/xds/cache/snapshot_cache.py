@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from control.logsafe import untrusted
 from control.plane.memo import IdentityMemo
 from control.plane.metrics import Metrics
 from control.plane.model.state import MeshState
@@ -177,7 +178,9 @@ class SnapshotCache:
         except Exception as error:  # a translation bug must not take the stream down
             self.metrics.translation_errors.inc()
             watch.last_error = f"translation failed: {type(error).__name__}: {error}"
-            log.exception("translation for %s failed; keeping its last snapshot", watch.proxy.key)
+            log.exception(
+                "translation for %s failed; keeping its last snapshot", untrusted(watch.proxy.key)
+            )
             return False
         if resources is watch.resources and watch.snapshot is not None:
             return False  # the same shared object as before: nothing of this proxy changed
@@ -186,7 +189,8 @@ class SnapshotCache:
         if problems:
             self.metrics.inconsistent.inc()
             watch.last_error = "inconsistent snapshot refused: " + "; ".join(problems[:5])
-            log.error("snapshot for %s refused: %s", watch.proxy.key, "; ".join(problems[:20]))
+            log.error("snapshot for %s refused: %s", untrusted(watch.proxy.key),
+                      untrusted("; ".join(problems[:20]), 2000))  # fmt: skip
             return False
         watch.last_error = None
         candidate = self._snapshot(watch.snapshot, resources, version, changed_at)

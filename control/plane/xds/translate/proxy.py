@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,15 @@ class Proxy:
         return f"{self.pod}.{self.namespace}"
 
 
+def _is_address(text: str) -> bool:
+    """An IP address, without an IPv6 zone id (`ipaddress` takes any text after the `%`)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return "%" not in text
+
+
 def parse_node(node_id: str, metadata: Mapping[str, Any] | None = None) -> Proxy:
     """Read Istio's node id; `metadata` (the node's struct as a dict) may add labels and the
     service account (the keys of the agent's contract, `control.config.node_metadata`)."""
@@ -97,6 +107,8 @@ def parse_node(node_id: str, metadata: Mapping[str, Any] | None = None) -> Proxy
     pod, dot, namespace = pod_dot_ns.rpartition(".")
     if not ip or not dot or not pod or not namespace:
         raise ProxyIdError(f"node id {node_id[:200]!r}: expected <ip> and <pod>.<namespace>")
+    if not _is_address(ip):
+        raise ProxyIdError(f"node id {node_id[:200]!r}: {ip[:64]!r} is not an IP address")
     meta = metadata or {}
     raw_labels = meta.get(META_LABELS)
     labels = (

@@ -11,9 +11,10 @@ serves an ASGI app with `HttpServer`, an uvicorn server embedded in the caller's
   `mizzen control` stops every server together).
 - **Graceful stop.** `stop()` stops accepting, lets requests in flight finish within the
   listener's graceful-shutdown time, then closes the rest.
-- **Limits in one place.** `ListenerLimits` is what a listener allows its clients; per-listener
-  connection caps and handshake and request timeouts belong there, so every listener gets them
-  at once.
+- **Limits in one place.** `ListenerLimits` is what a listener allows its clients: a cap on
+  open connections and on TLS handshakes in progress, a handshake deadline (`guard.py`), a
+  deadline for each request to arrive whole (`deadline.py`) and the idle keep-alive timeout.
+  Every listener has them, with defaults fit for a small port (probes, debug).
 """
 
 from __future__ import annotations
@@ -23,25 +24,17 @@ import contextlib
 import socket
 import ssl
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
 
+from control.serving.deadline import DeadlineH11Protocol, deadline_protocol
+from control.serving.guard import ConnectionGuard
+from control.serving.limits import ListenerLimits
+
+__all__ = ["HttpServer", "ListenerLimits", "TlsContext", "bind"]
+
 TlsContext = Callable[[], ssl.SSLContext]
-
-
-@dataclass(frozen=True, slots=True)
-class ListenerLimits:
-    """What one listener allows its clients. Connection caps, handshake and request deadlines
-    are to be added here (and applied in `HttpServer`), so that every listener has them."""
-
-    backlog: int = 128  # connections the kernel queues before they are accepted
-    # Idle keep-alive connections are closed after this long.
-    keep_alive_timeout: float = 5.0
-    # On stop: how long requests in flight may take to finish before their connections close.
-    graceful_shutdown: float = 1.0
 
 
 def bind(host: str, port: int, limits: ListenerLimits | None = None) -> socket.socket:
@@ -76,7 +69,9 @@ def _bind(
 
 class HttpServer(uvicorn.Server):
     """An ASGI app served by uvicorn inside the caller's event loop, on a socket the caller
-    bound (`bind`). uvicorn's own signal handlers are never installed.
+    bound (`bind`). uvicorn's own signal handlers are never installed. Connections are
+    admitted by a `ConnectionGuard` (caps, TLS with a deadline) and served by uvicorn's h11
+    protocol with a request deadline.
 
         server = HttpServer(app, name="debug-http")
         server.start(bind("::", 0))   # serving from now on (a task of the caller's loop)
@@ -91,17 +86,15 @@ class HttpServer(uvicorn.Server):
         name: str = "http",
         limits: ListenerLimits | None = None,
         tls: TlsContext | None = None,
-        http: type[asyncio.Protocol] | str = "auto",
         log_level: str | None = "warning",
     ) -> None:
         self.limits = limits or ListenerLimits()
         self.name = name
-        options: dict[str, Any] = {}
-        if tls is not None:
-            options["ssl_context_factory"] = lambda config, default: tls()
+        self.tls = tls
+        self.guard: ConnectionGuard | None = None
         config = uvicorn.Config(
             app,
-            http=http,
+            http=deadline_protocol(self.limits.request_timeout),
             lifespan="off",
             access_log=False,
             server_header=False,
@@ -109,7 +102,6 @@ class HttpServer(uvicorn.Server):
             timeout_graceful_shutdown=max(1, round(self.limits.graceful_shutdown)),
             log_level=log_level,
             log_config=None,  # logging is the process's: uvicorn's loggers go to its root
-            **options,
         )
         super().__init__(config)
         self.socket: socket.socket | None = None
@@ -118,6 +110,33 @@ class HttpServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield  # what a signal means is the caller's to decide
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's startup for given sockets, with every connection admitted by the guard
+        (which also does TLS) instead of going straight to HTTP."""
+        assert sockets, "HttpServer serves the sockets it is given"
+        config = self.config
+        protocol_class = config.http_protocol_class
+        assert issubclass(protocol_class, DeadlineH11Protocol)
+
+        def make_protocol() -> DeadlineH11Protocol:
+            return protocol_class(
+                config=config, server_state=self.server_state, app_state=self.lifespan.state
+            )
+
+        tls = self.tls() if self.tls is not None else None
+        self.guard = ConnectionGuard(self.name, self.limits, make_protocol, tls)
+        loop = asyncio.get_running_loop()
+        self.servers = [
+            await loop.create_server(self.guard.protocol, sock=sock, backlog=self.limits.backlog)
+            for sock in sockets
+        ]
+        self.started = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.guard is not None:
+            self.guard.cancel_handshakes()
+        await super().shutdown(sockets)
 
     @property
     def port(self) -> int:

@@ -1,0 +1,121 @@
+"""uvicorn's HTTP/1.1 protocol with a request deadline and coalesced writes, for every HTTP
+listener.
+
+uvicorn times out idle keep-alive connections, but not a client that sends its headers or body
+slowly: such a client would hold its connection (and, for a body, a request task) for as long
+as it likes. Here a request must arrive whole within `request_timeout` of its first byte (or of
+the connection, for the first request), or the connection is closed. An app's own, shorter body
+deadline (the webhook's) answers a trickled body with a 408 first; this is the backstop, and
+also bounds how long the rest of a refused (413) body is drained after its answer. It builds on
+uvicorn's internal `H11Protocol`; the tests over real sockets pin the behaviour.
+
+Writes made in one turn of the event loop go out together (`_Coalescing`): uvicorn writes a
+response's headers and its body separately, which over TLS is two records and two `send` calls
+on a socket with TCP_NODELAY; together they are one of each, the larger part of the cost of a
+small response on the server's side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+# The peer has sent its whole request: waiting is now on our side.
+_RECEIVED = (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
+
+
+def _nothing() -> None:
+    pass
+
+
+class _Coalescing:
+    """A transport whose writes within one turn of the loop are joined into one write at the
+    end of the turn; closing writes what is pending first. Everything else is the transport's."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(bytes(data))
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self._transport.abort()
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class DeadlineH11Protocol(H11Protocol):
+    request_timeout: float = 5.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        # Called once the connection is gone: gives its slot back to the listener's guard.
+        self.on_lost: Callable[[], None] = _nothing
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        coalescing: Any = _Coalescing(transport, asyncio.get_running_loop())
+        super().connection_made(coalescing)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._deadline is None:
+            self._arm()
+        super().data_received(data)
+        if self.conn.their_state in _RECEIVED:
+            self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        try:
+            super().connection_lost(exc)
+        finally:
+            self.on_lost()
+
+    def _arm(self) -> None:
+        self._deadline = self.loop.call_later(self.request_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if self.conn.their_state in _RECEIVED:
+            return
+        if not self.transport.is_closing():
+            self.logger.debug("closing a connection whose request did not arrive in time")
+            self.transport.close()
+
+
+def deadline_protocol(request_timeout: float) -> type[DeadlineH11Protocol]:
+    """The protocol class uvicorn instantiates per connection, with the deadline set."""
+    return type("DeadlineH11Protocol", (DeadlineH11Protocol,), {"request_timeout": request_timeout})
