@@ -12,17 +12,26 @@ Envoy decides through mizzen's translation.
 - Values: exact, `prefix*`, `*suffix`, `*` (present, non-empty). Principals are SPIFFE ids
   without `spiffe://`; namespaces and service accounts are read from them. Hosts compare
   without case.
+- Trust domains (istio.io "Trust Domain Migration"): a principal `<td>/ns/<ns>/sa/<sa>` whose
+  trust domain is the mesh's, one of its `trustDomainAliases`, or `cluster.local` (which stands
+  for the local trust domain) names that account under every trust domain of the mesh; other
+  forms (`*` in the trust domain, fewer or more segments) are matched as written. A
+  `trustDomains` value naming a trust domain of the mesh stands for all of them.
+- Paths with templates: `{*}` is one non-empty segment, `{**}` any number of segments (last).
 - TCP: HTTP-only attributes cannot be known. An ALLOW rule using one never matches; in a DENY
   rule such a condition is ignored (the rest must still match)."""
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from control.api.models.security import AuthorizationPolicy, Condition, Operation, Rule, Source
+
+LOCAL_DOMAIN = "cluster.local"
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,7 @@ class Attributes:
     path: str = "/"  # after normalisation, without the query
     headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
     claims: Mapping[str, Any] | None = None  # a verified JWT's payload
+    trust_domains: tuple[str, ...] = (LOCAL_DOMAIN,)  # the mesh's, then its aliases
 
 
 def value_matches(pattern: str, value: str | None, ignore_case: bool = False) -> bool:
@@ -53,6 +63,39 @@ def value_matches(pattern: str, value: str | None, ignore_case: bool = False) ->
     if pattern.endswith("*"):
         return value.startswith(pattern[:-1])
     return value == pattern
+
+
+def principal_matches(pattern: str, attrs: Attributes) -> bool:
+    parts = pattern.split("/")
+    if attrs.principal is None or len(parts) != 5 or parts[0] == "*":
+        return value_matches(pattern, attrs.principal)
+    if parts[0] != LOCAL_DOMAIN and parts[0] not in attrs.trust_domains:
+        return value_matches(pattern, attrs.principal)
+    domain, _, rest = attrs.principal.partition("/")
+    return domain in attrs.trust_domains and value_matches("/".join(parts[1:]), rest)
+
+
+def trust_domain_matches(pattern: str, attrs: Attributes) -> bool:
+    if attrs.principal is None:
+        return False
+    domain = attrs.principal.partition("/")[0]
+    if pattern in attrs.trust_domains:
+        return domain in attrs.trust_domains
+    return value_matches(pattern, domain)
+
+
+def path_matches(pattern: str, path: str) -> bool:
+    if "{*}" not in pattern and "{**}" not in pattern:
+        return value_matches(pattern, path)
+    parts = []
+    for segment in pattern.split("/"):
+        if segment == "{*}":
+            parts.append("[^/]+")
+        elif segment == "{**}":
+            parts.append(".*")
+        else:
+            parts.append(re.escape(segment))
+    return re.fullmatch("/".join(parts), path) is not None
 
 
 def _field(values: Sequence[str], not_values: Sequence[str], test: Any) -> bool:
@@ -126,8 +169,9 @@ def _unknown(
 def _source(source: Source, attrs: Attributes, policy_ns: str, allow: bool) -> bool:
     remote = attrs.remote_ip or attrs.source_ip
     return all((
-        _field(source.principals, source.not_principals,
-               lambda p: value_matches(p, attrs.principal)),
+        _field(source.principals, source.not_principals, lambda p: principal_matches(p, attrs)),
+        _field(source.trust_domains, source.not_trust_domains,
+               lambda d: trust_domain_matches(d, attrs)),
         _unknown(source.request_principals, source.not_request_principals, attrs, allow)
         or _field(source.request_principals, source.not_request_principals,
                   lambda p: value_matches(p, _request_principal(attrs))),
@@ -147,7 +191,7 @@ def _operation(op: Operation, attrs: Attributes, allow: bool) -> bool:
         _unknown(op.methods, op.not_methods, attrs, allow)
         or _field(op.methods, op.not_methods, lambda m: value_matches(m, attrs.method)),
         _unknown(op.paths, op.not_paths, attrs, allow)
-        or _field(op.paths, op.not_paths, lambda p: value_matches(p, attrs.path)),
+        or _field(op.paths, op.not_paths, lambda p: path_matches(p, attrs.path)),
         _field(op.ports, op.not_ports, lambda p: int(p) == attrs.destination_port),
     ))  # fmt: skip
 
@@ -162,7 +206,9 @@ def _condition(cond: Condition, attrs: Attributes, policy_ns: str, allow: bool) 
     elif key == "remote.ip":
         test = lambda v: _in_block(v, attrs.remote_ip or attrs.source_ip)  # noqa: E731
     elif key == "source.principal":
-        test = lambda v: value_matches(v, attrs.principal)  # noqa: E731
+        test = lambda v: principal_matches(v, attrs)  # noqa: E731
+    elif key == "source.trustDomain":
+        test = lambda v: trust_domain_matches(v, attrs)  # noqa: E731
     elif key == "source.namespace":
         test = lambda v: _namespace(v, attrs)  # noqa: E731
     elif key == "source.serviceAccount":
@@ -176,6 +222,11 @@ def _condition(cond: Condition, attrs: Attributes, policy_ns: str, allow: bool) 
     elif key.startswith("request.headers["):
         name = key[len("request.headers[") : -1].lower()
         test = lambda v: value_matches(v, attrs.headers.get(name))  # noqa: E731
+    elif key.startswith("request.experimental.inline.headers["):
+        name = key[len("request.experimental.inline.headers[") : -1].lower()
+        items = [x.strip() for x in attrs.headers.get(name, "").split(",")]
+        present = name in attrs.headers
+        test = lambda v: present and any(value_matches(v, x) for x in items)  # noqa: E731
     elif key == "request.auth.principal":
         test = lambda v: value_matches(v, _request_principal(attrs))  # noqa: E731
     elif key == "request.auth.audiences":
@@ -220,8 +271,12 @@ def _matches(policy: Policy, attrs: Attributes) -> bool:
     return any(rule_matches(r, attrs, policy.namespace, allow) for r in policy.spec.rules)
 
 
-def decide(policies: Sequence[Policy], attrs: Attributes) -> bool:
+def decide(
+    policies: Sequence[Policy], attrs: Attributes, trust_domains: tuple[str, ...] | None = None
+) -> bool:
     """True: allowed. CUSTOM policies are out of this evaluator's scope."""
+    if trust_domains is not None:
+        attrs = replace(attrs, trust_domains=trust_domains)
     enforced = [p for p in policies if not p.dry_run]
     if any(_matches(p, attrs) for p in enforced if p.spec.action == "DENY"):
         return False

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from control.config.mesh_config import MeshConfig
 from control.plane.model.build import build_state
 from control.plane.model.state import Document
 from control.plane.sources.jwks import JwksCache, locations
@@ -81,6 +82,10 @@ class World:
         }
 
 
+def _mesh(case: Case) -> MeshConfig:
+    return MeshConfig.from_mapping(case.mesh or {})
+
+
 def _documents(case: Case, world: World, port: int) -> list[dict[str, Any]]:
     return documents(case, {**world.names, "port": str(port)})
 
@@ -97,7 +102,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, Pol
         docs = _documents(case, world, ports[case.name])
         state = build_state([Document(case.name, d) for d in docs])
         cache.update(locations(state))
-        policy = inbound_policy(docs, jwks=dict(cache.documents))
+        policy = inbound_policy(docs, mesh=_mesh(case), jwks=dict(cache.documents))
         slots.append(Slot(case.name, policy, tcp=case.port == "tcp", port=ports[case.name]))
     with run_policy_envoy(slots, world.ca, workdir) as envoy:
         yield world, envoy
@@ -147,7 +152,8 @@ def _reference(case: Case, world: World, port: int) -> bool | None:
         host=req.get("host", "httpbin.foo.svc.cluster.local"),
         path=req.get("path", "/").split("?")[0], headers=headers,
     )  # fmt: skip
-    return reference.decide(policies, attrs)
+    mesh = _mesh(case)
+    return reference.decide(policies, attrs, (mesh.trust_domain, *mesh.trust_domain_aliases))
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

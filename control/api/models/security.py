@@ -46,7 +46,7 @@ class Source(ApiModel):
     """`<namespace>/<name>`, or `<name>` in the policy's namespace."""
     not_service_accounts: tuple[Str, ...] = ()
     trust_domains: tuple[Str, ...] = ()
-    """The peer's trust domain (from its certificate); accepted, not enforced yet."""
+    """The peer's trust domain (from its certificate): exact, `prefix*`, `*suffix` or `*`."""
     not_trust_domains: tuple[Str, ...] = ()
 
 

@@ -186,11 +186,6 @@ def _check_source(
         findings.error(
             path, f"cannot set serviceAccounts with namespaces or principals, found at rule {rule}"
         )
-    if source.trust_domains or source.not_trust_domains:
-        findings.warn(
-            f"{path}.trustDomains",
-            "mizzen accepts trustDomains/notTrustDomains but does not enforce them yet",
-        )
     for field, values in (
         ("ipBlocks", source.ip_blocks),
         ("notIpBlocks", source.not_ip_blocks),

@@ -28,6 +28,7 @@ from envoy.extensions.filters.http.jwt_authn.v3 import config_pb2  # noqa: F401
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2  # noqa: F401
 from envoy.extensions.filters.network.ext_authz.v3 import ext_authz_pb2 as _n  # noqa: F401
 from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as _nr  # noqa: F401
+from envoy.extensions.path.match.uri_template.v3 import uri_template_match_pb2  # noqa: F401
 
 from control.api.models.security import AuthorizationPolicy, RequestAuthentication
 from control.config.mesh_config import MeshConfig

@@ -54,11 +54,47 @@ def string(value: str, *, prefix: str = "", ignore_case: bool = False) -> Json:
     return matcher
 
 
+URI_TEMPLATE_TYPE: Final = (
+    "type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig"
+)
+MATCH_ONE: Final = "{*}"  # Istio's path template operators (validated upstream)
+MATCH_ANY: Final = "{**}"
+
+
+def is_path_template(path: str) -> bool:
+    return MATCH_ONE in path or MATCH_ANY in path
+
+
+def uri_template(path: str) -> Json:
+    """Istio's path template as Envoy's uri_template matcher: `{*}` -> `*` (one segment),
+    `{**}` -> `**` (the rest, last only). Validation allows only these operators and RFC 3986
+    pchars in the literal segments, so nothing else in the template is an operator."""
+    template = path.replace(MATCH_ANY, "**").replace(MATCH_ONE, "*")
+    return {
+        "name": "uri-template",
+        "typed_config": {"@type": URI_TEMPLATE_TYPE, "path_template": template},
+    }
+
+
 def header(name: str, value: str, *, ignore_case: bool = False) -> Json:
     """A request header (`*`: present with any value)."""
     if value == "*":
         return {"name": name, "present_match": True}
     return {"name": name, "string_match": string(value, ignore_case=ignore_case)}
+
+
+def inline_header(name: str, value: str) -> Json:
+    """`request.experimental.inline.headers[name]`: the header may carry several values joined
+    by commas (as Envoy joins a repeated header); one of them must match `value`."""
+    if value == "*":
+        return {"name": name, "present_match": True}
+    if value.startswith("*"):
+        element = "[^,]*" + re2_escape(value[1:])
+    elif value.endswith("*"):
+        element = re2_escape(value[:-1]) + "[^,]*"
+    else:
+        element = re2_escape(value)
+    return {"name": name, "string_match": regex(rf"(.*,)?\s*{element}\s*(,.*)?")}
 
 
 def cidr(value: str) -> Json:
@@ -73,6 +109,18 @@ def namespace_regex(namespace: str) -> Json:
         return {"contains": f"/ns/{namespace}/"}
     parts = [re2_escape(part) for part in namespace.split("*")]
     return regex(".*/ns/" + "[^/]*".join(parts) + "/.*")
+
+
+def trust_domain(domain: str) -> Json:
+    """The SPIFFE id's trust domain (`spiffe://<td>/`): exact, `prefix*`, `*suffix` or `*`
+    (any), each within the authority segment."""
+    if "*" not in domain:
+        return {"prefix": f"{SPIFFE}{domain}/"}
+    if domain == "*":
+        return regex(re2_escape(SPIFFE) + "[^/]+/.*")
+    if domain.endswith("*"):
+        return regex(re2_escape(SPIFFE + domain[:-1]) + "[^/]*/.*")
+    return regex(re2_escape(SPIFFE) + "[^/]*" + re2_escape(domain[1:]) + "/.*")
 
 
 def service_account_regex(account: str, policy_namespace: str) -> Json:

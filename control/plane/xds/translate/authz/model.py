@@ -18,6 +18,7 @@ from typing import Final
 from control.api.models.security import Condition, Rule
 from control.plane.xds.translate.authz import matchers as m
 from control.plane.xds.translate.authz.matchers import Json
+from control.plane.xds.translate.authz.trustdomain import principal_aliases, trust_domain_aliases
 
 
 class HttpOnlyError(Exception):
@@ -47,6 +48,10 @@ def _namespace(key: str, value: str, ctx: Context) -> Json:
     return _authenticated(m.namespace_regex(value))
 
 
+def _trust_domain(key: str, value: str, ctx: Context) -> Json:
+    return _authenticated(m.trust_domain(value))
+
+
 def _service_account(key: str, value: str, ctx: Context) -> Json:
     return _authenticated(m.service_account_regex(value, ctx.policy_namespace))
 
@@ -61,6 +66,10 @@ def _remote_ip(key: str, value: str, ctx: Context) -> Json:
 
 def _request_header(key: str, value: str, ctx: Context) -> Json:
     return {"header": m.header(_brackets(key)[0], value)}
+
+
+def _inline_header(key: str, value: str, ctx: Context) -> Json:
+    return {"header": m.inline_header(_brackets(key)[0], value)}
 
 
 def _request_principal(value: str) -> Json:
@@ -111,6 +120,8 @@ def _method(key: str, value: str, ctx: Context) -> Json:
 
 
 def _path(key: str, value: str, ctx: Context) -> Json:
+    if m.is_path_template(value):
+        return {"uri_template": m.uri_template(value)}
     return {"url_path": {"path": m.string(value)}}
 
 
@@ -151,7 +162,9 @@ HTTP_ONLY_KEYS: Final = frozenset(
 
 
 def is_http_only(key: str) -> bool:
-    return key in HTTP_ONLY_KEYS or key.startswith(("request.headers[", "request.auth.claims["))
+    return key in HTTP_ONLY_KEYS or key.startswith(
+        ("request.headers[", "request.experimental.inline.headers[", "request.auth.claims[")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,19 +186,19 @@ def _not(item: Json, principal: bool) -> Json:
     return {"not_id": item} if principal else {"not_rule": item}
 
 
-def _expand_trust_domains(values: Sequence[str], ctx: Context) -> list[str]:
-    """Istio's trust-domain migration: a principal naming the mesh's trust domain or one of its
-    aliases matches the same identity under every one of them."""
-    if len(ctx.trust_domains) < 2:
-        return list(values)
-    out: list[str] = []
-    for value in values:
-        domain, slash, rest = value.partition("/")
-        if slash and domain in ctx.trust_domains:
-            out += [f"{td}/{rest}" for td in ctx.trust_domains]
-        else:
-            out.append(value)
-    return list(dict.fromkeys(out))
+def _with_aliases(field: _Field, ctx: Context) -> _Field:
+    """Istio's trust-domain migration (see `trustdomain`) on principals and trust domains."""
+    expand: Callable[[Sequence[str], Sequence[str]], list[str]]
+    if field.key == "source.principal":
+        expand = principal_aliases
+    elif field.key == "source.trustDomain":
+        expand = trust_domain_aliases
+    else:
+        return field
+    return _Field(
+        field.key, expand(field.values, ctx.trust_domains),
+        expand(field.not_values, ctx.trust_domains), field.generate, field.generate_all,
+    )  # fmt: skip
 
 
 def _field_matchers(field: _Field, ctx: Context, principal: bool) -> list[Json]:
@@ -214,6 +227,7 @@ _PRINCIPAL_KEYS: Final[dict[str, Generator]] = {
     "source.namespace": _namespace,
     "source.principal": _principal,
     "source.serviceAccount": _service_account,
+    "source.trustDomain": _trust_domain,
 }
 _PERMISSION_KEYS: Final[dict[str, Generator]] = {
     "destination.ip": _destination_ip,
@@ -234,6 +248,8 @@ def _when_field(condition: Condition) -> tuple[bool, _Field]:
         return False, _Field(key, values, not_values, _envoy_filter)
     if key.startswith("request.headers["):
         return True, _Field(key, values, not_values, _request_header)
+    if key.startswith("request.experimental.inline.headers["):
+        return True, _Field(key, values, not_values, _inline_header)
     if key == "request.auth.principal":
         return True, _Field(key, values, not_values, generate_all=_request_principals)
     if key == "request.auth.audiences":
@@ -261,10 +277,6 @@ def rule_policy(rule: Rule, ctx: Context) -> Json:
     base_permissions: list[_Field] = []
     for condition in rule.when:
         is_principal, field = _when_field(condition)
-        if field.key == "source.principal":
-            values = _expand_trust_domains(field.values, ctx)
-            not_values = _expand_trust_domains(field.not_values, ctx)
-            field = _Field(field.key, values, not_values, field.generate)
         (base_principals if is_principal else base_permissions).append(field)
 
     principals: list[Json] = []
@@ -273,8 +285,9 @@ def rule_policy(rule: Rule, ctx: Context) -> Json:
         source = rule_from.source if rule_from is not None else None
         if source is not None:
             fields += [
-                _Field("source.principal", _expand_trust_domains(source.principals, ctx),
-                       _expand_trust_domains(source.not_principals, ctx), _principal),
+                _Field("source.principal", source.principals, source.not_principals, _principal),
+                _Field("source.trustDomain", source.trust_domains, source.not_trust_domains,
+                       _trust_domain),
                 _Field("request.auth.principal", source.request_principals,
                        source.not_request_principals, generate_all=_request_principals),
                 _Field("source.serviceAccount", source.service_accounts,
@@ -285,7 +298,9 @@ def rule_policy(rule: Rule, ctx: Context) -> Json:
                 _Field("source.ip", source.ip_blocks, source.not_ip_blocks, _source_ip),
             ]  # fmt: skip
         fields += base_principals
-        items = [x for f in fields for x in _field_matchers(f, ctx, principal=True)]
+        items = [
+            x for f in fields for x in _field_matchers(_with_aliases(f, ctx), ctx, principal=True)
+        ]
         principals.append(_and(items, principal=True))
 
     permissions: list[Json] = []
