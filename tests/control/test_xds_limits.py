@@ -13,7 +13,9 @@ import grpc
 import pytest
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
+from control.cli.control_identity import IdentityConfig
 from control.cli.control_process import ControlPlane
+from control.plane.ca.ca_settings import CaSettings
 from control.plane.xds.translate.resources import CLUSTER, ROUTE
 from tests.control.ads_client import AdsClient
 from tests.control.planes import bookinfo_config, fast_settings
@@ -158,3 +160,28 @@ async def test_huge_call_metadata_is_refused_and_the_server_serves_on(tmp_path: 
             await _subscribed(proxy)
         finally:
             await proxy.close()
+
+
+async def test_the_secure_ports_follow_the_xds_limits(tmp_path: Path) -> None:
+    """15012 and 15013 are built with the plaintext port's `GrpcLimits`: over the connection
+    cap a connection is closed at accept, and one that never starts TLS is closed at the
+    handshake deadline."""
+    settings = fast_settings(
+        bookinfo_config(tmp_path), xds_max_connections=2, xds_handshake_timeout=1.0
+    )
+    identity = IdentityConfig(
+        CaSettings(ca_dir=tmp_path / "ca"), secure_port=0, ca_port=0, host="127.0.0.1"
+    )
+    async with ControlPlane(settings, identity=identity) as plane:
+        assert plane.identity is not None
+        for port in (plane.identity.secure_port, plane.identity.ca_port):
+            flood = [await asyncio.open_connection("127.0.0.1", port) for _ in range(6)]
+            try:
+                started = time.monotonic()
+                over = await asyncio.gather(*(_closed_within(r, 0.5) for r, _ in flood))
+                assert sum(over) >= 4, (port, over)
+                assert all(await asyncio.gather(*(_closed_within(r, 3) for r, _ in flood)))
+                assert time.monotonic() - started < 3.5
+            finally:
+                for _, writer in flood:
+                    writer.close()
