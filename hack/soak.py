@@ -104,6 +104,8 @@ class Tally:
     ready_ok: int = 0
     ready_wrong: int = 0
     attacks: dict[str, int] = field(default_factory=dict)
+    attacking: list[str] = field(default_factory=list)  # the turns under way, per lane
+    slowest_convergence: float = 0.0
     peak_rss_mib: float = 0.0
     peak_fds: int = 0
     died: bool = False
@@ -146,7 +148,7 @@ def start_plane(work: Path) -> Any:
         sys.executable, "-m", "control.cli", "control", "--config-dir", str(config),
         "--ca-dir", str(ca), "--webhook-cert-dir", str(certs), "--xds-port", "0",
         "--debug-port", "0", "--secure-port", "0", "--ca-port", "0", "--webhook-port", "0",
-        "--xds-max-connections", "512", "--log-level", "warning",
+        "--xds-max-connections", "512", "--log-level", os.environ.get("SOAK_LOG_LEVEL", "warning"),
     ]  # fmt: skip
     log = (work / "control.log").open("wb")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log)
@@ -190,7 +192,9 @@ class Proxy:
             await asyncio.sleep(0.2)  # the server closed the stream (age, drain): reconnect
 
     async def _stream(self, stop: asyncio.Event) -> None:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+        # Its own connection, as each Envoy has (gRPC would share one between channels).
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.port}", options) as channel:
             stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
             requests: asyncio.Queue[discovery_pb2.DiscoveryRequest] = asyncio.Queue(maxsize=4)
             first = discovery_pb2.DiscoveryRequest(type_url=CLUSTER)
@@ -202,16 +206,28 @@ class Proxy:
                     yield await requests.get()
 
             call = stub.StreamAggregatedResources(outgoing())
-            async for response in call:
-                if stop.is_set():
-                    call.cancel()
-                    return
-                self._check(response)
-                ack = discovery_pb2.DiscoveryRequest(
-                    type_url=CLUSTER, version_info=response.version_info,
-                    response_nonce=response.nonce,
-                )  # fmt: skip
-                await requests.put(ack)
+            reading: asyncio.Task[Any] | None = None
+            try:
+                while not stop.is_set():
+                    reading = reading or asyncio.ensure_future(call.read())
+                    done, _ = await asyncio.wait({reading}, timeout=10)
+                    if not done:
+                        if not self.names:  # never answered: open anew, as Envoy would
+                            return
+                        continue  # a quiet mesh: keep waiting on the same read
+                    response, reading = reading.result(), None
+                    if response is grpc.aio.EOF:
+                        return
+                    self._check(response)
+                    ack = discovery_pb2.DiscoveryRequest(
+                        type_url=CLUSTER, version_info=response.version_info,
+                        response_nonce=response.nonce,
+                    )  # fmt: skip
+                    await requests.put(ack)
+            finally:
+                call.cancel()
+                if reading is not None:
+                    reading.cancel()
 
     def _check(self, response: discovery_pb2.DiscoveryResponse) -> None:
         from envoy.config.cluster.v3 import cluster_pb2
@@ -245,15 +261,22 @@ async def churn(plane: Plane, proxies: list[Proxy], tally: Tally, stop: asyncio.
         else:
             path.unlink()
         wanted = _cluster("churn", "soak")
-        deadline = time.monotonic() + converge
-        while time.monotonic() < deadline:
+        started = time.monotonic()
+        during = ", ".join(tally.attacking)
+        while time.monotonic() - started < 3 * converge:
             if all((wanted in p.names) == present for p in proxies):
                 break
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
+        took = time.monotonic() - started
         tally.convergence_checks += 1
-        if not all((wanted in p.names) == present for p in proxies):
+        tally.slowest_convergence = max(tally.slowest_convergence, took)
+        if took > converge:
             tally.convergence_missed += 1
-            tally.wrong(f"churn {'added' if present else 'removed'}: not converged in {converge}s")
+            done = sum((wanted in p.names) == present for p in proxies)
+            tally.wrong(
+                f"churn {'added' if present else 'removed'}: {done}/{len(proxies)} in {took:.1f}s "
+                f"(during: {during})"
+            )
 
 
 def _review_body(index: int) -> bytes:
@@ -504,7 +527,11 @@ async def attacks(plane: Plane, tally: Tally, stop: asyncio.Event, scale: int) -
                 if stop.is_set():
                     return
                 tally.attacks[name] = tally.attacks.get(name, 0) + 1
-                await attack()
+                tally.attacking.append(name)
+                try:
+                    await attack()
+                finally:
+                    tally.attacking.remove(name)
                 await _sleep(stop, 0.5)
 
     await asyncio.gather(lane(network), lane(files))
@@ -568,10 +595,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rss-mib", type=float, default=1024.0)
     parser.add_argument("--max-fds", type=int, default=4096)
     parser.add_argument("--json", type=Path, help="write the summary here too")
+    parser.add_argument("--keep", type=Path, help="work in this new directory and keep it (logs)")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="mizzen-soak-") as work, start_plane(Path(work)) as p:
-        tally = asyncio.run(soak(p, args))
-        log = (Path(work) / "control.log").read_text(errors="replace")
+    with contextlib.ExitStack() as stack:
+        if args.keep is not None:
+            args.keep.mkdir(parents=True)
+            work = args.keep
+        else:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mizzen-soak-")))
+        plane = stack.enter_context(start_plane(work))
+        tally = asyncio.run(soak(plane, args))
+        log = (work / "control.log").read_text(errors="replace")
     failures = tally.failures(args.max_rss_mib, args.max_fds)
     if "Traceback" in log:
         failures.append("a traceback in the control plane's log")
