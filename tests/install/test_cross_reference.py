@@ -13,6 +13,7 @@ import yaml
 
 from control.cli import control_cmd
 from control.cli.ca_wiring import ca_settings
+from control.cli.webhook_certs import webhook_names
 from control.config.mesh_config import MeshConfig
 from control.install import names as install_names
 from control.install.names import Names
@@ -101,6 +102,26 @@ def test_the_webhooks_reach_the_webhook_server(sets: tuple[str, ...]) -> None:
             assert reference["name"] == service["metadata"]["name"]
             assert reference["namespace"] == service["metadata"]["namespace"] == values.namespace
             assert reference["port"] == https["port"]
+
+
+@pytest.mark.parametrize("sets", REVISIONS)
+def test_what_mizzen_control_derives_from_its_arguments_names_the_rendered_objects(
+    sets: tuple[str, ...],
+) -> None:
+    """The composition root's own derivations (`control_cmd`): the leader's names (Lease, the
+    webhook configurations it patches) and the DNS names of the webhooks' certificate (the API
+    server checks them against the Service it calls)."""
+    values, objects = _objects(sets)
+    args = _control_args(objects)
+    settings = ca_settings(args, kube=True)
+    derived = Names(settings.namespace, args.revision)  # as control_cmd makes LeaderConfig's
+    assert derived == Names.of(values)
+    assert one(objects, "MutatingWebhookConfiguration", derived.mutating_webhook)
+    assert one(objects, "ValidatingWebhookConfiguration", derived.validating_webhook)
+    service = one(objects, "Service")["metadata"]
+    assert f"{service['name']}.{service['namespace']}.svc" in webhook_names(settings)
+    request = Request("update", "coordination.k8s.io", "leases", settings.namespace, derived.lease)
+    assert allowed(objects, derived.control_plane, values.namespace, request)
 
 
 @pytest.mark.parametrize("sets", REVISIONS)
