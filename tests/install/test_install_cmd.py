@@ -68,8 +68,9 @@ class Controller:
                         "updatedReplicas": replicas, "readyReplicas": replicas,
                         "availableReplicas": replicas,
                     })  # fmt: skip
-                    if self.duty is not None:
-                        self.duty.reconcile()
+                # The leader's passes: the webhook configurations may be applied after it starts.
+                if reported and self.duty is not None:
+                    self.duty.reconcile()
 
 
 class StaticRoots:
