@@ -7,12 +7,13 @@
 # labels a namespace istio-injection=enabled and deploys a bookinfo-like application (probes, a
 # Job that must complete with the native sidecar, a TCP service), then asserts: every pod
 # injected and Ready; an 80/20 split observed; STRICT mTLS refusing a plaintext client from an
-# unlabelled namespace; an AuthorizationPolicy denial; a metric scraped from a sidecar; an
-# invalid VirtualService refused by `kubectl apply`; a control-plane rollout restart under
-# continuous traffic with no failed request; `mizzen proxy-status` all SYNCED. Then it deletes
-# the cluster (--keep leaves it). Each step is printed; the first failure prints diagnostics
-# (pods, events, the control plane's and the failing pods' logs) and exits 1. Exit 3: a tool is
-# missing (docker with a running engine, kind, kubectl). --dry-run prints the plan and exits.
+# unlabelled namespace (which got through before); an AuthorizationPolicy denial (of a call
+# that succeeded before); a metric scraped from a sidecar; an invalid VirtualService refused by
+# `kubectl apply`; a control-plane rollout restart under continuous traffic with no failed
+# request; `mizzen proxy-status` all SYNCED. Then it deletes the cluster (--keep leaves it).
+# Each step is printed; the first failure prints diagnostics (pods, events, mesh objects,
+# `kubectl describe` and logs of the control plane and the failing pods) and exits 1. Exit 3: a
+# tool is missing (docker with a running engine, kind, kubectl). --dry-run prints the plan.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -25,7 +26,7 @@ ns="bookinfo"
 mesh_ns="mizzen-system"
 kubeconfig=""
 
-usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) dry_run=1; shift ;;
@@ -44,12 +45,13 @@ STEPS=(
     "preflight: docker engine, kind, kubectl, the venv's mizzen"
     "create the kind cluster ${cluster}"
     "build the image ${image} and kind load it"
-    "mizzen install (image ${image}) and wait for the control plane"
+    "mizzen install (image ${image}): the rollout and the leader's caBundle"
     "deploy the application into namespace ${ns} (istio-injection=enabled) and outside"
     "every pod injected and Ready; the Job completes with the native sidecar"
     "TCP through the mesh"
     "an 80/20 weighted split observed"
     "an invalid VirtualService refused by kubectl apply"
+    "before the policies: the plaintext client and client -> ratings are answered"
     "STRICT mTLS refuses a plaintext client from an unlabelled namespace"
     "AuthorizationPolicy denies the client on ratings"
     "a metric scraped from a sidecar"
@@ -82,6 +84,7 @@ diagnose() {
     k get pods -A -o wide >&2 || true
     k get events -A --sort-by=.lastTimestamp 2>/dev/null | tail -30 >&2 || true
     k -n "$mesh_ns" describe deployment mizzen >&2 || true
+    k get virtualservices,destinationrules,peerauthentications,authorizationpolicies -A >&2 || true
     k -n "$mesh_ns" logs -l app=mizzen --all-containers --tail=80 --prefix >&2 || true
     local pod
     # Pods not Running (or Completed), not all Ready, or restarted: described, with their logs.
@@ -92,10 +95,11 @@ diagnose() {
         k -n "${pod%%/*}" logs "${pod#*/}" --all-containers --tail=40 --prefix >&2 || true
     done
 }
+deleted=0
 cleanup() {
     local status=$?
     [ "$status" = 0 ] || diagnose
-    if [ "$keep" = 0 ] && kind get clusters 2>/dev/null | grep -qx "$cluster"; then
+    if [ "$keep" = 0 ] && [ "$deleted" = 0 ] && kind get clusters 2>/dev/null | grep -qx "$cluster"; then
         echo "==> delete the cluster ${cluster}"
         kind delete cluster --name "$cluster" >/dev/null 2>&1 || true
     fi
@@ -108,6 +112,15 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "kind-e2e: $*" >&2; exit 1; }
+# Retry a check for up to $1 seconds (the mesh's configuration reaches proxies in moments).
+eventually() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        [ "$SECONDS" -lt "$deadline" ] || return 1
+        sleep 2
+    done
+}
 
 step "${STEPS[0]}"
 "${mizzen[@]}" --help >/dev/null
@@ -144,19 +157,43 @@ for deployment in productpage-v1 reviews-v1 reviews-v2 ratings-v1 tcp-echo clien
 done
 k -n outside rollout status deployment/client --timeout=180s
 k -n "$ns" wait --for=condition=complete job/smoke --timeout=180s
-uninjected="$(k -n "$ns" get pods -o json | "$py" -c '
+# In the labelled namespace every pod has the proxy, the Job's as a native sidecar (an init
+# container that keeps running: restartPolicy Always); in the unlabelled one none has.
+k -n "$ns" get pods -o json | "$py" -c '
+import json, sys
+bad = []
+for pod in json.load(sys.stdin)["items"]:
+    spec, name = pod["spec"], pod["metadata"]["name"]
+    native = [c for c in spec.get("initContainers", []) if c["name"] == "mizzen-proxy"]
+    plain = [c for c in spec["containers"] if c["name"] == "mizzen-proxy"]
+    if not native and not plain:
+        bad.append(name + ": not injected")
+    if name.startswith("smoke-") and not (native and native[0].get("restartPolicy") == "Always"):
+        bad.append(name + ": the proxy is not a native sidecar")
+sys.exit("; ".join(bad))' || fail "injection"
+k -n outside get pods -o json | "$py" -c '
 import json, sys
 for pod in json.load(sys.stdin)["items"]:
     spec = pod["spec"]
-    names = [c["name"] for c in spec.get("initContainers", []) + spec["containers"]]
-    if "mizzen-proxy" not in names:
-        print(pod["metadata"]["name"])')"
-[ -z "$uninjected" ] || fail "not injected: ${uninjected}"
+    if any(c["name"] == "mizzen-proxy" for c in spec.get("initContainers", []) + spec["containers"]):
+        sys.exit(pod["metadata"]["name"] + " in the unlabelled namespace was injected")' \
+    || fail "injection outside the labelled namespace"
 k -n "$ns" wait --for=condition=Ready pod -l 'app notin (smoke)' --timeout=120s
 app() { k -n "$1" exec deploy/client -c app -- python3 /app/app.py "${@:2}"; }
+# `answered NS URL COUNT all|none`: COUNT GETs from the client in NS; all answered, or none.
+answered() {
+    local seen
+    seen="$(app "$1" fetch "$2" "$3")" || return 1
+    echo "  ${1} -> ${2}: ${seen}"
+    "$py" -c '
+import json, sys
+seen, want = json.loads(sys.argv[1]), sys.argv[2]
+total = seen["failed"] + sum(seen["versions"].values())
+sys.exit(0 if seen["failed"] == (0 if want == "all" else total) else 1)' "$seen" "$4"
+}
 
 step "${STEPS[6]}"
-app "$ns" echo tcp-echo 9000 || fail "no TCP echo through the mesh"
+eventually 30 app "$ns" echo tcp-echo 9000 || fail "no TCP echo through the mesh"
 
 step "${STEPS[7]}"
 split="$(app "$ns" fetch http://reviews:9080/ 200)"
@@ -177,29 +214,28 @@ echo "$refused"
 grep -q "total destination weight" <<<"$refused" || fail "refused, but not by mizzen's validation"
 
 step "${STEPS[9]}"
-k -n "$ns" apply -f hack/kind/policy.yaml
-sleep 5
-outside="$(app outside fetch http://reviews.${ns}:9080/ 10)"
-echo "outside (plaintext): ${outside}"
-"$py" -c 'import json,sys; s=json.loads(sys.argv[1]); assert s["failed"] == 10, s' "$outside" \
-    || fail "STRICT mTLS let a plaintext client in"
-inside="$(app "$ns" fetch http://reviews:9080/ 10)"
-"$py" -c 'import json,sys; s=json.loads(sys.argv[1]); assert s["failed"] == 0, s' "$inside" \
-    || fail "mTLS broke traffic inside the mesh: ${inside}"
+# So that what the policies refuse next is theirs, not a broken path.
+answered outside "http://reviews.${ns}:9080/" 5 all || fail "the plaintext client is not answered"
+answered "$ns" http://ratings:9080/ 5 all || fail "client -> ratings is not answered"
 
 step "${STEPS[10]}"
-denied="$(app "$ns" fetch http://ratings:9080/ 5)"
-echo "client -> ratings: ${denied}"
-"$py" -c 'import json,sys; s=json.loads(sys.argv[1]); assert s["failed"] == 5, s' "$denied" \
-    || fail "the AuthorizationPolicy did not deny"
+k -n "$ns" apply -f hack/kind/policy.yaml
+eventually 60 answered outside "http://reviews.${ns}:9080/" 5 none \
+    || fail "STRICT mTLS let a plaintext client in"
+answered outside "http://reviews.${ns}:9080/" 10 none || fail "STRICT mTLS let a plaintext client in"
+answered "$ns" http://reviews:9080/ 10 all || fail "mTLS broke traffic inside the mesh"
 
 step "${STEPS[11]}"
+eventually 60 answered "$ns" http://ratings:9080/ 5 none || fail "the AuthorizationPolicy did not deny"
+answered "$ns" http://productpage:9080/ 5 all || fail "the AuthorizationPolicy denied too much"
+
+step "${STEPS[12]}"
 metrics="$(k -n "$ns" exec deploy/client -c mizzen-proxy -- python3 -c \
     'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:15020/stats/prometheus").read().decode())')"
 grep -q '^istio_requests_total{' <<<"$metrics" || fail "no istio_requests_total from the sidecar"
 grep '^istio_requests_total{' <<<"$metrics" | head -3
 
-step "${STEPS[12]}"
+step "${STEPS[13]}"
 soak_out="$(mktemp)"
 app "$ns" soak http://productpage:9080/ 90 >"$soak_out" &
 soak_pid=$!
@@ -212,7 +248,7 @@ echo "during the restart: $(cat "$soak_out")"
     || fail "requests failed during the control-plane restart"
 rm -f "$soak_out"
 
-step "${STEPS[13]}"
+step "${STEPS[14]}"
 sleep 5  # the restarted replicas push once more after their first full state
 statuses=""
 for pod in $(k -n "$mesh_ns" get pods -l app=mizzen -o name); do
@@ -224,9 +260,22 @@ for pod in $(k -n "$mesh_ns" get pods -l app=mizzen -o name); do
     wait "$forward" 2>/dev/null || true
 done
 echo "$statuses"
-if grep -E 'NOT SENT|STALE|NACKED' <<<"$statuses"; then fail "a proxy is not in sync"; fi
-for deployment in productpage-v1 reviews-v1 reviews-v2 ratings-v1 tcp-echo client; do
-    grep -q "^${deployment}-" <<<"$statuses" || fail "${deployment} is not connected to any replica"
-done
+# Every row (one per proxy, over all replicas) SYNCED in all four types; every workload there.
+"$py" - "$statuses" productpage-v1 reviews-v1 reviews-v2 ratings-v1 tcp-echo client <<'PY' \
+    || fail "a proxy is not in sync, or not connected"
+import sys
+rows = [line.split() for line in sys.argv[1].splitlines()]
+rows = [r for r in rows if r and r[0] != "NAME" and r[:3] != ["no", "proxies", "connected"]]
+bad = [r[0] for r in rows if r[1:5] != ["SYNCED"] * 4]
+missing = [d for d in sys.argv[2:] if not any(r[0].startswith(d + "-") for r in rows)]
+assert not bad and not missing, f"not SYNCED: {bad}; not connected: {missing}"
+print(f"{len(rows)} proxies, all SYNCED")
+PY
 
-step "${STEPS[14]}"
+step "${STEPS[15]}"
+if [ "$keep" = 1 ]; then
+    echo "kept (--keep): kind delete cluster --name ${cluster}"
+else
+    kind delete cluster --name "$cluster" || fail "the cluster could not be deleted"
+    deleted=1
+fi

@@ -61,7 +61,7 @@ def bare_path(tmp_path: Path) -> Path:
     """A PATH with the few tools the script needs before its preflight, and no docker or kind."""
     directory = tmp_path / "bin"
     directory.mkdir()
-    for tool in ("dirname", "sed"):
+    for tool in ("dirname", "sed", "awk"):
         found = shutil.which(tool)
         assert found is not None
         (directory / tool).symlink_to(found)
@@ -81,6 +81,7 @@ def test_the_dry_run_prints_the_plan(bare_path: Path) -> None:
     assert lines[0] == "kind-e2e plan (cluster c1, image localhost/mizzen:e2e):"
     for needle in ("weighted split", "STRICT mTLS", "AuthorizationPolicy", "metric scraped",
                    "invalid VirtualService", "rollout restart", "proxy-status", "native sidecar",
+                   "every pod injected and Ready", "before the policies", "caBundle",
                    "delete the cluster"):  # fmt: skip
         assert any(needle in line for line in lines), needle
 
@@ -103,6 +104,23 @@ def test_no_kind_is_a_clear_exit_3(bare_path: Path) -> None:
     done = _run(path=str(bare_path))
     assert done.returncode == 3
     assert "kind is not installed" in done.stderr
+
+
+def test_no_kubectl_is_a_clear_exit_3(bare_path: Path) -> None:
+    _fake(bare_path, "docker", 0)
+    _fake(bare_path, "kind", 0)
+    done = _run(path=str(bare_path))
+    assert done.returncode == 3
+    assert "kubectl is not installed" in done.stderr
+
+
+def test_help_is_the_header(bare_path: Path) -> None:
+    done = _run("--help", path=str(bare_path))
+    assert done.returncode == 0
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("The mesh on a real Kubernetes cluster (kind)")
+    assert lines[-1].endswith("--dry-run prints the plan.")
+    assert not any(line.startswith(("set ", "#!")) for line in lines)
 
 
 @pytest.mark.parametrize("args", [["--bogus"], ["--cluster", "Bad_Name"], ["--cluster"]])

@@ -252,6 +252,8 @@ async def _serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     plane = make_plane(settings, source, identity)
+    if webhook_parts is not None:  # ready only once the webhooks can answer over TLS
+        plane.require_for_readiness(webhook_parts.store.ready)
     extras = SideServices()
     try:
         if not await start_or_stop(plane, stop):

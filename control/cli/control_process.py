@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -149,6 +150,17 @@ class ControlPlane:
         self._drain = StreamDrain()  # the streams of every ADS port
         self._http: HttpServer | None = None
         self._started = False
+        self._conditions: list[Callable[[], bool]] = []
+
+    def require_for_readiness(self, condition: Callable[[], bool]) -> None:
+        """`/ready` answers 200 only while `condition()` holds too (the webhooks' serving
+        certificate: a replica the Service routes admission reviews to must be able to answer
+        them). Add before `start`, so there is no moment ready without it."""
+        self._conditions.append(condition)
+
+    def ready(self) -> bool:
+        """Started (the first full state built, the CA loaded) and every added condition."""
+        return self._started and all(condition() for condition in self._conditions)
 
     async def _apply(self, changed_at: float) -> None:
         state = self.source.current()
@@ -200,7 +212,7 @@ class ControlPlane:
         self._grpc = server
 
         app = build_app(
-            self.cache, self.sync, self.metrics, lambda: self._started, self.source.problems,
+            self.cache, self.sync, self.metrics, self.ready, self.source.problems,
             token=self.settings.debug_token,
         )  # fmt: skip
         debug_limits = ListenerLimits(max_connections=self.settings.debug_max_connections)

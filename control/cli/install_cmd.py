@@ -1,5 +1,6 @@
 """`mizzen install`: render the install from its values, apply it with server-side apply (field
-manager `mizzen`), and wait for the control plane's rollout."""
+manager `mizzen`), and wait for the control plane's rollout and its leader's `caBundle` on the
+webhook configurations (the API server can call the webhooks only then)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from control.cli.kube_install import (
     Waiting,
     apply_all,
     check_addressable,
+    wait_for_ca_bundles,
     wait_for_rollout,
 )
 from control.install.render import RenderError, render
@@ -36,8 +38,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="take over fields another manager (kubectl, helm) set to other values",
     )
     parser.add_argument(
-        "--timeout", type=float, default=300.0, help="seconds to wait for the rollout"
-    )
+        "--timeout", type=float, default=300.0,
+        help="seconds to wait for the rollout, then as long for the webhooks' caBundle",
+    )  # fmt: skip
     parser.add_argument("--no-wait", dest="wait", action="store_false", help="apply only")
 
 
@@ -62,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
                 if o["kind"] == "Deployment" and o["metadata"]["namespace"] == values.namespace
             ]
             wait_for_rollout(rest, deployment, Waiting(args.timeout), out)
+            hooks = [o for o in objects if o["kind"].endswith("WebhookConfiguration")]
+            wait_for_ca_bundles(rest, hooks, values.namespace, Waiting(args.timeout), out)
     except InstallError as error:
         sys.stderr.write(f"mizzen install: {error}\n")
         return 1

@@ -1,6 +1,8 @@
 """The install's shell: server-side apply of the rendered objects, the wait for the control
-plane's rollout, and deletion. Every step is printed; nothing is retried behind the user's back
-but the rollout poll."""
+plane's rollout and for its leader's `caBundle` on the webhook configurations (until then the API
+server cannot call the webhooks, and a `kubectl apply` of a mesh object right after the install
+would be refused), and deletion. Every step is printed; nothing is retried behind the user's back
+but these polls."""
 
 from __future__ import annotations
 
@@ -80,6 +82,49 @@ def wait_for_rollout(
                 f"rollout not done after {waiting.timeout:g}s: {message} "
                 f"(kubectl -n {deployment['metadata']['namespace']} describe deployment "
                 f"{deployment['metadata']['name']})"
+            )
+        waiting.sleep(waiting.interval)
+
+
+def _unbundled(config: dict[str, Any] | None) -> bool:
+    webhooks = (config or {}).get("webhooks") or []
+    return not webhooks or not all(
+        isinstance(w, dict) and (w.get("clientConfig") or {}).get("caBundle") for w in webhooks
+    )
+
+
+def wait_for_ca_bundles(
+    rest: KubeRest,
+    configs: Sequence[dict[str, Any]],
+    namespace: str,
+    waiting: Waiting,
+    out: TextIO,
+) -> None:
+    """Poll the webhook configurations until every webhook has its `caBundle` (patched in by the
+    control plane's leader); InstallError on timeout, naming those still without."""
+    deadline = waiting.clock() + waiting.timeout
+    said = ""
+    while True:
+        missing = []
+        for config in configs:
+            try:
+                current = rest.get(object_path(config))
+            except KubeError:
+                current = None
+            if _unbundled(current):
+                missing.append(describe(config))
+        if not missing:
+            out.write(f"caBundle set on {len(configs)} webhook configurations by the leader\n")
+            return
+        message = f"caBundle not yet on {', '.join(missing)}"
+        if message != said:
+            out.write(f"waiting: {message}\n")
+            out.flush()
+            said = message
+        if waiting.clock() >= deadline:
+            raise InstallError(
+                f"{message} after {waiting.timeout:g}s: the control plane's leader patches it "
+                f"(kubectl -n {namespace} logs -l app=mizzen)"
             )
         waiting.sleep(waiting.interval)
 

@@ -21,6 +21,7 @@ ROOT_CERT_CONFIG_MAP: Final = "mizzen-ca-root-cert"
 ROOT_CERT_KEY: Final = "root-cert.pem"
 TOKEN_AUDIENCE: Final = "mizzen-ca"  # noqa: S105 (an audience, not a secret)
 CA_SECRET: Final = "mizzen-ca"  # noqa: S105 (the Secret's name)
+PLUGIN_CA_SECRET: Final = "cacerts"  # noqa: S105 (Istio's name for an operator's own CA)
 # The keys of the settings in their ConfigMaps (Istio's: `mesh` in `istio`, `config` in
 # `istio-sidecar-injector`).
 MESH_CONFIG_KEY: Final = "mesh"

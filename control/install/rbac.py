@@ -3,14 +3,16 @@
 Cluster-wide: read the mesh state (the kinds the Kubernetes source lists and watches), review
 tokens (the CA authenticates workloads with TokenReview), keep the root-certificate ConfigMap in
 every namespace, and patch only its own webhook configurations (by name). In its namespace: the
-CA's Secret and the leader Lease. A test replays the control plane's calls against these rules.
+leader Lease, and the CA's Secrets: read `mizzen-ca` and `cacerts` (by name), create
+`mizzen-ca` (a create cannot be limited by name); no other Secret can be read. A test replays
+the control plane's calls against these rules.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from control.install.names import Names
+from control.install.names import CA_SECRET, PLUGIN_CA_SECRET, Names
 
 READ: Final = ["get", "list", "watch"]
 
@@ -54,7 +56,8 @@ def cluster_rules(names: Names) -> list[dict[str, Any]]:
 
 def namespace_rules() -> list[dict[str, Any]]:
     return [
-        _rule("", ["secrets"], [*READ, "create", "update"]),
+        _rule("", ["secrets"], ["get"], [CA_SECRET, PLUGIN_CA_SECRET]),
+        _rule("", ["secrets"], ["create"]),
         _rule("coordination.k8s.io", ["leases"], ["get", "create", "update"]),
     ]
 

@@ -4,6 +4,7 @@ so the test pulls no other image. Standard library only.
     python3 app.py http NAME VERSION PORT      # HTTP: {"service", "version"}; /healthz for probes
     python3 app.py tcp PORT                    # TCP echo
     python3 app.py fetch URL COUNT             # COUNT GETs; prints {"versions": {...}, "failed": n}
+    python3 app.py check URL COUNT             # fetch, and exit 1 unless every GET was answered
     python3 app.py soak URL SECONDS            # GETs for SECONDS; prints {"ok": n, "failed": n}
     python3 app.py echo HOST PORT              # one TCP round trip; exit 0 when echoed
 """
@@ -56,7 +57,8 @@ def get(url: str) -> str | None:
         return None
 
 
-def fetch(url: str, count: int) -> None:
+def fetch(url: str, count: int) -> int:
+    """Prints what answered; returns how many failed."""
     versions: dict[str, int] = {}
     failed = 0
     for _ in range(count):
@@ -65,7 +67,8 @@ def fetch(url: str, count: int) -> None:
             failed += 1
         else:
             versions[version] = versions.get(version, 0) + 1
-    print(json.dumps({"versions": versions, "failed": failed}))
+    print(json.dumps({"versions": versions, "failed": failed}), flush=True)
+    return failed
 
 
 def soak(url: str, seconds: float) -> None:
@@ -94,6 +97,8 @@ def main(argv: list[str]) -> None:
         serve_tcp(int(args[0]))
     elif mode == "fetch":
         fetch(args[0], int(args[1]))
+    elif mode == "check":
+        sys.exit(1 if fetch(args[0], int(args[1])) else 0)
     elif mode == "soak":
         soak(args[0], float(args[1]))
     elif mode == "echo":

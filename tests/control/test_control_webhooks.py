@@ -1,5 +1,7 @@
 """`mizzen control` with a certificate serves the admission webhooks from the same process as
-xDS (as istiod does): a real pod review over real TLS gets a patch; a mesh object is validated."""
+xDS (as istiod does): a real pod review over real TLS gets a patch; a mesh object is validated;
+the replica is not ready (`/ready` on the debug port, the Deployment's probe) while its webhook
+certificate is unusable, since the Service would route admission reviews to it."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -65,3 +68,23 @@ def test_bad_webhook_flags_are_one_line(tmp_path: Path, flags: list[str], messag
     assert process.returncode == 2
     assert message in stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("expired", [False, True])
+def test_not_ready_without_a_valid_webhook_certificate(tmp_path: Path, expired: bool) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    shutil.copy(DATA / "mesh.yaml", config / "mesh.yaml")
+    age = devcerts.VALIDITY + timedelta(days=1) if expired else timedelta()
+    issued_at = datetime.now(UTC) - age
+    certs = devcerts.issue(tmp_path / "certs", ["localhost"], clock=lambda: issued_at)
+    with control_process(
+        "--config-dir", str(config), "--webhook-port", "0",
+        "--tls-cert", str(certs.cert_file), "--tls-key", str(certs.key_file),
+    ) as control:  # fmt: skip
+        # The plane itself is up either way (xDS served, the first state built).
+        with httpx.Client(trust_env=False, timeout=10) as http:
+            ready = http.get(f"{control.url('debug')}/ready")
+            assert http.get(f"{control.url('debug')}/debug/configz").status_code == 200
+        assert ready.status_code == (503 if expired else 200), ready.text
+        control.stop_cleanly()

@@ -71,8 +71,9 @@ class Handler(BaseHTTPRequestHandler):
         return True
 
     def _token_review(self) -> None:
-        """POST of a TokenReview (`fake_tokens`): authenticated like any call."""
+        """POST of a TokenReview (`fake_tokens`): authenticated like any call, and noted."""
         fake = self.server.fake
+        fake.note_request("POST", urlsplit(self.path).path, {})
         if not self._authorized():
             return
         length = int(self.headers.get("Content-Length") or 0)

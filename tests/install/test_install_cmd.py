@@ -1,6 +1,7 @@
 """`mizzen install` and `mizzen uninstall` against the fake API server: server-side apply with
 the `mizzen` field manager, the wait for the rollout (whose status the test writes, as the
-Deployment controller would), conflicts, revisions side by side, and removal."""
+Deployment controller would) and for the webhooks' `caBundle` (which the leader's own duty
+patches in, run by the test), conflicts, revisions side by side, and removal."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from control.cli.main import main
 from control.plane.kube.rest import JSON_PATCH
+from control.plane.leader.ca_bundle import CaBundleDuty
 from tests.control_kube.fake_apiserver import FakeApiServer
 from tests.control_kube.fake_cluster import FakeCluster, fake_cluster
 from tests.install.crd_files import CRD_FILES
@@ -28,10 +30,18 @@ def cluster(tmp_path: Path) -> Iterator[FakeCluster]:
 
 class Controller:
     """Plays the Deployment controller: once a Deployment of that name exists, reports its
-    replicas updated and available for the generation it sees."""
+    replicas updated and available for the generation it sees; then, with `leader`, the new
+    control plane's leader: its `CaBundleDuty` patches `caBundle` into the webhooks."""
 
-    def __init__(self, fake: FakeApiServer, name: str, namespace: str = "mizzen-system") -> None:
-        self.fake, self.name, self.namespace = fake, name, namespace
+    def __init__(
+        self, cluster: FakeCluster, name: str, namespace: str = "mizzen-system", leader: bool = True
+    ) -> None:
+        self.fake, self.name, self.namespace = cluster.fake, name, namespace
+        self.duty = (
+            CaBundleDuty(cluster.rest, StaticRoots(), lambda: True,
+                         ["mizzen-sidecar-injector"], ["mizzen-validator"])
+            if leader else None
+        )  # fmt: skip
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -58,6 +68,17 @@ class Controller:
                         "updatedReplicas": replicas, "readyReplicas": replicas,
                         "availableReplicas": replicas,
                     })  # fmt: skip
+                # The leader's passes: the webhook configurations may be applied after it starts.
+                if reported and self.duty is not None:
+                    self.duty.reconcile()
+
+
+class StaticRoots:
+    def root_bundle(self) -> str:
+        return ROOT_PEM
+
+
+ROOT_PEM = "-----BEGIN CERTIFICATE-----\nUk9PVA==\n-----END CERTIFICATE-----\n"
 
 
 def install(cluster: FakeCluster, *argv: str) -> int:
@@ -71,21 +92,25 @@ def kinds(fake: FakeApiServer, plural: str) -> list[str]:
 def test_install_applies_everything_and_waits_for_the_rollout(
     cluster: FakeCluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with Controller(cluster.fake, "mizzen"):
+    with Controller(cluster, "mizzen"):
         assert install(cluster) == 0
     out = capsys.readouterr().out
     assert "Deployment/mizzen -n mizzen-system created" in out
     assert "rollout done: mizzen: 2 of 2 replicas ready" in out
+    assert "caBundle set on 2 webhook configurations by the leader" in out
     assert out.rstrip().endswith("mizzen installed")
     fake = cluster.fake
     assert len(fake.objects("customresourcedefinitions")) == len(CRD_FILES)
     assert kinds(fake, "configmaps") == ["mizzen-mesh", "mizzen-sidecar-injector"]
     assert kinds(fake, "services") == ["mizzen"]
     [deployment] = fake.objects("deployments")
-    applies = [r for r in fake.requests if r[0] == "PATCH"]
+    # Every apply is the install's (the leader's caBundle patch is its own field manager's).
+    applies = [r for r in fake.requests
+               if r[0] == "PATCH" and r[2].get("fieldManager") != "mizzen-leader"]  # fmt: skip
+    assert len(applies) > 10
     assert {r[2]["fieldManager"] for r in applies} == {"mizzen"}
     assert all("force" not in r[2] for r in applies)
-    with Controller(cluster.fake, "mizzen"):  # again: idempotent
+    with Controller(cluster, "mizzen"):  # again: idempotent
         assert install(cluster) == 0
     assert "Deployment/mizzen -n mizzen-system configured" in capsys.readouterr().out
     assert (
@@ -126,6 +151,21 @@ def test_a_conflict_is_explained_and_can_be_forced(
         c for c in cluster.fake.objects("configmaps") if c["metadata"]["name"] == "mizzen-mesh"
     ]
     assert "rootNamespace: mizzen-system" in mesh["data"]["mesh"]
+
+
+def test_no_ca_bundle_from_a_leader_times_out_naming_the_webhooks(
+    cluster: FakeCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Controller(cluster, "mizzen", leader=False):
+        assert install(cluster, "--timeout", "1") == 1
+    captured = capsys.readouterr()
+    assert "rollout done" in captured.out
+    assert "mizzen installed" not in captured.out
+    assert (
+        "caBundle not yet on MutatingWebhookConfiguration/mizzen-sidecar-injector, "
+        "ValidatingWebhookConfiguration/mizzen-validator after 1s" in captured.err
+    )
+    assert "kubectl -n mizzen-system logs -l app=mizzen" in captured.err
 
 
 def test_a_rollout_that_does_not_finish_times_out(
