@@ -76,9 +76,9 @@ class ChainSecurity(StrEnum):
       meshed client's sidecar always overwrites it (a non-mesh client can still claim
       anything: documented).
     - MUTUAL_TLS: the chain that requires a client certificate. Policy `mutual_tls`; the
-      principal is the certificate's URI SAN; the header is believed, since only a sidecar
-      holding a mesh certificate gets here, and the agent drops a claimed peer whose
-      namespace disagrees with the certificate's (the principal wins).
+      principal is the certificate's URI SAN; the header is read, since only a holder of a
+      mesh certificate gets here, and the agent drops a claimed peer whose namespace or
+      service account is not the certificate's (the principal wins).
     - PLAINTEXT_BESIDE_MTLS: the plaintext chain of a PERMISSIVE port. Meshed clients arrive
       over mTLS, so whoever arrives here in plaintext is not one: the header is removed
       unread and the source is `unknown`.
