@@ -5,7 +5,7 @@ from the real CA, pods in network namespaces: `mtls_mesh`, one mesh for this mod
   principals come from the certificates; `connection_security_policy` is `mutual_tls` on the
   destination reporter and `unknown` on the source reporter (as Istio's client sidecar).
 - Plaintext to a PERMISSIVE port: `none`, principals and source `unknown`, whatever the client
-  claims in the peer header.
+  claims in the peer header; a DISABLE port: `none`, the source from the client sidecar's header.
 - Spoofing under mTLS: a meshed client app's forged headers never change the server's
   `source_*`; a holder of another mesh certificate claiming the client's workload gets the
   certificate's namespace and nothing of the claim.
@@ -246,6 +246,26 @@ def test_plaintext_to_a_permissive_port_is_none_and_its_claims_are_not_believed(
     eventually(lambda: server.total(name) == 5, "the server counted 5 requests",
                lambda: server.samples(name))  # fmt: skip
     assert server.total(name, **unknown) == 5, server.samples(name)
+
+
+def test_a_disable_port_reports_none_and_the_sidecars_header(mtls_mesh: MtlsMesh) -> None:
+    """DISABLE: auto-mTLS sends plaintext; no certificate on either side, so no principal; the
+    server has nothing better than the header the client's sidecar set (and believes it)."""
+    mesh = mtls_mesh
+    _converge(mesh, peer_authentication("all", "DISABLE"), plain_served=True)
+    client, server = Counted.start(mesh, mesh.client), Counted.start(mesh, mesh.server)
+    sent = send_requests(mesh.client, SERVER_HTTP + "/", OK, FORGED_HEADERS)
+    assert sent.statuses == {"200": OK}, sent
+    name = "istio_requests_total"
+    plain = {**_client(), "destination_workload": "server", "response_code": "200",
+             "source_principal": "unknown", "destination_principal": "unknown"}  # fmt: skip
+    eventually(lambda: server.total(name) == OK, f"the server counted {OK} requests",
+               lambda: server.samples(name))  # fmt: skip
+    assert (
+        server.total(name, **plain, reporter="destination", connection_security_policy="none") == OK
+    ), server.differences(name, **plain)
+    assert client.total(name, **plain, reporter="source",
+                        connection_security_policy="unknown") == OK  # fmt: skip
 
 
 @dataclass
