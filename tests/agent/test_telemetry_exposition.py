@@ -52,6 +52,7 @@ def test_the_destination_reporter_reads_the_source_from_the_peer_header() -> Non
 
 def _claimed(principal: str, peer: Peer = CLIENT) -> dict[str, str]:
     raw = _raw(reporter="destination", peer=peer.encode(), source_principal=principal,
+               destination_principal="spiffe://cluster.local/ns/demo/sa/echo",
                connection_security_policy="mutual_tls")  # fmt: skip
     return istio_labels(raw, ECHO, tcp=False)
 
@@ -79,6 +80,18 @@ def test_a_certificate_naming_no_workload_leaves_the_source_unknown() -> None:
     labels = _claimed("spiffe://cluster.local/some/other/path")
     assert labels["source_workload"] == labels["source_workload_namespace"] == "unknown"
     assert labels["source_principal"] == "spiffe://cluster.local/some/other/path"
+
+
+def test_mutual_tls_needs_both_certificates_as_in_istio() -> None:
+    """A connection whose handshake failed on an mTLS chain is logged there without a peer
+    certificate: `none`, not the chain's `mutual_tls`."""
+    assert _claimed("spiffe://cluster.local/ns/demo/sa/client")["connection_security_policy"] == (
+        "mutual_tls"
+    )
+    assert _claimed("-")["connection_security_policy"] == "none"
+    raw = _raw(reporter="destination", peer=CLIENT.encode(), connection_security_policy="none",
+               source_principal="spiffe://cluster.local/ns/demo/sa/client")  # fmt: skip
+    assert istio_labels(raw, ECHO, tcp=False)["connection_security_policy"] == "none"
 
 
 def test_without_a_certificate_the_chains_decision_stands() -> None:

@@ -366,3 +366,21 @@ def test_tcp_under_mutual_tls_has_principals_on_both_reporters(mtls_mesh: MtlsMe
     for counter in ("istio_tcp_sent_bytes_total", "istio_tcp_received_bytes_total"):
         on_client, on_server = client.total(counter, **source), server.total(counter, **destination)
         assert on_client == on_server > 0, (counter, on_client, on_server)
+
+
+def test_a_refused_plaintext_tcp_connection_is_not_mutual_tls(mtls_mesh: MtlsMesh) -> None:
+    """Plaintext to a STRICT TCP port: the handshake fails on the mTLS chain, which still logs
+    the close. Istio's rule (both certificates known) makes it `none` with no principal; it
+    never reached the app, so it was never counted opened."""
+    mesh = mtls_mesh
+    _converge(mesh, peer_authentication("all", "STRICT"), plain_served=False)
+    server = Counted.start(mesh, mesh.server)
+    for _ in range(2):
+        refused = mesh.get(mesh.plain, f"http://{mesh.server.ip}:7070/")
+        assert "status" not in refused, refused
+    closed = "istio_tcp_connections_closed_total"
+    eventually(lambda: server.total(closed) == 2, "2 connections counted closed",
+               lambda: server.samples(closed))  # fmt: skip
+    assert server.total(closed, connection_security_policy="none", source_principal="unknown",
+                        source_workload="unknown") == 2, server.samples(closed)  # fmt: skip
+    assert server.total("istio_tcp_connections_opened_total") == 0

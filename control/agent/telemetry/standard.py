@@ -89,6 +89,16 @@ def authenticated_peer(claimed: Peer, principal: str, *, unverifiable: Peer) -> 
     return Peer(namespace=namespace)
 
 
+def _server_policy(chain: str, peer_principal: str, local_principal: str) -> str:
+    """Istio's rule: `mutual_tls` when both certificates are known, else `none`. The chain's
+    word alone is not enough: a client whose handshake fails on an mTLS chain is logged there
+    too (a TCP connection's close), without any peer certificate."""
+    if not chain:
+        return UNKNOWN
+    mutual = chain == "mutual_tls" and UNKNOWN not in (peer_principal, local_principal)
+    return "mutual_tls" if mutual else "none"
+
+
 def istio_labels(raw: Mapping[str, str], own: Peer, tcp: bool) -> dict[str, str]:
     """Istio's labels for one raw label set; `own` is this proxy's workload."""
     reporter = raw.get("reporter", "")
@@ -100,7 +110,8 @@ def istio_labels(raw: Mapping[str, str], own: Peer, tcp: bool) -> dict[str, str]
         # A header's claim the certificate cannot vouch for is not reported.
         source = authenticated_peer(peer, source_principal, unverifiable=UNKNOWN_PEER)
         destination = own
-        policy = raw.get("connection_security_policy") or UNKNOWN
+        policy = _server_policy(raw.get("connection_security_policy", ""),
+                                source_principal, destination_principal)  # fmt: skip
     else:
         reporter = "source"
         source = own
