@@ -3,10 +3,13 @@
 The same string travels three ways: in EDS endpoint metadata (the client learns its
 destination), in the `x-mizzen-peer` header the client sidecar puts on requests to mesh services
 (the server learns its source), and in Envoy's environment (`MIZZEN_PEER`, which that header is
-made from). Seven fields joined by `;` (Istio's `istio.workload` endpoint metadata does the same
-with five): workload, namespace, app, version, canonical service, canonical revision, cluster.
-Kubernetes names and label values cannot hold `;`, so splitting is unambiguous; a value that
-does not split into seven is not a peer and reads as unknown.
+made from). Eight fields joined by `;` (Istio's `istio.workload` endpoint metadata does the same
+with five): workload, namespace, app, version, canonical service, canonical revision, cluster,
+service account. The service account is no label: it lets a server check a claimed peer
+against the principal of the peer certificate (`spiffe://<td>/ns/<namespace>/sa/<account>`),
+as Istio's peer metadata carries the workload's identity. Kubernetes names and label values
+cannot hold `;`, so splitting is unambiguous; a value that does not split into eight is not a
+peer and reads as unknown.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ SERVICE_KEY: Final = "service"
 STAT_PREFIX: Final = "istio"  # the stats logger's scope: Envoy exports `envoy_istio_*`
 
 UNKNOWN: Final = "unknown"
+LATEST: Final = "latest"
+PEER_FIELDS: Final = 8
 CLUSTER_ID: Final = "Kubernetes"
 CANONICAL_NAME_LABEL: Final = "service.istio.io/canonical-name"
 CANONICAL_REVISION_LABEL: Final = "service.istio.io/canonical-revision"
@@ -44,22 +49,23 @@ class Peer:
     app: str = UNKNOWN
     version: str = UNKNOWN
     canonical_service: str = UNKNOWN
-    canonical_revision: str = UNKNOWN
+    canonical_revision: str = LATEST  # Istio's value when the revision is not known
     cluster: str = UNKNOWN
+    account: str = UNKNOWN  # the service account: checked against a certificate, never a label
 
     def encode(self) -> str:
         return ";".join(
             (self.workload, self.namespace, self.app, self.version,
-             self.canonical_service, self.canonical_revision, self.cluster)
+             self.canonical_service, self.canonical_revision, self.cluster, self.account)
         )  # fmt: skip
 
     @classmethod
     def decode(cls, text: str) -> Peer:
         """The peer a compact string names; anything malformed is the unknown peer."""
-        if not text or len(text) > 7 * (_MAX_FIELD + 1):
+        if not text or len(text) > PEER_FIELDS * (_MAX_FIELD + 1):
             return UNKNOWN_PEER
         fields = text.split(";")
-        if len(fields) != 7 or not all(_FIELD_RE.fullmatch(f) for f in fields):
+        if len(fields) != PEER_FIELDS or not all(_FIELD_RE.fullmatch(f) for f in fields):
             return UNKNOWN_PEER
         return cls(*fields)
 
@@ -75,7 +81,11 @@ def _value(text: str | None) -> str | None:
 
 
 def workload_peer(
-    workload: str, namespace: str, labels: Mapping[str, str], cluster: str = CLUSTER_ID
+    workload: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    cluster: str = CLUSTER_ID,
+    account: str = "",
 ) -> Peer:
     """Istio's rules: app and version from the `app`/`version` labels (else the recommended
     `app.kubernetes.io/*` ones); the canonical service from its label, else the app, else the
@@ -84,7 +94,7 @@ def workload_peer(
     version = _value(labels.get("version")) or _value(labels.get("app.kubernetes.io/version"))
     name = _value(workload)
     canonical = _value(labels.get(CANONICAL_NAME_LABEL)) or app or name
-    revision = _value(labels.get(CANONICAL_REVISION_LABEL)) or version or "latest"
+    revision = _value(labels.get(CANONICAL_REVISION_LABEL)) or version or LATEST
     return Peer(
         workload=name or UNKNOWN,
         namespace=_value(namespace) or UNKNOWN,
@@ -93,14 +103,18 @@ def workload_peer(
         canonical_service=canonical or UNKNOWN,
         canonical_revision=revision,
         cluster=_value(cluster) or UNKNOWN,
+        account=_value(account) or UNKNOWN,
     )
 
 
-def spiffe_namespace(principal: str) -> str | None:
-    """The namespace of `spiffe://<trust domain>/ns/<namespace>/sa/<account>`, else None."""
+def spiffe_workload(principal: str) -> tuple[str, str] | None:
+    """(namespace, service account) of `spiffe://<trust domain>/ns/<namespace>/sa/<account>`,
+    else None (any trust domain: aliases name the same workloads)."""
     parts = principal.split("/")
     if len(parts) == 7 and parts[0] == "spiffe:" and parts[3] == "ns" and parts[5] == "sa":
-        return _value(parts[4])
+        namespace, account = _value(parts[4]), _value(parts[6])
+        if namespace and account:
+            return namespace, account
     return None
 
 

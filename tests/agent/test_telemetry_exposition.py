@@ -9,8 +9,8 @@ from control.agent.telemetry.exposition import StandardSeries, merge, parse_labe
 from control.agent.telemetry.standard import HTTP_LABELS, TCP_LABELS, family_of, istio_labels
 from control.telemetry.peer import UNKNOWN_PEER, Peer, ServiceRef, workload_peer
 
-CLIENT = workload_peer("client", "demo", {"app": "client", "version": "v1"})
-ECHO = workload_peer("echo-v1", "demo", {"app": "echo", "version": "v2"})
+CLIENT = workload_peer("client", "demo", {"app": "client", "version": "v1"}, account="client")
+ECHO = workload_peer("echo-v1", "demo", {"app": "echo", "version": "v2"}, account="echo")
 SERVICE = ServiceRef("echo.demo.svc.cluster.local", "echo", "demo").encode()
 
 
@@ -50,21 +50,76 @@ def test_the_destination_reporter_reads_the_source_from_the_peer_header() -> Non
     assert labels["connection_security_policy"] == "none"
 
 
+def _claimed(principal: str, peer: Peer = CLIENT) -> dict[str, str]:
+    raw = _raw(reporter="destination", peer=peer.encode(), source_principal=principal,
+               destination_principal="spiffe://cluster.local/ns/demo/sa/echo",
+               connection_security_policy="mutual_tls")  # fmt: skip
+    return istio_labels(raw, ECHO, tcp=False)
+
+
 def test_the_principal_wins_over_a_claimed_peer_of_another_namespace() -> None:
     spiffe = "spiffe://cluster.local/ns/other/sa/attacker"
-    raw = _raw(reporter="destination", peer=CLIENT.encode(), source_principal=spiffe,
-               connection_security_policy="mutual_tls")  # fmt: skip
-    labels = istio_labels(raw, ECHO, tcp=False)
+    labels = _claimed(spiffe)
     assert labels["source_workload"] == "unknown"  # the claim of namespace demo is dropped
+    assert labels["source_app"] == labels["source_canonical_service"] == "unknown"
+    assert labels["source_canonical_revision"] == "latest"  # Istio's value for an unknown peer
     assert labels["source_workload_namespace"] == "other"  # the certificate's
     assert labels["source_principal"] == spiffe
-    same = _raw(reporter="destination", peer=CLIENT.encode(),
-                source_principal="spiffe://cluster.local/ns/demo/sa/client")  # fmt: skip
-    assert istio_labels(same, ECHO, tcp=False)["source_workload"] == "client"
+    assert _claimed("spiffe://cluster.local/ns/demo/sa/client")["source_workload"] == "client"
+
+
+def test_a_claim_of_another_service_account_in_the_same_namespace_is_dropped() -> None:
+    labels = _claimed("spiffe://cluster.local/ns/demo/sa/intruder")
+    assert labels["source_workload"] == "unknown"
+    assert labels["source_workload_namespace"] == "demo"
+    # Another trust domain (an alias) names the same workload: the claim stands.
+    assert _claimed("spiffe://old.example/ns/demo/sa/client")["source_workload"] == "client"
+
+
+def test_a_certificate_naming_no_workload_leaves_the_source_unknown() -> None:
+    labels = _claimed("spiffe://cluster.local/some/other/path")
+    assert labels["source_workload"] == labels["source_workload_namespace"] == "unknown"
+    assert labels["source_principal"] == "spiffe://cluster.local/some/other/path"
+
+
+def test_mutual_tls_needs_both_certificates_as_in_istio() -> None:
+    """A connection whose handshake failed on an mTLS chain is logged there without a peer
+    certificate: `none`, not the chain's `mutual_tls`."""
+    assert _claimed("spiffe://cluster.local/ns/demo/sa/client")["connection_security_policy"] == (
+        "mutual_tls"
+    )
+    assert _claimed("-")["connection_security_policy"] == "none"
+    raw = _raw(reporter="destination", peer=CLIENT.encode(), connection_security_policy="none",
+               source_principal="spiffe://cluster.local/ns/demo/sa/client")  # fmt: skip
+    assert istio_labels(raw, ECHO, tcp=False)["connection_security_policy"] == "none"
+
+
+def test_without_a_certificate_the_chains_decision_stands() -> None:
+    labels = _claimed("-")
+    assert labels["source_workload"] == "client"
+    assert labels["source_principal"] == "unknown"
+
+
+def test_the_client_keeps_the_endpoint_its_certificate_confirms() -> None:
+    def reached(principal: str) -> dict[str, str]:
+        raw = _raw(reporter="source", destination_principal=principal,
+                   source_principal="spiffe://cluster.local/ns/demo/sa/client")  # fmt: skip
+        return istio_labels(raw, CLIENT, tcp=False)
+
+    confirmed = reached("spiffe://cluster.local/ns/demo/sa/echo")
+    assert confirmed["destination_workload"] == "echo-v1"
+    assert confirmed["destination_principal"] == "spiffe://cluster.local/ns/demo/sa/echo"
+    assert confirmed["connection_security_policy"] == "unknown"  # as Istio's client sidecar
+    contradicted = reached("spiffe://cluster.local/ns/shop/sa/web")
+    assert contradicted["destination_workload"] == "unknown"
+    assert contradicted["destination_workload_namespace"] == "shop"
+    # An upstream TLS certificate naming no workload (DestinationRule MUTUAL): EDS stands.
+    assert reached("spiffe://example.org/app")["destination_workload"] == "echo-v1"
 
 
 def test_malformed_peers_and_services_read_as_unknown() -> None:
-    for text in ("", "a;b", "a;b;c;d;e;f;g;h", "a b;c;d;e;f;g;h", "x" * 3000):
+    for text in ("", "a;b", "a;b;c;d;e;f;g", "a;b;c;d;e;f;g;h;i", "a b;c;d;e;f;g;h;i",
+                 "x" * 3000):  # fmt: skip
         assert Peer.decode(text) == UNKNOWN_PEER
     labels = istio_labels({"reporter": "source", "service": "nope"}, CLIENT, tcp=False)
     assert labels["destination_service"] == "unknown"

@@ -77,6 +77,18 @@ def test_tcp_counts_open_at_connect_and_bytes_at_close() -> None:
                      "tcp_received_bytes_total"]  # fmt: skip
 
 
+def test_an_mtls_tcp_chain_connects_upstream_after_the_handshake() -> None:
+    """The `opened` entry is written at upstream connect: under mTLS that must come after the
+    client's certificate, or the entry misses the principal (seen on the wire)."""
+    mtls = tcp_telemetry(Telemetry(), Direction.INBOUND, ChainSecurity.MUTUAL_TLS)
+    assert mtls["upstream_connect_mode"] == "ON_DOWNSTREAM_TLS_HANDSHAKE"
+    assert mtls["max_early_data_bytes"] == 0
+    for security in (ChainSecurity.PLAINTEXT, ChainSecurity.PLAINTEXT_BESIDE_MTLS):
+        assert "upstream_connect_mode" not in tcp_telemetry(
+            Telemetry(), Direction.INBOUND, security
+        )
+
+
 def test_the_stats_scope_bounds_the_series() -> None:
     logger = http_telemetry(Telemetry(), Direction.OUTBOUND).access_log[0]["typed_config"]
     scope = logger["value"]["stats_scope"]
@@ -140,10 +152,11 @@ def test_telemetry_metadata_joins_what_is_there() -> None:
     entry = {
         "metadata": {"filter_metadata": {"envoy.transport_socket_match": {"tlsMode": "istio"}}}
     }
-    add_metadata(entry, endpoint_metadata("echo-v1", "demo", {"app": "echo"}))
+    add_metadata(entry, endpoint_metadata("echo-v1", "demo", {"app": "echo"}, "echo-sa"))
     found = entry["metadata"]["filter_metadata"]
     assert found["envoy.transport_socket_match"] == {"tlsMode": "istio"}
     assert found["mizzen"]["peer"].startswith("echo-v1;demo;echo;")
+    assert found["mizzen"]["peer"].endswith(";echo-sa")  # checked against the server's SAN
     plain: dict[str, Any] = {}
     add_metadata(plain, endpoint_metadata("", "demo", {}))  # not a pod: nothing added
     assert plain == {}
@@ -153,13 +166,13 @@ def test_telemetry_metadata_joins_what_is_there() -> None:
     ("value", "kept"),
     [
         (
-            "client;demo;client;v1;client;v1;Kubernetes",
-            "client;demo;client;v1;client;v1;Kubernetes",
+            "client;demo;client;v1;client;v1;Kubernetes;client",
+            "client;demo;client;v1;client;v1;Kubernetes;client",
         ),
         ("junk", ""),
-        ("a;b;c;d;e;f", ""),
+        ("a;b;c;d;e;f;g", ""),
         ("a b;c;d;e;f;g;h", ""),
-        ("a;b;c;d;e;f;g;h", ""),
+        ("a;b;c;d;e;f;g;h;i", ""),
     ],
 )
 def test_the_server_keeps_only_well_formed_peer_headers(value: str, kept: str) -> None:

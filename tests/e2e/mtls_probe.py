@@ -5,6 +5,8 @@
   ("error" also when the connection closed without an HTTP answer);
 - `tls HOST PORT ROOT_FILE [--alpn A]...`: a TLS handshake without a client certificate:
   {"uris": [the server certificate's URI SANs], "alpn": ...} or {"error": "..."};
+- `mtls-get URL ROOT CERT KEY [--header name:value]...`: one GET over TLS with a client
+  certificate (ALPN `istio-http/1.1`, as a client sidecar offers): {"status": 200, ...};
 - `stat PORT NAME_REGEX`: the sum of Envoy admin counters (on 127.0.0.1:PORT) whose name
   matches NAME_REGEX: {"value": N};
 - `serve-tls PORT CERT KEY`: an app serving TLS itself (prints READY, answers `tls-app`).
@@ -43,6 +45,26 @@ def get(url: str, headers: list[str], timeout: float = 5) -> dict[str, object]:
         "peer": response.getheader("x-peer") or "",
         "body": body[:300],
     }
+
+
+def mtls_get(url: str, root: str, cert: str, key: str, headers: list[str]) -> dict[str, object]:
+    context = ssl.create_default_context(cafile=root)
+    context.check_hostname = False
+    context.load_cert_chain(cert, key)
+    context.set_alpn_protocols(["istio-http/1.1"])
+    parts = urlsplit(url)
+    connection = http.client.HTTPSConnection(
+        parts.hostname or "", parts.port or 443, timeout=5, context=context
+    )
+    try:
+        connection.request("GET", parts.path or "/", headers=dict(h.split(":", 1) for h in headers))
+        response = connection.getresponse()
+        response.read()
+    except (OSError, http.client.HTTPException) as error:
+        return {"error": f"{type(error).__name__}: {error}"}
+    finally:
+        connection.close()
+    return {"status": response.status, "version": response.getheader("x-version") or ""}
 
 
 def tls(host: str, port: int, root: str, alpn: list[str]) -> dict[str, object]:
@@ -103,6 +125,10 @@ def main() -> None:
     t.add_argument("port", type=int)
     t.add_argument("root")
     t.add_argument("--alpn", action="append", default=[])
+    m = sub.add_parser("mtls-get")
+    for name in ("url", "root", "cert", "key"):
+        m.add_argument(name)
+    m.add_argument("--header", action="append", default=[])
     s = sub.add_parser("stat")
     s.add_argument("port", type=int)
     s.add_argument("pattern")
@@ -116,6 +142,8 @@ def main() -> None:
         return
     if args.mode == "get":
         result = get(args.url, args.header)
+    elif args.mode == "mtls-get":
+        result = mtls_get(args.url, args.root, args.cert, args.key, args.header)
     elif args.mode == "tls":
         result = tls(args.host, args.port, args.root, args.alpn)
     else:

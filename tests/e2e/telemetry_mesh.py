@@ -47,7 +47,7 @@ APP = Path(__file__).with_name("telemetry_app.py")
 OK, FAULTS, DEAD, SPOOFED, ERRORS = 20, 7, 5, 4, 3
 APP_ERROR = 500  # what the app answers ERRORS requests with
 TCP_CONNECTIONS, TCP_BYTES = 3, 1000
-SPOOF = "evil;demo;evil;v9;evil;v9;Kubernetes"  # what a client app claims in x-mizzen-peer
+SPOOF = "evil;demo;evil;v9;evil;v9;Kubernetes;evil"  # what a client app claims in x-mizzen-peer
 _TCP_CLIENT = (
     "import socket, sys\n"
     "for _ in range(int(sys.argv[3])):\n"

@@ -13,7 +13,10 @@ from control.telemetry.peer import OTEL_ENV, PEER_ENV, Peer
 
 def proxy_peer(settings: AgentSettings) -> Peer:
     return own_peer(
-        settings.workload_name or settings.pod_name, settings.namespace, settings.labels
+        settings.workload_name or settings.pod_name,
+        settings.namespace,
+        settings.labels,
+        settings.service_account,
     )
 
 

@@ -17,7 +17,7 @@ from control.telemetry.peer import (
     UNKNOWN_PEER,
     Peer,
     ServiceRef,
-    spiffe_namespace,
+    spiffe_workload,
     workload_peer,
 )
 
@@ -70,15 +70,33 @@ def _principal(raw: str) -> str:
     return raw if raw and raw != "-" else UNKNOWN
 
 
-def source_peer(claimed: Peer, principal: str) -> Peer:
-    """The source a server reports. The principal wins: a claimed peer whose namespace is not
-    the certificate's is dropped; without a claim, the certificate still names a namespace."""
-    namespace = spiffe_namespace(principal) if principal != UNKNOWN else None
-    if namespace is None:
+def authenticated_peer(claimed: Peer, principal: str, *, unverifiable: Peer) -> Peer:
+    """The peer a proxy reports, given what it was told and the peer certificate's principal.
+
+    The principal wins: under mTLS a claim stands only when its namespace and service account
+    are the certificate's; otherwise the claim is dropped and only the certificate's namespace
+    is reported (as Istio takes the peer namespace from the SAN). Without a certificate the
+    claim stands (the filter chain already decided whether to believe it); with a certificate
+    that names no Kubernetes workload, `unverifiable` is reported."""
+    if principal == UNKNOWN:
         return claimed
-    if claimed.namespace == namespace:
+    workload = spiffe_workload(principal)
+    if workload is None:
+        return unverifiable
+    namespace, account = workload
+    if (claimed.namespace, claimed.account) == (namespace, account):
         return claimed
     return Peer(namespace=namespace)
+
+
+def _server_policy(chain: str, peer_principal: str, local_principal: str) -> str:
+    """Istio's rule: `mutual_tls` when both certificates are known, else `none`. The chain's
+    word alone is not enough: a client whose handshake fails on an mTLS chain is logged there
+    too (a TCP connection's close), without any peer certificate."""
+    if not chain:
+        return UNKNOWN
+    mutual = chain == "mutual_tls" and UNKNOWN not in (peer_principal, local_principal)
+    return "mutual_tls" if mutual else "none"
 
 
 def istio_labels(raw: Mapping[str, str], own: Peer, tcp: bool) -> dict[str, str]:
@@ -89,12 +107,20 @@ def istio_labels(raw: Mapping[str, str], own: Peer, tcp: bool) -> dict[str, str]
     source_principal = _principal(raw.get("source_principal", ""))
     destination_principal = _principal(raw.get("destination_principal", ""))
     if reporter == "destination":
-        source, destination = source_peer(peer, source_principal), own
-        policy = raw.get("connection_security_policy") or UNKNOWN
+        # A header's claim the certificate cannot vouch for is not reported.
+        source = authenticated_peer(peer, source_principal, unverifiable=UNKNOWN_PEER)
+        destination = own
+        policy = _server_policy(raw.get("connection_security_policy", ""),
+                                source_principal, destination_principal)  # fmt: skip
     else:
         reporter = "source"
-        source, destination = own, peer
-        policy = UNKNOWN  # the client cannot know the server's policy (as Istio)
+        source = own
+        # The endpoint metadata comes from the control plane: kept unless a mesh certificate
+        # contradicts it.
+        destination = authenticated_peer(peer, destination_principal, unverifiable=peer)
+        # As Istio's client sidecar, which never sets the policy (istio/proxy istio_stats.cc:
+        # `mutual_tls_` stays unset for Reporter::ClientSidecar).
+        policy = UNKNOWN
     grpc = raw.get("grpc_response_status", "")
     labels = {
         "reporter": reporter,
@@ -144,6 +170,10 @@ def family_of(envoy_name: str) -> tuple[str, str] | None:
     return None
 
 
-def own_peer(workload: str, namespace: str, labels: Mapping[str, str]) -> Peer:
+def own_peer(
+    workload: str, namespace: str, labels: Mapping[str, str], account: str = "default"
+) -> Peer:
     """This proxy's workload, as its peers name it (the same rules as the control plane's)."""
-    return workload_peer(workload, namespace, labels) if workload else UNKNOWN_PEER
+    if not workload:
+        return UNKNOWN_PEER
+    return workload_peer(workload, namespace, labels, account=account)

@@ -58,7 +58,10 @@ def load_assignment(
             entry["load_balancing_weight"] = endpoint.weight
         # Telemetry hook: who this endpoint is.
         add_metadata(
-            entry, endpoint_metadata(endpoint.workload, endpoint.namespace, endpoint.labels)
+            entry,
+            endpoint_metadata(
+                endpoint.workload, endpoint.namespace, endpoint.labels, endpoint.service_account
+            ),
         )
         if accepts_mtls is not None:
             add_metadata(entry, endpoint_tls_metadata(accepts_mtls(endpoint)))

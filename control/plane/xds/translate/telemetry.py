@@ -43,6 +43,7 @@ from control.telemetry.peer import (
     CLUSTER_ID,
     METADATA_NAMESPACE,
     PEER_ENV,
+    PEER_FIELDS,
     PEER_HEADER,
     PEER_KEY,
     SERVICE_KEY,
@@ -75,9 +76,9 @@ class ChainSecurity(StrEnum):
       meshed client's sidecar always overwrites it (a non-mesh client can still claim
       anything: documented).
     - MUTUAL_TLS: the chain that requires a client certificate. Policy `mutual_tls`; the
-      principal is the certificate's URI SAN; the header is believed, since only a sidecar
-      holding a mesh certificate gets here, and the agent drops a claimed peer whose
-      namespace disagrees with the certificate's (the principal wins).
+      principal is the certificate's URI SAN; the header is read, since only a holder of a
+      mesh certificate gets here, and the agent drops a claimed peer whose namespace or
+      service account is not the certificate's (the principal wins).
     - PLAINTEXT_BESIDE_MTLS: the plaintext chain of a PERMISSIVE port. Meshed clients arrive
       over mTLS, so whoever arrives here in plaintext is not one: the header is removed
       unread and the source is `unknown`.
@@ -241,11 +242,11 @@ def tcp_metrics(direction: Direction, security: ChainSecurity) -> list[dict[str,
 # --- peer identity ----------------------------------------------------------------------------
 
 
-# A well-formed peer (seven label-like fields) is kept; anything else becomes "" (one
+# A well-formed peer (eight label-like fields) is kept; anything else becomes "" (one
 # `unknown` series), so junk from a non-mesh client cannot fill the series cap with noise.
 # (Small enough for Envoy's RE2 program-size limit; the agent checks each field fully.)
 _FIELD: Final = "[A-Za-z0-9][-A-Za-z0-9_.]*"
-PEER_PATTERN: Final = f"^((?:{_FIELD};){{6}}{_FIELD})$|^.*$"
+PEER_PATTERN: Final = f"^((?:{_FIELD};){{{PEER_FIELDS - 1}}}{_FIELD})$|^.*$"
 
 
 def _peer_rule() -> dict[str, Any]:
@@ -294,12 +295,12 @@ def inbound_route_headers() -> list[str]:
 
 
 def endpoint_metadata(
-    workload: str, namespace: str, labels: Mapping[str, str]
+    workload: str, namespace: str, labels: Mapping[str, str], account: str = "default"
 ) -> dict[str, Any] | None:
     """EDS metadata naming a mesh pod, or None for endpoints that are not pods."""
     if not workload:
         return None
-    peer = workload_peer(workload, namespace, labels, CLUSTER_ID)
+    peer = workload_peer(workload, namespace, labels, CLUSTER_ID, account or "default")
     return {"filter_metadata": {METADATA_NAMESPACE: {PEER_KEY: peer.encode()}}}
 
 
@@ -355,7 +356,18 @@ def tcp_telemetry(
         logs.append(entry)
     if not logs:
         return {}
-    return {"access_log": logs, "access_log_options": {"flush_access_log_on_connected": True}}
+    fields: dict[str, Any] = {
+        "access_log": logs,
+        "access_log_options": {"flush_access_log_on_connected": True},
+    }
+    if security is ChainSecurity.MUTUAL_TLS:
+        # By default tcp_proxy connects upstream as the connection is accepted, often before
+        # the client's certificate arrives: the `opened` entry would miss the principal. Wait
+        # for the handshake (as Istio's own gateways do for the peer identity); no application
+        # data flows before it, so none needs buffering.
+        fields["upstream_connect_mode"] = "ON_DOWNSTREAM_TLS_HANDSHAKE"
+        fields["max_early_data_bytes"] = 0
+    return fields
 
 
 def _access_log(telemetry: Telemetry) -> dict[str, Any]:
