@@ -49,6 +49,11 @@ from injector.contract import PROXY_CONTAINER_NAME
 CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 SERVICES = 6  # the stable mesh; the churning Service comes and goes beside it
 STABLE_FILE, FLIPPING_FILE, CHURN_FILE = "mesh.yaml", "flipping.yaml", "churn.yaml"
+ATTACKS = frozenset({
+    "idle connections to xDS", "idle connections to the webhook", "stalled TLS handshakes",
+    "a stream that never reads", "NACKs forging log lines", "a header bomb",
+    "a config file flipping", "a FIFO named *.yaml",
+})  # fmt: skip
 
 
 def _service(name: str, namespace: str, ip: str) -> str:
@@ -127,6 +132,9 @@ class Tally:
             > max_rss_mib,
             f"peak fds {self.peak_fds} > {max_fds}": self.peak_fds > max_fds,
             "no normal traffic was answered": not (self.clusters_responses and self.reviews_ok),
+            f"attacks that never ran: {sorted(ATTACKS - set(self.attacks))}": not (
+                set(self.attacks) >= ATTACKS
+            ),
         }
         return [name for name, failed in checks.items() if failed]
 
@@ -466,7 +474,8 @@ async def forged_nacks(port: int, seconds: float) -> None:
                     type_url=CLUSTER, response_nonce=response.nonce,
                     error_detail=status_pb2.Status(code=3, message=forged),
                 )  # fmt: skip
-                await queue.put(nack)
+                with contextlib.suppress(asyncio.QueueFull):  # the server stopped reading
+                    queue.put_nowait(nack)
                 await asyncio.sleep(0.005)
         call.cancel()
 
@@ -528,8 +537,9 @@ async def attacks(plane: Plane, tally: Tally, stop: asyncio.Event, scale: int) -
                     return
                 tally.attacks[name] = tally.attacks.get(name, 0) + 1
                 tally.attacking.append(name)
-                try:
-                    await attack()
+                try:  # no turn may stall its lane (a server that stops reading, say)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(attack(), 30)
                 finally:
                     tally.attacking.remove(name)
                 await _sleep(stop, 0.5)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from hack import soak
+
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
@@ -19,18 +21,14 @@ pytestmark = pytest.mark.slow
 def test_a_short_soak_holds_every_bound(tmp_path: Path) -> None:
     summary_file = tmp_path / "soak.json"
     run = subprocess.run(
-        [sys.executable, str(ROOT / "hack" / "soak.py"), "--seconds", "30", "--proxies", "5",
+        [sys.executable, str(ROOT / "hack" / "soak.py"), "--seconds", "40", "--proxies", "5",
          "--json", str(summary_file)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     summary = json.loads(summary_file.read_text())
     assert summary["failures"] == []
-    assert set(summary["attacks"]) == {
-        "idle connections to xDS", "idle connections to the webhook", "stalled TLS handshakes",
-        "a stream that never reads", "NACKs forging log lines", "a config file flipping",
-        "a FIFO named *.yaml",
-    }  # fmt: skip
+    assert set(summary["attacks"]) == soak.ATTACKS
     assert summary["reviews_ok"] > 100
     assert summary["convergence_checks"] >= 2
     assert summary["clusters_wrong"] == 0
@@ -38,8 +36,6 @@ def test_a_short_soak_holds_every_bound(tmp_path: Path) -> None:
 
 def test_the_soak_judges_a_wrong_answer() -> None:
     """The judge is not a rubber stamp: a review answered without the sidecar is wrong."""
-    from hack import soak
-
     tally = soak.Tally()
     answer = {"response": {"uid": "soak-1", "allowed": True, "patch": ""}}
     soak._judge(200, json.dumps(answer).encode(), 1, tally)
