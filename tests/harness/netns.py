@@ -23,7 +23,7 @@ import select
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -336,6 +336,32 @@ def harness_namespaces(prefix: str = PREFIX) -> list[str]:
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
     names = (line.split()[0] for line in listed.stdout.splitlines() if line.strip())
     return [name for name in names if name.startswith(f"{prefix}-")]
+
+
+# The test ranges, unreachable from the test process's own namespace unless a topology routes a
+# part of them (`uplink()` adds a more specific route): a probe sent to a pod address from the
+# wrong namespace fails at once here instead of leaving the machine by its default route.
+TEST_RANGES = ("198.18.0.0/15", "fd6d:7a00::/32")
+
+
+@contextlib.contextmanager
+def fenced_test_ranges() -> Iterator[None]:
+    """`unreachable` routes for `TEST_RANGES` in this namespace for the duration; those this
+    call added are removed after (another run's are left alone)."""
+    added = []
+    for cidr in TEST_RANGES:
+        family = "-6" if ":" in cidr else "-4"
+        if cidr in ip(family, "route", "show", "type", "unreachable"):
+            continue
+        with contextlib.suppress(HarnessError):  # a kernel without IPv6, say
+            ip(family, "route", "add", "unreachable", cidr)
+            added.append((family, cidr))
+    try:
+        yield
+    finally:
+        for family, cidr in added:
+            with contextlib.suppress(HarnessError):
+                ip(family, "route", "del", "unreachable", cidr)
 
 
 def sweep(prefix: str = PREFIX, *, include_own: bool = False) -> list[str]:

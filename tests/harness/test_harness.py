@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -91,3 +92,14 @@ def _answer_once(server: socket.socket) -> None:
         report = {"label": "test-process", "port": 0, "local": list(conn.getsockname()),
                   "peer": list(peer), "original_dst": None}  # fmt: skip
         conn.sendall(json.dumps(report).encode() + b"\n")
+
+
+def test_a_pod_address_is_unreachable_from_the_test_process(topology: Topology) -> None:
+    """Test traffic never leaves the machine: from the test's own namespace a pod address (or
+    any address of the test ranges) is refused at once, not sent out by the default route."""
+    pod = topology.add_pod("lonely")
+    for address in (pod.ip, "198.19.255.1"):
+        with socket.socket() as probe:
+            probe.settimeout(5)
+            code = probe.connect_ex((address, 80))
+        assert code in (errno.EHOSTUNREACH, errno.ENETUNREACH), os.strerror(code)
