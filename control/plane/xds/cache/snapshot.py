@@ -3,8 +3,9 @@
 A type keeps its version when its content did not change, so a mesh change that touches only
 routes pushes only routes. Each resource also carries a version of its own (a hash of its
 bytes) for Delta xDS. Packing is shared: the same message (a half of a translation shared by
-many proxies) is packed and hashed once, however many snapshots hold it. Snapshots are never
-modified after they are built."""
+many proxies) is packed, hashed and serialized as a response field (`wire`) once, however many
+snapshots hold it and however many proxies it is sent to. Snapshots are never modified after
+they are built."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from control.plane.memo import IdentityMemo
+from control.plane.xds.cache import wire
 from control.plane.xds.translate.resources import PUSH_ORDER, Resources
 
 # Resource versions are `<scheme>-<hash of the serialized resource>`: any process of this
@@ -37,7 +39,9 @@ class TypeSnapshot:
     resources: Mapping[str, any_pb2.Any]  # name -> packed resource
     digest: str
     resource_versions: Mapping[str, str]  # name -> resource version (Delta)
-    delta: Mapping[str, discovery_pb2.Resource]  # name -> as Delta sends it (shared)
+    # name -> the resource as a field of a response, serialized (shared by every snapshot)
+    sotw_fields: Mapping[str, bytes]  # an Any in a DiscoveryResponse
+    delta_fields: Mapping[str, bytes]  # a Resource (name, version, Any) in a Delta response
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +61,11 @@ class PackedType:
     resources: Mapping[str, any_pb2.Any]
     resource_versions: Mapping[str, str]
     digest: str
-    delta: Mapping[str, discovery_pb2.Resource]
+    sotw_fields: Mapping[str, bytes]
+    delta_fields: Mapping[str, bytes]
 
 
-_Packed = tuple[Message, any_pb2.Any, str, discovery_pb2.Resource]
+_Packed = tuple[Message, any_pb2.Any, str, bytes, bytes]  # message, packed, version, fields
 
 
 class Packer:
@@ -83,7 +88,9 @@ class Packer:
         item.Pack(message, deterministic=True)
         version = resource_version(item)
         delta = discovery_pb2.Resource(name=name, version=version, resource=item)
-        return self._messages.keep(message, (message, item, version, delta))
+        sotw_field = wire.resource_field(item.SerializeToString(deterministic=True))
+        delta_field = wire.resource_field(delta.SerializeToString(deterministic=True))
+        return self._messages.keep(message, (message, item, version, sotw_field, delta_field))
 
     def pack(self, resources: Resources) -> dict[str, PackedType]:
         return self._resources.get(resources, lambda: self._pack(resources))
@@ -93,14 +100,15 @@ class Packer:
         for type_url in PUSH_ORDER:
             packed: dict[str, any_pb2.Any] = {}
             versions: dict[str, str] = {}
-            delta: dict[str, discovery_pb2.Resource] = {}
+            sotw: dict[str, bytes] = {}
+            delta: dict[str, bytes] = {}
             digest = hashlib.sha256()
             for name, message in resources.of(type_url).items():
-                _, packed[name], versions[name], delta[name] = self._one(name, message)
+                _, packed[name], versions[name], sotw[name], delta[name] = self._one(name, message)
                 digest.update(name.encode() + b"\0" + versions[name].encode() + b"\0")
             types[type_url] = PackedType(
                 MappingProxyType(packed), MappingProxyType(versions), digest.hexdigest(),
-                MappingProxyType(delta),
+                MappingProxyType(sotw), MappingProxyType(delta),
             )  # fmt: skip
         return types
 
@@ -122,7 +130,7 @@ def build_snapshot(
         type_version = before.version if kept and before else version
         types[type_url] = TypeSnapshot(
             type_version, content.resources, content.digest, content.resource_versions,
-            content.delta,
+            content.sotw_fields, content.delta_fields,
         )  # fmt: skip
     generation = previous.generation + 1 if previous else 1
     return Snapshot(generation, MappingProxyType(types), resources, changed_at, version)
