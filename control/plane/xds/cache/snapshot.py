@@ -10,9 +10,11 @@ they are built."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import itertools
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TypeVar
 
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2
@@ -66,6 +68,69 @@ class PackedType:
 
 
 _Packed = tuple[Message, any_pb2.Any, str, bytes, bytes]  # message, packed, version, fields
+V = TypeVar("V")
+
+
+class _Values(Collection[V]):
+    __slots__ = ("_parts",)
+
+    def __init__(self, parts: tuple[Mapping[str, V], ...]) -> None:
+        self._parts = parts
+
+    def __iter__(self) -> Iterator[V]:
+        return itertools.chain.from_iterable(p.values() for p in self._parts)
+
+    def __len__(self) -> int:
+        return sum(map(len, self._parts))
+
+    def __contains__(self, value: object) -> bool:
+        return any(value in p.values() for p in self._parts)
+
+
+class Chained(Mapping[str, V]):
+    """The packed halves of a proxy's resources as one mapping, in the halves' order, without
+    copying them (names are distinct: `resources.merge`)."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, parts: tuple[Mapping[str, V], ...]) -> None:
+        self._parts = parts
+
+    def __getitem__(self, name: str) -> V:
+        for part in self._parts:
+            if name in part:
+                return part[name]
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return any(name in part for part in self._parts)
+
+    def __len__(self) -> int:
+        return sum(map(len, self._parts))
+
+    def __iter__(self) -> Iterator[str]:
+        return itertools.chain.from_iterable(self._parts)
+
+    def values(self) -> _Values[V]:  # type: ignore[override]
+        return _Values(self._parts)
+
+    def items(self) -> Iterator[tuple[str, V]]:  # type: ignore[override]
+        return itertools.chain.from_iterable(p.items() for p in self._parts)
+
+
+def _combine(parts: list[dict[str, PackedType]]) -> dict[str, PackedType]:
+    types: dict[str, PackedType] = {}
+    for type_url in PUSH_ORDER:
+        of = [part[type_url] for part in parts]
+        digest = hashlib.sha256("\0".join(p.digest for p in of).encode()).hexdigest()
+        types[type_url] = PackedType(
+            Chained(tuple(p.resources for p in of)),
+            Chained(tuple(p.resource_versions for p in of)),
+            digest,
+            Chained(tuple(p.sotw_fields for p in of)),
+            Chained(tuple(p.delta_fields for p in of)),
+        )
+    return types
 
 
 class Packer:
@@ -96,6 +161,8 @@ class Packer:
         return self._resources.get(resources, lambda: self._pack(resources))
 
     def _pack(self, resources: Resources) -> dict[str, PackedType]:
+        if resources.parts:  # each half packed once, for every proxy that has it
+            return _combine([self.pack(part) for part in resources.parts])
         types: dict[str, PackedType] = {}
         for type_url in PUSH_ORDER:
             packed: dict[str, any_pb2.Any] = {}

@@ -14,8 +14,8 @@ from control.plane.model.state import MeshState
 from control.plane.xds.translate.changes import Change, diff
 from control.plane.xds.translate.index import MeshIndex, ProxyInputs
 from control.plane.xds.translate.proxy import Proxy
-from control.plane.xds.translate.proxy_resources import inbound_resources, merge, outbound_resources
-from control.plane.xds.translate.resources import Resources
+from control.plane.xds.translate.proxy_resources import inbound_resources, outbound_resources
+from control.plane.xds.translate.resources import Resources, merge
 from control.plane.xds.translate.scope import Scope
 from control.plane.xds.translate.telemetry import Telemetry
 
