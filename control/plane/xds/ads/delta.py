@@ -21,6 +21,7 @@ server sends only resources that are new or changed, and the names of those that
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -65,7 +66,8 @@ class DeltaStream(Stream):
         if type_url not in PUSH_ORDER:
             log.debug("ignoring a delta request for unserved type %.200r", type_url)
             return
-        subscribe = set(request.resource_names_subscribe)
+        # Interned: thousands of proxies name the same resources, and hold the names.
+        subscribe = set(map(sys.intern, request.resource_names_subscribe))
         unsubscribe = set(request.resource_names_unsubscribe)
         size = len(subscribe) + len(unsubscribe) + len(request.initial_resource_versions)
         self.check_names(size, "one request")
@@ -105,7 +107,7 @@ class DeltaStream(Stream):
     def _subscribe_first(
         self, type_url: str, request: discovery_pb2.DeltaDiscoveryRequest
     ) -> _DeltaSubscription:
-        names = set(request.resource_names_subscribe)
+        names = set(map(sys.intern, request.resource_names_subscribe))
         wildcard = "*" in names or (not names and type_url in WILDCARD_TYPES)
         sub = _DeltaSubscription(wildcard, names - {"*"})
         for name, version in request.initial_resource_versions.items():

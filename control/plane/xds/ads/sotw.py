@@ -22,6 +22,8 @@ the type's resources the proxy asked for. The rules:
 from __future__ import annotations
 
 import logging
+import sys
+import weakref
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -32,6 +34,11 @@ from control.plane.xds.cache.wire import Encoded, sotw_response
 from control.plane.xds.translate.resources import CLUSTER, ENDPOINT, PUSH_ORDER
 
 log = logging.getLogger(__name__)
+# One object for every equal set of requested names (proxies of a scope ask alike), held
+# only as long as a subscription holds it.
+_NAME_SETS: weakref.WeakValueDictionary[frozenset[str], frozenset[str]] = (
+    weakref.WeakValueDictionary()
+)
 
 
 @dataclass
@@ -69,7 +76,9 @@ class SotwStream(Stream):
 
     def on_request(self, request: discovery_pb2.DiscoveryRequest) -> list[Encoded]:
         type_url = request.type_url
-        names = frozenset(n for n in request.resource_names if n != "*")
+        # Shared: thousands of proxies name the same resources, and hold the names.
+        names = frozenset(map(sys.intern, request.resource_names)) - {"*"}
+        names = _NAME_SETS.setdefault(names, names)
         sub = self.subs.get(type_url)
         if sub is None or not request.response_nonce:
             self.subs[type_url] = _Subscription(names)
