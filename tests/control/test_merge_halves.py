@@ -9,9 +9,21 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
+from control.config.loader import parse_text
+from control.plane.metrics import Metrics
+from control.plane.model.build import build_state
 from control.plane.xds.cache.snapshot import Packer, build_snapshot
+from control.plane.xds.cache.snapshot_cache import SnapshotCache
 from control.plane.xds.translate import consistency
-from control.plane.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, Resources, merge
+from control.plane.xds.translate.proxy import parse_node
+from control.plane.xds.translate.resources import (
+    CLUSTER,
+    ENDPOINT,
+    LISTENER,
+    ROUTE,
+    Resources,
+    merge,
+)
 
 
 def _cluster(name: str, eds: bool = False) -> cluster_pb2.Cluster:
@@ -91,3 +103,51 @@ def test_snapshots_share_the_packed_outbound_half() -> None:
     assert len(fields_one.values()) == 4
     assert one.types[CLUSTER].digest == two.types[CLUSTER].digest  # the same clusters
     assert one.types[LISTENER].digest != two.types[LISTENER].digest  # virtualInbound differs
+
+
+MESH_WITHOUT_SIDECARS = """
+apiVersion: v1
+kind: Service
+metadata: {name: a, namespace: one}
+spec: {clusterIP: 10.96.0.1, selector: {app: a}, ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b, namespace: two}
+spec: {clusterIP: 10.96.0.2, selector: {app: b}, ports: [{name: tcp, port: 9000}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: a-1, namespace: one, labels: {app: a}}
+status: {podIP: 10.244.0.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b-1, namespace: two, labels: {app: b}}
+status: {podIP: 10.244.0.2}
+"""
+
+
+def test_scopes_that_see_the_same_services_share_their_collections() -> None:
+    """Without Sidecars every namespace sees every service: the clusters, endpoints and
+    listeners of both namespaces' halves are one collection (packed once); the route tables
+    differ (short names are per namespace) and stay their own."""
+    documents, problems = parse_text(MESH_WITHOUT_SIDECARS, "mesh.yaml")
+    assert not problems
+    cache = SnapshotCache(build_state(documents), Metrics())
+    one = cache.watch(parse_node("sidecar~10.244.0.1~a-1.one~one.svc.cluster.local"), lambda: None)
+    two = cache.watch(parse_node("sidecar~10.244.0.2~b-1.two~two.svc.cluster.local"), lambda: None)
+    assert one.resources is not None
+    assert two.resources is not None
+    halves = [r.parts[0] for r in (one.resources, two.resources)]
+    assert halves[0] is not halves[1]
+    for type_url in (CLUSTER, ENDPOINT, LISTENER):
+        assert halves[0].of(type_url) is halves[1].of(type_url)
+    assert halves[0].of(ROUTE) is not halves[1].of(ROUTE)
+    assert one.snapshot is not None
+    assert two.snapshot is not None
+    name = "outbound|9000||b.two.svc.cluster.local"
+    assert (
+        one.snapshot.types[CLUSTER].sotw_fields[name]
+        is (two.snapshot.types[CLUSTER].sotw_fields[name])
+    )

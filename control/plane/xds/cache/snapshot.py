@@ -140,10 +140,13 @@ class Packer:
     def __init__(self) -> None:
         self._messages: IdentityMemo[Message, _Packed] = IdentityMemo()
         self._resources: IdentityMemo[Resources, dict[str, PackedType]] = IdentityMemo()
+        # A type's collection shared by halves (`MeshTranslation._same`) is packed once.
+        self._types: IdentityMemo[Mapping[str, Message], PackedType] = IdentityMemo()
 
     def next_push(self) -> None:
         self._messages.next_round()
         self._resources.next_round()
+        self._types.next_round()
 
     def _one(self, name: str, message: Message) -> _Packed:
         found = self._messages.find(message)
@@ -163,21 +166,27 @@ class Packer:
     def _pack(self, resources: Resources) -> dict[str, PackedType]:
         if resources.parts:  # each half packed once, for every proxy that has it
             return _combine([self.pack(part) for part in resources.parts])
-        types: dict[str, PackedType] = {}
-        for type_url in PUSH_ORDER:
-            packed: dict[str, any_pb2.Any] = {}
-            versions: dict[str, str] = {}
-            sotw: dict[str, bytes] = {}
-            delta: dict[str, bytes] = {}
-            digest = hashlib.sha256()
-            for name, message in resources.of(type_url).items():
-                _, packed[name], versions[name], sotw[name], delta[name] = self._one(name, message)
-                digest.update(name.encode() + b"\0" + versions[name].encode() + b"\0")
-            types[type_url] = PackedType(
+        return {t: self._pack_type(resources.of(t)) for t in PUSH_ORDER}
+
+    def _pack_type(self, messages: Mapping[str, Message]) -> PackedType:
+        found = self._types.find(messages)
+        if found is not None:
+            return found[0]
+        packed: dict[str, any_pb2.Any] = {}
+        versions: dict[str, str] = {}
+        sotw: dict[str, bytes] = {}
+        delta: dict[str, bytes] = {}
+        digest = hashlib.sha256()
+        for name, message in messages.items():
+            _, packed[name], versions[name], sotw[name], delta[name] = self._one(name, message)
+            digest.update(name.encode() + b"\0" + versions[name].encode() + b"\0")
+        return self._types.keep(
+            messages,
+            PackedType(
                 MappingProxyType(packed), MappingProxyType(versions), digest.hexdigest(),
                 MappingProxyType(sotw), MappingProxyType(delta),
-            )  # fmt: skip
-        return types
+            ),
+        )  # fmt: skip
 
 
 def build_snapshot(
