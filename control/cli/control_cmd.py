@@ -36,6 +36,7 @@ from control.plane.sources.base import ConfigSource
 from control.plane.sources.file import FileLimits
 from control.plane.sources.kube import KubeSource, KubeSyncError, kube_client
 from control.plane.xds.ads.stream import StreamLimits
+from control.plane.xds.ads.throttle import DEFAULT_MAX_BYTES
 from control.serving.grpc_limits import GrpcLimits
 from control.serving.limits import raise_fd_limit
 from webhook.settings import ServerSettings
@@ -88,6 +89,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--xds-max-request-rate", type=_positive, default=round(limits.requests_per_second),
         metavar="N", help="requests per second one ADS stream may send, sustained (burst: 2x)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--xds-max-bytes-in-flight", type=_positive, default=DEFAULT_MAX_BYTES, metavar="N",
+        help="bytes of xDS responses being written at once, all streams (the rest wait their "
+        "turn); as much again for proxies slow to read",
     )  # fmt: skip
     parser.add_argument(
         "--drain-duration", type=_duration, default=5.0, metavar="DURATION",
@@ -306,6 +312,7 @@ def run(args: argparse.Namespace, make_plane: PlaneFactory = _plane) -> int:
             mesh=mesh, config_max_file_bytes=args.config_max_file_bytes,
             config_max_documents=args.config_max_documents,
             xds_max_message_bytes=args.xds_max_message_bytes, xds_max_names=args.xds_max_names,
+            xds_max_bytes_in_flight=args.xds_max_bytes_in_flight,
             xds_max_requests_per_second=args.xds_max_request_rate,
             drain_duration=args.drain_duration,
             xds_max_connections=args.xds_max_connections,

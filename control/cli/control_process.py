@@ -18,7 +18,6 @@ from pathlib import Path
 from types import TracebackType
 
 import grpc
-from envoy.service.discovery.v3 import ads_pb2_grpc
 from pydantic import BaseModel, ConfigDict, Field
 
 from control.cli.control_identity import IdentityConfig, PlaneIdentity
@@ -34,9 +33,9 @@ from control.plane.sources.jwks import JwksSource
 from control.plane.sync_status import SyncRegistry
 from control.plane.xds.ads.drain import StreamDrain
 from control.plane.xds.ads.peer_identity import PeerIdentityCheck
-from control.plane.xds.ads.service import AdsService
+from control.plane.xds.ads.service import AdsService, add_to_server
 from control.plane.xds.ads.stream import StreamLimits
-from control.plane.xds.ads.throttle import SendLimiter
+from control.plane.xds.ads.throttle import DEFAULT_MAX_BYTES, SendLimiter
 from control.plane.xds.cache.snapshot_cache import SnapshotCache
 from control.plane.xds.cache.versions import VersionSequence
 from control.serving import HttpServer, ListenerLimits, bind
@@ -66,6 +65,9 @@ class ControlSettings(BaseModel):
     max_concurrent_pushes: int = Field(default=100, ge=1)
     # A proxy that has not taken a response after this long gives its push slot back.
     send_timeout: float = Field(default=1.0, gt=0)
+    # Bytes of responses being written at once, over all streams (`SendLimiter`): a push to
+    # thousands of proxies holds at most this much (and as much again for slow readers).
+    xds_max_bytes_in_flight: int = Field(default=DEFAULT_MAX_BYTES, ge=1)
     # What one ADS stream may send (`StreamLimits`); beyond, it is closed (RESOURCE_EXHAUSTED).
     xds_max_message_bytes: int = Field(default=StreamLimits().max_message_bytes, ge=1024)
     xds_max_names: int = Field(default=StreamLimits().max_names, ge=1)
@@ -184,7 +186,10 @@ class ControlPlane:
         self.metrics.invalid_documents.set(sum(p.severity == "error" for p in state.problems))
 
         limiter = SendLimiter(
-            self.metrics, self.settings.max_concurrent_pushes, self.settings.send_timeout
+            self.metrics,
+            self.settings.max_concurrent_pushes,
+            self.settings.send_timeout,
+            self.settings.xds_max_bytes_in_flight,
         )
         limits = StreamLimits(
             max_message_bytes=self.settings.xds_max_message_bytes,
@@ -203,7 +208,7 @@ class ControlPlane:
         ads = AdsService(
             self.cache, self.sync, self.metrics, nonces, limiter, limits, drain=self._drain
         )
-        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(ads, server)
+        add_to_server(ads, server)
         self.xds_port = _add_port(server, self.settings.xds_address, self.settings.xds_port)
         if self.xds_port == 0:
             where = f"{self.settings.xds_address} port {self.settings.xds_port}"
@@ -231,9 +236,7 @@ class ControlPlane:
                 self._drain,
             )
             await self.identity.start(
-                lambda s: ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
-                    secure_ads, s
-                ),
+                lambda s: add_to_server(secure_ads, s),
                 grpc_limits,
             )
         self._tasks = [

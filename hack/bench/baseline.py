@@ -22,12 +22,8 @@ from control.plane.xds.cache.snapshot import Snapshot, build_snapshot
 from control.plane.xds.cache.snapshot_cache import SnapshotCache
 from control.plane.xds.translate.changes import Change
 from control.plane.xds.translate.proxy import Proxy
-from control.plane.xds.translate.proxy_resources import (
-    inbound_resources,
-    merge,
-    outbound_resources,
-)
-from control.plane.xds.translate.resources import Resources
+from control.plane.xds.translate.proxy_resources import inbound_resources, outbound_resources
+from control.plane.xds.translate.resources import Resources, merge
 from control.plane.xds.translate.shared import MeshTranslation
 
 

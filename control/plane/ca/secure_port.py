@@ -7,7 +7,7 @@ services the composition root registers on it (the CSR service now; ADS later).
     await server.stop()
 
 Each registrar is a callable that adds its service to the `grpc.aio.Server` (for ADS:
-`lambda s: ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(ads, s)`). Limits for
+`lambda s: add_to_server(ads, s)`, `control.plane.xds.ads.service`). Limits for
 hostile clients are the plaintext port's (`GrpcLimits`: a connection cap, a handshake timeout,
 streams per connection, message size, keepalive enforcement, connection age). The serving
 certificate is refreshed in

@@ -21,14 +21,15 @@ server sends only resources that are new or changed, and the names of those that
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from envoy.service.discovery.v3 import discovery_pb2
-from google.protobuf.message import Message
 
 from control.plane.xds.ads.stream import WILDCARD_TYPES, Context, Stream, StreamDeps
 from control.plane.xds.cache.snapshot import RESOURCE_VERSION_SCHEME
+from control.plane.xds.cache.wire import Encoded, delta_response
 from control.plane.xds.translate.resources import CLUSTER, ENDPOINT, PUSH_ORDER
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,8 @@ class DeltaStream(Stream):
         if type_url not in PUSH_ORDER:
             log.debug("ignoring a delta request for unserved type %.200r", type_url)
             return
-        subscribe = set(request.resource_names_subscribe)
+        # Interned: thousands of proxies name the same resources, and hold the names.
+        subscribe = set(map(sys.intern, request.resource_names_subscribe))
         unsubscribe = set(request.resource_names_unsubscribe)
         size = len(subscribe) + len(unsubscribe) + len(request.initial_resource_versions)
         self.check_names(size, "one request")
@@ -92,11 +94,11 @@ class DeltaStream(Stream):
             self.to_answer.setdefault(type_url, False)
         self.check_names(sum(len(s.names) for s in self.subs.values()), "subscribed")
 
-    def on_requests(self) -> list[Message]:
+    def on_requests(self) -> list[Encoded]:
         answers, self.answers = self.answers, []
         for type_url, nonce, error in answers:
             self._answered(type_url, self.subs[type_url], nonce, error)
-        responses: list[Message] = []
+        responses: list[Encoded] = []
         to_answer, self.to_answer = self.to_answer, {}
         for type_url, first in to_answer.items():
             responses += self._respond(type_url, first=first)
@@ -105,7 +107,7 @@ class DeltaStream(Stream):
     def _subscribe_first(
         self, type_url: str, request: discovery_pb2.DeltaDiscoveryRequest
     ) -> _DeltaSubscription:
-        names = set(request.resource_names_subscribe)
+        names = set(map(sys.intern, request.resource_names_subscribe))
         wildcard = "*" in names or (not names and type_url in WILDCARD_TYPES)
         sub = _DeltaSubscription(wildcard, names - {"*"})
         for name, version in request.initial_resource_versions.items():
@@ -126,20 +128,20 @@ class DeltaStream(Stream):
         if version is not None:  # else not a nonce of ours in flight: stale or unknown
             self.answered(type_url, version, message)
 
-    def on_change(self) -> list[Message]:
-        responses: list[Message] = []
+    def on_change(self) -> list[Encoded]:
+        responses: list[Encoded] = []
         for type_url in PUSH_ORDER:
             if type_url in self.subs:
                 responses += self._respond(type_url)
         return responses
 
-    def _respond(self, type_url: str, *, first: bool = False) -> list[Message]:
+    def _respond(self, type_url: str, *, first: bool = False) -> list[Encoded]:
         snapshot = self.watch.snapshot if self.watch else None
         if snapshot is None:
             return []  # nothing consistent yet: answered when a snapshot arrives
         sub = self.subs[type_url]
         typed = snapshot.types[type_url]
-        resources = []
+        sent: list[str] = []
         current = typed.resource_versions
         if sub.wildcard:
             names: Iterable[str] = current
@@ -150,7 +152,7 @@ class DeltaStream(Stream):
         for name in names:
             version = current[name]
             if sub.known.get(name) != version:
-                resources.append(typed.delta[name])
+                sent.append(name)
                 sub.known[name] = version
         removed = sorted(n for n in sub.known if n not in typed.resource_versions)
         for name in removed:
@@ -159,10 +161,10 @@ class DeltaStream(Stream):
             # An updated EDS cluster warms until its ClusterLoadAssignment arrives again (Envoy
             # does not reuse the one it holds): send those again, as Istio does.
             endpoints = self.subs[ENDPOINT].known
-            for resource in resources:
-                endpoints.pop(resource.name, None)
+            for name in sent:
+                endpoints.pop(name, None)
         assert self.status is not None
-        if not resources and not removed and not (first and sub.wildcard):
+        if not sent and not removed and not (first and sub.wildcard):
             if not sub.pending:
                 # Nothing of this proxy's changed (a resource it does not subscribe to did):
                 # it holds all of the new version that concerns it.
@@ -173,12 +175,6 @@ class DeltaStream(Stream):
         while len(sub.pending) > _PENDING_NONCES:
             del sub.pending[next(iter(sub.pending))]
         self.sent(type_url, typed.version)
-        return [
-            discovery_pb2.DeltaDiscoveryResponse(
-                system_version_info=typed.version,
-                type_url=type_url,
-                resources=resources,
-                removed_resources=removed,
-                nonce=nonce,
-            )
-        ]
+        fields = typed.delta_fields  # serialized once, shared by every proxy sent them
+        resources = [fields[n] for n in sent]
+        return [delta_response(typed.version, resources, type_url, removed, nonce)]

@@ -2,7 +2,8 @@
 variant the proxy's bootstrap asks for: State of the World (`sotw.py`) or Delta (`delta.py`).
 This is where a stream is assembled; a stream knows the snapshot cache only through the small
 `Watcher` protocol (`stream.py`), as go-control-plane's servers know only their cache
-interface."""
+interface. Streams write responses serialized already (`cache.wire`): the service is added to a
+server with `add_to_server`, whose methods write those bytes as they are."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from control.plane.xds.ads.sotw import SotwStream
 from control.plane.xds.ads.stream import PeerCheck, StreamDeps, StreamLimits, Watcher
 from control.plane.xds.ads.throttle import SendLimiter
 from control.plane.xds.cache.versions import VersionSequence
+from control.plane.xds.cache.wire import passthrough
+
+_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 
 
 class AdsService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
@@ -61,3 +65,21 @@ class AdsService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: igno
         context: grpc.aio.ServicerContext[object, object],
     ) -> None:
         await DeltaStream(self.deps, context).serve(request_iterator)
+
+
+def add_to_server(ads: AdsService, server: grpc.aio.Server) -> None:
+    """Serve `ads` on `server`: the generated registration, but the responses are bytes."""
+    handlers = {
+        "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
+            ads.StreamAggregatedResources,
+            request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+            response_serializer=passthrough,
+        ),
+        "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
+            ads.DeltaAggregatedResources,
+            request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+            response_serializer=passthrough,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_SERVICE, handlers),))
+    server.add_registered_method_handlers(_SERVICE, handlers)

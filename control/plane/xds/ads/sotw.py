@@ -22,15 +22,23 @@ the type's resources the proxy asked for. The rules:
 from __future__ import annotations
 
 import logging
+import sys
+import weakref
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from envoy.service.discovery.v3 import discovery_pb2
-from google.protobuf.message import Message
 
 from control.plane.xds.ads.stream import WILDCARD_TYPES, Context, Stream, StreamDeps
+from control.plane.xds.cache.wire import Encoded, sotw_response
 from control.plane.xds.translate.resources import CLUSTER, ENDPOINT, PUSH_ORDER
 
 log = logging.getLogger(__name__)
+# One object for every equal set of requested names (proxies of a scope ask alike), held
+# only as long as a subscription holds it.
+_NAME_SETS: weakref.WeakValueDictionary[frozenset[str], frozenset[str]] = (
+    weakref.WeakValueDictionary()
+)
 
 
 @dataclass
@@ -59,16 +67,18 @@ class SotwStream(Stream):
         self.pending.pop(type_url, None)  # the newer request supersedes it (and moves last)
         self.pending[type_url] = request
 
-    def on_requests(self) -> list[Message]:
-        responses: list[Message] = []
+    def on_requests(self) -> list[Encoded]:
+        responses: list[Encoded] = []
         while self.pending:
             type_url = next(iter(self.pending))
             responses += self.on_request(self.pending.pop(type_url))
         return responses
 
-    def on_request(self, request: discovery_pb2.DiscoveryRequest) -> list[Message]:
+    def on_request(self, request: discovery_pb2.DiscoveryRequest) -> list[Encoded]:
         type_url = request.type_url
-        names = frozenset(n for n in request.resource_names if n != "*")
+        # Shared: thousands of proxies name the same resources, and hold the names.
+        names = frozenset(map(sys.intern, request.resource_names)) - {"*"}
+        names = _NAME_SETS.setdefault(names, names)
         sub = self.subs.get(type_url)
         if sub is None or not request.response_nonce:
             self.subs[type_url] = _Subscription(names)
@@ -84,11 +94,11 @@ class SotwStream(Stream):
             return self._respond(type_url)
         return []
 
-    def on_change(self) -> list[Message]:
+    def on_change(self) -> list[Encoded]:
         snapshot = self.watch.snapshot if self.watch else None
         if snapshot is None:
             return []
-        responses: list[Message] = []
+        responses: list[Encoded] = []
         clusters_pushed = False
         for type_url in PUSH_ORDER:
             sub = self.subs.get(type_url)
@@ -101,29 +111,23 @@ class SotwStream(Stream):
                 responses += pushed
         return responses
 
-    def _respond(self, type_url: str) -> list[Message]:
+    def _respond(self, type_url: str) -> list[Encoded]:
         snapshot = self.watch.snapshot if self.watch else None
         if snapshot is None:
             return []  # nothing consistent yet: answered when a snapshot arrives
         sub = self.subs[type_url]
         typed = snapshot.types[type_url]
+        fields = typed.sotw_fields  # serialized once, shared by every proxy sent them
+        resources: Collection[bytes]
         if sub.names and type_url not in WILDCARD_TYPES:
             # Names the server does not have cost nothing: walk the smaller side.
-            if len(sub.names) < len(typed.resources):
-                found = sorted(n for n in sub.names if n in typed.resources)
-                resources = [typed.resources[n] for n in found]
+            if len(sub.names) < len(fields):
+                resources = [fields[n] for n in sorted(n for n in sub.names if n in fields)]
             else:
-                resources = [r for n, r in typed.resources.items() if n in sub.names]
+                resources = [r for n, r in fields.items() if n in sub.names]
         else:
-            resources = list(typed.resources.values())
+            resources = fields.values()
         sub.nonce = self.deps.nonces.next()
         sub.version = typed.version
         self.sent(type_url, typed.version)
-        return [
-            discovery_pb2.DiscoveryResponse(
-                version_info=typed.version,
-                resources=resources,
-                type_url=type_url,
-                nonce=sub.nonce,
-            )
-        ]
+        return [sotw_response(typed.version, resources, type_url, sub.nonce)]

@@ -24,7 +24,6 @@ from typing import Any, Protocol
 import grpc
 from envoy.config.core.v3 import base_pb2
 from google.protobuf import json_format
-from google.protobuf.message import Message
 
 from control.identity.spiffe import shorten
 from control.logsafe import LogThrottle, untrusted
@@ -34,6 +33,7 @@ from control.plane.xds.ads.drain import DRAINING, StreamDrain
 from control.plane.xds.ads.throttle import SendLimiter
 from control.plane.xds.cache.snapshot import Snapshot
 from control.plane.xds.cache.versions import VersionSequence
+from control.plane.xds.cache.wire import Encoded
 from control.plane.xds.translate.proxy import Proxy, ProxyIdError, parse_node
 from control.plane.xds.translate.resources import CLUSTER, LISTENER, SHORT_NAMES
 
@@ -283,7 +283,7 @@ class Stream:
         self.changed = True
         self.wake.set()
 
-    async def send(self, response: Message) -> None:
+    async def send(self, response: Encoded) -> None:
         assert self.status is not None
         status = self.status
 
@@ -294,7 +294,10 @@ class Stream:
             return  # closing: nothing more for this client
         status.sending_since = time.monotonic()
         try:
-            await self.deps.limiter.send(lambda: self.context.write(response), slow)
+            # The bytes are made once the limiter lets this write go (a waiting stream holds
+            # none), and are what the gRPC method writes as they are (`wire.passthrough`).
+            write = lambda: self.context.write(response.data())  # noqa: E731
+            await self.deps.limiter.send(write, slow, response.size)
         except Exception as error:  # grpc raises its own (private) types for a dead stream
             raise _StreamBrokenError(f"{type(error).__name__}: {error}") from None
         status.sending_since = None
@@ -369,9 +372,9 @@ class Stream:
         Raises StreamRefusedError when the request breaks the stream's limits."""
         raise NotImplementedError
 
-    def on_requests(self) -> list[Message]:
+    def on_requests(self) -> list[Encoded]:
         """The responses the requests accepted since the last call call for."""
         raise NotImplementedError
 
-    def on_change(self) -> list[Message]:
+    def on_change(self) -> list[Encoded]:
         raise NotImplementedError

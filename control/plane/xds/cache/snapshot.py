@@ -3,21 +3,25 @@
 A type keeps its version when its content did not change, so a mesh change that touches only
 routes pushes only routes. Each resource also carries a version of its own (a hash of its
 bytes) for Delta xDS. Packing is shared: the same message (a half of a translation shared by
-many proxies) is packed and hashed once, however many snapshots hold it. Snapshots are never
-modified after they are built."""
+many proxies) is packed, hashed and serialized as a response field (`wire`) once, however many
+snapshots hold it and however many proxies it is sent to. Snapshots are never modified after
+they are built."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import itertools
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TypeVar
 
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from control.plane.memo import IdentityMemo
+from control.plane.xds.cache import wire
 from control.plane.xds.translate.resources import PUSH_ORDER, Resources
 
 # Resource versions are `<scheme>-<hash of the serialized resource>`: any process of this
@@ -37,7 +41,9 @@ class TypeSnapshot:
     resources: Mapping[str, any_pb2.Any]  # name -> packed resource
     digest: str
     resource_versions: Mapping[str, str]  # name -> resource version (Delta)
-    delta: Mapping[str, discovery_pb2.Resource]  # name -> as Delta sends it (shared)
+    # name -> the resource as a field of a response, serialized (shared by every snapshot)
+    sotw_fields: Mapping[str, bytes]  # an Any in a DiscoveryResponse
+    delta_fields: Mapping[str, bytes]  # a Resource (name, version, Any) in a Delta response
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +63,74 @@ class PackedType:
     resources: Mapping[str, any_pb2.Any]
     resource_versions: Mapping[str, str]
     digest: str
-    delta: Mapping[str, discovery_pb2.Resource]
+    sotw_fields: Mapping[str, bytes]
+    delta_fields: Mapping[str, bytes]
 
 
-_Packed = tuple[Message, any_pb2.Any, str, discovery_pb2.Resource]
+_Packed = tuple[Message, any_pb2.Any, str, bytes, bytes]  # message, packed, version, fields
+V = TypeVar("V")
+
+
+class _Values(Collection[V]):
+    __slots__ = ("_parts",)
+
+    def __init__(self, parts: tuple[Mapping[str, V], ...]) -> None:
+        self._parts = parts
+
+    def __iter__(self) -> Iterator[V]:
+        return itertools.chain.from_iterable(p.values() for p in self._parts)
+
+    def __len__(self) -> int:
+        return sum(map(len, self._parts))
+
+    def __contains__(self, value: object) -> bool:
+        return any(value in p.values() for p in self._parts)
+
+
+class Chained(Mapping[str, V]):
+    """The packed halves of a proxy's resources as one mapping, in the halves' order, without
+    copying them (names are distinct: `resources.merge`)."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, parts: tuple[Mapping[str, V], ...]) -> None:
+        self._parts = parts
+
+    def __getitem__(self, name: str) -> V:
+        for part in self._parts:
+            if name in part:
+                return part[name]
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return any(name in part for part in self._parts)
+
+    def __len__(self) -> int:
+        return sum(map(len, self._parts))
+
+    def __iter__(self) -> Iterator[str]:
+        return itertools.chain.from_iterable(self._parts)
+
+    def values(self) -> _Values[V]:  # type: ignore[override]
+        return _Values(self._parts)
+
+    def items(self) -> Iterator[tuple[str, V]]:  # type: ignore[override]
+        return itertools.chain.from_iterable(p.items() for p in self._parts)
+
+
+def _combine(parts: list[dict[str, PackedType]]) -> dict[str, PackedType]:
+    types: dict[str, PackedType] = {}
+    for type_url in PUSH_ORDER:
+        of = [part[type_url] for part in parts]
+        digest = hashlib.sha256("\0".join(p.digest for p in of).encode()).hexdigest()
+        types[type_url] = PackedType(
+            Chained(tuple(p.resources for p in of)),
+            Chained(tuple(p.resource_versions for p in of)),
+            digest,
+            Chained(tuple(p.sotw_fields for p in of)),
+            Chained(tuple(p.delta_fields for p in of)),
+        )
+    return types
 
 
 class Packer:
@@ -70,10 +140,13 @@ class Packer:
     def __init__(self) -> None:
         self._messages: IdentityMemo[Message, _Packed] = IdentityMemo()
         self._resources: IdentityMemo[Resources, dict[str, PackedType]] = IdentityMemo()
+        # A type's collection shared by halves (`MeshTranslation._same`) is packed once.
+        self._types: IdentityMemo[Mapping[str, Message], PackedType] = IdentityMemo()
 
     def next_push(self) -> None:
         self._messages.next_round()
         self._resources.next_round()
+        self._types.next_round()
 
     def _one(self, name: str, message: Message) -> _Packed:
         found = self._messages.find(message)
@@ -83,26 +156,37 @@ class Packer:
         item.Pack(message, deterministic=True)
         version = resource_version(item)
         delta = discovery_pb2.Resource(name=name, version=version, resource=item)
-        return self._messages.keep(message, (message, item, version, delta))
+        sotw_field = wire.resource_field(item.SerializeToString(deterministic=True))
+        delta_field = wire.resource_field(delta.SerializeToString(deterministic=True))
+        return self._messages.keep(message, (message, item, version, sotw_field, delta_field))
 
     def pack(self, resources: Resources) -> dict[str, PackedType]:
         return self._resources.get(resources, lambda: self._pack(resources))
 
     def _pack(self, resources: Resources) -> dict[str, PackedType]:
-        types: dict[str, PackedType] = {}
-        for type_url in PUSH_ORDER:
-            packed: dict[str, any_pb2.Any] = {}
-            versions: dict[str, str] = {}
-            delta: dict[str, discovery_pb2.Resource] = {}
-            digest = hashlib.sha256()
-            for name, message in resources.of(type_url).items():
-                _, packed[name], versions[name], delta[name] = self._one(name, message)
-                digest.update(name.encode() + b"\0" + versions[name].encode() + b"\0")
-            types[type_url] = PackedType(
+        if resources.parts:  # each half packed once, for every proxy that has it
+            return _combine([self.pack(part) for part in resources.parts])
+        return {t: self._pack_type(resources.of(t)) for t in PUSH_ORDER}
+
+    def _pack_type(self, messages: Mapping[str, Message]) -> PackedType:
+        found = self._types.find(messages)
+        if found is not None:
+            return found[0]
+        packed: dict[str, any_pb2.Any] = {}
+        versions: dict[str, str] = {}
+        sotw: dict[str, bytes] = {}
+        delta: dict[str, bytes] = {}
+        digest = hashlib.sha256()
+        for name, message in messages.items():
+            _, packed[name], versions[name], sotw[name], delta[name] = self._one(name, message)
+            digest.update(name.encode() + b"\0" + versions[name].encode() + b"\0")
+        return self._types.keep(
+            messages,
+            PackedType(
                 MappingProxyType(packed), MappingProxyType(versions), digest.hexdigest(),
-                MappingProxyType(delta),
-            )  # fmt: skip
-        return types
+                MappingProxyType(sotw), MappingProxyType(delta),
+            ),
+        )  # fmt: skip
 
 
 def build_snapshot(
@@ -122,7 +206,7 @@ def build_snapshot(
         type_version = before.version if kept and before else version
         types[type_url] = TypeSnapshot(
             type_version, content.resources, content.digest, content.resource_versions,
-            content.delta,
+            content.sotw_fields, content.delta_fields,
         )  # fmt: skip
     generation = previous.generation + 1 if previous else 1
     return Snapshot(generation, MappingProxyType(types), resources, changed_at, version)

@@ -89,6 +89,7 @@ class SnapshotCache:
         self.translation = translation or MeshTranslation(state)
         self.packer = Packer()
         self._checked: IdentityMemo[Resources, list[str]] = IdentityMemo()  # consistency
+        self._unresolved: IdentityMemo[Resources, list[consistency.Reference]] = IdentityMemo()
         self.watches: set[Watch] = set()
         self.last_push = PushRecord()
 
@@ -138,6 +139,7 @@ class SnapshotCache:
             described = {"everything": True}
         self.packer.next_push()
         self._checked.next_round()
+        self._unresolved.next_round()
         record = PushRecord(self.versions.next(), proxies=len(self.watches), change=described)
         record.started = started
         record.changed_at = started if changed_at is None else changed_at
@@ -168,8 +170,13 @@ class SnapshotCache:
         return self.translation.for_proxy(proxy)
 
     def _problems(self, resources: Resources) -> list[str]:
-        """The consistency check, once per shared translation and push."""
-        return self._checked.get(resources, lambda: consistency.problems(resources))
+        """The consistency check, once per shared translation (and half of one) and push."""
+        return self._checked.get(
+            resources, lambda: consistency.problems(resources, self._half_unresolved)
+        )
+
+    def _half_unresolved(self, half: Resources) -> list[consistency.Reference]:
+        return self._unresolved.get(half, lambda: consistency.unresolved(half))
 
     def _update(self, watch: Watch, changed_at: float, version: str) -> bool:
         """Re-translate one proxy; True when it has a new snapshot to push."""

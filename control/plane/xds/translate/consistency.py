@@ -7,7 +7,7 @@ of these and then fail requests (503s, or clusters stuck warming).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_pb2
@@ -43,12 +43,15 @@ def _route_clusters(config: route_pb2.RouteConfiguration) -> Iterator[tuple[str,
                 yield where, mirror.cluster
 
 
-def problems(resources: Resources) -> list[str]:
-    """Every dangling reference, in words; empty when consistent."""
-    found: list[str] = []
+Reference = tuple[str, str, str]  # the type it names, the name, the problem if it is missing
+
+
+def unresolved(resources: Resources) -> list[Reference]:
+    """The references of `resources` that `resources` itself does not hold, in order."""
     clusters = resources.of(CLUSTER)
     routes = resources.of(ROUTE)
     endpoints = resources.of(ENDPOINT)
+    found: list[Reference] = []
     needed: list[tuple[str, str]] = []
     for listener in resources.of(LISTENER).values():
         assert isinstance(listener, listener_pb2.Listener)
@@ -59,8 +62,9 @@ def problems(resources: Resources) -> list[str]:
                 if config.Is(hcm_pb2.HttpConnectionManager.DESCRIPTOR):
                     hcm = hcm_pb2.HttpConnectionManager()
                     config.Unpack(hcm)
-                    if hcm.HasField("rds") and hcm.rds.route_config_name not in routes:
-                        found.append(f"{where}: no route {hcm.rds.route_config_name!r}")
+                    name = hcm.rds.route_config_name
+                    if hcm.HasField("rds") and name not in routes:
+                        found.append((ROUTE, name, f"{where}: no route {name!r}"))
                     if hcm.HasField("route_config"):
                         needed.extend(_route_clusters(hcm.route_config))
                 elif config.Is(tcp_proxy_pb2.TcpProxy.DESCRIPTOR):
@@ -72,10 +76,31 @@ def problems(resources: Resources) -> list[str]:
     for config in routes.values():
         assert isinstance(config, route_pb2.RouteConfiguration)
         needed.extend(_route_clusters(config))
-    found.extend(f"{where}: no cluster {name!r}" for where, name in needed if name not in clusters)
+    found.extend(
+        (CLUSTER, name, f"{where}: no cluster {name!r}")
+        for where, name in needed
+        if name not in clusters
+    )
     for name, cluster in clusters.items():
         if cluster.type == cluster.EDS:  # type: ignore[attr-defined]
             service = cluster.eds_cluster_config.service_name or name  # type: ignore[attr-defined]
             if service not in endpoints:
-                found.append(f"cluster {name}: no endpoints (ClusterLoadAssignment {service!r})")
+                problem = f"cluster {name}: no endpoints (ClusterLoadAssignment {service!r})"
+                found.append((ENDPOINT, service, problem))
     return found
+
+
+def problems(
+    resources: Resources, unresolved_of: Callable[[Resources], list[Reference]] = unresolved
+) -> list[str]:
+    """Every dangling reference, in words; empty when consistent. Merged halves are checked
+    half by half: what a half does not hold itself is looked up in the others, so a half
+    shared by many proxies is read once (`unresolved_of` may remember it per half)."""
+    if not resources.parts:
+        return [problem for _, _, problem in unresolved_of(resources)]
+    return [
+        problem
+        for part in resources.parts
+        for type_url, name, problem in unresolved_of(part)
+        if name not in resources.of(type_url)
+    ]

@@ -34,10 +34,10 @@ from control.plane.xds.translate.resources import (
     CLUSTER,
     ENDPOINT,
     LISTENER,
-    PUSH_ORDER,
     ROUTE,
     Resources,
     from_dicts,
+    merge,
 )
 from control.plane.xds.translate.routes import (
     Destinations,
@@ -183,12 +183,6 @@ def inbound_resources(
     clusters = inbound_clusters(ports) + extra_clusters(telemetry.tracer)
     listeners = [virtual_inbound(ports, policy, telemetry, peer, capture_port)]
     return from_dicts({CLUSTER: clusters, LISTENER: listeners})
-
-
-def merge(*parts: Resources) -> Resources:
-    return Resources.of_messages(
-        {t: [m for part in parts for m in part.of(t).values()] for t in PUSH_ORDER}
-    )
 
 
 def translate(state: MeshState, proxy: Proxy) -> Resources:

@@ -4,8 +4,9 @@ produces, and the conversion from protobuf-JSON dicts (which checks every field 
 from __future__ import annotations
 
 import functools
+import heapq
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
@@ -61,11 +62,41 @@ def resource_name(type_url: str, message: Message) -> str:
     return str(getattr(message, field))
 
 
+class MergedView(Mapping[str, Message]):
+    """Name -> message mappings with distinct names, each sorted by name, seen as one sorted
+    mapping without copying them: a proxy's resources are a shared outbound half (thousands
+    of resources in a mesh without Sidecars) and a small inbound half of its own."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, parts: tuple[Mapping[str, Message], ...]) -> None:
+        self._parts = parts
+
+    def __getitem__(self, name: str) -> Message:
+        for part in self._parts:
+            found = part.get(name)
+            if found is not None:
+                return found
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return any(name in part for part in self._parts)
+
+    def __len__(self) -> int:
+        return sum(map(len, self._parts))
+
+    def __iter__(self) -> Iterator[str]:
+        return heapq.merge(*self._parts)
+
+
 @dataclass(frozen=True, slots=True)
 class Resources:
-    """type URL -> resource name -> message, sorted by name. Treat as immutable."""
+    """type URL -> resource name -> message, sorted by name. Treat as immutable. A merge of
+    halves keeps them (`parts`), so what is derived from a half (packing, the consistency
+    check) is derived once for every proxy that has it."""
 
     by_type: Mapping[str, Mapping[str, Message]]
+    parts: tuple[Resources, ...] = ()
 
     def of(self, type_url: str) -> Mapping[str, Message]:
         return self.by_type.get(type_url, MappingProxyType({}))
@@ -143,3 +174,25 @@ def from_dicts(items: Mapping[str, Iterable[dict[str, Any]]]) -> Resources:
             except json_format.ParseError as error:
                 raise TranslationError(f"{data.get('name', '?')}: {error}") from error
     return Resources.of_messages(parsed)
+
+
+def _overlap(parts: tuple[Resources, ...], type_url: str) -> bool:
+    """Whether two parts name a resource of `type_url` alike (each name of a smaller part is
+    looked up in the larger ones: a proxy's own half is the small one)."""
+    maps = sorted((p.of(type_url) for p in parts), key=len)
+    return any(
+        name in other for i, small in enumerate(maps[:-1]) for name in small
+        for other in maps[i + 1 :]
+    )  # fmt: skip
+
+
+def merge(*parts: Resources) -> Resources:
+    """The resources of all `parts`, which keep being shared (`Resources.parts`). Parts that
+    name a resource alike are copied into one instead, the later one winning."""
+    if any(_overlap(parts, t) for t in PUSH_ORDER):
+        return Resources.of_messages(
+            {t: [m for p in parts for m in p.of(t).values()] for t in PUSH_ORDER}
+        )
+    flat = tuple(leaf for part in parts for leaf in (part.parts or (part,)))
+    by_type = {t: MergedView(tuple(p.of(t) for p in flat)) for t in PUSH_ORDER}
+    return Resources(MappingProxyType(by_type), flat)

@@ -8,14 +8,17 @@ one service re-translates only for the scopes that can see that service."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
+from types import MappingProxyType
+
+from google.protobuf.message import Message
 
 from control.plane.model.state import MeshState
 from control.plane.xds.translate.changes import Change, diff
 from control.plane.xds.translate.index import MeshIndex, ProxyInputs
 from control.plane.xds.translate.proxy import Proxy
-from control.plane.xds.translate.proxy_resources import inbound_resources, merge, outbound_resources
-from control.plane.xds.translate.resources import Resources
+from control.plane.xds.translate.proxy_resources import inbound_resources, outbound_resources
+from control.plane.xds.translate.resources import PUSH_ORDER, Resources, merge
 from control.plane.xds.translate.scope import Scope
 from control.plane.xds.translate.telemetry import Telemetry
 
@@ -33,6 +36,7 @@ class MeshTranslation:
         # halves of edited-away policies do not pile up.
         self._inbound_used: set[Hashable] = set()
         self._merged: dict[ProxyInputs, Resources] = {}
+        self._by_content: dict[tuple[str, tuple[int, ...]], Mapping[str, Message]] = {}
         self.translations = 0  # outbound halves computed by this object (the costly part)
         self.reused = 0  # outbound halves carried over from the previous state
 
@@ -45,7 +49,7 @@ class MeshTranslation:
         if merged is None:
             outbound = self._outbound.get(inputs.outbound_key)
             if outbound is None:
-                outbound = outbound_resources(self.index, inputs)
+                outbound = self._same(outbound_resources(self.index, inputs))
                 self._outbound[inputs.outbound_key] = outbound
                 self.translations += 1
             inbound = self._inbound.get(inputs.inbound_key)
@@ -60,6 +64,20 @@ class MeshTranslation:
                 self._inbound[inputs.inbound_key] = inbound
             merged = self._merged[inputs] = merge(outbound, inbound)
         return merged
+
+    def _same(self, half: Resources) -> Resources:
+        """`half`, with each of its per-type collections replaced by an equal one already made
+        for another scope. Without Sidecars every namespace's scope sees the same services:
+        their clusters, endpoints and listeners are then one collection (packed once, held
+        once), only the route tables (short names are per namespace) are their own. Parsed
+        messages are shared objects (`resources`), so equal collections hold the very same
+        messages; the kept collection keeps them alive, so their ids stay theirs."""
+        by_type: dict[str, Mapping[str, Message]] = {}
+        for type_url in PUSH_ORDER:
+            mapping = half.of(type_url)
+            key = (type_url, tuple(map(id, mapping.values())))
+            by_type[type_url] = self._by_content.setdefault(key, mapping)
+        return Resources(MappingProxyType(by_type))
 
     def for_proxy(self, proxy: Proxy) -> Resources:
         return self.resources(self.inputs(proxy))

@@ -1,0 +1,92 @@
+"""Responses put together from shared serialized parts (`cache.wire`) are the bytes protobuf
+itself writes for the same response, and a resource is serialized once for every proxy."""
+
+from __future__ import annotations
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf import any_pb2
+
+from control.plane.xds.cache import wire
+from control.plane.xds.cache.snapshot import Packer, build_snapshot
+from control.plane.xds.translate.resources import CLUSTER, Resources
+
+CLUSTER_URL = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+
+
+def _clusters(count: int) -> list[cluster_pb2.Cluster]:
+    # Large enough that lengths need multi-byte varints (> 127 and > 16383 bytes).
+    return [
+        cluster_pb2.Cluster(
+            name=f"outbound|{i}||svc-{i}.ns.svc.cluster.local", alt_stat_name="x" * i
+        )
+        for i in (1, 200, 20_000)[:count]
+    ]
+
+
+def _resources(clusters: list[cluster_pb2.Cluster]) -> Resources:
+    return Resources.of_messages({CLUSTER: clusters})
+
+
+def test_a_sotw_response_is_protobufs_own_serialization() -> None:
+    clusters = _clusters(3)
+    snapshot = build_snapshot(_resources(clusters), None, "v-1", 0.0)
+    typed = snapshot.types[CLUSTER]
+    encoded = wire.sotw_response("v-1", typed.sotw_fields.values(), CLUSTER_URL, "n-7")
+    packed = []
+    by_name = {c.name: c for c in clusters}
+    for cluster in (by_name[n] for n in typed.sotw_fields):  # the snapshot's order
+        item = any_pb2.Any()
+        item.Pack(cluster, deterministic=True)
+        packed.append(item)
+    expected = discovery_pb2.DiscoveryResponse(
+        version_info="v-1", resources=packed, type_url=CLUSTER_URL, nonce="n-7"
+    )
+    data = encoded.data()
+    assert len(data) == encoded.size
+    assert data == expected.SerializeToString(deterministic=True)
+    assert discovery_pb2.DiscoveryResponse.FromString(data) == expected
+
+
+def test_a_delta_response_with_removals_is_protobufs_own_serialization() -> None:
+    clusters = _clusters(2)
+    snapshot = build_snapshot(_resources(clusters), None, "v-2", 0.0)
+    typed = snapshot.types[CLUSTER]
+    names = list(typed.delta_fields)
+    encoded = wire.delta_response(
+        "v-2", [typed.delta_fields[names[1]]], CLUSTER_URL, ["gone-a", ""], "n-8"
+    )
+    item = any_pb2.Any()
+    item.Pack(clusters[1], deterministic=True)
+    expected = discovery_pb2.DeltaDiscoveryResponse(
+        system_version_info="v-2",
+        resources=[
+            discovery_pb2.Resource(
+                name=names[1], version=typed.resource_versions[names[1]], resource=item
+            )
+        ],
+        type_url=CLUSTER_URL,
+        removed_resources=["gone-a", ""],
+        nonce="n-8",
+    )
+    data = encoded.data()
+    assert len(data) == encoded.size
+    assert data == expected.SerializeToString(deterministic=True)
+
+
+def test_empty_responses_and_fields() -> None:
+    assert wire.sotw_response("", [], CLUSTER_URL, "n").data() == (
+        discovery_pb2.DiscoveryResponse(type_url=CLUSTER_URL, nonce="n").SerializeToString()
+    )
+    empty = discovery_pb2.DeltaDiscoveryResponse(type_url=CLUSTER_URL, nonce="n")
+    assert wire.delta_response("", [], CLUSTER_URL, [], "n").data() == empty.SerializeToString()
+
+
+def test_a_shared_message_is_serialized_once_for_every_snapshot() -> None:
+    clusters = _clusters(2)
+    packer = Packer()
+    one = build_snapshot(_resources(clusters), None, "v", 0.0, packer)
+    other = build_snapshot(_resources([clusters[1], clusters[0]]), None, "v", 0.0, packer)
+    name = clusters[0].name
+    assert one.types[CLUSTER].sotw_fields[name] is other.types[CLUSTER].sotw_fields[name]
+    assert one.types[CLUSTER].delta_fields[name] is other.types[CLUSTER].delta_fields[name]
