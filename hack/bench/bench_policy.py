@@ -337,8 +337,8 @@ def translation(count: int, rounds: int) -> None:
 
     def cold(work: Any) -> Any:
         def run() -> None:
-            rbac._policy_rules.cache_clear()
-            resources._message.cache_clear()
+            rbac.clear_caches()
+            resources.clear_caches()
             work()
 
         return run

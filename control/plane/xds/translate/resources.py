@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -38,6 +40,8 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from xds.type.v3 import typed_struct_pb2  # noqa: F401
+
+from control.plane.xds.translate.protodict import to_message
 
 LISTENER: Final = "type.googleapis.com/envoy.config.listener.v3.Listener"
 CLUSTER: Final = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -100,13 +104,48 @@ _PARTS: Final[dict[str, type[Message]]] = {
 }
 
 
-@functools.lru_cache(maxsize=50_000)
-def _message(type_url: str, canonical_json: str) -> Message:
-    """JSON -> message, memoized: most resources are the same for many proxies and across
-    pushes, and protobuf's JSON parser is the slow part of a translation. Equal resources are
-    then one shared (never modified) object, packed and hashed once for every proxy."""
-    message: Message = json_format.Parse(canonical_json, _PARTS[type_url]())
-    return message
+class _Memo:
+    """(type URL, canonical JSON) -> message, least recently used out first: most resources
+    are the same for many proxies and across pushes, and converting to protobuf is the slow
+    part of a translation. Equal resources are then one shared (never modified) object, packed
+    and hashed once for every proxy."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[str, str], Message] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, type_url: str, canonical: str, data: Mapping[str, Any] | None) -> Message:
+        key = (type_url, canonical)
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                return found
+        # Converted from the caller's dict when it has one (no second JSON parse).
+        message = to_message(data if data is not None else json.loads(canonical), _PARTS[type_url])
+        with self._lock:
+            self._items[key] = message
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return message
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_MEMO: Final = _Memo(50_000)
+
+
+def _message(type_url: str, canonical_json: str, data: Mapping[str, Any] | None = None) -> Message:
+    return _MEMO.get(type_url, canonical_json, data)
+
+
+def clear_caches() -> None:
+    """Forget every memoized message (benchmarks measure cold translations with it)."""
+    _MEMO.clear()
+    _route.cache_clear()
 
 
 @functools.lru_cache(maxsize=2_000)
@@ -127,7 +166,7 @@ def _parse(type_url: str, data: Mapping[str, Any]) -> Message:
     """A route table is parsed virtual host by virtual host: proxies of different scopes get
     different tables made mostly of the same virtual hosts, each parsed once."""
     if type_url != ROUTE or not data.get("virtual_hosts"):
-        return _message(type_url, _canonical(data))
+        return _message(type_url, _canonical(data), data)
     rest = {k: v for k, v in data.items() if k != "virtual_hosts"}
     return _route(_canonical(rest), tuple(_canonical(v) for v in data["virtual_hosts"]))
 

@@ -28,8 +28,6 @@ class HttpOnlyError(Exception):
 @dataclass(frozen=True, slots=True)
 class Context:
     policy_namespace: str
-    for_tcp: bool
-    allow: bool  # ALLOW drops the whole rule for an HTTP-only attribute on TCP
     trust_domains: tuple[str, ...] = ()  # the mesh's trust domain first, then its aliases
 
 
@@ -167,13 +165,12 @@ def is_http_only(key: str) -> bool:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Field:
-    key: str
-    values: Sequence[str]
-    not_values: Sequence[str]
-    generate: Generator | None = None  # one value -> one matcher (OR'd)
-    generate_all: Callable[[tuple[str, ...]], Json] | None = None  # all values -> one matcher
+Expander = Callable[[Sequence[str], Sequence[str]], list[str]]
+# Istio's trust-domain migration (see `trustdomain`) applies to these attributes' values.
+_ALIASED: Final[dict[str, Expander]] = {
+    "source.principal": principal_aliases,
+    "source.trustDomain": trust_domain_aliases,
+}
 
 
 def _or(items: list[Json], principal: bool) -> Json:
@@ -186,39 +183,36 @@ def _not(item: Json, principal: bool) -> Json:
     return {"not_id": item} if principal else {"not_rule": item}
 
 
-def _with_aliases(field: _Field, ctx: Context) -> _Field:
-    """Istio's trust-domain migration (see `trustdomain`) on principals and trust domains."""
-    expand: Callable[[Sequence[str], Sequence[str]], list[str]]
-    if field.key == "source.principal":
-        expand = principal_aliases
-    elif field.key == "source.trustDomain":
-        expand = trust_domain_aliases
-    else:
-        return field
-    return _Field(
-        field.key, expand(field.values, ctx.trust_domains),
-        expand(field.not_values, ctx.trust_domains), field.generate, field.generate_all,
-    )  # fmt: skip
+Tagged = tuple[bool, Json]  # (HTTP only, matcher)
 
 
-def _field_matchers(field: _Field, ctx: Context, principal: bool) -> list[Json]:
-    if not field.values and not field.not_values:
-        return []
-    if ctx.for_tcp and is_http_only(field.key):
-        if ctx.allow:
-            raise HttpOnlyError(f"{field.key} is HTTP only")
-        return []  # DENY/AUDIT: drop this condition, keep the rest of the rule
-    out: list[Json] = []
-    for values, negate in ((field.values, False), (field.not_values, True)):
-        if not values:
+def _matchers(
+    key: str,
+    values: Sequence[str],
+    not_values: Sequence[str],
+    generate: Generator | None,
+    generate_all: Callable[[tuple[str, ...]], Json] | None,
+    ctx: Context,
+    principal: bool,
+    out: list[Tagged],
+) -> None:
+    """Append the field's matchers (values OR'd; notValues OR'd under a NOT) to `out`."""
+    if not values and not not_values:
+        return
+    expand = _ALIASED.get(key)
+    if expand is not None:
+        values = expand(values, ctx.trust_domains)
+        not_values = expand(not_values, ctx.trust_domains)
+    http_only = is_http_only(key)
+    for found, negate in ((values, False), (not_values, True)):
+        if not found:
             continue
-        if field.generate_all is not None:
-            item = field.generate_all(tuple(values))
+        if generate_all is not None:
+            item = generate_all(tuple(found))
         else:
-            assert field.generate is not None
-            item = _or([field.generate(field.key, v, ctx) for v in values], principal)
-        out.append(_not(item, principal) if negate else item)
-    return out
+            assert generate is not None
+            item = _or([generate(key, v, ctx) for v in found], principal)
+        out.append((http_only, _not(item, principal) if negate else item))
 
 
 _PRINCIPAL_KEYS: Final[dict[str, Generator]] = {
@@ -236,29 +230,33 @@ _PERMISSION_KEYS: Final[dict[str, Generator]] = {
 }
 
 
-def _when_field(condition: Condition) -> tuple[bool, _Field]:
-    """(is a principal, field) for a `when` condition (keys checked by validation)."""
+def _when(
+    condition: Condition, ctx: Context, principals: list[Tagged], permissions: list[Tagged]
+) -> None:
+    """A `when` condition's matchers, joined to every principal or every permission (keys are
+    checked by validation)."""
     key = condition.key or ""
     values, not_values = condition.values, condition.not_values
     if key in _PRINCIPAL_KEYS:
-        return True, _Field(key, values, not_values, _PRINCIPAL_KEYS[key])
-    if key in _PERMISSION_KEYS:
-        return False, _Field(key, values, not_values, _PERMISSION_KEYS[key])
-    if key.startswith("experimental.envoy.filters."):
-        return False, _Field(key, values, not_values, _envoy_filter)
-    if key.startswith("request.headers["):
-        return True, _Field(key, values, not_values, _request_header)
-    if key.startswith("request.experimental.inline.headers["):
-        return True, _Field(key, values, not_values, _inline_header)
-    if key == "request.auth.principal":
-        return True, _Field(key, values, not_values, generate_all=_request_principals)
-    if key == "request.auth.audiences":
-        return True, _Field(key, values, not_values, generate_all=_claims(("aud",)))
-    if key == "request.auth.presenter":
-        return True, _Field(key, values, not_values, generate_all=_claims(("azp",)))
-    if key.startswith("request.auth.claims["):
-        return True, _Field(key, values, not_values, generate_all=_claims(_brackets(key)))
-    raise ValueError(f"unknown attribute {key!r}")  # validation refuses these first
+        _matchers(key, values, not_values, _PRINCIPAL_KEYS[key], None, ctx, True, principals)
+    elif key in _PERMISSION_KEYS:
+        _matchers(key, values, not_values, _PERMISSION_KEYS[key], None, ctx, False, permissions)
+    elif key.startswith("experimental.envoy.filters."):
+        _matchers(key, values, not_values, _envoy_filter, None, ctx, False, permissions)
+    elif key.startswith("request.headers["):
+        _matchers(key, values, not_values, _request_header, None, ctx, True, principals)
+    elif key.startswith("request.experimental.inline.headers["):
+        _matchers(key, values, not_values, _inline_header, None, ctx, True, principals)
+    elif key == "request.auth.principal":
+        _matchers(key, values, not_values, None, _request_principals, ctx, True, principals)
+    elif key == "request.auth.audiences":
+        _matchers(key, values, not_values, None, _claims(("aud",)), ctx, True, principals)
+    elif key == "request.auth.presenter":
+        _matchers(key, values, not_values, None, _claims(("azp",)), ctx, True, principals)
+    elif key.startswith("request.auth.claims["):
+        _matchers(key, values, not_values, None, _claims(_brackets(key)), ctx, True, principals)
+    else:
+        raise ValueError(f"unknown attribute {key!r}")  # validation refuses these first
 
 
 def _request_principals(values: tuple[str, ...]) -> Json:
@@ -271,53 +269,89 @@ def _and(items: list[Json], principal: bool) -> Json:
     return {"and_rules": {"rules": items or [{"any": True}]}}
 
 
-def rule_policy(rule: Rule, ctx: Context) -> Json:
-    """The RBAC policy of one rule; raises HttpOnlyError (ALLOW on TCP) to skip it."""
-    base_principals: list[_Field] = []
-    base_permissions: list[_Field] = []
-    for condition in rule.when:
-        is_principal, field = _when_field(condition)
-        (base_principals if is_principal else base_permissions).append(field)
+_FieldSpec = tuple[str, str, str, Generator | None, Callable[[tuple[str, ...]], Json] | None]
+# (values attribute, notValues attribute, attribute key, one-value generator, all-values one)
+_SOURCE_FIELDS: Final[tuple[_FieldSpec, ...]] = (
+    ("principals", "not_principals", "source.principal", _principal, None),
+    ("trust_domains", "not_trust_domains", "source.trustDomain", _trust_domain, None),
+    ("request_principals", "not_request_principals", "request.auth.principal", None,
+     _request_principals),
+    ("service_accounts", "not_service_accounts", "source.serviceAccount", _service_account, None),
+    ("namespaces", "not_namespaces", "source.namespace", _namespace, None),
+    ("remote_ip_blocks", "not_remote_ip_blocks", "remote.ip", _remote_ip, None),
+    ("ip_blocks", "not_ip_blocks", "source.ip", _source_ip, None),
+)  # fmt: skip
+_OPERATION_FIELDS: Final[tuple[_FieldSpec, ...]] = (
+    ("hosts", "not_hosts", "hosts", _host, None),
+    ("methods", "not_methods", "methods", _method, None),
+    ("paths", "not_paths", "paths", _path, None),
+    ("ports", "not_ports", "destination.port", _port, None),
+)
 
-    principals: list[Json] = []
+
+@dataclass(frozen=True, slots=True)
+class RulePolicies:
+    """One rule's RBAC policy on an HTTP chain and on a TCP chain (ALLOW and DENY semantics),
+    computed in one pass; the forms share their matchers, so treat them as immutable."""
+
+    http: Json
+    tcp_allow: Json | None  # None: the rule is skipped (an HTTP-only attribute in ALLOW)
+    tcp_deny: Json  # HTTP-only conditions dropped (DENY, AUDIT, CUSTOM)
+
+    def policy(self, for_tcp: bool, allow: bool) -> Json | None:
+        if not for_tcp:
+            return self.http
+        return self.tcp_allow if allow else self.tcp_deny
+
+
+def _assemble(principals: list[list[Tagged]], permissions: list[list[Tagged]], tcp: bool) -> Json:
+    return {
+        "permissions": [_and([m for h, m in p if not (tcp and h)], False) for p in permissions],
+        "principals": [_and([m for h, m in p if not (tcp and h)], True) for p in principals],
+    }
+
+
+def rule_policies(rule: Rule, ctx: Context) -> RulePolicies:
+    base_principals: list[Tagged] = []
+    base_permissions: list[Tagged] = []
+    for condition in rule.when:
+        _when(condition, ctx, base_principals, base_permissions)
+
+    principals: list[list[Tagged]] = []
     for rule_from in rule.from_ or (None,):
-        fields: list[_Field] = []
+        items: list[Tagged] = []
         source = rule_from.source if rule_from is not None else None
         if source is not None:
-            fields += [
-                _Field("source.principal", source.principals, source.not_principals, _principal),
-                _Field("source.trustDomain", source.trust_domains, source.not_trust_domains,
-                       _trust_domain),
-                _Field("request.auth.principal", source.request_principals,
-                       source.not_request_principals, generate_all=_request_principals),
-                _Field("source.serviceAccount", source.service_accounts,
-                       source.not_service_accounts, _service_account),
-                _Field("source.namespace", source.namespaces, source.not_namespaces, _namespace),
-                _Field("remote.ip", source.remote_ip_blocks, source.not_remote_ip_blocks,
-                       _remote_ip),
-                _Field("source.ip", source.ip_blocks, source.not_ip_blocks, _source_ip),
-            ]  # fmt: skip
-        fields += base_principals
-        items = [
-            x for f in fields for x in _field_matchers(_with_aliases(f, ctx), ctx, principal=True)
-        ]
-        principals.append(_and(items, principal=True))
+            for name, not_name, key, generate, generate_all in _SOURCE_FIELDS:
+                values, not_values = getattr(source, name), getattr(source, not_name)
+                if values or not_values:
+                    _matchers(key, values, not_values, generate, generate_all, ctx, True, items)
+        principals.append(items + base_principals)
 
-    permissions: list[Json] = []
+    permissions: list[list[Tagged]] = []
     for rule_to in rule.to or (None,):
-        fields = []
+        items = []
         operation = rule_to.operation if rule_to is not None else None
         if operation is not None:
-            fields += [
-                _Field("hosts", operation.hosts, operation.not_hosts, _host),
-                _Field("methods", operation.methods, operation.not_methods, _method),
-                _Field("paths", operation.paths, operation.not_paths, _path),
-                _Field("destination.port", operation.ports, operation.not_ports, _port),
-            ]
-        fields += base_permissions
-        items = [x for f in fields for x in _field_matchers(f, ctx, principal=False)]
-        permissions.append(_and(items, principal=False))
-    return {"permissions": permissions, "principals": principals}
+            for name, not_name, key, generate, generate_all in _OPERATION_FIELDS:
+                values, not_values = getattr(operation, name), getattr(operation, not_name)
+                if values or not_values:
+                    _matchers(key, values, not_values, generate, generate_all, ctx, False, items)
+        permissions.append(items + base_permissions)
+
+    http = _assemble(principals, permissions, tcp=False)
+    http_only = any(h for group in (*principals, *permissions) for h, _ in group)
+    if not http_only:
+        return RulePolicies(http, http, http)
+    return RulePolicies(http, None, _assemble(principals, permissions, tcp=True))  # fmt: skip
+
+
+def rule_policy(rule: Rule, ctx: Context, for_tcp: bool = False, allow: bool = True) -> Json:
+    """The RBAC policy of one rule; raises HttpOnlyError (ALLOW on TCP) to skip it."""
+    found = rule_policies(rule, ctx).policy(for_tcp, allow)
+    if found is None:
+        raise HttpOnlyError("the rule uses an HTTP-only attribute")
+    return found
 
 
 MATCH_NEVER: Final[Json] = {
