@@ -11,11 +11,12 @@ of the rule kept, so the rule matches more (fails closed)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from control.api.models.security import Condition, Rule
+from control.api.models.security import Rule
 from control.plane.xds.translate.authz import matchers as m
 from control.plane.xds.translate.authz.matchers import Json
 from control.plane.xds.translate.authz.trustdomain import principal_aliases, trust_domain_aliases
@@ -31,43 +32,51 @@ class Context:
     trust_domains: tuple[str, ...] = ()  # the mesh's trust domain first, then its aliases
 
 
-Generator = Callable[[str, str, Context], Json]  # (key, value, context) -> principal/permission
+OneValue = Callable[[str, Context], Json]  # one value -> one principal/permission
+AllValues = Callable[[Sequence[str], Context], Json]  # all values -> one (their OR)
+Expander = Callable[[Sequence[str], Sequence[str]], list[str]]
 
 
 def _authenticated(matcher: Json) -> Json:
     return {"authenticated": {"principal_name": matcher}}
 
 
-def _principal(key: str, value: str, ctx: Context) -> Json:
-    return _authenticated(m.string(value, prefix=m.SPIFFE))
+def _principal(value: str, ctx: Context) -> Json:
+    return {"authenticated": {"principal_name": m.string(value, prefix=m.SPIFFE)}}
 
 
-def _namespace(key: str, value: str, ctx: Context) -> Json:
-    return _authenticated(m.namespace_regex(value))
+def _namespace(value: str, ctx: Context) -> Json:
+    return {"authenticated": {"principal_name": m.namespace_regex(value)}}
 
 
-def _trust_domain(key: str, value: str, ctx: Context) -> Json:
-    return _authenticated(m.trust_domain(value))
+def _trust_domain(value: str, ctx: Context) -> Json:
+    return {"authenticated": {"principal_name": m.trust_domain(value)}}
 
 
-def _service_account(key: str, value: str, ctx: Context) -> Json:
+def _service_account(value: str, ctx: Context) -> Json:
     return _authenticated(m.service_account_regex(value, ctx.policy_namespace))
 
 
-def _source_ip(key: str, value: str, ctx: Context) -> Json:
+def _source_ip(value: str, ctx: Context) -> Json:
     return {"direct_remote_ip": m.cidr(value)}
 
 
-def _remote_ip(key: str, value: str, ctx: Context) -> Json:
+def _remote_ip(value: str, ctx: Context) -> Json:
     return {"remote_ip": m.cidr(value)}
 
 
-def _request_header(key: str, value: str, ctx: Context) -> Json:
-    return {"header": m.header(_brackets(key)[0], value)}
+def _request_header(name: str) -> OneValue:
+    def one(value: str, ctx: Context) -> Json:
+        return {"header": m.header(name, value)}
+
+    return one
 
 
-def _inline_header(key: str, value: str, ctx: Context) -> Json:
-    return {"header": m.inline_header(_brackets(key)[0], value)}
+def _inline_header(name: str) -> OneValue:
+    def one(value: str, ctx: Context) -> Json:
+        return {"header": m.inline_header(name, value)}
+
+    return one
 
 
 def _request_principal(value: str) -> Json:
@@ -102,49 +111,59 @@ def _request_principal(value: str) -> Json:
     }
 
 
-def _claims(path: tuple[str, ...]) -> Callable[[tuple[str, ...]], Json]:
-    def build(values: tuple[str, ...]) -> Json:
-        return {"metadata": m.jwt_claim(path, m.claim_values(values))}
+def _request_principals(values: Sequence[str], ctx: Context) -> Json:
+    if len(values) == 1:
+        return _request_principal(values[0])
+    return {"or_ids": {"ids": [_request_principal(v) for v in values]}}
+
+
+def _claims(path: tuple[str, ...]) -> AllValues:
+    def build(values: Sequence[str], ctx: Context) -> Json:
+        return {"metadata": m.jwt_claim(path, m.claim_values(tuple(values)))}
 
     return build
 
 
-def _host(key: str, value: str, ctx: Context) -> Json:
+def _host(value: str, ctx: Context) -> Json:
     return {"header": m.header(":authority", value, ignore_case=True)}
 
 
-def _method(key: str, value: str, ctx: Context) -> Json:
+def _method(value: str, ctx: Context) -> Json:
     return {"header": m.header(":method", value)}
 
 
-def _path(key: str, value: str, ctx: Context) -> Json:
+def _path(value: str, ctx: Context) -> Json:
     if m.is_path_template(value):
         return {"uri_template": m.uri_template(value)}
     return {"url_path": {"path": m.string(value)}}
 
 
-def _port(key: str, value: str, ctx: Context) -> Json:
+def _port(value: str, ctx: Context) -> Json:
     return {"destination_port": int(value)}
 
 
-def _destination_ip(key: str, value: str, ctx: Context) -> Json:
+def _destination_ip(value: str, ctx: Context) -> Json:
     return {"destination_ip": m.cidr(value)}
 
 
-def _sni(key: str, value: str, ctx: Context) -> Json:
+def _sni(value: str, ctx: Context) -> Json:
     return {"requested_server_name": m.string(value)}
 
 
-def _envoy_filter(key: str, value: str, ctx: Context) -> Json:
+def _envoy_filter(key: str) -> OneValue:
     """`experimental.envoy.filters.<filter>[<key>]`: a string in that filter's dynamic
     metadata, or (`[v]`) a list holding v (Istio's experimental attribute)."""
     name, _, rest = key.removeprefix("experimental.").partition("[")
     field = rest.removesuffix("]")
-    if value.startswith("[") and value.endswith("]"):
-        matcher: Json = {"list_match": {"one_of": {"string_match": m.string(value[1:-1])}}}
-    else:
-        matcher = {"string_match": m.string(value)}
-    return {"metadata": {"filter": name, "path": [{"key": field}], "value": matcher}}
+
+    def one(value: str, ctx: Context) -> Json:
+        if value.startswith("[") and value.endswith("]"):
+            matcher: Json = {"list_match": {"one_of": {"string_match": m.string(value[1:-1])}}}
+        else:
+            matcher = {"string_match": m.string(value)}
+        return {"metadata": {"filter": name, "path": [{"key": field}], "value": matcher}}
+
+    return one
 
 
 def _brackets(key: str) -> tuple[str, ...]:
@@ -165,149 +184,170 @@ def is_http_only(key: str) -> bool:
     )
 
 
-Expander = Callable[[Sequence[str], Sequence[str]], list[str]]
-# Istio's trust-domain migration (see `trustdomain`) applies to these attributes' values.
-_ALIASED: Final[dict[str, Expander]] = {
-    "source.principal": principal_aliases,
-    "source.trustDomain": trust_domain_aliases,
+def _any_of(one: OneValue, principal: bool) -> AllValues:
+    """Values OR'd (a single one as it is)."""
+    if principal:
+
+        def ids(values: Sequence[str], ctx: Context) -> Json:
+            if len(values) == 1:
+                return one(values[0], ctx)
+            return {"or_ids": {"ids": [one(v, ctx) for v in values]}}
+
+        return ids
+
+    def rules(values: Sequence[str], ctx: Context) -> Json:
+        if len(values) == 1:
+            return one(values[0], ctx)
+        return {"or_rules": {"rules": [one(v, ctx) for v in values]}}
+
+    return rules
+
+
+@dataclass(frozen=True, slots=True)
+class _Attribute:
+    """How one attribute's values become a matcher; made once per attribute key."""
+
+    key: str
+    principal: bool  # joins the principals (else the permissions)
+    build: AllValues
+    expand: Expander | None = None  # Istio's trust-domain migration (see `trustdomain`)
+    http_only: bool = False
+    negate: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "http_only", is_http_only(self.key))
+        object.__setattr__(self, "negate", "not_id" if self.principal else "not_rule")
+
+
+def _principal_attr(key: str, one: OneValue, expand: Expander | None = None) -> _Attribute:
+    return _Attribute(key, True, _any_of(one, True), expand)
+
+
+def _permission_attr(key: str, one: OneValue) -> _Attribute:
+    return _Attribute(key, False, _any_of(one, False))
+
+
+_FIXED_KEYS: Final[dict[str, _Attribute]] = {
+    "source.ip": _principal_attr("source.ip", _source_ip),
+    "remote.ip": _principal_attr("remote.ip", _remote_ip),
+    "source.namespace": _principal_attr("source.namespace", _namespace),
+    "source.principal": _principal_attr("source.principal", _principal, principal_aliases),
+    "source.serviceAccount": _principal_attr("source.serviceAccount", _service_account),
+    "source.trustDomain": _principal_attr(
+        "source.trustDomain", _trust_domain, trust_domain_aliases
+    ),
+    "request.auth.principal": _Attribute("request.auth.principal", True, _request_principals),
+    "request.auth.audiences": _Attribute("request.auth.audiences", True, _claims(("aud",))),
+    "request.auth.presenter": _Attribute("request.auth.presenter", True, _claims(("azp",))),
+    "destination.ip": _permission_attr("destination.ip", _destination_ip),
+    "destination.port": _permission_attr("destination.port", _port),
+    "connection.sni": _permission_attr("connection.sni", _sni),
+    "hosts": _permission_attr("hosts", _host),
+    "methods": _permission_attr("methods", _method),
+    "paths": _permission_attr("paths", _path),
 }
 
 
-def _or(items: list[Json], principal: bool) -> Json:
-    if principal:
-        return items[0] if len(items) == 1 else {"or_ids": {"ids": items}}
-    return items[0] if len(items) == 1 else {"or_rules": {"rules": items}}
-
-
-def _not(item: Json, principal: bool) -> Json:
-    return {"not_id": item} if principal else {"not_rule": item}
+@functools.lru_cache(maxsize=4096)
+def _attribute(key: str) -> _Attribute:
+    """A `when` key's attribute (keys are checked by validation)."""
+    fixed = _FIXED_KEYS.get(key)
+    if fixed is not None:
+        return fixed
+    if key.startswith("experimental.envoy.filters."):
+        return _permission_attr(key, _envoy_filter(key))
+    if key.startswith("request.headers["):
+        return _principal_attr(key, _request_header(_brackets(key)[0]))
+    if key.startswith("request.experimental.inline.headers["):
+        return _principal_attr(key, _inline_header(_brackets(key)[0]))
+    if key.startswith("request.auth.claims["):
+        return _Attribute(key, True, _claims(_brackets(key)))
+    raise ValueError(f"unknown attribute {key!r}")  # validation refuses these first
 
 
 Tagged = tuple[bool, Json]  # (HTTP only, matcher)
 
 
-def _matchers(
-    key: str,
+def _add(
+    attribute: _Attribute,
     values: Sequence[str],
     not_values: Sequence[str],
-    generate: Generator | None,
-    generate_all: Callable[[tuple[str, ...]], Json] | None,
     ctx: Context,
-    principal: bool,
     out: list[Tagged],
 ) -> None:
-    """Append the field's matchers (values OR'd; notValues OR'd under a NOT) to `out`."""
-    if not values and not not_values:
-        return
-    expand = _ALIASED.get(key)
-    if expand is not None:
-        values = expand(values, ctx.trust_domains)
-        not_values = expand(not_values, ctx.trust_domains)
-    http_only = is_http_only(key)
-    for found, negate in ((values, False), (not_values, True)):
-        if not found:
-            continue
-        if generate_all is not None:
-            item = generate_all(tuple(found))
-        else:
-            assert generate is not None
-            item = _or([generate(key, v, ctx) for v in found], principal)
-        out.append((http_only, _not(item, principal) if negate else item))
+    """The attribute's matchers (values OR'd; notValues OR'd under a NOT), appended to out."""
+    if attribute.expand is not None:
+        values = attribute.expand(values, ctx.trust_domains) if values else values
+        not_values = attribute.expand(not_values, ctx.trust_domains) if not_values else ()
+    if values:
+        out.append((attribute.http_only, attribute.build(values, ctx)))
+    if not_values:
+        out.append((attribute.http_only, {attribute.negate: attribute.build(not_values, ctx)}))
 
 
-_PRINCIPAL_KEYS: Final[dict[str, Generator]] = {
-    "source.ip": _source_ip,
-    "remote.ip": _remote_ip,
-    "source.namespace": _namespace,
-    "source.principal": _principal,
-    "source.serviceAccount": _service_account,
-    "source.trustDomain": _trust_domain,
-}
-_PERMISSION_KEYS: Final[dict[str, Generator]] = {
-    "destination.ip": _destination_ip,
-    "destination.port": _port,
-    "connection.sni": _sni,
-}
-
-
-def _when(
-    condition: Condition, ctx: Context, principals: list[Tagged], permissions: list[Tagged]
-) -> None:
-    """A `when` condition's matchers, joined to every principal or every permission (keys are
-    checked by validation)."""
-    key = condition.key or ""
-    values, not_values = condition.values, condition.not_values
-    if key in _PRINCIPAL_KEYS:
-        _matchers(key, values, not_values, _PRINCIPAL_KEYS[key], None, ctx, True, principals)
-    elif key in _PERMISSION_KEYS:
-        _matchers(key, values, not_values, _PERMISSION_KEYS[key], None, ctx, False, permissions)
-    elif key.startswith("experimental.envoy.filters."):
-        _matchers(key, values, not_values, _envoy_filter, None, ctx, False, permissions)
-    elif key.startswith("request.headers["):
-        _matchers(key, values, not_values, _request_header, None, ctx, True, principals)
-    elif key.startswith("request.experimental.inline.headers["):
-        _matchers(key, values, not_values, _inline_header, None, ctx, True, principals)
-    elif key == "request.auth.principal":
-        _matchers(key, values, not_values, None, _request_principals, ctx, True, principals)
-    elif key == "request.auth.audiences":
-        _matchers(key, values, not_values, None, _claims(("aud",)), ctx, True, principals)
-    elif key == "request.auth.presenter":
-        _matchers(key, values, not_values, None, _claims(("azp",)), ctx, True, principals)
-    elif key.startswith("request.auth.claims["):
-        _matchers(key, values, not_values, None, _claims(_brackets(key)), ctx, True, principals)
-    else:
-        raise ValueError(f"unknown attribute {key!r}")  # validation refuses these first
-
-
-def _request_principals(values: tuple[str, ...]) -> Json:
-    return _or([_request_principal(v) for v in values], principal=True)
-
-
-def _and(items: list[Json], principal: bool) -> Json:
-    if principal:
-        return {"and_ids": {"ids": items or [{"any": True}]}}
-    return {"and_rules": {"rules": items or [{"any": True}]}}
-
-
-_FieldSpec = tuple[str, str, str, Generator | None, Callable[[tuple[str, ...]], Json] | None]
-# (values attribute, notValues attribute, attribute key, one-value generator, all-values one)
-_SOURCE_FIELDS: Final[tuple[_FieldSpec, ...]] = (
-    ("principals", "not_principals", "source.principal", _principal, None),
-    ("trust_domains", "not_trust_domains", "source.trustDomain", _trust_domain, None),
-    ("request_principals", "not_request_principals", "request.auth.principal", None,
-     _request_principals),
-    ("service_accounts", "not_service_accounts", "source.serviceAccount", _service_account, None),
-    ("namespaces", "not_namespaces", "source.namespace", _namespace, None),
-    ("remote_ip_blocks", "not_remote_ip_blocks", "remote.ip", _remote_ip, None),
-    ("ip_blocks", "not_ip_blocks", "source.ip", _source_ip, None),
-)  # fmt: skip
-_OPERATION_FIELDS: Final[tuple[_FieldSpec, ...]] = (
-    ("hosts", "not_hosts", "hosts", _host, None),
-    ("methods", "not_methods", "methods", _method, None),
-    ("paths", "not_paths", "paths", _path, None),
-    ("ports", "not_ports", "destination.port", _port, None),
+# (values attribute, notValues attribute, attribute), in the order of the RBAC output.
+_SOURCE_FIELDS: Final = tuple(
+    (name, f"not_{name}", _FIXED_KEYS[key])
+    for name, key in (
+        ("principals", "source.principal"),
+        ("trust_domains", "source.trustDomain"),
+        ("request_principals", "request.auth.principal"),
+        ("service_accounts", "source.serviceAccount"),
+        ("namespaces", "source.namespace"),
+        ("remote_ip_blocks", "remote.ip"),
+        ("ip_blocks", "source.ip"),
+    )
 )
+_OPERATION_FIELDS: Final = tuple(
+    (name, f"not_{name}", _FIXED_KEYS[key])
+    for name, key in (
+        ("hosts", "hosts"),
+        ("methods", "methods"),
+        ("paths", "paths"),
+        ("ports", "destination.port"),
+    )
+)
+_ANY_ID: Final[list[Json]] = [{"any": True}]
+_ANY_RULE: Final[list[Json]] = [{"any": True}]
 
 
-@dataclass(frozen=True, slots=True)
 class RulePolicies:
-    """One rule's RBAC policy on an HTTP chain and on a TCP chain (ALLOW and DENY semantics),
-    computed in one pass; the forms share their matchers, so treat them as immutable."""
+    """One rule's RBAC policy on an HTTP chain and on a TCP chain (ALLOW and DENY semantics);
+    the forms share their matchers and the TCP one is made when first asked for, so treat
+    them as immutable."""
 
-    http: Json
-    tcp_allow: Json | None  # None: the rule is skipped (an HTTP-only attribute in ALLOW)
-    tcp_deny: Json  # HTTP-only conditions dropped (DENY, AUDIT, CUSTOM)
+    __slots__ = ("_deny", "_permissions", "_principals", "http", "http_only")
+
+    def __init__(self, principals: list[list[Tagged]], permissions: list[list[Tagged]]) -> None:
+        self._principals = principals
+        self._permissions = permissions
+        self.http_only = any(h for group in principals for h, _ in group) or any(
+            h for group in permissions for h, _ in group
+        )
+        self.http = _assemble(principals, permissions, tcp=False)
+        self._deny: Json | None = None if self.http_only else self.http
 
     def policy(self, for_tcp: bool, allow: bool) -> Json | None:
+        """None: the rule is skipped (an HTTP-only attribute in ALLOW on TCP)."""
         if not for_tcp:
             return self.http
-        return self.tcp_allow if allow else self.tcp_deny
+        if allow:
+            return None if self.http_only else self.http
+        if self._deny is None:  # HTTP-only conditions dropped (DENY, AUDIT, CUSTOM)
+            self._deny = _assemble(self._principals, self._permissions, tcp=True)
+        return self._deny
 
 
 def _assemble(principals: list[list[Tagged]], permissions: list[list[Tagged]], tcp: bool) -> Json:
     return {
-        "permissions": [_and([m for h, m in p if not (tcp and h)], False) for p in permissions],
-        "principals": [_and([m for h, m in p if not (tcp and h)], True) for p in principals],
+        "permissions": [
+            {"and_rules": {"rules": [m for h, m in p if not (tcp and h)] or _ANY_RULE}}
+            for p in permissions
+        ],
+        "principals": [
+            {"and_ids": {"ids": [m for h, m in p if not (tcp and h)] or _ANY_ID}}
+            for p in principals
+        ],
     }
 
 
@@ -315,35 +355,37 @@ def rule_policies(rule: Rule, ctx: Context) -> RulePolicies:
     base_principals: list[Tagged] = []
     base_permissions: list[Tagged] = []
     for condition in rule.when:
-        _when(condition, ctx, base_principals, base_permissions)
+        attribute = _attribute(condition.key or "")
+        if condition.values or condition.not_values:
+            out = base_principals if attribute.principal else base_permissions
+            _add(attribute, condition.values, condition.not_values, ctx, out)
 
     principals: list[list[Tagged]] = []
     for rule_from in rule.from_ or (None,):
         items: list[Tagged] = []
         source = rule_from.source if rule_from is not None else None
         if source is not None:
-            for name, not_name, key, generate, generate_all in _SOURCE_FIELDS:
-                values, not_values = getattr(source, name), getattr(source, not_name)
-                if values or not_values:
-                    _matchers(key, values, not_values, generate, generate_all, ctx, True, items)
-        principals.append(items + base_principals)
+            given = source.model_fields_set  # the fields the policy names
+            for name, not_name, attribute in _SOURCE_FIELDS:
+                if name in given or not_name in given:
+                    values, not_values = getattr(source, name), getattr(source, not_name)
+                    if values or not_values:
+                        _add(attribute, values, not_values, ctx, items)
+        principals.append(items + base_principals if base_principals else items)
 
     permissions: list[list[Tagged]] = []
     for rule_to in rule.to or (None,):
         items = []
         operation = rule_to.operation if rule_to is not None else None
         if operation is not None:
-            for name, not_name, key, generate, generate_all in _OPERATION_FIELDS:
-                values, not_values = getattr(operation, name), getattr(operation, not_name)
-                if values or not_values:
-                    _matchers(key, values, not_values, generate, generate_all, ctx, False, items)
-        permissions.append(items + base_permissions)
-
-    http = _assemble(principals, permissions, tcp=False)
-    http_only = any(h for group in (*principals, *permissions) for h, _ in group)
-    if not http_only:
-        return RulePolicies(http, http, http)
-    return RulePolicies(http, None, _assemble(principals, permissions, tcp=True))  # fmt: skip
+            given = operation.model_fields_set  # the fields the policy names
+            for name, not_name, attribute in _OPERATION_FIELDS:
+                if name in given or not_name in given:
+                    values, not_values = getattr(operation, name), getattr(operation, not_name)
+                    if values or not_values:
+                        _add(attribute, values, not_values, ctx, items)
+        permissions.append(items + base_permissions if base_permissions else items)
+    return RulePolicies(principals, permissions)
 
 
 def rule_policy(rule: Rule, ctx: Context, for_tcp: bool = False, allow: bool = True) -> Json:
