@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import functools
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -104,47 +102,42 @@ _PARTS: Final[dict[str, type[Message]]] = {
 }
 
 
-class _Memo:
-    """(type URL, canonical JSON) -> message, least recently used out first: most resources
-    are the same for many proxies and across pushes, and converting to protobuf is the slow
-    part of a translation. Equal resources are then one shared (never modified) object, packed
-    and hashed once for every proxy."""
+class _Key:
+    """A memo key: the type URL and canonical JSON; it carries the caller's dict to the one
+    conversion that needs it (no second JSON parse), and drops it then (the memo keeps keys)."""
 
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[tuple[str, str], Message] = OrderedDict()
-        self._lock = threading.Lock()
+    __slots__ = ("canonical", "data", "type_url")
 
-    def get(self, type_url: str, canonical: str, data: Mapping[str, Any] | None) -> Message:
-        key = (type_url, canonical)
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-                return found
-        # Converted from the caller's dict when it has one (no second JSON parse).
-        message = to_message(data if data is not None else json.loads(canonical), _PARTS[type_url])
-        with self._lock:
-            self._items[key] = message
-            if len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return message
+    def __init__(self, type_url: str, canonical: str, data: Mapping[str, Any] | None) -> None:
+        self.type_url, self.canonical, self.data = type_url, canonical, data
 
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+    def __hash__(self) -> int:
+        return hash((self.type_url, self.canonical))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, _Key)
+            and self.type_url == other.type_url
+            and self.canonical == other.canonical
+        )
 
 
-_MEMO: Final = _Memo(50_000)
+@functools.lru_cache(maxsize=50_000)
+def _convert(key: _Key) -> Message:
+    """JSON -> message, memoized: most resources are the same for many proxies and across
+    pushes, and converting to protobuf is the slow part of a translation. Equal resources are
+    then one shared (never modified) object, packed and hashed once for every proxy."""
+    data, key.data = key.data, None
+    return to_message(data if data is not None else json.loads(key.canonical), _PARTS[key.type_url])
 
 
 def _message(type_url: str, canonical_json: str, data: Mapping[str, Any] | None = None) -> Message:
-    return _MEMO.get(type_url, canonical_json, data)
+    return _convert(_Key(type_url, canonical_json, data))
 
 
 def clear_caches() -> None:
     """Forget every memoized message (benchmarks measure cold translations with it)."""
-    _MEMO.clear()
+    _convert.cache_clear()
     _route.cache_clear()
 
 
