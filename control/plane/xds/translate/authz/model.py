@@ -311,31 +311,16 @@ _ANY_ID: Final[list[Json]] = [{"any": True}]
 _ANY_RULE: Final[list[Json]] = [{"any": True}]
 
 
+@dataclass(frozen=True, slots=True)
 class RulePolicies:
-    """One rule's RBAC policy on an HTTP chain and on a TCP chain (ALLOW and DENY semantics);
-    the forms share their matchers and the TCP one is made when first asked for, so treat
-    them as immutable."""
+    """One rule's RBAC policy on an HTTP chain and on a TCP chain, for the policy's action
+    (ALLOW semantics or not); the two share their matchers: treat them as immutable."""
 
-    __slots__ = ("_deny", "_permissions", "_principals", "http", "http_only")
+    http: Json
+    tcp: Json | None  # None: the rule is skipped (an HTTP-only attribute in ALLOW)
 
-    def __init__(self, principals: list[list[Tagged]], permissions: list[list[Tagged]]) -> None:
-        self._principals = principals
-        self._permissions = permissions
-        self.http_only = any(h for group in principals for h, _ in group) or any(
-            h for group in permissions for h, _ in group
-        )
-        self.http = _assemble(principals, permissions, tcp=False)
-        self._deny: Json | None = None if self.http_only else self.http
-
-    def policy(self, for_tcp: bool, allow: bool) -> Json | None:
-        """None: the rule is skipped (an HTTP-only attribute in ALLOW on TCP)."""
-        if not for_tcp:
-            return self.http
-        if allow:
-            return None if self.http_only else self.http
-        if self._deny is None:  # HTTP-only conditions dropped (DENY, AUDIT, CUSTOM)
-            self._deny = _assemble(self._principals, self._permissions, tcp=True)
-        return self._deny
+    def policy(self, for_tcp: bool) -> Json | None:
+        return self.tcp if for_tcp else self.http
 
 
 def _assemble(principals: list[list[Tagged]], permissions: list[list[Tagged]], tcp: bool) -> Json:
@@ -351,7 +336,9 @@ def _assemble(principals: list[list[Tagged]], permissions: list[list[Tagged]], t
     }
 
 
-def rule_policies(rule: Rule, ctx: Context) -> RulePolicies:
+def rule_policies(rule: Rule, ctx: Context, allow: bool) -> RulePolicies:
+    """`allow`: ALLOW semantics on TCP (a rule with an HTTP-only attribute is skipped), else
+    DENY's (that attribute is dropped, the rest kept)."""
     base_principals: list[Tagged] = []
     base_permissions: list[Tagged] = []
     for condition in rule.when:
@@ -385,12 +372,18 @@ def rule_policies(rule: Rule, ctx: Context) -> RulePolicies:
                     if values or not_values:
                         _add(attribute, values, not_values, ctx, items)
         permissions.append(items + base_permissions if base_permissions else items)
-    return RulePolicies(principals, permissions)
+    http = _assemble(principals, permissions, tcp=False)
+    http_only = any(h for group in principals for h, _ in group) or any(
+        h for group in permissions for h, _ in group
+    )
+    if not http_only:
+        return RulePolicies(http, http)
+    return RulePolicies(http, None if allow else _assemble(principals, permissions, tcp=True))
 
 
 def rule_policy(rule: Rule, ctx: Context, for_tcp: bool = False, allow: bool = True) -> Json:
     """The RBAC policy of one rule; raises HttpOnlyError (ALLOW on TCP) to skip it."""
-    found = rule_policies(rule, ctx).policy(for_tcp, allow)
+    found = rule_policies(rule, ctx, allow).policy(for_tcp)
     if found is None:
         raise HttpOnlyError("the rule uses an HTTP-only attribute")
     return found

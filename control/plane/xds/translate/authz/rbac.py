@@ -45,13 +45,13 @@ class Built:
 
 @functools.lru_cache(maxsize=20_000)
 def _translated(
-    policy: Selected[AuthorizationPolicy], trust_domains: tuple[str, ...]
+    policy: Selected[AuthorizationPolicy], trust_domains: tuple[str, ...], allow: bool
 ) -> tuple[RulePolicies, ...]:
     """One policy's rules, each translated once for HTTP and TCP, memoized by the policy's
-    content (its fingerprint): workloads under the same policies, both chain kinds, every
-    action's filter and pushes that leave a policy unchanged reuse them."""
+    content (its fingerprint): workloads under the same policies, both chain kinds and pushes
+    that leave a policy unchanged reuse them."""
     ctx = Context(policy.namespace, trust_domains)
-    return tuple(rule_policies(rule, ctx) for rule in policy.body.rules)
+    return tuple(rule_policies(rule, ctx, allow) for rule in policy.body.rules)
 
 
 @functools.lru_cache(maxsize=20_000)
@@ -65,8 +65,8 @@ def _policy_rules(
     """One policy's RBAC policies by name (treat as immutable). A rule that uses an HTTP-only
     attribute in an ALLOW policy on TCP is left out: it cannot grant."""
     out: list[tuple[str, Json]] = []
-    for index, translated in enumerate(_translated(policy, trust_domains)):
-        found = translated.policy(for_tcp, allow)
+    for index, translated in enumerate(_translated(policy, trust_domains, allow)):
+        found = translated.policy(for_tcp)
         if found is not None:
             out.append((policy_name(policy.namespace, policy.name, index, name_prefix), found))
     if not policy.body.rules:
