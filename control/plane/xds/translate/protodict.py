@@ -8,8 +8,8 @@ in the subtrees whose types can hold such forms only; if that fails too, `json_f
 message or its precise error. Types that can hold a Struct or Value (where a dict means one
 thing to JSON and another to the constructor) skip the first step.
 
-The result is the message json_format makes; only a map's wire order may differ (the dict's
-order, not json_format's)."""
+The result is the message json_format makes, its deterministic bytes independent of the dict's
+order and of the process."""
 
 from __future__ import annotations
 
@@ -82,7 +82,8 @@ def _any(value: Any) -> Any:
     if cls.DESCRIPTOR.full_name.startswith("google.protobuf."):
         raise _UnsupportedError("well-known type in Any")  # the {"@type", "value"} form
     fields = {k: v for k, v in value.items() if k != "@type"}
-    return {"type_url": type_url, "value": _build(cls, fields).SerializeToString()}
+    packed = _build(cls, fields).SerializeToString(deterministic=True)  # maps in key order
+    return {"type_url": type_url, "value": packed}
 
 
 _SPECIAL: Final[dict[str, Convert]] = {
@@ -225,7 +226,10 @@ def _build(cls: type[Message], fields: Mapping[str, Any]) -> Message:
 
 
 def to_message(data: Mapping[str, Any], cls: type[Message]) -> Message:
-    """The message `json_format.ParseDict(data, cls())` makes (raising its ParseError)."""
+    """The message `json_format.ParseDict(data, cls())` makes (raising its ParseError). An Any
+    inside is packed with its maps in key order (json_format packs in upb's map order, which
+    varies from process to process), so the message's deterministic bytes, which a resource's
+    version hashes, depend on its content only."""
     try:
         return _build(cls, data)
     except (_UnsupportedError, *_FAILURES):

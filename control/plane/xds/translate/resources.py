@@ -4,7 +4,7 @@ produces, and the conversion from protobuf-JSON dicts (which checks every field 
 from __future__ import annotations
 
 import functools
-import json
+import marshal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -103,12 +103,13 @@ _PARTS: Final[dict[str, type[Message]]] = {
 
 
 class _Key:
-    """A memo key: the type URL and canonical JSON; it carries the caller's dict to the one
-    conversion that needs it (no second JSON parse), and drops it then (the memo keeps keys)."""
+    """A memo key: the type URL and the resource's content (`_content`); it carries the
+    caller's dict to the one conversion that needs it (no decoding), and drops it then (the memo
+    keeps keys)."""
 
     __slots__ = ("canonical", "data", "type_url")
 
-    def __init__(self, type_url: str, canonical: str, data: Mapping[str, Any] | None) -> None:
+    def __init__(self, type_url: str, canonical: bytes, data: Mapping[str, Any] | None) -> None:
         self.type_url, self.canonical, self.data = type_url, canonical, data
 
     def __hash__(self) -> int:
@@ -124,15 +125,18 @@ class _Key:
 
 @functools.lru_cache(maxsize=50_000)
 def _convert(key: _Key) -> Message:
-    """JSON -> message, memoized: most resources are the same for many proxies and across
-    pushes, and converting to protobuf is the slow part of a translation. Equal resources are
-    then one shared (never modified) object, packed and hashed once for every proxy."""
+    """Dict -> message, memoized: most resources are the same for many proxies and across
+    pushes, and converting to protobuf is the slow part of a translation. Equal resources
+    (built alike) are then one shared (never modified) object, packed and hashed once for every
+    proxy."""
     data, key.data = key.data, None
-    return to_message(data if data is not None else json.loads(key.canonical), _PARTS[key.type_url])
+    # Our own bytes, made by _content in this process: never external input.
+    found = data if data is not None else marshal.loads(key.canonical)  # noqa: S302
+    return to_message(found, _PARTS[key.type_url])
 
 
-def _message(type_url: str, canonical_json: str, data: Mapping[str, Any] | None = None) -> Message:
-    return _convert(_Key(type_url, canonical_json, data))
+def _message(type_url: str, content: bytes, data: Mapping[str, Any] | None = None) -> Message:
+    return _convert(_Key(type_url, content, data))
 
 
 def clear_caches() -> None:
@@ -142,26 +146,30 @@ def clear_caches() -> None:
 
 
 @functools.lru_cache(maxsize=2_000)
-def _route(rest_json: str, virtual_hosts: tuple[str, ...]) -> Message:
+def _route(rest: bytes, virtual_hosts: tuple[bytes, ...]) -> Message:
     config: Message = route_pb2.RouteConfiguration()
-    config.CopyFrom(_message(ROUTE, rest_json))
+    config.CopyFrom(_message(ROUTE, rest))
     config.virtual_hosts.extend(  # type: ignore[attr-defined]
         _message(_VIRTUAL_HOST, v) for v in virtual_hosts
     )
     return config
 
 
-def _canonical(data: Mapping[str, Any]) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+def _content(data: Mapping[str, Any]) -> bytes:
+    """A memo key for a dict's content: marshal (format 2: no back-references, so the same
+    content built alike gives the same bytes) is 6x faster than JSON, which a large listener
+    (1,000 policies: 1.5 MB) felt. Keys are not sorted: equal content built in another order
+    is only not shared (versions hash the messages' deterministic bytes, not these)."""
+    return marshal.dumps(dict(data) if not isinstance(data, dict) else data, 2)
 
 
 def _parse(type_url: str, data: Mapping[str, Any]) -> Message:
     """A route table is parsed virtual host by virtual host: proxies of different scopes get
     different tables made mostly of the same virtual hosts, each parsed once."""
     if type_url != ROUTE or not data.get("virtual_hosts"):
-        return _message(type_url, _canonical(data), data)
+        return _message(type_url, _content(data), data)
     rest = {k: v for k, v in data.items() if k != "virtual_hosts"}
-    return _route(_canonical(rest), tuple(_canonical(v) for v in data["virtual_hosts"]))
+    return _route(_content(rest), tuple(_content(v) for v in data["virtual_hosts"]))
 
 
 def from_dicts(items: Mapping[str, Iterable[dict[str, Any]]]) -> Resources:
