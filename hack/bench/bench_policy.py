@@ -9,8 +9,10 @@ waiting 10 ms between requests (~1,000 requests/s), the two listeners measured a
 the same run; the added latency is the difference of the medians (and p99s).
 
 (2) MeshPolicies + InboundPolicy.http_filters() + network_filters() for one workload under N
-policies (3 rules each), and the same with the listener parsed into protobuf; the floor is the
-same workload with no policy. Median and p99 over `--rounds`.
+policies (3 rules each), and the same with the listener converted to protobuf; cold (the memos
+emptied before each round, untimed) and warm; with CPython's cyclic collector on and off (its
+share); the floor is the same workload with no policy. Median and p99 over `--rounds`, and the
+ratio to the floor.
 
     .venv/bin/python hack/bench/bench_policy.py [--seconds 10] [--policies 1000] [--rounds 30]
 """
