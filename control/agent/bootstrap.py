@@ -126,6 +126,12 @@ def _prometheus_listener(settings: AgentSettings) -> dict[str, Any]:
     }
 
 
+# Runtime keys, as Istio's bootstrap sets them: RE2 programs up to 32768 (Envoy's default error
+# level is 100, which a policy's escaped service-account regex over long names already exceeds,
+# and an exceeded level makes Envoy reject the whole listener).
+RUNTIME: Final = {"re2.max_program_size.error_level": 32768}
+
+
 def _ads_source() -> dict[str, Any]:
     return {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"}
 
@@ -158,6 +164,7 @@ def render_bootstrap(settings: AgentSettings, version: str) -> dict[str, Any]:
         "static_resources": {"clusters": clusters, "listeners": listeners},
         # The hardening guide: a ceiling on downstream connections, so a flood cannot exhaust
         # file descriptors and take the admin API down with it.
+        "layered_runtime": {"layers": [{"name": "static", "static_layer": dict(RUNTIME)}]},
         "overload_manager": {
             "resource_monitors": [
                 {

@@ -9,8 +9,10 @@ waiting 10 ms between requests (~1,000 requests/s), the two listeners measured a
 the same run; the added latency is the difference of the medians (and p99s).
 
 (2) MeshPolicies + InboundPolicy.http_filters() + network_filters() for one workload under N
-policies (3 rules each), and the same with the listener parsed into protobuf; the floor is the
-same workload with no policy. Median and p99 over `--rounds`.
+policies (3 rules each), and the same with the listener converted to protobuf; cold (the memos
+emptied before each round, untimed) and warm; with CPython's cyclic collector on and off (its
+share); the floor is the same workload with no policy. Median and p99 over `--rounds`, and the
+ratio to the floor.
 
     .venv/bin/python hack/bench/bench_policy.py [--seconds 10] [--policies 1000] [--rounds 30]
 """
@@ -18,6 +20,7 @@ same workload with no policy. Median and p99 over `--rounds`.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import re
 import shutil
@@ -288,9 +291,12 @@ def data_path(seconds: int) -> None:
     )
 
 
-def _timed(rounds: int, work: Any) -> tuple[float, float]:
+def _timed(rounds: int, work: Any, setup: Any = None) -> tuple[float, float]:
+    """Median and p99 of `work` (ms); `setup` runs before each round, untimed."""
     samples = []
     for _ in range(rounds):
+        if setup is not None:
+            setup()
         started = time.perf_counter()
         work()
         samples.append((time.perf_counter() - started) * 1000)
@@ -335,26 +341,41 @@ def translation(count: int, rounds: int) -> None:
         policy = MeshPolicies(of, lambda h: False).for_workload("foo", {"app": "a"})
         from_dicts({LISTENER: [virtual_inbound(ports, policy)]})
 
-    def cold(work: Any) -> Any:
-        def run() -> None:
-            rbac._policy_rules.cache_clear()
-            resources._message.cache_clear()
-            work()
-
-        return run
+    def forget() -> None:
+        """Cold: the memos emptied (untimed: freeing the last round's output is no
+        translation work)."""
+        rbac.clear_caches()
+        resources.clear_caches()
 
     print(f"translation of {count} policies x 3 rules for one workload (ms, {rounds} rounds;")
     print("  cold: memos cleared each round; warm: the policies' rules already translated, as")
-    print("  for another workload under the same policies or a push that changed one policy):")
-    for label, work in (
-        ("cold: filters (dicts)", cold(lambda: filters(state))),
-        ("cold: inbound listener (protobuf)", cold(lambda: listener(state))),
-        ("warm: filters (dicts)", lambda: filters(state)),
-        ("warm: inbound listener (protobuf)", lambda: listener(state)),
-        ("floor: no policy, listener", cold(lambda: listener(empty))),
+    print("  for another workload under the same policies or a push that changed one policy;")
+    print("  'cyclic GC off': the share of CPython's collector, which walks the whole heap when")
+    print("  enough new objects survive, as a translation's output does):")
+
+    def collector_off(work: Any) -> Any:
+        def run() -> None:
+            gc.disable()
+            try:
+                work()
+            finally:
+                gc.enable()
+
+        return run
+
+    floor_median, floor_p99 = _timed(rounds, lambda: listener(empty), forget)
+    print(f"  {'floor: no policy, listener':34} median {floor_median:8.2f}  p99 {floor_p99:8.2f}")
+    for label, work, setup in (
+        ("cold: filters (dicts)", lambda: filters(state), forget),
+        ("  the same, cyclic GC off", collector_off(lambda: filters(state)), forget),
+        ("cold: inbound listener (protobuf)", lambda: listener(state), forget),
+        ("  the same, cyclic GC off", collector_off(lambda: listener(state)), forget),
+        ("warm: filters (dicts)", lambda: filters(state), None),
+        ("warm: inbound listener (protobuf)", lambda: listener(state), None),
     ):
-        median, p99 = _timed(rounds, work)
-        print(f"  {label:34} median {median:8.2f}  p99 {p99:8.2f}")
+        median, p99 = _timed(rounds, work, setup)
+        ratio = f"  ({median / floor_median:,.0f}x the floor)"
+        print(f"  {label:34} median {median:8.2f}  p99 {p99:8.2f}{ratio}")
 
 
 def main() -> None:

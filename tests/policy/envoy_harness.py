@@ -17,12 +17,13 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from envoy.extensions.access_loggers.file.v3 import file_pb2  # noqa: F401  (registered for parsing)
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2  # noqa: F401
 
+from control.agent.bootstrap import RUNTIME
 from control.config.mesh_config import MeshConfig
 from control.plane.model.build import build_state
 from control.plane.model.jwks import JwksDocument
@@ -67,12 +68,20 @@ def inbound_policy(
     )
 
 
+class Filters(Protocol):
+    """What a listener takes from a policy set (an InboundPolicy, or filters made by hand)."""
+
+    def http_filters(self) -> list[dict[str, Any]]: ...
+    def network_filters(self) -> list[dict[str, Any]]: ...
+    def hcm_options(self) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class Slot:
     """One listener: a policy set on an HTTP or a TCP port."""
 
     name: str
-    policy: InboundPolicy
+    policy: Filters
     tcp: bool = False
     port: int = 0  # 0: any free port (see PolicyEnvoy.ports)
 
@@ -270,6 +279,8 @@ def run_policy_envoy(
         "node": {"id": "sidecar~127.0.0.1~httpbin.foo~foo.svc.cluster.local", "cluster": "t"},
         "admin": {"address": _address(0)},
         "static_resources": {"listeners": listeners, "clusters": clusters},
+        # The sidecar's runtime (control.agent.bootstrap), which the policy filters rely on.
+        "layered_runtime": {"layers": [{"name": "static", "static_layer": dict(RUNTIME)}]},
     }
     config = workdir / "envoy.json"
     config.write_text(json.dumps(bootstrap))

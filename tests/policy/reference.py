@@ -224,7 +224,7 @@ def _condition(cond: Condition, attrs: Attributes, policy_ns: str, allow: bool) 
         test = lambda v: value_matches(v, attrs.headers.get(name))  # noqa: E731
     elif key.startswith("request.experimental.inline.headers["):
         name = key[len("request.experimental.inline.headers[") : -1].lower()
-        items = [x.strip() for x in attrs.headers.get(name, "").split(",")]
+        items = attrs.headers.get(name, "").split(",")  # Istio: no trimming
         present = name in attrs.headers
         test = lambda v: present and any(value_matches(v, x) for x in items)  # noqa: E731
     elif key == "request.auth.principal":

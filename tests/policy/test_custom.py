@@ -57,12 +57,15 @@ def envoy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PolicyEnvoy]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     mesh = MeshConfig.from_mapping({"extensionProviders": [
         {"name": "up", "envoyExtAuthzHttp": {
-            "service": "foo/authz", "port": 9000, "includeRequestHeadersInCheck": ["x-allow"]}},
-        {"name": "down", "envoyExtAuthzHttp": {"service": "foo/authz", "port": 9001}},
+            "service": f"foo/{AUTHZ_HOST}", "port": 9000,  # Istio's <namespace>/<hostname>
+            "includeRequestHeadersInCheck": ["x-allow"]}},
+        {"name": "down", "envoyExtAuthzHttp": {"service": AUTHZ_HOST, "port": 9001}},
+        # Istio's `<namespace>/<hostname>`: a short name is no hostname (the provider is unknown).
+        {"name": "short", "envoyExtAuthzHttp": {"service": "foo/authz", "port": 9000}},
     ]})  # fmt: skip
     known = frozenset({AUTHZ_HOST})
     slots = [Slot(name, inbound_policy([_policy(name)], mesh=mesh, known_hosts=known))
-             for name in ("up", "down", "missing")]  # fmt: skip
+             for name in ("up", "down", "missing", "short")]  # fmt: skip
     clusters = [
         _static_cluster(f"outbound|9000||{AUTHZ_HOST}", server.server_address[1]),
         _static_cluster(f"outbound|9001||{AUTHZ_HOST}", free_port()),  # nobody listens
@@ -85,6 +88,8 @@ def envoy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PolicyEnvoy]:
         ("down", "/public", (), 200, False),
         ("missing", "/secure", (("x-allow", "yes"),), 403, False),  # undefined provider
         ("missing", "/public", (), 200, False),
+        ("short", "/secure", (("x-allow", "yes"),), 403, False),  # `foo/authz`: not found
+        ("short", "/public", (), 200, False),
     ],
 )
 def test_custom(

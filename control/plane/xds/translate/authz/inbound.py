@@ -182,13 +182,11 @@ def _resolve(mesh: MeshConfig, known_host: Callable[[str], bool]) -> tuple[Resol
         config = provider.ext_authz
         if config is None:
             continue  # a tracing or metrics provider: not for CUSTOM policies
+        # Istio's `[<namespace>/]<hostname>`: the hostname as written (a service's full name,
+        # e.g. `foo/authz.foo.svc.cluster.local`); a short name is not a hostname.
         service = config.service
-        if "/" in service:
-            namespace, _, name = service.partition("/")
-            hostname = f"{name}.{namespace}.svc.{mesh.cluster_domain}"
-        else:
-            hostname = service
-        if not known_host(hostname):
+        hostname = service.rpartition("/")[2]
+        if service.count("/") > 1 or not known_host(hostname):
             error = f"service {service!r} of extension provider {provider.name!r} not found"
             out.append(ResolvedProvider(provider.name, provider, error=error))
             continue

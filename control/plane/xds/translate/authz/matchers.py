@@ -85,7 +85,8 @@ def header(name: str, value: str, *, ignore_case: bool = False) -> Json:
 
 def inline_header(name: str, value: str) -> Json:
     """`request.experimental.inline.headers[name]`: the header may carry several values joined
-    by commas (as Envoy joins a repeated header); one of them must match `value`."""
+    by commas (as Envoy joins a repeated header); one of them must match `value`. As Istio's
+    matcher, the values are split at the commas only: `a, b` holds ` b`, not `b`."""
     if value == "*":
         return {"name": name, "present_match": True}
     if value.startswith("*"):
@@ -94,7 +95,7 @@ def inline_header(name: str, value: str) -> Json:
         element = re2_escape(value[:-1]) + "[^,]*"
     else:
         element = re2_escape(value)
-    return {"name": name, "string_match": regex(rf"(.*,)?\s*{element}\s*(,.*)?")}
+    return {"name": name, "string_match": regex(f"(.*,)?{element}(,.*)?")}
 
 
 def cidr(value: str) -> Json:

@@ -11,11 +11,12 @@ of the rule kept, so the rule matches more (fails closed)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from control.api.models.security import Condition, Rule
+from control.api.models.security import Rule
 from control.plane.xds.translate.authz import matchers as m
 from control.plane.xds.translate.authz.matchers import Json
 from control.plane.xds.translate.authz.trustdomain import principal_aliases, trust_domain_aliases
@@ -28,48 +29,54 @@ class HttpOnlyError(Exception):
 @dataclass(frozen=True, slots=True)
 class Context:
     policy_namespace: str
-    for_tcp: bool
-    allow: bool  # ALLOW drops the whole rule for an HTTP-only attribute on TCP
     trust_domains: tuple[str, ...] = ()  # the mesh's trust domain first, then its aliases
 
 
-Generator = Callable[[str, str, Context], Json]  # (key, value, context) -> principal/permission
+OneValue = Callable[[str, Context], Json]  # one value -> one principal/permission
+AllValues = Callable[[Sequence[str], Context], Json]  # all values -> one (their OR)
+Expander = Callable[[Sequence[str], Sequence[str]], list[str]]
 
 
 def _authenticated(matcher: Json) -> Json:
     return {"authenticated": {"principal_name": matcher}}
 
 
-def _principal(key: str, value: str, ctx: Context) -> Json:
-    return _authenticated(m.string(value, prefix=m.SPIFFE))
+def _principal(value: str, ctx: Context) -> Json:
+    return {"authenticated": {"principal_name": m.string(value, prefix=m.SPIFFE)}}
 
 
-def _namespace(key: str, value: str, ctx: Context) -> Json:
-    return _authenticated(m.namespace_regex(value))
+def _namespace(value: str, ctx: Context) -> Json:
+    return {"authenticated": {"principal_name": m.namespace_regex(value)}}
 
 
-def _trust_domain(key: str, value: str, ctx: Context) -> Json:
-    return _authenticated(m.trust_domain(value))
+def _trust_domain(value: str, ctx: Context) -> Json:
+    return {"authenticated": {"principal_name": m.trust_domain(value)}}
 
 
-def _service_account(key: str, value: str, ctx: Context) -> Json:
+def _service_account(value: str, ctx: Context) -> Json:
     return _authenticated(m.service_account_regex(value, ctx.policy_namespace))
 
 
-def _source_ip(key: str, value: str, ctx: Context) -> Json:
+def _source_ip(value: str, ctx: Context) -> Json:
     return {"direct_remote_ip": m.cidr(value)}
 
 
-def _remote_ip(key: str, value: str, ctx: Context) -> Json:
+def _remote_ip(value: str, ctx: Context) -> Json:
     return {"remote_ip": m.cidr(value)}
 
 
-def _request_header(key: str, value: str, ctx: Context) -> Json:
-    return {"header": m.header(_brackets(key)[0], value)}
+def _request_header(name: str) -> OneValue:
+    def one(value: str, ctx: Context) -> Json:
+        return {"header": m.header(name, value)}
+
+    return one
 
 
-def _inline_header(key: str, value: str, ctx: Context) -> Json:
-    return {"header": m.inline_header(_brackets(key)[0], value)}
+def _inline_header(name: str) -> OneValue:
+    def one(value: str, ctx: Context) -> Json:
+        return {"header": m.inline_header(name, value)}
+
+    return one
 
 
 def _request_principal(value: str) -> Json:
@@ -104,49 +111,59 @@ def _request_principal(value: str) -> Json:
     }
 
 
-def _claims(path: tuple[str, ...]) -> Callable[[tuple[str, ...]], Json]:
-    def build(values: tuple[str, ...]) -> Json:
-        return {"metadata": m.jwt_claim(path, m.claim_values(values))}
+def _request_principals(values: Sequence[str], ctx: Context) -> Json:
+    if len(values) == 1:
+        return _request_principal(values[0])
+    return {"or_ids": {"ids": [_request_principal(v) for v in values]}}
+
+
+def _claims(path: tuple[str, ...]) -> AllValues:
+    def build(values: Sequence[str], ctx: Context) -> Json:
+        return {"metadata": m.jwt_claim(path, m.claim_values(tuple(values)))}
 
     return build
 
 
-def _host(key: str, value: str, ctx: Context) -> Json:
+def _host(value: str, ctx: Context) -> Json:
     return {"header": m.header(":authority", value, ignore_case=True)}
 
 
-def _method(key: str, value: str, ctx: Context) -> Json:
+def _method(value: str, ctx: Context) -> Json:
     return {"header": m.header(":method", value)}
 
 
-def _path(key: str, value: str, ctx: Context) -> Json:
+def _path(value: str, ctx: Context) -> Json:
     if m.is_path_template(value):
         return {"uri_template": m.uri_template(value)}
     return {"url_path": {"path": m.string(value)}}
 
 
-def _port(key: str, value: str, ctx: Context) -> Json:
+def _port(value: str, ctx: Context) -> Json:
     return {"destination_port": int(value)}
 
 
-def _destination_ip(key: str, value: str, ctx: Context) -> Json:
+def _destination_ip(value: str, ctx: Context) -> Json:
     return {"destination_ip": m.cidr(value)}
 
 
-def _sni(key: str, value: str, ctx: Context) -> Json:
+def _sni(value: str, ctx: Context) -> Json:
     return {"requested_server_name": m.string(value)}
 
 
-def _envoy_filter(key: str, value: str, ctx: Context) -> Json:
+def _envoy_filter(key: str) -> OneValue:
     """`experimental.envoy.filters.<filter>[<key>]`: a string in that filter's dynamic
     metadata, or (`[v]`) a list holding v (Istio's experimental attribute)."""
     name, _, rest = key.removeprefix("experimental.").partition("[")
     field = rest.removesuffix("]")
-    if value.startswith("[") and value.endswith("]"):
-        matcher: Json = {"list_match": {"one_of": {"string_match": m.string(value[1:-1])}}}
-    else:
-        matcher = {"string_match": m.string(value)}
-    return {"metadata": {"filter": name, "path": [{"key": field}], "value": matcher}}
+
+    def one(value: str, ctx: Context) -> Json:
+        if value.startswith("[") and value.endswith("]"):
+            matcher: Json = {"list_match": {"one_of": {"string_match": m.string(value[1:-1])}}}
+        else:
+            matcher = {"string_match": m.string(value)}
+        return {"metadata": {"filter": name, "path": [{"key": field}], "value": matcher}}
+
+    return one
 
 
 def _brackets(key: str) -> tuple[str, ...]:
@@ -167,157 +184,209 @@ def is_http_only(key: str) -> bool:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Field:
-    key: str
-    values: Sequence[str]
-    not_values: Sequence[str]
-    generate: Generator | None = None  # one value -> one matcher (OR'd)
-    generate_all: Callable[[tuple[str, ...]], Json] | None = None  # all values -> one matcher
-
-
-def _or(items: list[Json], principal: bool) -> Json:
+def _any_of(one: OneValue, principal: bool) -> AllValues:
+    """Values OR'd (a single one as it is)."""
     if principal:
-        return items[0] if len(items) == 1 else {"or_ids": {"ids": items}}
-    return items[0] if len(items) == 1 else {"or_rules": {"rules": items}}
+
+        def ids(values: Sequence[str], ctx: Context) -> Json:
+            if len(values) == 1:
+                return one(values[0], ctx)
+            return {"or_ids": {"ids": [one(v, ctx) for v in values]}}
+
+        return ids
+
+    def rules(values: Sequence[str], ctx: Context) -> Json:
+        if len(values) == 1:
+            return one(values[0], ctx)
+        return {"or_rules": {"rules": [one(v, ctx) for v in values]}}
+
+    return rules
 
 
-def _not(item: Json, principal: bool) -> Json:
-    return {"not_id": item} if principal else {"not_rule": item}
+@dataclass(frozen=True, slots=True)
+class _Attribute:
+    """How one attribute's values become a matcher; made once per attribute key."""
+
+    key: str
+    principal: bool  # joins the principals (else the permissions)
+    build: AllValues
+    expand: Expander | None = None  # Istio's trust-domain migration (see `trustdomain`)
+    http_only: bool = False
+    negate: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "http_only", is_http_only(self.key))
+        object.__setattr__(self, "negate", "not_id" if self.principal else "not_rule")
 
 
-def _with_aliases(field: _Field, ctx: Context) -> _Field:
-    """Istio's trust-domain migration (see `trustdomain`) on principals and trust domains."""
-    expand: Callable[[Sequence[str], Sequence[str]], list[str]]
-    if field.key == "source.principal":
-        expand = principal_aliases
-    elif field.key == "source.trustDomain":
-        expand = trust_domain_aliases
-    else:
-        return field
-    return _Field(
-        field.key, expand(field.values, ctx.trust_domains),
-        expand(field.not_values, ctx.trust_domains), field.generate, field.generate_all,
-    )  # fmt: skip
+def _principal_attr(key: str, one: OneValue, expand: Expander | None = None) -> _Attribute:
+    return _Attribute(key, True, _any_of(one, True), expand)
 
 
-def _field_matchers(field: _Field, ctx: Context, principal: bool) -> list[Json]:
-    if not field.values and not field.not_values:
-        return []
-    if ctx.for_tcp and is_http_only(field.key):
-        if ctx.allow:
-            raise HttpOnlyError(f"{field.key} is HTTP only")
-        return []  # DENY/AUDIT: drop this condition, keep the rest of the rule
-    out: list[Json] = []
-    for values, negate in ((field.values, False), (field.not_values, True)):
-        if not values:
-            continue
-        if field.generate_all is not None:
-            item = field.generate_all(tuple(values))
-        else:
-            assert field.generate is not None
-            item = _or([field.generate(field.key, v, ctx) for v in values], principal)
-        out.append(_not(item, principal) if negate else item)
-    return out
+def _permission_attr(key: str, one: OneValue) -> _Attribute:
+    return _Attribute(key, False, _any_of(one, False))
 
 
-_PRINCIPAL_KEYS: Final[dict[str, Generator]] = {
-    "source.ip": _source_ip,
-    "remote.ip": _remote_ip,
-    "source.namespace": _namespace,
-    "source.principal": _principal,
-    "source.serviceAccount": _service_account,
-    "source.trustDomain": _trust_domain,
+_FIXED_KEYS: Final[dict[str, _Attribute]] = {
+    "source.ip": _principal_attr("source.ip", _source_ip),
+    "remote.ip": _principal_attr("remote.ip", _remote_ip),
+    "source.namespace": _principal_attr("source.namespace", _namespace),
+    "source.principal": _principal_attr("source.principal", _principal, principal_aliases),
+    "source.serviceAccount": _principal_attr("source.serviceAccount", _service_account),
+    "source.trustDomain": _principal_attr(
+        "source.trustDomain", _trust_domain, trust_domain_aliases
+    ),
+    "request.auth.principal": _Attribute("request.auth.principal", True, _request_principals),
+    "request.auth.audiences": _Attribute("request.auth.audiences", True, _claims(("aud",))),
+    "request.auth.presenter": _Attribute("request.auth.presenter", True, _claims(("azp",))),
+    "destination.ip": _permission_attr("destination.ip", _destination_ip),
+    "destination.port": _permission_attr("destination.port", _port),
+    "connection.sni": _permission_attr("connection.sni", _sni),
+    "hosts": _permission_attr("hosts", _host),
+    "methods": _permission_attr("methods", _method),
+    "paths": _permission_attr("paths", _path),
 }
-_PERMISSION_KEYS: Final[dict[str, Generator]] = {
-    "destination.ip": _destination_ip,
-    "destination.port": _port,
-    "connection.sni": _sni,
-}
 
 
-def _when_field(condition: Condition) -> tuple[bool, _Field]:
-    """(is a principal, field) for a `when` condition (keys checked by validation)."""
-    key = condition.key or ""
-    values, not_values = condition.values, condition.not_values
-    if key in _PRINCIPAL_KEYS:
-        return True, _Field(key, values, not_values, _PRINCIPAL_KEYS[key])
-    if key in _PERMISSION_KEYS:
-        return False, _Field(key, values, not_values, _PERMISSION_KEYS[key])
+@functools.lru_cache(maxsize=4096)
+def _attribute(key: str) -> _Attribute:
+    """A `when` key's attribute (keys are checked by validation)."""
+    fixed = _FIXED_KEYS.get(key)
+    if fixed is not None:
+        return fixed
     if key.startswith("experimental.envoy.filters."):
-        return False, _Field(key, values, not_values, _envoy_filter)
+        return _permission_attr(key, _envoy_filter(key))
     if key.startswith("request.headers["):
-        return True, _Field(key, values, not_values, _request_header)
+        return _principal_attr(key, _request_header(_brackets(key)[0]))
     if key.startswith("request.experimental.inline.headers["):
-        return True, _Field(key, values, not_values, _inline_header)
-    if key == "request.auth.principal":
-        return True, _Field(key, values, not_values, generate_all=_request_principals)
-    if key == "request.auth.audiences":
-        return True, _Field(key, values, not_values, generate_all=_claims(("aud",)))
-    if key == "request.auth.presenter":
-        return True, _Field(key, values, not_values, generate_all=_claims(("azp",)))
+        return _principal_attr(key, _inline_header(_brackets(key)[0]))
     if key.startswith("request.auth.claims["):
-        return True, _Field(key, values, not_values, generate_all=_claims(_brackets(key)))
+        return _Attribute(key, True, _claims(_brackets(key)))
     raise ValueError(f"unknown attribute {key!r}")  # validation refuses these first
 
 
-def _request_principals(values: tuple[str, ...]) -> Json:
-    return _or([_request_principal(v) for v in values], principal=True)
+Tagged = tuple[bool, Json]  # (HTTP only, matcher)
 
 
-def _and(items: list[Json], principal: bool) -> Json:
-    if principal:
-        return {"and_ids": {"ids": items or [{"any": True}]}}
-    return {"and_rules": {"rules": items or [{"any": True}]}}
+def _add(
+    attribute: _Attribute,
+    values: Sequence[str],
+    not_values: Sequence[str],
+    ctx: Context,
+    out: list[Tagged],
+) -> None:
+    """The attribute's matchers (values OR'd; notValues OR'd under a NOT), appended to out."""
+    if attribute.expand is not None:
+        values = attribute.expand(values, ctx.trust_domains) if values else values
+        not_values = attribute.expand(not_values, ctx.trust_domains) if not_values else ()
+    if values:
+        out.append((attribute.http_only, attribute.build(values, ctx)))
+    if not_values:
+        out.append((attribute.http_only, {attribute.negate: attribute.build(not_values, ctx)}))
 
 
-def rule_policy(rule: Rule, ctx: Context) -> Json:
-    """The RBAC policy of one rule; raises HttpOnlyError (ALLOW on TCP) to skip it."""
-    base_principals: list[_Field] = []
-    base_permissions: list[_Field] = []
+# (values attribute, notValues attribute, attribute), in the order of the RBAC output.
+_SOURCE_FIELDS: Final = tuple(
+    (name, f"not_{name}", _FIXED_KEYS[key])
+    for name, key in (
+        ("principals", "source.principal"),
+        ("trust_domains", "source.trustDomain"),
+        ("request_principals", "request.auth.principal"),
+        ("service_accounts", "source.serviceAccount"),
+        ("namespaces", "source.namespace"),
+        ("remote_ip_blocks", "remote.ip"),
+        ("ip_blocks", "source.ip"),
+    )
+)
+_OPERATION_FIELDS: Final = tuple(
+    (name, f"not_{name}", _FIXED_KEYS[key])
+    for name, key in (
+        ("hosts", "hosts"),
+        ("methods", "methods"),
+        ("paths", "paths"),
+        ("ports", "destination.port"),
+    )
+)
+_ANY_ID: Final[list[Json]] = [{"any": True}]
+_ANY_RULE: Final[list[Json]] = [{"any": True}]
+
+
+@dataclass(frozen=True, slots=True)
+class RulePolicies:
+    """One rule's RBAC policy on an HTTP chain and on a TCP chain, for the policy's action
+    (ALLOW semantics or not); the two share their matchers: treat them as immutable."""
+
+    http: Json
+    tcp: Json | None  # None: the rule is skipped (an HTTP-only attribute in ALLOW)
+
+    def policy(self, for_tcp: bool) -> Json | None:
+        return self.tcp if for_tcp else self.http
+
+
+def _assemble(principals: list[list[Tagged]], permissions: list[list[Tagged]], tcp: bool) -> Json:
+    return {
+        "permissions": [
+            {"and_rules": {"rules": [m for h, m in p if not (tcp and h)] or _ANY_RULE}}
+            for p in permissions
+        ],
+        "principals": [
+            {"and_ids": {"ids": [m for h, m in p if not (tcp and h)] or _ANY_ID}}
+            for p in principals
+        ],
+    }
+
+
+def rule_policies(rule: Rule, ctx: Context, allow: bool) -> RulePolicies:
+    """`allow`: ALLOW semantics on TCP (a rule with an HTTP-only attribute is skipped), else
+    DENY's (that attribute is dropped, the rest kept)."""
+    base_principals: list[Tagged] = []
+    base_permissions: list[Tagged] = []
     for condition in rule.when:
-        is_principal, field = _when_field(condition)
-        (base_principals if is_principal else base_permissions).append(field)
+        attribute = _attribute(condition.key or "")
+        if condition.values or condition.not_values:
+            out = base_principals if attribute.principal else base_permissions
+            _add(attribute, condition.values, condition.not_values, ctx, out)
 
-    principals: list[Json] = []
+    principals: list[list[Tagged]] = []
     for rule_from in rule.from_ or (None,):
-        fields: list[_Field] = []
+        items: list[Tagged] = []
         source = rule_from.source if rule_from is not None else None
         if source is not None:
-            fields += [
-                _Field("source.principal", source.principals, source.not_principals, _principal),
-                _Field("source.trustDomain", source.trust_domains, source.not_trust_domains,
-                       _trust_domain),
-                _Field("request.auth.principal", source.request_principals,
-                       source.not_request_principals, generate_all=_request_principals),
-                _Field("source.serviceAccount", source.service_accounts,
-                       source.not_service_accounts, _service_account),
-                _Field("source.namespace", source.namespaces, source.not_namespaces, _namespace),
-                _Field("remote.ip", source.remote_ip_blocks, source.not_remote_ip_blocks,
-                       _remote_ip),
-                _Field("source.ip", source.ip_blocks, source.not_ip_blocks, _source_ip),
-            ]  # fmt: skip
-        fields += base_principals
-        items = [
-            x for f in fields for x in _field_matchers(_with_aliases(f, ctx), ctx, principal=True)
-        ]
-        principals.append(_and(items, principal=True))
+            given = source.model_fields_set  # the fields the policy names
+            for name, not_name, attribute in _SOURCE_FIELDS:
+                if name in given or not_name in given:
+                    values, not_values = getattr(source, name), getattr(source, not_name)
+                    if values or not_values:
+                        _add(attribute, values, not_values, ctx, items)
+        principals.append(items + base_principals if base_principals else items)
 
-    permissions: list[Json] = []
+    permissions: list[list[Tagged]] = []
     for rule_to in rule.to or (None,):
-        fields = []
+        items = []
         operation = rule_to.operation if rule_to is not None else None
         if operation is not None:
-            fields += [
-                _Field("hosts", operation.hosts, operation.not_hosts, _host),
-                _Field("methods", operation.methods, operation.not_methods, _method),
-                _Field("paths", operation.paths, operation.not_paths, _path),
-                _Field("destination.port", operation.ports, operation.not_ports, _port),
-            ]
-        fields += base_permissions
-        items = [x for f in fields for x in _field_matchers(f, ctx, principal=False)]
-        permissions.append(_and(items, principal=False))
-    return {"permissions": permissions, "principals": principals}
+            given = operation.model_fields_set  # the fields the policy names
+            for name, not_name, attribute in _OPERATION_FIELDS:
+                if name in given or not_name in given:
+                    values, not_values = getattr(operation, name), getattr(operation, not_name)
+                    if values or not_values:
+                        _add(attribute, values, not_values, ctx, items)
+        permissions.append(items + base_permissions if base_permissions else items)
+    http = _assemble(principals, permissions, tcp=False)
+    http_only = any(h for group in principals for h, _ in group) or any(
+        h for group in permissions for h, _ in group
+    )
+    if not http_only:
+        return RulePolicies(http, http)
+    return RulePolicies(http, None if allow else _assemble(principals, permissions, tcp=True))
+
+
+def rule_policy(rule: Rule, ctx: Context, for_tcp: bool = False, allow: bool = True) -> Json:
+    """The RBAC policy of one rule; raises HttpOnlyError (ALLOW on TCP) to skip it."""
+    found = rule_policies(rule, ctx, allow).policy(for_tcp)
+    if found is None:
+        raise HttpOnlyError("the rule uses an HTTP-only attribute")
+    return found
 
 
 MATCH_NEVER: Final[Json] = {

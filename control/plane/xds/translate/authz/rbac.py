@@ -13,7 +13,12 @@ from typing import Final
 
 from control.api.models.security import AuthorizationPolicy
 from control.plane.xds.translate.authz.matchers import Json
-from control.plane.xds.translate.authz.model import MATCH_NEVER, Context, HttpOnlyError, rule_policy
+from control.plane.xds.translate.authz.model import (
+    MATCH_NEVER,
+    Context,
+    RulePolicies,
+    rule_policies,
+)
 from control.plane.xds.translate.authz.select import Selected
 
 _T: Final = "type.googleapis.com/"
@@ -39,6 +44,17 @@ class Built:
 
 
 @functools.lru_cache(maxsize=20_000)
+def _translated(
+    policy: Selected[AuthorizationPolicy], trust_domains: tuple[str, ...], allow: bool
+) -> tuple[RulePolicies, ...]:
+    """One policy's rules, each translated once for HTTP and TCP, memoized by the policy's
+    content (its fingerprint): workloads under the same policies, both chain kinds and pushes
+    that leave a policy unchanged reuse them."""
+    ctx = Context(policy.namespace, trust_domains)
+    return tuple(rule_policies(rule, ctx, allow) for rule in policy.body.rules)
+
+
+@functools.lru_cache(maxsize=20_000)
 def _policy_rules(
     policy: Selected[AuthorizationPolicy],
     for_tcp: bool,
@@ -46,25 +62,22 @@ def _policy_rules(
     trust_domains: tuple[str, ...],
     name_prefix: str,
 ) -> tuple[tuple[str, Json], ...]:
-    """One policy's RBAC policies by name, memoized by the policy's content (its fingerprint):
-    workloads under the same policies, and pushes that leave a policy unchanged, reuse them.
-    Treat the result as immutable."""
-    spec = policy.body
-    ctx = Context(policy.namespace, for_tcp, allow, trust_domains)
+    """One policy's RBAC policies by name (treat as immutable). A rule that uses an HTTP-only
+    attribute in an ALLOW policy on TCP is left out: it cannot grant."""
     out: list[tuple[str, Json]] = []
-    for index, rule in enumerate(spec.rules):
-        try:
-            out.append(
-                (
-                    policy_name(policy.namespace, policy.name, index, name_prefix),
-                    rule_policy(rule, ctx),
-                )
-            )
-        except HttpOnlyError:
-            continue  # ALLOW on TCP: the rule cannot grant
-    if not spec.rules:
+    for index, translated in enumerate(_translated(policy, trust_domains, allow)):
+        found = translated.policy(for_tcp)
+        if found is not None:
+            out.append((policy_name(policy.namespace, policy.name, index, name_prefix), found))
+    if not policy.body.rules:
         out.append((policy_name(policy.namespace, policy.name, 0, name_prefix), MATCH_NEVER))
-    return tuple(out)  # fmt: skip
+    return tuple(out)
+
+
+def clear_caches() -> None:
+    """Forget every memoized translation (benchmarks measure cold translation with it)."""
+    _translated.cache_clear()
+    _policy_rules.cache_clear()
 
 
 def build(

@@ -7,7 +7,6 @@ the state is built (`control.plane.model.build`) and never reach here."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
@@ -50,7 +49,10 @@ def is_dry_run(annotations: Mapping[str, str]) -> bool:
 
 
 def _fingerprint(resource: MeshResource[Any]) -> str:
-    return json.dumps(resource.spec.to_dict(), sort_keys=True, separators=(",", ":"))
+    """The spec's content in the fields the user set (pydantic's serializer: fast, and stable
+    for one spec; equal specs written in another map order differ, costing only sharing)."""
+    fingerprint: str = resource.spec.model_dump_json(exclude_unset=True)
+    return fingerprint
 
 
 class PolicyIndex(Generic[SpecT]):
