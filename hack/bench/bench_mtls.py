@@ -44,7 +44,7 @@ from control.cli.demo.netns import Network, can_run_netns
 from control.cli.demo.standalone_ca import start_ca, start_meshed_sidecar
 
 NAMESPACE = "bench"
-VIP = "10.96.0.40"
+VIP = "198.19.255.40"  # the demo's VIP range (control/cli/demo/netns.py)
 PORT = 8080
 MESHED = {"security.istio.io/tlsMode": "istio"}
 

@@ -40,7 +40,7 @@ from control.cli.demo.mesh import MeshError, SidecarPod, mizzen, run_in, start_s
 from control.cli.demo.netns import NetnsPod, Network, can_run_netns
 
 NAMESPACE = "bench"
-SERVICE_IP = "10.96.0.40"
+SERVICE_IP = "198.19.255.40"  # the demo's VIP range (control/cli/demo/netns.py)
 APP_PORT = 8080
 CODES = range(201, 451)  # 250 response codes besides 200: a label set each per sidecar
 _FETCH = (

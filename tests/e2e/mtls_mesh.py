@@ -39,8 +39,8 @@ from tests.agent.identity_env import reachable_dir
 from tests.harness.netns import Pod, Topology
 
 NAMESPACE: Final = "secure"
-SERVER_VIP: Final = "10.96.0.30"
-MIXED_VIP: Final = "10.96.0.31"
+SERVER_VIP: Final = "198.19.255.30"
+MIXED_VIP: Final = "198.19.255.31"
 TLS_LABEL: Final = "security.istio.io/tlsMode"
 POLICY_FILE: Final = "security.yaml"
 ADMIN_PORT: Final = 15000

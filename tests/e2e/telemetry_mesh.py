@@ -35,7 +35,7 @@ from tests.e2e.prometheus import Prometheus, prometheus_binary
 from tests.harness.netns import Pod, Topology
 
 NAMESPACE = "demo"
-ECHO_IP, TCP_IP, DEAD_IP = "10.96.0.20", "10.96.0.21", "10.96.0.22"
+ECHO_IP, TCP_IP, DEAD_IP = "198.19.255.20", "198.19.255.21", "198.19.255.22"
 ECHO_HOST = f"echo.{NAMESPACE}.svc.cluster.local"
 TCP_HOST = f"tcp-echo.{NAMESPACE}.svc.cluster.local"
 DEAD_HOST = f"dead.{NAMESPACE}.svc.cluster.local"

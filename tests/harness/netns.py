@@ -177,7 +177,11 @@ class Topology:
     def __init__(self, *, ipv6: bool = True, prefix: str = PREFIX) -> None:
         self.id = f"{prefix}-{os.getpid()}-{secrets.token_hex(3)}"
         self.ipv6 = ipv6
-        block = secrets.randbelow(512)  # 512 /24s in 198.18.0.0/15
+        # A /24 of 198.18.0.0/15 for the pods, its mirror for the links; neither may be the
+        # Service VIPs' 198.19.255.0/24 (`control.cli.demo.sample`): blocks 255 and 511 are out.
+        block = secrets.randbelow(510)
+        if block >= 255:
+            block += 1
         self.subnet = ipaddress.ip_network(f"198.{18 + block // 256}.{block % 256}.0/24")
         self.subnet6 = ipaddress.ip_network(f"fd6d:7a00:{secrets.randbelow(65536):x}::/64")
         self.link_subnet = ipaddress.ip_network(f"198.{19 - block // 256}.{block % 256}.0/24")

@@ -81,7 +81,7 @@ class Network:
 
     def __init__(self) -> None:
         self.id = f"{PREFIX}-{os.getpid()}-{secrets.token_hex(3)}"
-        block = secrets.randbelow(512)
+        block = secrets.randbelow(511)  # a /24 of 198.18.0.0/15 but the VIPs' 198.19.255.0/24
         self.subnet = ipaddress.ip_network(f"198.{18 + block // 256}.{block % 256}.0/24")
         self.namespaces: list[str] = []
         self.processes: list[subprocess.Popen[str]] = []

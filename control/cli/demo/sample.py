@@ -19,7 +19,8 @@ import yaml
 NAMESPACE: Final = "demo"
 SERVICE: Final = "echo"
 SERVICE_HOST: Final = f"{SERVICE}.{NAMESPACE}.svc.cluster.local"
-SERVICE_IP: Final = "10.96.0.20"
+# Service VIPs live in 198.19.255.0/24: inside the test ranges, never a pod subnet (see netns).
+SERVICE_IP: Final = "198.19.255.20"
 SERVICE_PORT: Final = 80
 BACKEND_PORT: Final = 8080
 PIN_HEADER: Final = "x-mizzen-pin"
