@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.netns import Topology, fenced_test_ranges, sweep
+from tests.harness.netns import Topology, fence_test_ranges, sweep
 
 
 def netns_skip_reason() -> str | None:
@@ -24,13 +24,13 @@ def netns_skip_reason() -> str | None:
 @pytest.fixture(scope="session")
 def netns_session() -> Iterator[None]:
     """Once per run: skip without the means, sweep leftovers of dead runs before and after, and
-    fence the test ranges off the machine's own routes meanwhile (`fenced_test_ranges`)."""
+    fence the test ranges off the machine's own routes (`fence_test_ranges`)."""
     reason = netns_skip_reason()
     if reason:
         pytest.skip(reason)
     sweep()
-    with fenced_test_ranges():
-        yield
+    fence_test_ranges()
+    yield
     sweep(include_own=True)
 
 

@@ -23,7 +23,7 @@ import select
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -348,24 +348,17 @@ def harness_namespaces(prefix: str = PREFIX) -> list[str]:
 TEST_RANGES = ("198.18.0.0/15", "fd6d:7a00::/32")
 
 
-@contextlib.contextmanager
-def fenced_test_ranges() -> Iterator[None]:
-    """`unreachable` routes for `TEST_RANGES` in this namespace for the duration; those this
-    call added are removed after (another run's are left alone)."""
-    added = []
+def fence_test_ranges() -> None:
+    """`unreachable` routes for `TEST_RANGES` in this namespace, added when missing and left in
+    place: runs of the suite overlap (one's teardown must not open the fence under another), and
+    nothing outside the tests uses these benchmark ranges. `ip route del unreachable
+    198.18.0.0/15` (and `-6 ... fd6d:7a00::/32`) removes them."""
     for cidr in TEST_RANGES:
         family = "-6" if ":" in cidr else "-4"
         if cidr in ip(family, "route", "show", "type", "unreachable"):
             continue
         with contextlib.suppress(HarnessError):  # a kernel without IPv6, say
             ip(family, "route", "add", "unreachable", cidr)
-            added.append((family, cidr))
-    try:
-        yield
-    finally:
-        for family, cidr in added:
-            with contextlib.suppress(HarnessError):
-                ip(family, "route", "del", "unreachable", cidr)
 
 
 def sweep(prefix: str = PREFIX, *, include_own: bool = False) -> list[str]:
