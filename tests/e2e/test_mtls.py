@@ -126,6 +126,12 @@ def test_auto_mtls_to_the_injected_endpoint_plaintext_to_the_plain_one(
 ) -> None:
     mesh = mtls_mesh
     _apply(mesh, plain_served={8080: True})
+    # `_apply` proves the server's chains; the client's clusters may still carry an earlier
+    # test's DestinationRule for `mixed` (ISTIO_MUTUAL to every endpoint) for a moment.
+    mesh.until(
+        lambda: mesh.get(mesh.client, MIXED).get("version") == "plain",
+        "the client's sidecar reaches the plain endpoint",
+    )
     results = [mesh.get(mesh.client, MIXED) for _ in range(16)]
     assert all(r.get("status") == 200 for r in results), results
     by_version = {str(r["version"]) for r in results}
