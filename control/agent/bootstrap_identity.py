@@ -14,8 +14,8 @@ from typing import Any, Final
 
 from control.agent.identity_settings import IdentitySettings
 from control.agent.secrets import ROOTS, WORKLOAD
+from control.config.sds_names import SDS_CLUSTER, sds_config
 
-SDS_CLUSTER: Final = "sds-grpc"
 _TYPE: Final = "type.googleapis.com/"
 _HTTP_OPTIONS: Final = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _UPSTREAM_TLS: Final = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
@@ -42,19 +42,6 @@ def sds_cluster(identity: IdentitySettings) -> dict[str, Any]:
                 "explicit_http_config": {"http2_protocol_options": {}},
             }
         },
-    }
-
-
-def sds_config() -> dict[str, Any]:
-    return {
-        "api_config_source": {
-            "api_type": "GRPC",
-            "transport_api_version": "V3",
-            "set_node_on_first_message_only": True,
-            "grpc_services": [{"envoy_grpc": {"cluster_name": SDS_CLUSTER}}],
-        },
-        "initial_fetch_timeout": "0s",
-        "resource_api_version": "V3",
     }
 
 

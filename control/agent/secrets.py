@@ -15,8 +15,10 @@ from typing import Final
 from envoy.config.core.v3 import base_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2
 
-WORKLOAD: Final = "default"
-ROOTS: Final = "ROOTCA"
+from control.config.sds_names import ROOT_SECRET, WORKLOAD_SECRET
+
+WORKLOAD: Final = WORKLOAD_SECRET
+ROOTS: Final = ROOT_SECRET
 SECRET_TYPE: Final = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 
 

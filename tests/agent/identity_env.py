@@ -25,10 +25,11 @@ from cryptography import x509
 from envoy.service.discovery.v3 import ads_pb2_grpc
 from prometheus_client import CollectorRegistry
 
-from control.agent.bootstrap_identity import sds_cluster, sds_config
+from control.agent.bootstrap_identity import sds_cluster
 from control.agent.envoy_binary import find_envoy
 from control.agent.identity_settings import IdentitySettings
 from control.cli.ca_wiring import build_identity, secure_server
+from control.config.sds_names import sds_config
 from control.identity.spiffe import SpiffeId
 from control.plane.ca.ca_settings import CaSettings
 from control.plane.ca.local_tokens import issue_token, load_or_create_token_key

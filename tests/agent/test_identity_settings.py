@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from control.agent.bootstrap import XDS_CLUSTER, bootstrap_yaml, render_bootstrap
-from control.agent.bootstrap_identity import SDS_CLUSTER
 from control.agent.envoy_binary import find_envoy
 from control.agent.identity_settings import IdentityOptions
 from control.agent.settings import AgentOptions, AgentSettings, SettingsError
+from control.config.sds_names import SDS_CLUSTER
 from injector import contract
 from tests.agent.conftest import pod_env
 

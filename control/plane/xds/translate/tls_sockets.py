@@ -11,7 +11,7 @@ from typing import Any, Final
 from envoy.extensions.transport_sockets.raw_buffer.v3 import raw_buffer_pb2  # noqa: F401
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2  # noqa: F401
 
-from control.config.sds_names import ROOT_SECRET, SDS_CLUSTER, WORKLOAD_SECRET
+from control.config.sds_names import ROOT_SECRET, WORKLOAD_SECRET, sds_config
 
 _T: Final = "type.googleapis.com/envoy.extensions.transport_sockets."
 _DOWNSTREAM: Final = _T + "tls.v3.DownstreamTlsContext"
@@ -31,20 +31,6 @@ SYSTEM_ROOTS: Final = "/etc/ssl/certs/ca-certificates.crt"
 # A name no certificate carries: the SAN check of a TLS setting mizzen cannot honour, so the
 # connection fails (the reason in the access log) instead of going out without it.
 REFUSED_SAN: Final = "tls-setting-not-supported.mizzen.invalid"
-
-
-def sds_config() -> dict[str, Any]:
-    """The agent's SDS server (the `sds-grpc` cluster of the bootstrap)."""
-    return {
-        "api_config_source": {
-            "api_type": "GRPC",
-            "transport_api_version": "V3",
-            "set_node_on_first_message_only": True,
-            "grpc_services": [{"envoy_grpc": {"cluster_name": SDS_CLUSTER}}],
-        },
-        "initial_fetch_timeout": "0s",
-        "resource_api_version": "V3",
-    }
 
 
 def _mesh_common(alpn: tuple[str, ...], sans: tuple[str, ...] = ()) -> dict[str, Any]:
