@@ -4,28 +4,37 @@ mTLS (`handwritten_pair.py`), in the same run.
 
 Builds, in network namespaces (root needed): the CA and the control plane on the bridge, a
 meshed client and a meshed server (certificates from the CA, config over ADS), a plain client
-and a plain backend. Three paths, measured in interleaved rounds with `hey` (a native load
-generator; its CSV has 0.1 ms resolution) at a fixed rate over one keep-alive connection:
+and a plain backend. Four paths, measured in interleaved rounds with `wrk` (native; its
+percentiles come from an HdrHistogram in microseconds, read through a Lua `done` hook):
 - direct: plain client -> plain backend (the floor);
 - plaintext: meshed client -> server sidecar -> app, a DestinationRule `tls: DISABLE`;
 - mTLS: the same, auto-mTLS (the DestinationRule removed);
 - hand-written: client pod -> a static Envoy -> mTLS -> a static Envoy -> app (no redirect).
-Then the maximum rate of each path (8 connections, 3 s). Prints median, p99 and rate per path,
-the mTLS / plaintext and mizzen / hand-written ratios (the issue's target: mizzen's pair within
-1.1x of the hand-written pair) and what each adds over the floor.
+Each round: 10 keep-alive connections, each pausing 10 ms before every request (~950 req/s in
+all). Then the maximum rate of each path (8 connections unpaced, 3 s). Envoy CPU per request is
+the user + system time of the path's two Envoy processes (/proc) over the round, divided by its
+requests. Prints p50/p90/p99 (median over rounds), CPU and rate per path, what each path adds
+over the floor, and the ratios mizzen mTLS / hand-written (the issue's target: <= 1.1 at p50 and
+p99) and mTLS / plaintext.
 
-    .venv/bin/python hack/bench/bench_mtls.py [--requests N] [--rounds R] [--rate QPS]
+    .venv/bin/python hack/bench/bench_mtls.py [--seconds S] [--rounds R]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +49,7 @@ from control.cli.demo.mesh import (
     start_control_plane,
     wait_ready,
 )
-from control.cli.demo.netns import Network, can_run_netns
+from control.cli.demo.netns import NetnsPod, Network, can_run_netns
 from control.cli.demo.standalone_ca import start_ca, start_meshed_sidecar
 
 NAMESPACE = "bench"
@@ -80,26 +89,65 @@ def _plaintext_rule() -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _hey(pod: PodHandle, url: str, count: int, rate: int) -> list[float]:
-    """Milliseconds per request (hey's CSV), one worker, keep-alive."""
-    out = run_in(pod, ["hey", "-n", str(count), "-c", "1", "-q", str(rate), "-o", "csv", url])
-    samples = []
-    for line in out.splitlines()[1:]:
-        fields = line.split(",")
-        if len(fields) >= 7 and fields[6] == "200":
-            samples.append(float(fields[0]) * 1000)
-    if len(samples) < count * 0.99:
-        raise MeshError(f"hey to {url}: {count - len(samples)} of {count} requests failed")
-    return samples
+_PACED = "function delay() return 10 end\n"  # ms before each request, per connection
+_REPORT = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("MZ %d %d %d %d %d %d\\n", summary.requests,
+    e.connect + e.read + e.write + e.status + e.timeout, summary.duration,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99)))
+end
+"""
 
 
-def _max_rate(pod: PodHandle, url: str, seconds: int = 3, workers: int = 8) -> float:
-    """Requests/s with `workers` connections as fast as they go (hey's summary)."""
-    out = run_in(pod, ["hey", "-z", f"{seconds}s", "-c", str(workers), url], timeout=seconds + 60)
-    for line in out.splitlines():
-        if line.strip().startswith("Requests/sec:"):
-            return float(line.split(":", 1)[1])
-    raise MeshError(f"hey to {url}: no Requests/sec in its summary")
+@dataclass
+class Round:
+    """One wrk run on one path: latency percentiles (ms), rate, and the pair's Envoy CPU."""
+
+    p50: float
+    p90: float
+    p99: float
+    rps: float
+    requests: int
+    envoy_cpu_us: float  # Envoy CPU (user + system) per request, both sidecars of the path
+
+
+def _wrk(pod: PodHandle, url: str, script: Path, seconds: int, connections: int,
+         envoys: Sequence[NetnsPod]) -> Round:  # fmt: skip
+    """A wrk run inside `pod`; wrk's own percentiles (HdrHistogram, microseconds)."""
+    before = _envoy_cpu_seconds(envoys)
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url]
+    out = run_in(pod, argv, timeout=seconds + 60)
+    cpu = _envoy_cpu_seconds(envoys) - before
+    match = re.search(r"^MZ (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$", out, re.MULTILINE)
+    if match is None:
+        raise MeshError(f"wrk to {url}: unexpected output: {out[-300:]}")
+    requests, errors, duration_us, p50, p90, p99 = (int(g) for g in match.groups())
+    if errors or "Non-2xx" in out or requests == 0:
+        raise MeshError(f"wrk to {url}: {errors} errors of {requests} requests: {out[-300:]}")
+    return Round(
+        p50 / 1000, p90 / 1000, p99 / 1000, requests / (duration_us / 1e6), requests,
+        cpu / requests * 1e6,
+    )  # fmt: skip
+
+
+def _envoy_cpu_seconds(pods: Sequence[NetnsPod]) -> float:
+    """User + system CPU of the Envoy processes in these pods' network namespaces, so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pod in pods:
+        listed = subprocess.run(
+            ["ip", "netns", "pids", pod.netns], capture_output=True, text=True, check=False
+        ).stdout.split()
+        for pid in listed:
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() != "envoy":
+                    continue
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # exited in between
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / tick
 
 
 def _xfcc(pod: PodHandle, url: str) -> bool:
@@ -135,17 +183,15 @@ def _wait_serving(pod: PodHandle, url: str, timeout: float = 30) -> None:
         time.sleep(0.2)
 
 
-def _p99(samples: list[float]) -> float:
-    return statistics.quantiles(samples, n=100)[98]
+PATHS = ("direct", "plaintext", "mtls", "hand-written")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=2000, help="requests per round and path")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--rate", type=int, default=1000, help="requests/s (hey -q)")
+    parser.add_argument("--seconds", type=int, default=4, help="seconds per round and path")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    reason = can_run_netns() or (None if shutil.which("hey") else "needs `hey` (Debian: hey)")
+    reason = can_run_netns() or (None if shutil.which("wrk") else "needs `wrk` (Debian: wrk)")
     if reason:
         print(f"bench_mtls: cannot run here: {reason}")
         return 1
@@ -185,61 +231,90 @@ def main() -> int:
             except MeshError as error:
                 print(f"bench_mtls: the mesh did not start: {error}")
                 return 1
-            direct_url = f"http://{backend.ip}:{PORT}/"
-            results: dict[str, list[float]] = {
-                "direct": [], "plaintext": [], "mtls": [], "hand-written": []
-            }  # fmt: skip
-            _hey(plain, direct_url, 200, args.rate)  # warm-up
+            paced, unpaced = Path(tmp) / "paced.lua", Path(tmp) / "unpaced.lua"
+            paced.write_text(_PACED + _REPORT)
+            unpaced.write_text(_REPORT)
+            paths = {  # path: (client pod, URL, the Envoys it crosses)
+                "direct": (plain, f"http://{backend.ip}:{PORT}/", []),
+                "plaintext": (client, url, [client, server]),
+                "mtls": (client, url, [client, server]),
+                "hand-written": (hclient, hand_url, [hclient, hserver]),
+            }
             _wait_serving(hclient, hand_url)
+            _wrk(plain, paths["direct"][1], paced, 1, 10, [])  # warm-up
+
+            def measure(name: str, script: Path, seconds: int, connections: int) -> Round:
+                if name in ("plaintext", "mtls"):
+                    _switch(config, client, url, mtls=name == "mtls")
+                pod, target, envoys = paths[name]
+                return _wrk(pod, target, script, seconds, connections, envoys)
+
+            paced_rounds: dict[str, list[Round]] = {name: [] for name in PATHS}
             for _ in range(args.rounds):  # interleaved, so drift hits every path alike
-                results["direct"] += _hey(plain, direct_url, args.requests, args.rate)
-                _switch(config, client, url, mtls=False)
-                results["plaintext"] += _hey(client, url, args.requests, args.rate)
-                _switch(config, client, url, mtls=True)
-                results["mtls"] += _hey(client, url, args.requests, args.rate)
-                results["hand-written"] += _hey(hclient, hand_url, args.requests, args.rate)
-            rates = {"direct": _max_rate(plain, direct_url)}
-            _switch(config, client, url, mtls=False)
-            rates["plaintext"] = _max_rate(client, url)
-            _switch(config, client, url, mtls=True)
-            rates["mtls"] = _max_rate(client, url)
-            rates["hand-written"] = _max_rate(hclient, hand_url)
+                for name in PATHS:
+                    paced_rounds[name].append(measure(name, paced, args.seconds, 10))
+            busy = {name: measure(name, unpaced, 3, 8) for name in PATHS}
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
-    report(results, args.rate, rates)
+    report(paced_rounds, busy)
     return 0
 
 
-def report(results: dict[str, list[float]], rate: int, rates: dict[str, float]) -> None:
-    floor, plain, mtls = results["direct"], results["plaintext"], results["mtls"]
-    hand = results["hand-written"]
-    print(f"{len(floor)} requests per path, hey -c 1 -q {rate}, one keep-alive connection")
-    for name, samples in results.items():
-        median = statistics.median(samples)
-        print(
-            f"  {name:<12} median {median:.3f} ms  p99 {_p99(samples):.3f} ms  "
-            f"max {rates[name]:,.0f} req/s (hey -c 8)"
-        )
-    m_ratio = statistics.median(mtls) / statistics.median(plain)
-    p_ratio = _p99(mtls) / _p99(plain)
-    print(f"  mTLS / plaintext (two sidecars): median x{m_ratio:.2f}, p99 x{p_ratio:.2f}")
-    for name, samples in (("plaintext", plain), ("mtls", mtls), ("hand-written", hand)):
-        added_median = statistics.median(samples) - statistics.median(floor)
-        added_p99 = _p99(samples) - _p99(floor)
-        print(f"  {name} adds over direct: median +{added_median:.3f} ms, p99 +{added_p99:.3f} ms")
-    added = [
-        (statistics.median(mtls) - statistics.median(floor))
-        / max(statistics.median(hand) - statistics.median(floor), 1e-9),
-        (_p99(mtls) - _p99(floor)) / max(_p99(hand) - _p99(floor), 1e-9),
-    ]
+def _median(rounds: Sequence[Round], field: str) -> float:
+    return float(statistics.median(getattr(r, field) for r in rounds))
+
+
+def report(paced: dict[str, list[Round]], busy: dict[str, Round]) -> None:
+    rate = statistics.median(r.rps for rounds in paced.values() for r in rounds)
+    count = len(paced["direct"])
     print(
-        f"  mizzen's mTLS pair / the hand-written pair, added latency: median x{added[0]:.2f}, "
-        f"p99 x{added[1]:.2f} (the issue's target: <= 1.1)"
+        f"wrk, 10 keep-alive connections paced at 10 ms (~{rate:,.0f} req/s), {count} "
+        "interleaved rounds per path; latency: the median over rounds of wrk's percentiles; "
+        "max: 8 connections unpaced, 3 s"
+    )
+    print(
+        f"  {'path':<13}{'p50':>9}{'p90':>9}{'p99':>9}   {'Envoy CPU/req':>13}   "
+        f"{'max req/s':>10}  {'Envoy CPU/req at max':>20}"
+    )
+    for name in PATHS:
+        rounds = paced[name]
+        print(
+            f"  {name:<13}{_median(rounds, 'p50'):>7.3f}ms{_median(rounds, 'p90'):>7.3f}ms"
+            f"{_median(rounds, 'p99'):>7.3f}ms   {_median(rounds, 'envoy_cpu_us'):>11.0f}us   "
+            f"{busy[name].rps:>10,.0f}  {busy[name].envoy_cpu_us:>18.0f}us"
+        )
+    floor = paced["direct"]
+
+    def added(name: str, field: str) -> float:
+        return _median(paced[name], field) - _median(floor, field)
+
+    def ratio(a: float, b: float) -> float:
+        """a / b; NaN when either is not positive (the floor moved more than the path did)."""
+        return a / b if a > 0 and b > 0 else math.nan
+
+    for field in ("p50", "p90", "p99"):
+        mtls, hand, plain = (added(n, field) for n in ("mtls", "hand-written", "plaintext"))
+        print(
+            f"  added over direct at {field}: plaintext +{plain:.3f} ms, mTLS +{mtls:.3f} ms, "
+            f"hand-written +{hand:.3f} ms; mizzen mTLS / hand-written x{ratio(mtls, hand):.2f}; "
+            f"mTLS / plaintext x{ratio(mtls, plain):.2f}"
+        )
+    paced_cpu = ratio(*(_median(paced[n], "envoy_cpu_us") for n in ("mtls", "hand-written")))
+    busy_cpu = ratio(busy["mtls"].envoy_cpu_us, busy["hand-written"].envoy_cpu_us)
+    print(
+        f"  Envoy CPU per request, mizzen mTLS / hand-written: x{paced_cpu:.2f} paced, "
+        f"x{busy_cpu:.2f} at max; max rate x{ratio(busy['mtls'].rps, busy['hand-written'].rps):.2f}"
+        " (the issue's latency target: added latency <= 1.1x the hand-written pair's)"
     )
     summary = {
-        k: {"median": statistics.median(v), "p99": _p99(v), "max_rps": rates[k]}
-        for k, v in results.items()
-    }
+        name: {
+            "p50": _median(paced[name], "p50"), "p90": _median(paced[name], "p90"),
+            "p99": _median(paced[name], "p99"),
+            "envoy_cpu_us": _median(paced[name], "envoy_cpu_us"),
+            "max_rps": busy[name].rps, "envoy_cpu_us_at_max": busy[name].envoy_cpu_us,
+        }
+        for name in PATHS
+    }  # fmt: skip
     print(json.dumps(summary))
 
 
