@@ -95,6 +95,9 @@ class HttpServer(uvicorn.Server):
         config = uvicorn.Config(
             app,
             http=deadline_protocol(self.limits.request_timeout),
+            # asyncio's own loop, never uvloop (uvicorn's "auto" takes it when installed): the
+            # guard's TLS handshakes (`loop.start_tls` on a transport handed over) need it.
+            loop="asyncio",
             lifespan="off",
             access_log=False,
             server_header=False,
