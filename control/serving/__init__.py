@@ -24,12 +24,14 @@ import contextlib
 import socket
 import ssl
 from collections.abc import Callable, Iterator
+from typing import Literal
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from control.serving.deadline import DeadlineH11Protocol, deadline_protocol
-from control.serving.guard import ConnectionGuard
+from control.serving.fastparser import DeadlineHttpToolsProtocol
+from control.serving.guard import ConnectionGuard, HttpProtocol
 from control.serving.limits import ListenerLimits
 
 __all__ = ["HttpServer", "ListenerLimits", "TlsContext", "bind"]
@@ -67,11 +69,22 @@ def _bind(
     return sock
 
 
+def _protocol(
+    parser: Literal["httptools", "h11"], request_timeout: float
+) -> type[asyncio.Protocol]:
+    """The HTTP protocol class uvicorn instantiates per connection, with the deadline set."""
+    if parser == "h11":
+        return deadline_protocol(request_timeout)
+    attributes = {"request_timeout": request_timeout}
+    return type("DeadlineHttpToolsProtocol", (DeadlineHttpToolsProtocol,), attributes)
+
+
 class HttpServer(uvicorn.Server):
     """An ASGI app served by uvicorn inside the caller's event loop, on a socket the caller
     bound (`bind`). uvicorn's own signal handlers are never installed. Connections are
-    admitted by a `ConnectionGuard` (caps, TLS with a deadline) and served by uvicorn's h11
-    protocol with a request deadline.
+    admitted by a `ConnectionGuard` (caps, TLS with a deadline) and served by uvicorn's
+    httptools protocol with a request deadline and a cap on request heads (`fastparser.py`;
+    `parser="h11"`: uvicorn's h11 protocol, with the same deadline, `deadline.py`).
 
         server = HttpServer(app, name="debug-http")
         server.start(bind("::", 0))   # serving from now on (a task of the caller's loop)
@@ -87,6 +100,7 @@ class HttpServer(uvicorn.Server):
         limits: ListenerLimits | None = None,
         tls: TlsContext | None = None,
         log_level: str | None = "warning",
+        parser: Literal["httptools", "h11"] = "httptools",
     ) -> None:
         self.limits = limits or ListenerLimits()
         self.name = name
@@ -94,7 +108,7 @@ class HttpServer(uvicorn.Server):
         self.guard: ConnectionGuard | None = None
         config = uvicorn.Config(
             app,
-            http=deadline_protocol(self.limits.request_timeout),
+            http=_protocol(parser, self.limits.request_timeout),
             # asyncio's own loop, never uvloop (uvicorn's "auto" takes it when installed): the
             # guard's TLS handshakes (`loop.start_tls` on a transport handed over) need it.
             loop="asyncio",
@@ -120,12 +134,13 @@ class HttpServer(uvicorn.Server):
         assert sockets, "HttpServer serves the sockets it is given"
         config = self.config
         protocol_class = config.http_protocol_class
-        assert issubclass(protocol_class, DeadlineH11Protocol)
+        assert issubclass(protocol_class, (DeadlineHttpToolsProtocol, DeadlineH11Protocol))
 
-        def make_protocol() -> DeadlineH11Protocol:
-            return protocol_class(
+        def make_protocol() -> HttpProtocol:
+            protocol: HttpProtocol = protocol_class(
                 config=config, server_state=self.server_state, app_state=self.lifespan.state
             )
+            return protocol
 
         tls = self.tls() if self.tls is not None else None
         self.guard = ConnectionGuard(self.name, self.limits, make_protocol, tls)
