@@ -5,13 +5,14 @@ Every problem here is a `FramingError` carrying its HTTP status (see `webhook.ou
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from typing import Any, NoReturn
 
-import anyio
+import orjson
 from pydantic import ValidationError
-from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from webhook.outcome import BadObjectError, FramingError
 from webhook.review import API_VERSION, KIND, AdmissionRequest
@@ -20,9 +21,8 @@ from webhook.settings import WebhookSettings
 JSON_MEDIA_TYPE = "application/json"
 
 
-def check_content_type(request: Request) -> None:
+def check_content_type(header: str | None) -> None:
     """Only `application/json` (parameters such as charset allowed) is an AdmissionReview."""
-    header = request.headers.get("content-type")
     if header is None:
         raise FramingError(415, f"missing Content-Type: expected {JSON_MEDIA_TYPE}")
     media_type = header.split(";", 1)[0].strip().lower()
@@ -30,42 +30,52 @@ def check_content_type(request: Request) -> None:
         raise FramingError(415, f"Content-Type {header[:64]!r} is not {JSON_MEDIA_TYPE}")
 
 
-async def read_body(request: Request, settings: WebhookSettings) -> bytes:
-    """The body, read chunk by chunk: never more than the cap is held, never waited on longer
-    than `body_read_timeout`. A declared oversize body is refused before reading any of it."""
+def check_declared_length(declared: str | None, expect: str | None, limit: int) -> None:
+    """A `Content-Length` that is not a number, or over the cap, is refused before any of the
+    body is read."""
+    if declared is None:
+        return
+    declared = declared.strip()
+    if not (declared.isascii() and declared.isdigit()):
+        raise FramingError(400, "Content-Length is not a number")
+    if len(declared) > 18 or int(declared) > limit:
+        # A client waiting for `100 Continue` will not send the body: close after answering.
+        # Any other client is sending it; the connection drains it and stays usable.
+        waiting = (expect or "").lower() == "100-continue"
+        raise FramingError(
+            413, f"body of {declared[:20]} bytes is over the {limit}-byte limit", close=waiting
+        )
+
+
+async def read_body(receive: Receive, settings: WebhookSettings) -> bytes:
+    """The body, read message by message off the ASGI channel: never more than the cap is held,
+    never waited on longer than `body_read_timeout`."""
     limit = settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        declared = declared.strip()
-        if not (declared.isascii() and declared.isdigit()):
-            raise FramingError(400, "Content-Length is not a number")
-        if len(declared) > 18 or int(declared) > limit:
-            # A client waiting for `100 Continue` will not send the body: close after answering.
-            # Any other client is sending it; the connection drains it and stays usable.
-            waiting = request.headers.get("expect", "").lower() == "100-continue"
-            raise FramingError(
-                413, f"body of {declared[:20]} bytes is over the {limit}-byte limit", close=waiting
-            )
     chunks: list[bytes] = []
     received = 0
     try:
-        with anyio.fail_after(settings.body_read_timeout):
-            async for chunk in request.stream():
-                received += len(chunk)
-                if received > limit:
-                    raise FramingError(413, f"body is over the {limit}-byte limit")
-                chunks.append(chunk)
+        async with asyncio.timeout(settings.body_read_timeout):
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":  # http.disconnect
+                    raise FramingError(400, "the client went away before the body was complete")
+                chunk: bytes = message.get("body", b"")
+                if chunk:
+                    received += len(chunk)
+                    if received > limit:
+                        raise FramingError(413, f"body is over the {limit}-byte limit")
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
     except TimeoutError:
         raise FramingError(
             408,
             f"the body did not arrive within {settings.body_read_timeout:g} s",
             close=True,
         ) from None
-    except ClientDisconnect:
-        raise FramingError(400, "the client went away before the body was complete") from None
     if not received:
         raise FramingError(400, "empty body: expected an AdmissionReview")
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -81,7 +91,17 @@ def _finite_float(text: str) -> float:
 
 def parse_json(body: bytes) -> object:
     """Strict JSON: no NaN/Infinity, no overflowing floats; excessive nesting and integers past
-    Python's digit limit are errors like any other, not crashes."""
+    Python's digit limit are errors like any other, not crashes.
+
+    orjson reads it first (2-3 times faster): it refuses all of those, and also lone surrogates,
+    text not in UTF-8 and nesting past 1024 levels, so whatever it refuses is read again by the
+    standard library, which either accepts it as before (escaped lone surrogates, UTF-16) or
+    gives the precise error. One difference: an integer past 64 bits (which the API server never
+    sends: its objects are typed, their integers int32 or int64) is read as a float."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:

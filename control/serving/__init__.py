@@ -13,8 +13,13 @@ serves an ASGI app with `HttpServer`, an uvicorn server embedded in the caller's
   listener's graceful-shutdown time, then closes the rest.
 - **Limits in one place.** `ListenerLimits` is what a listener allows its clients: a cap on
   open connections and on TLS handshakes in progress, a handshake deadline (`guard.py`), a
-  deadline for each request to arrive whole (`deadline.py`) and the idle keep-alive timeout.
-  Every listener has them, with defaults fit for a small port (probes, debug).
+  deadline for each request to arrive whole, a 16 KiB cap on its head (`fastparser.py`) and
+  the idle keep-alive timeout. Every listener has them, with defaults fit for a small port
+  (probes, debug).
+- **httptools, asyncio's loop.** Requests are parsed by httptools (llhttp, in C: about half
+  of h11's cost per small request); the loop is asyncio's own, pinned, since uvicorn's "auto"
+  takes uvloop when it is installed and the guard's handshakes (`loop.start_tls` on a
+  transport handed over) did not complete under it.
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ import contextlib
 import socket
 import ssl
 from collections.abc import Callable, Iterator
+from typing import Literal
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from control.serving.deadline import DeadlineH11Protocol, deadline_protocol
-from control.serving.guard import ConnectionGuard
+from control.serving.fastparser import DeadlineHttpToolsProtocol
+from control.serving.guard import ConnectionGuard, HttpProtocol
 from control.serving.limits import ListenerLimits
 
 __all__ = ["HttpServer", "ListenerLimits", "TlsContext", "bind"]
@@ -67,11 +74,22 @@ def _bind(
     return sock
 
 
+def _protocol(
+    parser: Literal["httptools", "h11"], request_timeout: float
+) -> type[asyncio.Protocol]:
+    """The HTTP protocol class uvicorn instantiates per connection, with the deadline set."""
+    if parser == "h11":
+        return deadline_protocol(request_timeout)
+    attributes = {"request_timeout": request_timeout}
+    return type("DeadlineHttpToolsProtocol", (DeadlineHttpToolsProtocol,), attributes)
+
+
 class HttpServer(uvicorn.Server):
     """An ASGI app served by uvicorn inside the caller's event loop, on a socket the caller
     bound (`bind`). uvicorn's own signal handlers are never installed. Connections are
-    admitted by a `ConnectionGuard` (caps, TLS with a deadline) and served by uvicorn's h11
-    protocol with a request deadline.
+    admitted by a `ConnectionGuard` (caps, TLS with a deadline) and served by uvicorn's
+    httptools protocol with a request deadline and a cap on request heads (`fastparser.py`;
+    `parser="h11"`: uvicorn's h11 protocol, with the same deadline, `deadline.py`).
 
         server = HttpServer(app, name="debug-http")
         server.start(bind("::", 0))   # serving from now on (a task of the caller's loop)
@@ -87,6 +105,7 @@ class HttpServer(uvicorn.Server):
         limits: ListenerLimits | None = None,
         tls: TlsContext | None = None,
         log_level: str | None = "warning",
+        parser: Literal["httptools", "h11"] = "httptools",
     ) -> None:
         self.limits = limits or ListenerLimits()
         self.name = name
@@ -94,7 +113,10 @@ class HttpServer(uvicorn.Server):
         self.guard: ConnectionGuard | None = None
         config = uvicorn.Config(
             app,
-            http=deadline_protocol(self.limits.request_timeout),
+            http=_protocol(parser, self.limits.request_timeout),
+            # asyncio's own loop, never uvloop (uvicorn's "auto" takes it when installed): the
+            # guard's TLS handshakes (`loop.start_tls` on a transport handed over) need it.
+            loop="asyncio",
             lifespan="off",
             access_log=False,
             server_header=False,
@@ -117,12 +139,13 @@ class HttpServer(uvicorn.Server):
         assert sockets, "HttpServer serves the sockets it is given"
         config = self.config
         protocol_class = config.http_protocol_class
-        assert issubclass(protocol_class, DeadlineH11Protocol)
+        assert issubclass(protocol_class, (DeadlineHttpToolsProtocol, DeadlineH11Protocol))
 
-        def make_protocol() -> DeadlineH11Protocol:
-            return protocol_class(
+        def make_protocol() -> HttpProtocol:
+            protocol: HttpProtocol = protocol_class(
                 config=config, server_state=self.server_state, app_state=self.lifespan.state
             )
+            return protocol
 
         tls = self.tls() if self.tls is not None else None
         self.guard = ConnectionGuard(self.name, self.limits, make_protocol, tls)

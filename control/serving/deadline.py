@@ -1,5 +1,5 @@
-"""uvicorn's HTTP/1.1 protocol with a request deadline and coalesced writes, for every HTTP
-listener.
+"""uvicorn's h11 protocol with a request deadline and coalesced writes (the httptools one,
+`fastparser.py`, builds on the same pieces and is what listeners use by default).
 
 uvicorn times out idle keep-alive connections, but not a client that sends its headers or body
 slowly: such a client would hold its connection (and, for a body, a request task) for as long
@@ -9,7 +9,7 @@ deadline (the webhook's) answers a trickled body with a 408 first; this is the b
 also bounds how long the rest of a refused (413) body is drained after its answer. It builds on
 uvicorn's internal `H11Protocol`; the tests over real sockets pin the behaviour.
 
-Writes made in one turn of the event loop go out together (`_Coalescing`): uvicorn writes a
+Writes made in one turn of the event loop go out together (`Coalescing`): uvicorn writes a
 response's headers and its body separately, which over TLS is two records and two `send` calls
 on a socket with TCP_NODELAY; together they are one of each, the larger part of the cost of a
 small response on the server's side.
@@ -28,11 +28,11 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 _RECEIVED = (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
 
 
-def _nothing() -> None:
+def nothing() -> None:
     pass
 
 
-class _Coalescing:
+class Coalescing:
     """A transport whose writes within one turn of the loop are joined into one write at the
     end of the turn; closing writes what is pending first. Everything else is the transport's."""
 
@@ -78,10 +78,10 @@ class DeadlineH11Protocol(H11Protocol):
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
         # Called once the connection is gone: gives its slot back to the listener's guard.
-        self.on_lost: Callable[[], None] = _nothing
+        self.on_lost: Callable[[], None] = nothing
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        coalescing: Any = _Coalescing(transport, asyncio.get_running_loop())
+        coalescing: Any = Coalescing(transport, asyncio.get_running_loop())
         super().connection_made(coalescing)
         self._arm()
 
@@ -117,5 +117,5 @@ class DeadlineH11Protocol(H11Protocol):
 
 
 def deadline_protocol(request_timeout: float) -> type[DeadlineH11Protocol]:
-    """The protocol class uvicorn instantiates per connection, with the deadline set."""
+    """The h11 protocol class uvicorn instantiates per connection, with the deadline set."""
     return type("DeadlineH11Protocol", (DeadlineH11Protocol,), {"request_timeout": request_timeout})

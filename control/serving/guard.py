@@ -27,11 +27,14 @@ import time
 from collections.abc import Callable
 
 from control.serving.deadline import DeadlineH11Protocol
+from control.serving.fastparser import DeadlineHttpToolsProtocol
 from control.serving.limits import ListenerLimits
 
 log = logging.getLogger("mizzen.serving")
 # A refusal is logged at most this often per listener, with the count since the last one.
 _WARN_EVERY = 10.0
+# What an admitted connection is handed to: either HTTP protocol, with its request deadline.
+HttpProtocol = DeadlineHttpToolsProtocol | DeadlineH11Protocol
 
 
 class ConnectionGuard:
@@ -41,7 +44,7 @@ class ConnectionGuard:
         self,
         name: str,
         limits: ListenerLimits,
-        make_protocol: Callable[[], DeadlineH11Protocol],
+        make_protocol: Callable[[], HttpProtocol],
         tls: ssl.SSLContext | None,
     ) -> None:
         self.name = name

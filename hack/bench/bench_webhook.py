@@ -9,10 +9,14 @@ generator (asyncio, raw HTTP/1.1 over TLS, keep-alive connections). Measured:
   shared); ratio = webhook throughput / floor throughput, the median over the slices. Also
   the server's CPU time per review (from /proc), which the machine's other load does not
   inflate, and its ratio floor / webhook: the throughput ratio a dedicated core would see.
-- the same against the bare floor: a Starlette app on uvicorn's defaults over TLS that parses
-  the review and answers `allowed` (no limits, deadlines, metrics or injection), and the CPU
-  per review the webhook spends beyond that floor plus the injection function itself (measured
-  alone in this process): what mizzen's own stack costs.
+- the same against the bare floor: a Starlette app on uvicorn over TLS that parses the review
+  and answers `allowed` (no limits, deadlines, metrics or injection), and the CPU per review
+  the webhook spends beyond that floor plus the injection function itself (measured alone in
+  this process): what mizzen's own stack costs. Two bare floors (issue 16): `bare` on
+  uvicorn's asyncio loop and h11 parser with the standard library's json, `bare-fast` with
+  uvicorn's fast paths (uvloop, httptools) and orjson.
+- with `--baseline DIR`, the webhook of another checkout (the main branch's, say) as `before`,
+  in the same alternating slices: before and after in one run.
 - p50/p99 at a fixed 100 reviews/s (open loop), webhook and floor in alternating slices; latency
   from the actual send, and from the scheduled send time (no coordinated omission).
 - a ~3 MiB pod review, one at a time: p50/p99; and the p99 of typical reviews at 50/s sent while
@@ -23,12 +27,14 @@ Targets (issue 3): p99 <= 10 ms at 100 reviews/s; throughput >= 70% of the floor
 p99 < 1 s.
 
     .venv/bin/python hack/bench/bench_webhook.py [--duration SECONDS] [--only throughput|rate|big]
+        [--baseline /work/main] [--no-floor]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import multiprocessing.connection
@@ -148,23 +154,35 @@ class ServerSpec:
     floor: bool = False
     offload: bool = True
     bare: bool = False  # not mizzen's stack at all: `_serve_bare`
+    # The bare floor with uvicorn's fast paths (uvloop, httptools) and orjson.
+    fast: bool = False
+    # Another checkout's code (its root directory) instead of this one: "before" beside "after".
+    source: str | None = None
 
 
 def _serve_bare(spec: ServerSpec, report: multiprocessing.connection.Connection) -> None:
     """The bare floor: the least a webhook can do on the same framework, in the same venv. A
-    Starlette app on uvicorn (its defaults) over TLS that parses the review and answers
-    `allowed` for its uid; no limits, no deadlines, no metrics, no injection."""
+    Starlette app on uvicorn over TLS that parses the review and answers `allowed` for its uid;
+    no limits, no deadlines, no metrics, no injection. Plain: uvicorn's asyncio loop and h11
+    parser (pinned: its "auto" picks uvloop and httptools when they are installed), the
+    standard library's json; fast: uvloop, httptools and orjson."""
+    import orjson
     import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Route
 
+    def dumps(answer: dict[str, Any]) -> bytes:
+        return json.dumps(answer, separators=(",", ":")).encode()
+
+    loads, encode = (orjson.loads, orjson.dumps) if spec.fast else (json.loads, dumps)
+
     async def review(request: Request) -> Response:
-        uid = json.loads(await request.body())["request"]["uid"]
+        uid = loads(await request.body())["request"]["uid"]
         answer = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
                   "response": {"uid": uid, "allowed": True}}  # fmt: skip
-        return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json")
+        return Response(encode(answer), media_type="application/json")
 
     app = Starlette(routes=[Route("/inject", review, methods=["POST"])])
     from webhook.server import listen
@@ -174,6 +192,7 @@ def _serve_bare(spec: ServerSpec, report: multiprocessing.connection.Connection)
     config = uvicorn.Config(
         app, ssl_certfile=str(spec.cert_file), ssl_keyfile=str(spec.key_file),
         log_level="warning", access_log=False,
+        loop="uvloop" if spec.fast else "asyncio", http="httptools" if spec.fast else "h11",
     )  # fmt: skip
     uvicorn.Server(config).run(sockets=[listener])  # a TCP socket: asyncio sets TCP_NODELAY
 
@@ -183,6 +202,12 @@ def _serve(spec: ServerSpec, report: multiprocessing.connection.Connection) -> N
     if spec.bare:
         _serve_bare(spec, report)
         return
+    if spec.source is not None:
+        import sys
+
+        sys.path.insert(0, spec.source)
+        # uvicorn's "auto" loop would take uvloop, which that code may not have been made for.
+        sys.modules["uvloop"] = None  # type: ignore[assignment]
     from collections.abc import Mapping as _Mapping
 
     from injector import InjectionConfig, InjectionContext, InjectionResult
@@ -410,18 +435,18 @@ def compare(
     for name, results in slices.items():
         merged = merge(results)
         per_review[name] = cpu[name] / len(merged.latencies)
-        print(f"{name:8s} c={concurrency:<3d} {merged.describe()}   "
+        print(f"{name:9s} c={concurrency:<3d} {merged.describe()}   "
               f"server CPU {per_review[name] * 1e3:.3f} ms/review")  # fmt: skip
     for floor in (name for name in servers if name != "webhook"):
         ratios = [w.rate / f.rate for w, f in zip(slices["webhook"], slices[floor], strict=True)]
         spread = f"(slices {min(ratios):.2f}-{max(ratios):.2f})"
         cpu_ratio = per_review[floor] / per_review["webhook"]
-        print(f"         c={concurrency:<3d} ratio webhook/{floor}: throughput "
+        print(f"          c={concurrency:<3d} ratio webhook/{floor}: throughput "
               f"{statistics.median(ratios):.2f} {spread}, "
               f"CPU per review {cpu_ratio:.2f}")  # fmt: skip
-    if "bare" in per_review:
-        beyond = per_review["webhook"] - per_review["bare"] - INJECTION_SECONDS[0]
-        print(f"         c={concurrency:<3d} webhook CPU beyond bare + injection: "
+    for bare in (name for name in servers if name.startswith("bare")):
+        beyond = per_review["webhook"] - per_review[bare] - INJECTION_SECONDS[0]
+        print(f"          c={concurrency:<3d} webhook CPU beyond {bare} + injection: "
               f"{beyond * 1e3:.3f} ms/review (target <= 0.05)")  # fmt: skip
 
 
@@ -459,12 +484,17 @@ def compare_at_rate(
             cpu[name] += running.cpu_seconds() - before
             from_send[name].append(sent)
             from_schedule[name].append(scheduled)
+    p99: dict[str, float] = {}
     for name in servers:
         sent = merge(from_send[name])
         scheduled = merge(from_schedule[name])
-        print(f"{name:8s} at 100 reviews/s {sent.describe()}   "
+        p99[name] = sent.quantile(0.99)
+        print(f"{name:9s} at 100 reviews/s {sent.describe()}   "
               f"server CPU {cpu[name] / len(sent.latencies) * 1e3:.3f} ms/review")  # fmt: skip
-        print(f"{'':8s}   from the schedule {scheduled.describe()}")
+        print(f"{'':9s}   from the schedule {scheduled.describe()}")
+    for floor in (name for name in servers if name != "webhook"):
+        print(f"          p99 webhook/{floor} at 100 reviews/s: "
+              f"{p99['webhook'] / p99[floor]:.2f}")  # fmt: skip
 
 
 def merge(results: list[Result]) -> Result:
@@ -476,6 +506,14 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument(
         "--only", choices=["throughput", "rate", "big"], help="run one part of the benchmark"
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also serve another checkout's webhook (e.g. the main branch's) as 'before'",
+    )
+    parser.add_argument(
+        "--no-floor", action="store_true", help="leave out the stack's own floor (fewer slices)"
     )
     args = parser.parse_args()
     duration: float = args.duration
@@ -493,17 +531,22 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")  # fmt: skip
 
     webhook = ServerSpec(certs.cert_file, certs.key_file)
-    floor = ServerSpec(certs.cert_file, certs.key_file, floor=True)
-    bare = ServerSpec(certs.cert_file, certs.key_file, bare=True)
+    specs = {
+        "webhook": webhook,
+        "floor": ServerSpec(certs.cert_file, certs.key_file, floor=True),
+        "bare": ServerSpec(certs.cert_file, certs.key_file, bare=True),
+        "bare-fast": ServerSpec(certs.cert_file, certs.key_file, bare=True, fast=True),
+    }
+    if args.no_floor:
+        del specs["floor"]
+    if args.baseline:
+        baseline = str(Path(args.baseline).resolve())
+        specs["before"] = ServerSpec(certs.cert_file, certs.key_file, source=baseline)
     INJECTION_SECONDS[0] = injection_cost(typical_pod())
     print(f"the injection function alone: {INJECTION_SECONDS[0] * 1e3:.3f} ms per typical pod")
     if parts & {"throughput", "rate"}:
-        with (
-            server(webhook) as webhook_server,
-            server(floor) as floor_server,
-            server(bare) as bare_server,
-        ):
-            servers = {"webhook": webhook_server, "floor": floor_server, "bare": bare_server}
+        with contextlib.ExitStack() as stack:
+            servers = {name: stack.enter_context(server(spec)) for name, spec in specs.items()}
             for running in servers.values():
                 run(closed_loop(running.port, context, small, 4, 1.0))  # warm-up
             if "throughput" in parts:

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from injector import InjectionConfig
 from webhook import devcerts
@@ -32,12 +32,12 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def app() -> Starlette:
+def app() -> ASGIApp:
     return create_app(WebhookSettings(), InjectionConfig(), readiness=lambda: True)
 
 
 @pytest.fixture
-async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: ASGIApp) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="https://webhook") as client:
         yield client
@@ -48,7 +48,7 @@ class RunningServer:
     port: int
     certs: devcerts.DevCertificates
     store: CertificateStore
-    app: Starlette
+    app: ASGIApp
 
     @property
     def url(self) -> str:
@@ -85,7 +85,7 @@ def server_options() -> ServerOptions:
 
 
 def start_server(
-    app: Starlette, settings: ServerSettings, store: CertificateStore
+    app: ASGIApp, settings: ServerSettings, store: CertificateStore
 ) -> tuple[uvicorn.Server, threading.Thread, int]:
     listener = listen("127.0.0.1", 0)
     port = listener.getsockname()[1]
