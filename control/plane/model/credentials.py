@@ -22,6 +22,8 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
+from control.logsafe import untrusted
+
 # A Secret's data, decoded, at most: certificates and a CA bundle fit many times over (the
 # Kubernetes API caps a Secret at 1 MiB; a proxy gets this in every push of its secrets).
 MAX_SECRET_BYTES: Final = 256 * 1024
@@ -62,7 +64,7 @@ def _data(secret: Mapping[str, Any]) -> dict[str, bytes]:
         try:
             decoded = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
-            raise CredentialError(f"data.{key[:64]}: not base64") from None
+            raise CredentialError(f"data.{untrusted(key, 64)}: not base64") from None
         total += len(decoded)
         if total > MAX_SECRET_BYTES:
             raise CredentialError(f"data: more than {MAX_SECRET_BYTES} bytes")
