@@ -184,16 +184,17 @@ async def workload_files(plane: ControlPlane, who: SpiffeId, into: Path) -> tupl
 
 
 def bootstrap(
-    plane: ControlPlane, namespace: str, chain: Path, key: Path, listen: int
+    plane: ControlPlane, namespace: str, chain: Path, key: Path, listen: int, api: str
 ) -> dict[str, Any]:
-    """The agent's shape: Delta ADS to the secure port over mutual TLS (workload certificate,
-    the mesh roots); plus a static listener standing for the app's captured traffic."""
+    """The agent's shape: ADS (`api`: DELTA_GRPC, the agent's default, or GRPC) to the
+    secure port over mutual TLS (workload certificate, the mesh roots); plus a static listener
+    standing for the app's captured traffic."""
     assert plane.identity is not None
     assert plane.identity.parts is not None
     roots = chain.parent / "roots.pem"
     roots.write_text(plane.identity.parts.authority.issuer.roots_pem)
     node = f"sidecar~127.0.0.1~checkout.{namespace}~{namespace}.svc.cluster.local"
-    config = ads_bootstrap(node, plane.identity.secure_port, {"app": "checkout"}, "DELTA_GRPC")
+    config = ads_bootstrap(node, plane.identity.secure_port, {"app": "checkout"}, api)
     config["node"]["metadata"]["SERVICE_ACCOUNT"] = "checkout"
     xds = config["static_resources"]["clusters"][0]
     xds["transport_socket"] = {
@@ -269,8 +270,9 @@ async def secrets_held(envoy: Envoy) -> list[dict[str, Any]]:
     return found
 
 
+@pytest.mark.parametrize("api", ["DELTA_GRPC", "GRPC"])
 async def test_the_secrets_certificate_reaches_the_server_only_over_sds(
-    fake: FakeApiServer, plane: ControlPlane, tmp_path: Path
+    fake: FakeApiServer, plane: ControlPlane, tmp_path: Path, api: str
 ) -> None:
     with tls_server(tmp_path) as server_port:
         seed(fake, server_port)
@@ -278,7 +280,7 @@ async def test_the_secrets_certificate_reaches_the_server_only_over_sds(
         chain, key = await workload_files(plane, SpiffeId("cluster.local", "shop", "checkout"),
                                           tmp_path / "shop")  # fmt: skip
         listen = free_port()
-        config = bootstrap(plane, "shop", chain, key, listen)
+        config = bootstrap(plane, "shop", chain, key, listen, api)
         async with run_envoy_config(tmp_path / "envoy-shop", config) as envoy:
             ok = await until(listen, lambda r: r.status_code == 200, envoy, "a 200 through TLS")
             assert ok.json() == {"client": "checkout-1", "sni": HOST}
@@ -311,7 +313,7 @@ async def test_the_secrets_certificate_reaches_the_server_only_over_sds(
             other_chain, other_key = await workload_files(
                 plane, SpiffeId("cluster.local", "other", "checkout"), tmp_path / "other"
             )
-            other_config = bootstrap(plane, "other", other_chain, other_key, free_port())
+            other_config = bootstrap(plane, "other", other_chain, other_key, free_port(), api)
             async with run_envoy_config(tmp_path / "envoy-other", other_config) as other:
                 for _ in range(100):
                     clusters = dump_section(await other.config_dump(), "ClustersConfigDump")
