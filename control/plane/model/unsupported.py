@@ -45,8 +45,9 @@ def tls_settings(spec: Any) -> list[tuple[str, Any]]:
     return found
 
 
-def _credential_name(path: str, spec: Any, reads_secrets: bool) -> str | None:
-    """Why a `credentialName` is refused (its connections fail), or None when it is served."""
+def _credential_name(path: str, reads_secrets: bool) -> str | None:
+    """Why a `credentialName` is refused (its connections fail) when validation does not say
+    it already, or None."""
     if not reads_secrets:
         return (
             f"{path}.credentialName: certificates from a Secret are served only with "
@@ -54,12 +55,7 @@ def _credential_name(path: str, spec: Any, reads_secrets: bool) -> str | None:
             "setting fail instead of going out without it; mount the files and use "
             "caCertificates/clientCertificate/privateKey"
         )
-    if spec.workload_selector is None:
-        return (
-            f"{path}.credentialName: applies to sidecars only in a DestinationRule with a "
-            "workloadSelector (Istio: otherwise for gateways only, and sidecars go out without "
-            "TLS): connections under this setting fail; add spec.workloadSelector"
-        )
+    # Without a workloadSelector: refused too (translation), and validation warns of it.
     return None
 
 
@@ -71,7 +67,7 @@ def warnings(resource: MeshResource[Any], reads_secrets: bool = False) -> list[s
     out = []
     for path, tls in tls_settings(resource.spec):
         if tls.credential_name and tls.mode in ("SIMPLE", "MUTUAL"):
-            refusal = _credential_name(path, resource.spec, reads_secrets)
+            refusal = _credential_name(path, reads_secrets)
             if refusal is not None:
                 out.append(refusal)
         elif tls.mode == "MUTUAL" and not (tls.client_certificate and tls.private_key):
