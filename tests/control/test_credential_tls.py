@@ -21,10 +21,11 @@ from control.plane.model.credentials import (
     parse_secret,
 )
 from control.plane.model.state import Document, MeshState
+from control.plane.xds.translate import consistency
 from control.plane.xds.translate.credential_tls import ADS_SDS
 from control.plane.xds.translate.proxy import parse_node
 from control.plane.xds.translate.proxy_resources import translate
-from control.plane.xds.translate.resources import REDACTED, SECRET
+from control.plane.xds.translate.resources import PUSH_ORDER, REDACTED, SECRET, Resources
 from control.plane.xds.translate.shared import MeshTranslation
 from control.plane.xds.translate.tls_sockets import REFUSED_SAN
 from tests.control.credential_certs import TestCa, generic_secret, tls_secret
@@ -240,3 +241,15 @@ def test_a_rotation_retranslates_the_namespaces_proxies() -> None:
     secret: Any = following.for_proxy(node).of(SECRET)["kubernetes://pay"]
     assert secret.tls_certificate.certificate_chain.inline_bytes == rotated_cert.cert
     assert first.of(SECRET)["kubernetes://pay"] != secret
+
+
+def test_a_cluster_without_its_secret_is_an_inconsistent_snapshot() -> None:
+    state = _state(_rule("shop", MUTUAL, {"app": "checkout"}), credentials=CREDENTIALS)
+    node = parse_node("sidecar~10.1.0.1~checkout.shop~shop.svc.cluster.local")
+    resources = translate(state, node)
+    assert consistency.problems(resources) == []
+    kept = {t: list(resources.of(t).values()) for t in PUSH_ORDER if t != SECRET}
+    assert consistency.problems(Resources.of_messages(kept)) == [
+        f"cluster {CLUSTER}: no secret 'kubernetes://pay'",
+        f"cluster {CLUSTER}: no secret 'kubernetes://pay-cacert'",
+    ]
