@@ -41,14 +41,23 @@ def _more(items: Sequence[str], shown: int = 2) -> str:
 
 def _upstream_tls(cluster: Json) -> str:
     """What the cluster's TLS is, for the TYPE column: auto mTLS (per endpoint), mesh mTLS
-    (the SDS certificate), TLS (files), or nothing."""
+    (the SDS certificate), TLS with a Secret's certificates (DestinationRule credentialName,
+    `kubernetes://<name>`), TLS (files), or nothing."""
     if cluster.get("transport_socket_matches"):
         return " (auto mTLS)"
     socket = _dict(cluster.get("transport_socket"))
     if socket.get("name") != "envoy.transport_sockets.tls":
         return ""
     common = _dict(_dict(socket.get("typed_config")).get("common_tls_context"))
-    return " (mTLS)" if common.get("tls_certificate_sds_secret_configs") else " (TLS)"
+    certificates = common.get("tls_certificate_sds_secret_configs")
+    validation = _dict(_dict(common.get("combined_validation_context")).get(
+        "validation_context_sds_secret_config"))  # fmt: skip
+    for config in [*(certificates if isinstance(certificates, list) else []), validation]:
+        name = _dict(config).get("name")
+        if isinstance(name, str) and name.startswith("kubernetes://"):
+            secret = name.removeprefix("kubernetes://").removesuffix("-cacert")[:64]
+            return f" ({'mTLS' if certificates else 'TLS'}, Secret {secret})"
+    return " (mTLS)" if certificates else " (TLS)"
 
 
 def cluster_row(cluster: Json) -> list[str]:

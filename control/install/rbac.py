@@ -1,11 +1,14 @@
 """What the control plane may do, and nothing more: one rule per kind of call it makes.
 
-Cluster-wide: read the mesh state (the kinds the Kubernetes source lists and watches), review
-tokens (the CA authenticates workloads with TokenReview), keep the root-certificate ConfigMap in
-every namespace, and patch only its own webhook configurations (by name). In its namespace: the
-leader Lease, and the CA's Secrets: read `mizzen-ca` and `cacerts` (by name), create
-`mizzen-ca` (a create cannot be limited by name); no other Secret can be read. A test replays
-the control plane's calls against these rules.
+Cluster-wide: read the mesh state (the kinds the Kubernetes source lists and watches), list and
+watch Secrets (DestinationRule `credentialName`: RBAC cannot name Secrets users have not named
+yet, so the grant covers every Secret; the control plane lists and watches only those a rule
+with a workloadSelector names, each by `fieldSelector=metadata.name=<name>` in the rule's own
+namespace, `control/plane/sources/kube_secrets.py`), review tokens (the CA authenticates
+workloads with TokenReview), keep the root-certificate ConfigMap in every namespace, and patch
+only its own webhook configurations (by name). In its namespace: the leader Lease, and the CA's
+Secrets: read `mizzen-ca` and `cacerts` (by name), create `mizzen-ca` (a create cannot be
+limited by name). A test replays the control plane's calls against these rules.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def _rule(
 def cluster_rules(names: Names) -> list[dict[str, Any]]:
     return [
         *(_rule(group, resources, READ) for group, resources in WATCHED.items()),
+        _rule("", ["secrets"], ["list", "watch"]),  # credentialName: only named ones are read
         _rule("", ["configmaps"], ["get", "list", "create", "update"]),
         _rule("authentication.k8s.io", ["tokenreviews"], ["create"]),
         _rule(

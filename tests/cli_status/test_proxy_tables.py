@@ -163,6 +163,16 @@ def test_tls_settings_show_in_the_tables() -> None:
     assert cluster_row(auto)[-1] == "EDS (auto mTLS)"
     assert cluster_row({"name": name, "type": "EDS", "transport_socket": mesh})[-1] == "EDS (mTLS)"
     assert cluster_row({"name": name, "type": "EDS", "transport_socket": files})[-1] == "EDS (TLS)"
+    ads = {"ads": {}}
+    secret = {"name": tls, "typed_config": {"common_tls_context": {
+        "tls_certificate_sds_secret_configs": [{"name": "kubernetes://pay", "sds_config": ads}],
+        "combined_validation_context": {"validation_context_sds_secret_config": {
+            "name": "kubernetes://pay-cacert", "sds_config": ads}}}}}  # fmt: skip
+    row = cluster_row({"name": name, "type": "EDS", "transport_socket": secret})
+    assert row[-1] == "EDS (mTLS, Secret pay)"
+    del secret["typed_config"]["common_tls_context"]["tls_certificate_sds_secret_configs"]
+    row = cluster_row({"name": name, "type": "EDS", "transport_socket": secret})
+    assert row[-1] == "EDS (TLS, Secret pay)"
     strict = {"name": tls, "typed_config": {"require_client_certificate": True}}
     listener = {
         "name": "virtualInbound",

@@ -113,8 +113,16 @@ async def run_envoy(
     api_type: str = "GRPC",
     more_xds_ports: tuple[int, ...] = (),
 ) -> AsyncIterator[Envoy]:
-    config = workdir / "envoy.json"
     bootstrap = ads_bootstrap(node_id, xds_port, labels, api_type, more_xds_ports)
+    async with run_envoy_config(workdir, bootstrap) as envoy:
+        yield envoy
+
+
+@contextlib.asynccontextmanager
+async def run_envoy_config(workdir: Path, bootstrap: dict[str, Any]) -> AsyncIterator[Envoy]:
+    """Envoy on `bootstrap` (admin on an ephemeral localhost port); stopped on exit."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "envoy.json"
     config.write_text(json.dumps(bootstrap))
     admin_path = workdir / "admin-address"
     log = workdir / "envoy.log"

@@ -275,11 +275,16 @@ def test_simple_and_mutual_with_files() -> None:
     assert common["tls_certificates"][0]["private_key"] == {"filename": "/etc/certs/key.pem"}
 
 
-def test_credential_name_fails_closed_with_a_warning() -> None:
+def test_credential_name_without_secrets_fails_closed_with_a_warning() -> None:
+    """A source that reads no Secrets (`--config-dir`): refused, saying `--kube` serves it."""
     rule = _rule({"tls": {"mode": "SIMPLE", "credentialName": "web-cert"}})
     docs = [Document("0", rule)]
     warned = build_state(docs, MeshConfig()).problems
-    assert any("credentialName: not supported" in p.message for p in warned), warned
+    assert any(
+        "credentialName: certificates from a Secret are served only with `mizzen control --kube`"
+        in p.message
+        for p in warned
+    ), warned
     socket = _cluster(_dump(_state(rule), "client", "10.1.0.9"), WEB)["transport_socket"]
     sans = _tls_context(socket)["common_tls_context"]["validation_context"][
         "match_typed_subject_alt_names"

@@ -9,6 +9,7 @@ import json
 import select
 import socket
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -174,7 +175,15 @@ class Handler(BaseHTTPRequestHandler):
         self._chunk(json.dumps(event).encode() + b"\n")
 
     def _watch(self, resource: FakeResource, namespace: str, query: dict[str, str]) -> None:
+        from tests.control_kube.fake_write_http import selector_of
+        from tests.control_kube.fake_writes import WriteError
+
         fake = self.server.fake
+        try:
+            keep = selector_of(query)
+        except WriteError as error:
+            self._send_json(error.code, status(error.code, error.reason, error.message))
+            return
         since = query.get("resourceVersion", "")
         if since not in ("", "0") and not since.isdigit():
             self._send_json(400, status(400, "BadRequest", f"invalid resourceVersion {since!r}"))
@@ -193,7 +202,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._event({"type": "ERROR", "object": too_old})
                 self._chunk(b"")
                 return
-            self._stream(watcher, resource, namespace, cursor, synthetic, query)
+            self._stream(watcher, resource, namespace, cursor, synthetic, query, keep)
         except OSError:
             self.close_connection = True  # the client went away
         finally:
@@ -203,17 +212,23 @@ class Handler(BaseHTTPRequestHandler):
     def _stream(
         self, watcher: Watcher, resource: FakeResource, namespace: str, cursor: int,
         synthetic: list[dict[str, Any]], query: dict[str, str],
+        keep: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:  # fmt: skip
+        """Events as the real server sends them: those of objects the selectors pick."""
         fake = self.server.fake
+
+        def wanted(event: dict[str, Any]) -> bool:
+            return keep is None or event["type"] in ("BOOKMARK", "ERROR") or keep(event["object"])
+
         deadline = time.monotonic() + float(query.get("timeoutSeconds") or 1800)
         bookmarks = query.get("allowWatchBookmarks") in ("1", "true")
-        for event in synthetic:
+        for event in filter(wanted, synthetic):
             self._event(event)
         while True:
             cursor, events, ending = fake.watch_next(
                 watcher, resource, namespace, cursor, deadline, bookmarks, self._client_gone
             )
-            for event in events:
+            for event in filter(wanted, events):
                 self._event(event)
             if ending == "client-gone":
                 self.close_connection = True

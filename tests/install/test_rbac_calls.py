@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes.client import ApiClient
@@ -23,6 +24,7 @@ from control.plane.ca.material import CaMaterial, self_signed_root
 from control.plane.ca.tokenreview import KubeTokenReviewer
 from control.plane.sources.kube import KubeSource
 from tests.ca.conftest import NOW
+from tests.control.credential_certs import TestCa, tls_secret
 from tests.control_kube.conftest import FAST, eventually, running
 from tests.control_kube.fake_apiserver import FakeApiServer
 from tests.control_kube.fake_cluster import fake_cluster
@@ -49,9 +51,14 @@ async def test_every_call_is_allowed(tmp_path: Path) -> None:
         for name in (values.namespace, "shop"):
             cluster.namespace(name)
         install_webhooks(cluster)
+        # A credentialName: its Secret (and `-cacert`) listed and watched by name in "shop".
+        cluster.fake.apply(credential_rule())
+        cluster.fake.apply(tls_secret("shop", "pay", None, TestCa("roots").pem))
         source = KubeSource(cluster.client, settings=FAST)
-        await asyncio.to_thread(source.load)
+        state = await asyncio.to_thread(source.load)
+        assert ("shop", "pay") in state.credentials
         async with running(source):
+            await eventually(lambda: _secret_watches(cluster.fake) == 2, 5, "the secret watches")
             roots = SwitchableRoots(TestCA(tmp_path / "ca"))
             a, b = (make_candidate(cluster, n, roots, resync=0.2) for n in ("cp-a", "cp-b"))
             async with leading(a, b):
@@ -65,6 +72,23 @@ async def test_every_call_is_allowed(tmp_path: Path) -> None:
     assert {r.resource for r in requests} >= {"secrets", "tokenreviews", "leases", "configmaps"}
     denied = [r for r in requests if not allowed(objects, account, values.namespace, r)]
     assert not denied, f"RBAC does not allow: {sorted(map(str, denied))}"
+
+
+def credential_rule() -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+        "metadata": {"name": "payments", "namespace": "shop"},
+        "spec": {"host": "api.payments.example",
+                 "workloadSelector": {"matchLabels": {"app": "checkout"}},
+                 "trafficPolicy": {"tls": {"mode": "SIMPLE", "credentialName": "pay"}}},
+    }  # fmt: skip
+
+
+def _secret_watches(fake: FakeApiServer) -> int:
+    return len({
+        q.get("fieldSelector") for _, path, q in fake.requests
+        if path == "/api/v1/namespaces/shop/secrets" and q.get("watch") == "true"
+    })  # fmt: skip
 
 
 def _root() -> CaMaterial:

@@ -42,11 +42,19 @@ class ResourceKind:
     # False: stored and kept current, but neither handed to `build_state` nor a reason to
     # rebuild (a kind the model does not read yet would only cost rebuilds that change nothing).
     feeds_model: bool = True
+    # Only this namespace's objects ("": every namespace), and only those the field selector
+    # picks (`metadata.name=<name>`: one Secret, never the rest of its namespace).
+    namespace: str = ""
+    field_selector: str = ""
 
     def path(self, version: str) -> str:
+        scope = f"/namespaces/{self.namespace}" if self.namespace else ""
         if not self.group:
-            return f"/api/{version}/{self.plural}"
-        return f"/apis/{self.group}/{version}/{self.plural}"
+            return f"/api/{version}{scope}/{self.plural}"
+        return f"/apis/{self.group}/{version}{scope}/{self.plural}"
+
+    def selectors(self) -> list[tuple[str, str]]:
+        return [("fieldSelector", self.field_selector)] if self.field_selector else []
 
     @property
     def may_be_absent(self) -> bool:
@@ -59,7 +67,10 @@ class ResourceKind:
 
     @property
     def label(self) -> str:
-        return f"{self.plural}.{self.group}" if self.group else self.plural
+        label = f"{self.plural}.{self.group}" if self.group else self.plural
+        if self.namespace:
+            label += f" in {self.namespace}"
+        return f"{label} ({self.field_selector})" if self.field_selector else label
 
 
 _MESH_PLURALS = {
@@ -112,6 +123,9 @@ class KubeSettings(BaseModel):
     absent_retry: float = Field(default=60.0, gt=0)
     # How long `load()` keeps trying before it gives up with an error.
     sync_timeout: float = Field(default=60.0, gt=0)
+    # Secrets watched at most (DestinationRule credentialName, each with its `-cacert`): one
+    # watch each; a rule beyond is refused.
+    max_secrets: int = Field(default=256, ge=2)
 
 
 class Backoff:
@@ -181,7 +195,16 @@ class Reflector:
         """The stored objects as documents, sorted, each named by its API path."""
         with self._lock:
             items = sorted(self._objects.items())
-        prefix = self.resource.path(self.version).rsplit("/", 1)[0]
+        prefix = (
+            ResourceKind(
+                self.resource.group,
+                self.resource.versions,
+                self.resource.plural,
+                self.resource.kind,
+            )
+            .path(self.version)
+            .rsplit("/", 1)[0]
+        )
         found = []
         for (namespace, name), obj in items:
             scope = f"/namespaces/{namespace}" if namespace else ""
@@ -218,7 +241,7 @@ class Reflector:
         objects: dict[ObjectKey, dict[str, Any]] = {}
         token = ""
         while True:
-            params = [("limit", str(self.settings.page_size))]
+            params = [("limit", str(self.settings.page_size)), *self.resource.selectors()]
             if token:
                 params.append(("continue", token))
             page = self.api.list_page(path, params)
@@ -256,6 +279,7 @@ class Reflector:
             ("resourceVersion", self.resource_version),
             ("allowWatchBookmarks", "true"),
             ("timeoutSeconds", str(int(timeout))),
+            *self.resource.selectors(),
         ]
         stream = self.api.watch(
             self.resource.path(self.version), params, timeout + self.settings.read_slack

@@ -122,8 +122,9 @@ def _parse_core(kind: str, obj: Mapping[str, Any]) -> object:
 
 
 class _Builder:
-    def __init__(self, cache: BuildCache) -> None:
+    def __init__(self, cache: BuildCache, reads_secrets: bool = False) -> None:
         self.cache = cache
+        self.reads_secrets = reads_secrets
         self.namespaces: dict[str, Namespace] = {}
         self.services: dict[tuple[str, str], Service] = {}
         self.workloads: dict[tuple[str, str], Workload] = {}
@@ -200,7 +201,7 @@ class _Builder:
         namespace = resource.namespace or DEFAULT_NAMESPACE
         for warning in report.warnings:
             self.problem(origin, resource.kind, name, warning, severity="warning")
-        for note in warnings(resource):
+        for note in warnings(resource, self.reads_secrets):
             self.problem(origin, resource.kind, name, note, severity="warning")
         refusal = unsupported(resource)
         if refusal is not None:
@@ -265,6 +266,7 @@ class _Builder:
             other_config=tuple(other),
             mesh=mesh,
             problems=tuple(self.problems),
+            reads_secrets=self.reads_secrets,
         )
 
 
@@ -273,10 +275,15 @@ def _readonly(mapping: dict[Any, Any]) -> Mapping[Any, Any]:
 
 
 def build_state(
-    documents: Iterable[Document], mesh: MeshConfig | None = None, cache: BuildCache | None = None
+    documents: Iterable[Document],
+    mesh: MeshConfig | None = None,
+    cache: BuildCache | None = None,
+    *,
+    reads_secrets: bool = False,
 ) -> MeshState:
-    """The mesh state the documents describe; problems are collected, never raised."""
-    builder = _Builder(cache or BuildCache())
+    """The mesh state the documents describe; problems are collected, never raised.
+    `reads_secrets`: the source serves DestinationRule `credentialName`s (`--kube`)."""
+    builder = _Builder(cache or BuildCache(), reads_secrets)
     for document in documents:
         builder.add(document)
     state = builder.state(mesh or MeshConfig())

@@ -17,6 +17,7 @@ from control.api.models.virtual_service import VirtualService
 from control.api.registry import MeshResource
 from control.config.loader import Document
 from control.config.mesh_config import MeshConfig
+from control.plane.model.credentials import Credential
 from control.plane.model.endpoints import Endpoint
 from control.plane.model.jwks import JwksDocument
 from control.plane.model.kube_objects import Namespace, Service, Workload
@@ -63,6 +64,11 @@ class MeshState:
     mesh: MeshConfig = field(default_factory=MeshConfig)
     # jwksUri -> what the control plane fetched (RequestAuthentication; control.plane.sources.jwks)
     jwks: Mapping[str, JwksDocument] = field(default_factory=_frozen)
+    # (namespace, Secret name) -> the last good credential of a DestinationRule's
+    # `credentialName` (`--kube` only: control.plane.sources.kube_secrets)
+    credentials: Mapping[ObjectKey, Credential] = field(default_factory=_frozen)
+    # Whether the source reads Secrets (`--kube`): without, credentialName is refused.
+    reads_secrets: bool = False
     problems: tuple[ConfigProblem, ...] = ()
 
     def workload(self, namespace: str, name: str) -> Workload | None:

@@ -26,7 +26,7 @@ def unsupported(resource: MeshResource[Any]) -> str | None:
     return None
 
 
-def _tls_settings(spec: Any) -> list[tuple[str, Any]]:
+def tls_settings(spec: Any) -> list[tuple[str, Any]]:
     """(field path, ClientTLSSettings) of a DestinationRule: top, port, subset levels."""
     found: list[tuple[str, Any]] = []
 
@@ -45,18 +45,31 @@ def _tls_settings(spec: Any) -> list[tuple[str, Any]]:
     return found
 
 
-def warnings(resource: MeshResource[Any]) -> list[str]:
-    """Settings applied in a way the user must know of (the resource still applies)."""
+def _credential_name(path: str, reads_secrets: bool) -> str | None:
+    """Why a `credentialName` is refused (its connections fail) when validation does not say
+    it already, or None."""
+    if not reads_secrets:
+        return (
+            f"{path}.credentialName: certificates from a Secret are served only with "
+            "`mizzen control --kube` (this source reads no Secrets): connections under this "
+            "setting fail instead of going out without it; mount the files and use "
+            "caCertificates/clientCertificate/privateKey"
+        )
+    # Without a workloadSelector: refused too (translation), and validation warns of it.
+    return None
+
+
+def warnings(resource: MeshResource[Any], reads_secrets: bool = False) -> list[str]:
+    """Settings applied in a way the user must know of (the resource still applies).
+    `reads_secrets`: the source serves `credentialName` from Secrets (`--kube`)."""
     if resource.kind != "DestinationRule":
         return []
     out = []
-    for path, tls in _tls_settings(resource.spec):
-        if tls.credential_name:
-            out.append(
-                f"{path}.credentialName: not supported (certificates from a Secret are not "
-                "read): connections under this setting fail instead of going out without it; "
-                "mount the files and use caCertificates/clientCertificate/privateKey"
-            )
+    for path, tls in tls_settings(resource.spec):
+        if tls.credential_name and tls.mode in ("SIMPLE", "MUTUAL"):
+            refusal = _credential_name(path, reads_secrets)
+            if refusal is not None:
+                out.append(refusal)
         elif tls.mode == "MUTUAL" and not (tls.client_certificate and tls.private_key):
             out.append(
                 f"{path}: MUTUAL needs clientCertificate and privateKey: connections under "

@@ -40,6 +40,7 @@ from control.plane.kube.reflector import (
 from control.plane.model.build import BuildCache, build_state
 from control.plane.model.state import ConfigProblem, Document, MeshState
 from control.plane.sources.base import log_new_problems
+from control.plane.sources.kube_secrets import SecretWatches
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def kube_client(
             f"--kubeconfig {kubeconfig}: unreadable ({type(error).__name__}: {detail})"
         ) from None
     # One long-lived connection per watched kind, plus room for relists: keep them all pooled.
-    configuration.connection_pool_maxsize = len(WATCHED_KINDS) + 8
+    configuration.connection_pool_maxsize = len(WATCHED_KINDS) + 8 + KubeSettings().max_secrets
     # One quick retry covers a pooled connection the server closed; the reflectors do the rest
     # (with backoff), so a down API server is not hammered nor logged three times per attempt.
     configuration.retries = urllib3.Retry(total=1, backoff_factor=0)
@@ -117,6 +118,8 @@ class KubeSource:
         api = KubeApi(client, self.settings.connect_timeout, self.settings.list_timeout)
         self.host = api.host
         self.reflectors = [Reflector(api, kind, self.settings) for kind in kinds]
+        # DestinationRule credentialName: only the Secrets rules name, each watched alone.
+        self.secrets = SecretWatches(api, self.settings)
         self._state = MeshState(mesh=self.mesh)
         self._build_lock = threading.Lock()
         # The stores keep an object's dict until it changes, so a rebuild re-parses and
@@ -170,6 +173,7 @@ class KubeSource:
 
         for reflector in self.reflectors:
             reflector.start(notify if reflector.resource.feeds_model else lambda: None)
+        self.secrets.start(notify)
         wake.set()  # whatever changed between load() and now
         try:
             while True:
@@ -184,12 +188,14 @@ class KubeSource:
         finally:
             for reflector in self.reflectors:
                 reflector.stop()
+            self.secrets.stop()
             await asyncio.to_thread(self._join, 5.0)
 
     def _join(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         for reflector in self.reflectors:
             reflector.join(max(0.0, deadline - time.monotonic()))
+        self.secrets.join(max(0.0, deadline - time.monotonic()))
 
     def documents(self) -> list[Document]:
         """What `build_state` reads: the stored objects of the kinds that feed the model, kind
@@ -199,8 +205,12 @@ class KubeSource:
         ]  # fmt: skip
 
     def _build(self) -> MeshState:
+        """The state of the stored objects, with the credentials its DestinationRules name
+        (the Secrets they name watched from now on)."""
         with self._build_lock:
-            return build_state(self.documents(), self.mesh, self._build_cache)
+            state = build_state(self.documents(), self.mesh, self._build_cache, reads_secrets=True)
+            self.secrets.reconcile(state)
+            return self.secrets.apply(state)
 
     def _build_if_changed(self) -> MeshState | None:
         """A new state, or None when it equals the published one (compared off the event loop

@@ -63,7 +63,7 @@ class DeltaStream(Stream):
 
     def accept(self, request: discovery_pb2.DeltaDiscoveryRequest) -> None:
         type_url = request.type_url
-        if type_url not in PUSH_ORDER:
+        if not self.serves(type_url):
             log.debug("ignoring a delta request for unserved type %.200r", type_url)
             return
         # Interned: thousands of proxies name the same resources, and hold the names.

@@ -38,7 +38,8 @@ class AdsService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: igno
         drain: StreamDrain | None = None,
     ) -> None:
         """`check_peer`: on a port that requires client certificates, the node must match the
-        certificate's identity (`peer_identity.PeerIdentityCheck`)."""
+        certificate's identity (`peer_identity.PeerIdentityCheck`); only such a port serves
+        Secrets."""
         limiter = limiter or SendLimiter(metrics)
         self.drain = drain if drain is not None else StreamDrain()  # empty is falsy (len)
         self.deps = StreamDeps(
@@ -50,6 +51,7 @@ class AdsService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: igno
             limits or StreamLimits(),
             check_peer,
             self.drain,
+            serves_secrets=check_peer is not None,
         )
 
     async def StreamAggregatedResources(  # noqa: N802 - the gRPC method's name

@@ -59,7 +59,7 @@ class SotwStream(Stream):
 
     def accept(self, request: discovery_pb2.DiscoveryRequest) -> None:
         type_url = request.type_url
-        if type_url not in PUSH_ORDER:
+        if not self.serves(type_url):
             log.debug("ignoring a request for unserved type %.200r", type_url)
             return
         self.names_held[type_url] = len(request.resource_names)

@@ -35,7 +35,13 @@ from control.plane.xds.cache.snapshot import Snapshot
 from control.plane.xds.cache.versions import VersionSequence
 from control.plane.xds.cache.wire import Encoded
 from control.plane.xds.translate.proxy import Proxy, ProxyIdError, parse_node
-from control.plane.xds.translate.resources import CLUSTER, LISTENER, SHORT_NAMES
+from control.plane.xds.translate.resources import (
+    CLUSTER,
+    LISTENER,
+    PUSH_ORDER,
+    SECRET,
+    SHORT_NAMES,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +120,11 @@ class StreamDeps:
     # certificate's identity (`peer_identity.PeerIdentityCheck`), None when it may.
     check_peer: PeerCheck | None = None
     drain: StreamDrain = field(default_factory=StreamDrain)
+    # Secrets (private keys: DestinationRule credentialName) go only to streams whose node was
+    # checked against its client certificate (`check_peer`): on the plaintext port anyone may
+    # claim any node id, so a request for them is ignored there (the cluster that names one
+    # never warms: its connections fail, never go out without TLS).
+    serves_secrets: bool = False
     # A NACK is logged once a minute per proxy and type, a refusal once every 10 s: a client
     # that repeats one is counted (metrics, /debug/syncz), not written out each time.
     nack_log: LogThrottle = field(default_factory=lambda: LogThrottle(60.0))
@@ -271,6 +282,12 @@ class Stream:
         if self.watch is not None:
             return untrusted(self.watch.proxy.key)
         return repr(untrusted(self.node.id)) if self.node is not None else "an unknown proxy"
+
+    def serves(self, type_url: str) -> bool:
+        """Whether requests for `type_url` are answered on this stream."""
+        if type_url == SECRET:
+            return self.deps.serves_secrets
+        return type_url in PUSH_ORDER
 
     def check_names(self, count: int, what: str) -> None:
         """Raises StreamRefusedError when `count` names are more than a stream may hold."""

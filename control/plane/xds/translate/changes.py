@@ -39,13 +39,16 @@ class Change:
     everything: bool = False
     hosts: tuple[ChangedHost, ...] = ()
     configs: tuple[ChangedConfig, ...] = field(default=())
+    # Namespaces whose credentials (DestinationRule credentialName Secrets) changed: only
+    # proxies of the same namespace are served them.
+    credentials: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not self.everything and not self.hosts and not self.configs
+        return not self.everything and not self.hosts and not self.configs and not self.credentials
 
     def affects(self, scope: Scope) -> bool:
-        if self.everything:
+        if self.everything or scope.namespace in self.credentials:
             return True
         if any(scope.sees_host(h.hostname, h.namespace, h.export_to) for h in self.hosts):
             return True
@@ -68,6 +71,7 @@ class Change:
             "hostCount": len(hosts),
             "hosts": hosts[:limit],
             "configs": configs[:limit],
+            "credentials": list(self.credentials[:limit]),
         }
 
 
@@ -92,6 +96,8 @@ def diff(
 ) -> Change:
     """Conservative: anything not understood here (the mesh config) changes everything.
     `before`/`after`: the states' registries, when the caller has them already."""
+    if old.reads_secrets != new.reads_secrets:
+        return Change(everything=True)
     if old.mesh != new.mesh or _peer_authentications(old) != _peer_authentications(new):
         return Change(everything=True)  # PeerAuthentication: every client's auto-mTLS reads it
     old_registry = before or build_registry(old)
@@ -128,7 +134,8 @@ def diff(
             for resource in (a_items.get(key), b_items.get(key)):
                 if resource is not None:
                     configs.append(_config(kind, resource, old_registry, new_registry))
-    return Change(hosts=tuple(hosts), configs=tuple(configs))
+    credentials = sorted({ns for ns, _ in _changed_keys(old.credentials, new.credentials)})
+    return Change(hosts=tuple(hosts), configs=tuple(configs), credentials=tuple(credentials))
 
 
 def _config(kind: str, resource: MeshResource[Any], old: Registry, new: Registry) -> ChangedConfig:

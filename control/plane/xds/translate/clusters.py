@@ -106,7 +106,7 @@ def outbound_clusters(
                 cluster.update(_discovery(host.resolution, name, endpoints, assignments, accepts))
                 policy = effective_policy(spec, port.number, subset)
                 settings = cluster_settings(policy, port.protocol)
-                settings.update(tls.cluster_fields(policy.tls, host, port, subset_name))
+                settings.update(tls.cluster_fields(policy.tls, host, port, subset_name, rule))
                 if host.resolution is Resolution.PASSTHROUGH:
                     settings["lb_policy"] = "CLUSTER_PROVIDED"
                     settings.pop("ring_hash_lb_config", None)

@@ -1,7 +1,8 @@
 """Is a set of resources safe to hand to Envoy? (go-control-plane's `Snapshot.Consistent`)
 
 Never a listener pointing at a missing route table, never a route or TCP proxy pointing at a
-missing cluster, never an EDS cluster without its ClusterLoadAssignment: Envoy would accept each
+missing cluster, never an EDS cluster without its ClusterLoadAssignment, never a cluster whose TLS
+asks the ADS stream for a Secret (`credentialName`) without that Secret: Envoy would accept each
 of these and then fail requests (503s, or clusters stuck warming).
 """
 
@@ -15,8 +16,17 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 
-from control.plane.xds.translate.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, Resources
+from control.plane.xds.translate.credential_tls import SDS_PREFIX
+from control.plane.xds.translate.resources import (
+    CLUSTER,
+    ENDPOINT,
+    LISTENER,
+    ROUTE,
+    SECRET,
+    Resources,
+)
 
 _HCM = hcm_pb2.HttpConnectionManager.DESCRIPTOR.full_name
 _TCP = tcp_proxy_pb2.TcpProxy.DESCRIPTOR.full_name
@@ -44,6 +54,23 @@ def _route_clusters(config: route_pb2.RouteConfiguration) -> Iterator[tuple[str,
 
 
 Reference = tuple[str, str, str]  # the type it names, the name, the problem if it is missing
+_SDS_PREFIX = SDS_PREFIX.encode()
+
+
+def _secret_names(cluster: object) -> Iterator[str]:
+    """The ADS-served SDS names (`kubernetes://...`) a cluster's TLS socket asks for."""
+    socket = cluster.transport_socket  # type: ignore[attr-defined]
+    if _SDS_PREFIX not in socket.typed_config.value:  # most clusters: no unpacking
+        return
+    context = tls_pb2.UpstreamTlsContext()
+    socket.typed_config.Unpack(context)
+    common = context.common_tls_context
+    for config in common.tls_certificate_sds_secret_configs:
+        if config.sds_config.HasField("ads"):
+            yield config.name
+    validation = common.combined_validation_context.validation_context_sds_secret_config
+    if validation.sds_config.HasField("ads"):
+        yield validation.name
 
 
 def unresolved(resources: Resources) -> list[Reference]:
@@ -81,7 +108,11 @@ def unresolved(resources: Resources) -> list[Reference]:
         for where, name in needed
         if name not in clusters
     )
+    secrets = resources.of(SECRET)
     for name, cluster in clusters.items():
+        for secret in _secret_names(cluster):
+            if secret not in secrets:
+                found.append((SECRET, secret, f"cluster {name}: no secret {secret!r}"))
         if cluster.type == cluster.EDS:  # type: ignore[attr-defined]
             service = cluster.eds_cluster_config.service_name or name  # type: ignore[attr-defined]
             if service not in endpoints:

@@ -99,7 +99,10 @@ def describe_pod(state: MeshState, namespace: str, name: str) -> PodView:
     peers = PeerAuthnIndex(state.other_config, root)
     peer = peers.resolve(namespace, pod.labels)
     registry = build_registry(state)
-    rules = rules_by_host(state.destination_rules, registry, namespace)
+    # What a client of the namespace sends: rules with a workloadSelector apply only to the
+    # clients they select, so they do not speak for the others.
+    general = [r for r in state.destination_rules if r.spec.workload_selector is None]
+    rules = rules_by_host(general, registry, namespace)
     auto = state.mesh.enable_auto_mtls
     meshed = pod.labels.get(TLS_MODE_LABEL) == "istio"
     services = []

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from control.api.models.destination_rule import DestinationRule
 from control.api.models.sidecar import Sidecar
 from control.api.models.virtual_service import VirtualService
 from control.api.registry import MeshResource
@@ -40,14 +41,17 @@ class ProxyInputs:
     # The PeerAuthentication modes of its ports; None: no workload certificate, no mTLS.
     peer: PeerMtls | None = None
     capture: CapturePorts = DEFAULT_CAPTURE  # the ports the capture listeners bind
+    # The DestinationRules with a workloadSelector that select this proxy (their names; such a
+    # rule applies only to the workloads it selects in its own namespace).
+    selected_rules: tuple[str, ...] = ()
 
     @property
     def sds(self) -> bool:
         return self.peer is not None
 
     @property
-    def outbound_key(self) -> tuple[Scope, Labels, bool, int]:
-        return (self.scope, self.labels, self.sds, self.capture.outbound)
+    def outbound_key(self) -> tuple[Scope, Labels, bool, int, tuple[str, ...]]:
+        return (self.scope, self.labels, self.sds, self.capture.outbound, self.selected_rules)
 
     @property
     def inbound_key(
@@ -107,6 +111,23 @@ class MeshIndex:
         self.routing_by_namespace: Mapping[str, list[_Routing]] = routing
         self.policies = MeshPolicies(state, lambda host: host in self.registry.hosts)
         self.peer_authn = PeerAuthnIndex(state.other_config, state.mesh.root_namespace)
+        selecting: dict[str, list[MeshResource[DestinationRule]]] = {}
+        for rule in state.destination_rules:
+            if rule.spec.workload_selector is not None:
+                selecting.setdefault(rule.namespace or "default", []).append(rule)
+        self.selecting_rules: Mapping[str, list[MeshResource[DestinationRule]]] = selecting
+
+    def selected_rules(self, namespace: str, labels: Mapping[str, str]) -> tuple[str, ...]:
+        """The names of the DestinationRules of `namespace` whose workloadSelector selects a
+        workload with `labels`."""
+        return tuple(
+            sorted(
+                rule.name
+                for rule in self.selecting_rules.get(namespace, ())
+                if rule.spec.workload_selector is not None
+                and labels_match(rule.spec.workload_selector.match_labels, labels)
+            )
+        )
 
     def _namespaces(self, scope: Scope) -> Iterable[str] | None:
         """The namespaces a scope's egress names; None: any."""
@@ -149,7 +170,8 @@ class MeshIndex:
         policy = self.policies.for_workload(proxy.namespace, dict(proxy.labels))
         peer = self.peer_authn.resolve(proxy.namespace, proxy.labels) if proxy.sds else None
         ports = tuple(self.inbound_ports(proxy))
-        return ProxyInputs(scope, labels, ports, policy, peer, proxy.capture)
+        selected = self.selected_rules(proxy.namespace, proxy.labels)
+        return ProxyInputs(scope, labels, ports, policy, peer, proxy.capture, selected)
 
     def inbound_ports(self, proxy: Proxy) -> list[InboundPort]:
         """The target ports of the Services that select this proxy's workload, first one wins."""

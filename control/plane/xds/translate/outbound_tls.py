@@ -9,18 +9,25 @@
   is not DISABLE, plaintext to the others (Envoy's `transport_socket_matches` on the endpoint
   metadata `envoy.transport_socket_match`). Not for ORIGINAL_DST or DNS clusters.
 
-A setting that cannot be honoured (`credentialName`, MUTUAL without its files, ISTIO_MUTUAL from
-a proxy without a workload certificate) fails closed: TLS no server passes (`refusing_tls`), and
-the DestinationRule's warning says why. Never a silent fallback to plaintext.
+SIMPLE / MUTUAL with `credentialName` take the certificate and roots from a Secret over SDS on
+the ADS stream (`credential_tls`), when the rule has a `workloadSelector` and the Secret was
+read and is valid. A setting that cannot be honoured (`credentialName` otherwise, MUTUAL without
+its files, ISTIO_MUTUAL from a proxy without a workload certificate) fails closed: TLS no server
+passes (`refusing_tls`), and the DestinationRule's warning says why. Never a silent fallback
+to plaintext.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final
 
-from control.api.models.destination_rule import ClientTLSSettings
+from control.api.models.destination_rule import ClientTLSSettings, DestinationRule
+from control.api.registry import MeshResource
+from control.plane.model.credentials import Credential
+from control.plane.xds.translate.credential_tls import credential_tls
 from control.plane.xds.translate.peer_authn import MtlsMode, PeerAuthnIndex
 from control.plane.xds.translate.port_protocol import Protocol
 from control.plane.xds.translate.service_registry import (
@@ -64,6 +71,10 @@ class ClientTls:
     auto_mtls: bool = True
     trust_domain: str = "cluster.local"
     peers: PeerAuthnIndex | None = None
+    # (namespace, Secret name) -> the valid credentials (DestinationRule credentialName)
+    credentials: Mapping[tuple[str, str], Credential] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     def endpoint_accepts_mtls(self, endpoint: HostEndpoint, namespace: str) -> bool:
         """The pod is meshed (the injector's label) and its port is not DISABLE."""
@@ -86,8 +97,10 @@ class ClientTls:
         host: ServiceHost,
         port: HostPort,
         subset: str,
+        rule: MeshResource[DestinationRule] | None = None,
     ) -> dict[str, Any]:
-        """The cluster's `transport_socket` or `transport_socket_matches` ({}: plaintext)."""
+        """The cluster's `transport_socket` or `transport_socket_matches` ({}: plaintext);
+        `rule`: the DestinationRule `tls` comes from."""
         mode = tls.mode if tls is not None else None
         if tls is None or mode is None:
             return self._auto(host, port, subset)
@@ -99,7 +112,36 @@ class ClientTls:
             sans = tls.subject_alt_names or self.spiffe_ids(port.endpoints, host.namespace)
             server_name = tls.sni or sni(port.number, subset, host.hostname)
             return {"transport_socket": istio_mutual(server_name, sans, client_alpn(port.protocol))}
+        if tls.credential_name:
+            return {"transport_socket": self._credential_tls(tls, host, port, rule)}
         return {"transport_socket": _file_tls(tls, host, port)}
+
+    def _credential_tls(
+        self,
+        tls: ClientTLSSettings,
+        host: ServiceHost,
+        port: HostPort,
+        rule: MeshResource[DestinationRule] | None,
+    ) -> dict[str, Any]:
+        """From the Secret in the rule's namespace, only for a rule with a workloadSelector
+        (it then applies only to the proxies of its namespace it selects); else, or without a
+        valid Secret, refused (the config problems say why)."""
+        assert tls.credential_name is not None
+        if rule is None or rule.spec.workload_selector is None:
+            return refusing_tls()
+        credential = self.credentials.get((rule.namespace or "default", tls.credential_name))
+        mutual = tls.mode == "MUTUAL"
+        if credential is None or (mutual and not credential.key_pair):
+            return refusing_tls()
+        hostname = None if host.hostname.startswith("*") else host.hostname
+        return credential_tls(
+            credential,
+            mutual=mutual,
+            sni=tls.sni or hostname,
+            sans=tls.subject_alt_names,
+            skip_verify=bool(tls.insecure_skip_verify),
+            alpn=("h2",) if port.protocol.is_http2 else (),
+        )
 
     def _auto(self, host: ServiceHost, port: HostPort, subset: str) -> dict[str, Any]:
         if not (self.sds and self.auto_mtls) or host.resolution is not Resolution.EDS:
@@ -119,8 +161,6 @@ class ClientTls:
 
 
 def _file_tls(tls: ClientTLSSettings, host: ServiceHost, port: HostPort) -> dict[str, Any]:
-    if tls.credential_name:
-        return refusing_tls()  # a Secret's certificates: not readable here (a warning says so)
     mutual = tls.mode == "MUTUAL"
     if mutual and not (tls.client_certificate and tls.private_key):
         return refusing_tls()

@@ -59,9 +59,12 @@ def rules_by_host(
     registry: Registry,
     proxy_namespace: str,
 ) -> dict[str, MeshResource[DestinationRule]]:
-    """Hostname -> the DestinationRule that applies for a proxy of `proxy_namespace`: the proxy's
-    own namespace first, then the host's namespace, then any; exact hosts before wildcards."""
-    candidates: dict[str, list[tuple[tuple[int, int, str, str], MeshResource[DestinationRule]]]]
+    """Hostname -> the DestinationRule that applies for a proxy of `proxy_namespace`: one with a
+    workloadSelector (the caller passes only those that select the proxy) first, then the
+    proxy's own namespace, then the host's namespace, then any; exact hosts before wildcards."""
+    candidates: dict[
+        str, list[tuple[tuple[int, int, int, str, str], MeshResource[DestinationRule]]]
+    ]
     candidates = {}
     for rule in destination_rules:
         if not rule.spec.host:
@@ -71,7 +74,8 @@ def rules_by_host(
         wildcard = int(pattern.startswith("*"))
         for host in registry.matching(pattern):
             rank = 0 if namespace == proxy_namespace else 1 if namespace == host.namespace else 2
-            order = (wildcard, rank, namespace, rule.name)
+            selected = int(rule.spec.workload_selector is None)
+            order = (selected, wildcard, rank, namespace, rule.name)
             candidates.setdefault(host.hostname, []).append((order, rule))
     return {host: min(found, key=lambda item: item[0])[1] for host, found in candidates.items()}
 

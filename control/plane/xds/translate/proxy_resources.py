@@ -17,6 +17,7 @@ from control.plane.xds.translate.clusters import (
     inbound_clusters,
     outbound_clusters,
 )
+from control.plane.xds.translate.credential_tls import requested, secret_resources
 from control.plane.xds.translate.index import MeshIndex, ProxyInputs
 from control.plane.xds.translate.listeners import (
     http_outbound,
@@ -35,6 +36,7 @@ from control.plane.xds.translate.resources import (
     ENDPOINT,
     LISTENER,
     ROUTE,
+    SECRET,
     Resources,
     from_dicts,
     merge,
@@ -131,9 +133,12 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
     scope = inputs.scope
     proxy = _fake_proxy(inputs)
     registry = index.visible_registry(scope)
+    # A rule with a workloadSelector applies only to the proxies it selects in its namespace.
     visible_rules = [
         r for r in state.destination_rules
-        if exported(r.spec.export_to, r.namespace or "default", scope.namespace)
+        if (r.spec.workload_selector is None
+            and exported(r.spec.export_to, r.namespace or "default", scope.namespace))
+        or ((r.namespace or "default") == scope.namespace and r.name in inputs.selected_rules)
     ]  # fmt: skip
     rules = rules_by_host(visible_rules, registry, scope.namespace)
     client_tls = ClientTls(
@@ -141,9 +146,12 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
         auto_mtls=state.mesh.enable_auto_mtls,
         trust_domain=state.mesh.trust_domain,
         peers=index.peer_authn,
+        credentials=state.credentials,
     )
     clusters, assignments = outbound_clusters(registry, rules, client_tls)
     clusters += fixed_clusters()
+    # Secrets of the proxy's own namespace only, and only those its clusters name.
+    secrets = secret_resources(*requested(clusters), state.credentials, scope.namespace)
     destinations = Destinations(registry, rules, {c["name"] for c in clusters})
     routing = virtual_services_by_host(index.visible_virtual_services(scope), registry)
     mode = scope.outbound_mode or state.mesh.outbound_traffic_policy.mode
@@ -166,7 +174,13 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
         registry, routing, destinations, proxy, set(http_ports), fallback, telemetry
     )
     return from_dicts(
-        {CLUSTER: clusters, ENDPOINT: assignments, LISTENER: listeners, ROUTE: routes}
+        {
+            CLUSTER: clusters,
+            ENDPOINT: assignments,
+            LISTENER: listeners,
+            ROUTE: routes,
+            SECRET: secrets,
+        }
     )
 
 

@@ -35,6 +35,7 @@ from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2  # 
 from envoy.extensions.tracers.opentelemetry.resource_detectors.v3 import (
     environment_resource_detector_pb2,  # noqa: F401
 )
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -46,16 +47,21 @@ LISTENER: Final = "type.googleapis.com/envoy.config.listener.v3.Listener"
 CLUSTER: Final = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 ROUTE: Final = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 ENDPOINT: Final = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+SECRET: Final = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"  # noqa: S105
 # The order a push follows (make before break): clusters and their endpoints before the
-# listeners and routes that point at them.
-PUSH_ORDER: Final = (CLUSTER, ENDPOINT, LISTENER, ROUTE)
-SHORT_NAMES: Final = {CLUSTER: "cds", ENDPOINT: "eds", LISTENER: "lds", ROUTE: "rds"}
+# listeners and routes that point at them. Secrets (DestinationRule `credentialName`) come
+# last, as Istio sends them: a cluster that names one warms until it arrives.
+PUSH_ORDER: Final = (CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET)
+SHORT_NAMES: Final = {CLUSTER: "cds", ENDPOINT: "eds", LISTENER: "lds", ROUTE: "rds", SECRET: "sds"}
+# What a config dump shows of a private key (the control plane's debug page, golden files).
+REDACTED: Final = "[redacted]"
 
 _MESSAGES: Final[dict[str, type[Message]]] = {
     LISTENER: listener_pb2.Listener,
     CLUSTER: cluster_pb2.Cluster,
     ROUTE: route_pb2.RouteConfiguration,
     ENDPOINT: endpoint_pb2.ClusterLoadAssignment,
+    SECRET: secret_pb2.Secret,
 }
 
 
@@ -112,14 +118,21 @@ class Resources:
         return cls(MappingProxyType(by_type))
 
     def to_json(self) -> dict[str, list[dict[str, Any]]]:
-        """The canonical JSON (proto field names), as golden files and config dumps show it."""
-        return {
+        """The canonical JSON (proto field names), as golden files and config dumps show it.
+        Secrets only when there are some, their private keys redacted."""
+        dump = {
             SHORT_NAMES[type_url]: [
                 json_format.MessageToDict(m, preserving_proto_field_name=True)
                 for m in self.of(type_url).values()
             ]
             for type_url in PUSH_ORDER
         }
+        if not dump[SHORT_NAMES[SECRET]]:
+            del dump[SHORT_NAMES[SECRET]]
+        for secret in dump.get(SHORT_NAMES[SECRET], ()):
+            if "private_key" in secret.get("tls_certificate", {}):
+                secret["tls_certificate"]["private_key"] = {"inline_string": REDACTED}
+        return dump
 
 
 class TranslationError(ValueError):

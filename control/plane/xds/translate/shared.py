@@ -22,7 +22,7 @@ from control.plane.xds.translate.resources import PUSH_ORDER, Resources, merge
 from control.plane.xds.translate.scope import Scope
 from control.plane.xds.translate.telemetry import Telemetry
 
-OutboundKey = tuple[Scope, tuple[tuple[str, str], ...], bool, int]
+OutboundKey = tuple[Scope, tuple[tuple[str, str], ...], bool, int, tuple[str, ...]]
 
 
 class MeshTranslation:

@@ -72,7 +72,7 @@ def istio_mutual(sni: str, sans: tuple[str, ...], alpn: tuple[str, ...]) -> dict
     return _socket(_UPSTREAM, {"sni": sni, "common_tls_context": _mesh_common(alpn, sans)})
 
 
-def _san_matcher(name: str) -> dict[str, Any]:
+def san_matcher(name: str) -> dict[str, Any]:
     try:
         ipaddress.ip_address(name)
     except ValueError:
@@ -100,7 +100,7 @@ def file_tls(
     if not skip_verify:
         validation: dict[str, Any] = {"trusted_ca": {"filename": ca_file or SYSTEM_ROOTS}}
         if sans:
-            validation["match_typed_subject_alt_names"] = [_san_matcher(s) for s in sans]
+            validation["match_typed_subject_alt_names"] = [san_matcher(s) for s in sans]
         if crl_file:
             validation["crl"] = {"filename": crl_file}
         common["validation_context"] = validation

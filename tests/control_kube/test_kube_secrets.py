@@ -1,0 +1,165 @@
+"""DestinationRule `credentialName` on the Kubernetes source, against the fake API server: only
+the Secrets rules name are read (by name, in the rule's namespace: never a list of all Secrets,
+never another namespace's), a rotation arrives by watch, an invalid version keeps the last good
+one (a problem names the rule's field), a deleted Secret is no longer served."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes.client import ApiClient
+
+from control.plane.model.state import MeshState
+from control.plane.sources.kube import KubeSource
+from tests.control.credential_certs import TestCa, generic_secret, tls_secret
+from tests.control_kube.conftest import FAST, TOKEN, client_for, eventually, running
+from tests.control_kube.fake_apiserver import DEFAULT_RESOURCES, SECRETS, FakeApiServer
+
+pytestmark = pytest.mark.anyio
+
+CA = TestCa("client-ca")
+ROOTS = TestCa("server-ca")
+FIELD = "spec.trafficPolicy.tls.credentialName"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeApiServer]:
+    with FakeApiServer((*DEFAULT_RESOURCES, SECRETS), token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def client(fake: FakeApiServer, tmp_path: Path) -> Iterator[ApiClient]:
+    with client_for(fake, tmp_path) as api:
+        yield api
+
+
+def rule(namespace: str, credential: str, selector: bool = True) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "host": "api.payments.example",
+        "trafficPolicy": {"tls": {"mode": "MUTUAL", "credentialName": credential}},
+    }
+    if selector:
+        spec["workloadSelector"] = {"matchLabels": {"app": "checkout"}}
+    return {
+        "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+        "metadata": {"name": "payments", "namespace": namespace}, "spec": spec,
+    }  # fmt: skip
+
+
+def namespace(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+def seed(fake: FakeApiServer) -> None:
+    for name in ("shop", "other"):
+        fake.apply(namespace(name))
+    fake.apply(rule("shop", "pay"))
+    first = CA.issue("checkout-1")
+    fake.apply(tls_secret("shop", "pay", first, ROOTS.pem))
+    fake.apply(tls_secret("other", "pay", CA.issue("not-yours")))  # same name, other namespace
+    fake.apply(generic_secret("shop", "db-password", password=b"hunter2"))  # never named
+
+
+def chain(state: MeshState) -> bytes | None:
+    credential = state.credentials.get(("shop", "pay"))
+    return credential.cert if credential is not None else None
+
+
+def secret_requests(fake: FakeApiServer) -> list[tuple[str, dict[str, str]]]:
+    return [(path, query) for _, path, query in fake.requests if "secrets" in path]
+
+
+async def test_only_the_named_secret_of_the_rules_namespace_is_read(
+    fake: FakeApiServer, client: ApiClient
+) -> None:
+    seed(fake)
+    source = KubeSource(client, settings=FAST)
+    state = source.load()
+    assert set(state.credentials) == {("shop", "pay")}
+    assert state.credentials["shop", "pay"].ca == ROOTS.pem
+    async with running(source):
+        await eventually(lambda: len(source.secrets.reflectors) == 2)
+        await eventually(lambda: all(r.running for r in source.secrets.reflectors))
+        await eventually(lambda: any(q.get("watch") == "true" for _, q in secret_requests(fake)))
+    requests = secret_requests(fake)
+    assert {path for path, _ in requests} == {"/api/v1/namespaces/shop/secrets"}
+    assert {q["fieldSelector"] for _, q in requests} == {
+        "metadata.name=pay", "metadata.name=pay-cacert",
+    }  # fmt: skip
+
+
+async def test_rotation_invalid_version_and_deletion(
+    fake: FakeApiServer, client: ApiClient
+) -> None:
+    seed(fake)
+    source = KubeSource(client, settings=FAST)
+    first = chain(source.load())
+    async with running(source) as states:
+        rotated = CA.issue("checkout-2")
+        fake.apply(tls_secret("shop", "pay", rotated, ROOTS.pem))
+        await eventually(lambda: bool(states) and chain(states[-1]) == rotated.cert)
+        assert first != rotated.cert
+
+        broken = tls_secret("shop", "pay", rotated, ROOTS.pem)
+        broken["data"]["tls.crt"] = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nno").decode()
+        fake.apply(broken)
+        await eventually(lambda: any(FIELD in p.message for p in states[-1].problems))
+        kept = states[-1]
+        assert chain(kept) == rotated.cert  # the last good version is still served
+        problem = next(p for p in kept.problems if FIELD in p.message)
+        assert problem.severity == "warning"
+        assert "Secret shop/pay: data.tls.crt: not PEM certificates" in problem.message
+        assert "last good version is kept" in problem.message
+
+        fake.delete("v1", "Secret", "pay", "shop")
+        await eventually(lambda: chain(states[-1]) is None)
+        gone = next(p for p in states[-1].problems if FIELD in p.message)
+        assert gone.severity == "error"
+        assert "not found" in gone.message
+
+
+async def test_a_rule_without_selector_reads_nothing_and_a_removed_rule_stops_its_watch(
+    fake: FakeApiServer, client: ApiClient
+) -> None:
+    seed(fake)
+    source = KubeSource(client, settings=FAST)
+    source.load()
+    async with running(source) as states:
+        await eventually(lambda: len(source.secrets.reflectors) == 2)
+        fake.apply(rule("shop", "pay", selector=False))
+        await eventually(lambda: bool(states) and not states[-1].credentials)
+        await eventually(lambda: not source.secrets.reflectors)
+        assert any(
+            "applies to sidecars only in a DestinationRule with a workloadSelector" in p.message
+            for p in states[-1].problems
+        )
+
+
+async def test_a_separate_cacert_secret_gives_the_roots(
+    fake: FakeApiServer, client: ApiClient
+) -> None:
+    fake.apply(namespace("shop"))
+    fake.apply(rule("shop", "pay"))
+    issued = CA.issue("checkout")
+    fake.apply(generic_secret("shop", "pay", cert=issued.cert, key=issued.key))
+    fake.apply(generic_secret("shop", "pay-cacert", cacert=ROOTS.pem))
+    state = KubeSource(client, settings=FAST).load()
+    credential = state.credentials["shop", "pay"]
+    assert (credential.cert, credential.ca) == (issued.cert, ROOTS.pem)
+
+
+async def test_a_forbidden_secret_fails_closed_with_a_problem(
+    fake: FakeApiServer, client: ApiClient
+) -> None:
+    seed(fake)
+    fake.failing["secrets"] = 403
+    state = KubeSource(client, settings=FAST).load()
+    assert not state.credentials
+    problem = next(p for p in state.problems if FIELD in p.message)
+    assert problem.severity == "error"
+    assert "not read yet" in problem.message
