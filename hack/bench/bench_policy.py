@@ -20,6 +20,7 @@ ratio to the floor.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import re
@@ -29,20 +30,23 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from envoy import _envoy
 
+from control.cli import gc_policy
+from control.cli.gc_policy import THRESHOLDS
 from control.plane.model.build import build_state
-from control.plane.model.state import Document
+from control.plane.model.state import Document, MeshState
 from control.plane.xds.translate import resources
 from control.plane.xds.translate.authz import rbac
 from control.plane.xds.translate.authz.inbound import MeshPolicies
 from control.plane.xds.translate.clusters import InboundPort
 from control.plane.xds.translate.listeners import virtual_inbound
 from control.plane.xds.translate.port_protocol import Protocol
-from control.plane.xds.translate.resources import LISTENER, from_dicts
+from control.plane.xds.translate.resources import LISTENER, Resources, from_dicts
 
 _T = "type.googleapis.com/"
 _HCM = _T + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -291,21 +295,29 @@ def data_path(seconds: int) -> None:
     )
 
 
-def _timed(rounds: int, work: Any, setup: Any = None) -> tuple[float, float]:
-    """Median and p99 of `work` (ms); `setup` runs before each round, untimed."""
-    samples = []
-    for _ in range(rounds):
-        if setup is not None:
-            setup()
-        started = time.perf_counter()
-        work()
-        samples.append((time.perf_counter() - started) * 1000)
-    samples.sort()
+Work = Callable[[], object]
+
+
+def _stats(samples: list[float]) -> tuple[float, float]:
+    samples = sorted(samples)
     return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.99))]
 
 
-def translation(count: int, rounds: int) -> None:
-    docs = [
+def _rotated(rounds: int, cases: dict[str, tuple[Work, Work]]) -> dict[str, tuple[float, float]]:
+    """Median and p99 (ms) of each case's work; the cases take turns round by round (a shared
+    machine's noise falls on all of them alike), each case's setup untimed before its work."""
+    samples: dict[str, list[float]] = {label: [] for label in cases}
+    for _ in range(rounds):
+        for label, (setup, work) in cases.items():
+            setup()
+            started = time.perf_counter()
+            work()
+            samples[label].append((time.perf_counter() - started) * 1000)
+    return {label: _stats(found) for label, found in samples.items()}
+
+
+def _bench_docs(count: int) -> list[dict[str, Any]]:
+    return [
         _policy_doc(
             f"p{i}",
             [
@@ -328,54 +340,152 @@ def translation(count: int, rounds: int) -> None:
         )
         for i in range(count)
     ]
-    state = build_state([Document(str(i), d) for i, d in enumerate(docs)])
+
+
+_PORTS: Final = (InboundPort(8080, Protocol.HTTP), InboundPort(9090, Protocol.TCP))
+
+
+def _filters(of: MeshState) -> object:
+    policy = MeshPolicies(of, lambda h: False).for_workload("foo", {"app": "a"})
+    return policy.http_filters(), policy.network_filters()
+
+
+def _inbound(of: MeshState) -> Resources:
+    policy = MeshPolicies(of, lambda h: False).for_workload("foo", {"app": "a"})
+    return from_dicts({LISTENER: [virtual_inbound(_PORTS, policy)]})
+
+
+def _forget() -> None:
+    """Cold: the memos emptied (untimed: freeing the last round's output is no translation
+    work)."""
+    rbac.clear_caches()
+    resources.clear_caches()
+
+
+def _cpython_gc() -> None:
+    """CPython's defaults: the policy's thresholds undone, nothing frozen."""
+    gc_policy.uninstall()
+    gc.enable()
+
+
+def _process_gc() -> None:
+    """The policy `mizzen control` applies, as after a state build (settled, frozen)."""
+    gc.enable()
+    gc_policy.install()
+
+
+def _no_gc() -> None:
+    gc_policy.uninstall()
+    gc.disable()
+
+
+_MODES: Final[dict[str, Work]] = {
+    "CPython's default GC": _cpython_gc,
+    "the process's GC policy": _process_gc,
+    "cyclic GC off (floor)": _no_gc,
+}
+
+
+def _listener_bytes(resources_of: Resources) -> bytes:
+    return b"".join(
+        m.SerializeToString(deterministic=True) for m in resources_of.of(LISTENER).values()
+    )
+
+
+def _end_to_end(count: int, rounds: int) -> dict[str, tuple[float, float]]:
+    """A config change as the process lives it: a new state of `count` policies built (none
+    of its objects shared with the last), `settle()` (the process's policy), a cold
+    translation, the last translation alive until then (a proxy's snapshot). Where the policy
+    moves the collector's work (a full collection at a settle, once the heap grew by 25%)
+    it is counted here."""
+    samples: dict[str, list[float]] = {"CPython's default GC": [], "the process's GC policy": []}
+    settles: list[float] = []
+    kept: list[Resources] = []
+    for _ in range(rounds):
+        for label, mode in _MODES.items():
+            if label not in samples:
+                continue
+            mode()
+            _forget()
+            started = time.perf_counter()
+            state = build_state([Document(str(i), d) for i, d in enumerate(_bench_docs(count))])
+            if mode is _process_gc:
+                before = time.perf_counter()
+                gc_policy.settle()
+                settles.append((time.perf_counter() - before) * 1000)
+            kept[:] = [_inbound(state)]
+            samples[label].append((time.perf_counter() - started) * 1000)
+    kept.clear()
+    _cpython_gc()
+    found = {label: _stats(values) for label, values in samples.items()}
+    found["settle()"] = _stats(settles)
+    return found
+
+
+def translation(count: int, rounds: int) -> None:
+    state = build_state(
+        [Document(str(i), d) for i, d in enumerate(_bench_docs(count))]
+    )  # fmt: skip
     empty = build_state([])
-    ports = (InboundPort(8080, Protocol.HTTP), InboundPort(9090, Protocol.TCP))
+    outputs: dict[str, bytes] = {}
+    for label, mode in _MODES.items():  # the policy changes when objects are freed, not them
+        mode()
+        _forget()
+        outputs[label] = _listener_bytes(_inbound(state))
+    _cpython_gc()
+    if len(set(outputs.values())) != 1:
+        raise RuntimeError("the listener's bytes differ between GC modes")
 
-    def filters(of: Any) -> None:
-        policy = MeshPolicies(of, lambda h: False).for_workload("foo", {"app": "a"})
-        policy.http_filters()
-        policy.network_filters()
+    print(f"translation of {count} policies x 3 rules for one workload (ms, {rounds} rounds,")
+    print("  the cases of a block taking turns; cold: memos cleared each round; warm: the")
+    print("  policies' rules already translated, as for another workload under the same")
+    print("  policies or a push that changed one policy; GC: CPython's defaults, the policy")
+    print(f"  `mizzen control` applies (control/cli/gc_policy.py: thresholds {THRESHOLDS},")
+    print("  the heap settled and frozen after a state build), and the collector off):")
 
-    def listener(of: Any) -> None:
-        policy = MeshPolicies(of, lambda h: False).for_workload("foo", {"app": "a"})
-        from_dicts({LISTENER: [virtual_inbound(ports, policy)]})
+    def row(label: str, median: float, p99: float, note: str = "") -> None:
+        print(f"  {label:44} median {median:8.2f}  p99 {p99:8.2f}{note}")
 
-    def forget() -> None:
-        """Cold: the memos emptied (untimed: freeing the last round's output is no
-        translation work)."""
-        rbac.clear_caches()
-        resources.clear_caches()
+    def floor_setup() -> None:
+        _forget()
+        _process_gc()
 
-    print(f"translation of {count} policies x 3 rules for one workload (ms, {rounds} rounds;")
-    print("  cold: memos cleared each round; warm: the policies' rules already translated, as")
-    print("  for another workload under the same policies or a push that changed one policy;")
-    print("  'cyclic GC off': the share of CPython's collector, which walks the whole heap when")
-    print("  enough new objects survive, as a translation's output does):")
+    floor = _rotated(rounds, {"floor": (floor_setup, lambda: _inbound(empty))})
+    row("floor: no policy, listener (process GC)", *floor["floor"])
+    translations: tuple[tuple[str, Callable[[MeshState], object]], ...] = (
+        ("filters (dicts)", _filters),
+        ("inbound listener (protobuf)", _inbound),
+    )
+    for kind, work in translations:
+        for temperature in ("cold", "warm"):
+            cases: dict[str, tuple[Work, Work]] = {}
+            for label, mode in _MODES.items():
+                if temperature == "warm" and mode is _no_gc:
+                    continue
 
-    def collector_off(work: Any) -> Any:
-        def run() -> None:
-            gc.disable()
-            try:
-                work()
-            finally:
-                gc.enable()
+                def setup(mode: Work = mode, cold: bool = temperature == "cold") -> None:
+                    if cold:
+                        _forget()
+                    mode()
 
-        return run
-
-    floor_median, floor_p99 = _timed(rounds, lambda: listener(empty), forget)
-    print(f"  {'floor: no policy, listener':34} median {floor_median:8.2f}  p99 {floor_p99:8.2f}")
-    for label, work, setup in (
-        ("cold: filters (dicts)", lambda: filters(state), forget),
-        ("  the same, cyclic GC off", collector_off(lambda: filters(state)), forget),
-        ("cold: inbound listener (protobuf)", lambda: listener(state), forget),
-        ("  the same, cyclic GC off", collector_off(lambda: listener(state)), forget),
-        ("warm: filters (dicts)", lambda: filters(state), None),
-        ("warm: inbound listener (protobuf)", lambda: listener(state), None),
-    ):
-        median, p99 = _timed(rounds, work, setup)
-        ratio = f"  ({median / floor_median:,.0f}x the floor)"
-        print(f"  {label:34} median {median:8.2f}  p99 {p99:8.2f}{ratio}")
+                cases[label] = (setup, functools.partial(work, state))
+            if temperature == "warm":
+                _inbound(state)  # the memos filled
+            found = _rotated(rounds, cases)
+            _cpython_gc()
+            print(f"  {temperature}: {kind}")
+            default = found["CPython's default GC"]
+            for label, (median, p99) in found.items():
+                note = ""
+                if label != "CPython's default GC":
+                    note = f"  (x{median / default[0]:.2f} of the default's median)"
+                row("  " + label, median, p99, note)
+    found = _end_to_end(count, max(5, rounds // 3))
+    print("  end to end: a new state of these policies built, settled, a cold listener")
+    default = found["CPython's default GC"]
+    for label, (median, p99) in found.items():
+        note = f"  (x{median / default[0]:.2f})" if label == "the process's GC policy" else ""
+        row("  " + label, median, p99, note)
 
 
 def main() -> None:
