@@ -170,8 +170,6 @@ class ControlPlane:
 
     async def _apply(self, changed_at: float) -> None:
         state = self.source.current()
-        if self.settings.manage_gc:
-            gc_policy.settle()  # the new state frozen before the push translates from it
         self.metrics.config_updates.inc()
         self.metrics.invalid_documents.set(sum(p.severity == "error" for p in state.problems))
         try:
@@ -187,11 +185,11 @@ class ControlPlane:
         self.debouncer.trigger()
 
     async def start(self) -> None:
+        if self.settings.manage_gc:
+            gc_policy.install()  # what start-up imported frozen; the states are not
         state = await asyncio.to_thread(self.source.load)
         self.cache.set_state(state)
         self.metrics.invalid_documents.set(sum(p.severity == "error" for p in state.problems))
-        if self.settings.manage_gc:
-            gc_policy.install()  # the start-up heap and the first state: settled, frozen
 
         limiter = SendLimiter(
             self.metrics,

@@ -1,97 +1,75 @@
 """The control-plane process's garbage-collection policy: the one place that tunes CPython's
-cyclic collector (it is process-wide), applied by `mizzen control` (`ControlSettings.manage_gc`).
+cyclic collector (it is process-wide), installed by `mizzen control` at start-up
+(`ControlSettings.manage_gc`) before the first state is built.
 
-Why: the plane keeps a large, long-lived heap (the mesh state, the translations and snapshots)
-and a translation makes many objects that survive (its output). CPython's collector then runs
-full collections that walk the whole heap, again and again, though almost all of it lives on:
-with the defaults ~35% of a cold translation of 1,000 AuthorizationPolicies is the collector
-(`hack/bench/bench_policy.py` measures it). So:
+Why: a translation makes tens of thousands of objects that survive it (its output), and the
+plane keeps a large heap that lives on (the state, the snapshots). With CPython's thresholds
+(700, 10, 10) that volume triggers a full collection, a walk of the whole heap, in almost every
+large translation: ~35% of a cold translation of 1,000 AuthorizationPolicies
+(`hack/bench/bench_policy.py`). So:
 
-- `install()` (start-up, after the first state is built) raises the young generation's threshold
-  (`THRESHOLDS`: fewer, larger young collections; a translation's temporaries die by
-  reference counting anyway) and settles the heap.
-- `settle()` (after each state build) freezes the heap (`gc.freeze()`, O(1): every tracked
-  object moves to the permanent generation, which no collection walks), so the translations
-  that follow walk only what they make.
-- Frozen objects are still freed by reference counting when the state that holds them is
-  replaced; only garbage *cycles* among them stay. So when the heap has grown by `THAW_GROWTH`
-  since the last full collection (allocated blocks, `sys.getallocatedblocks()`, a cheap count),
-  `settle()` first thaws everything and runs one full collection: the memory that frozen cycles
-  hold stays bounded by that growth, as CPython's own rule bounds its old generation (a full
-  collection once it grew by 25%). The cost: one full walk per 25% of growth, at a state build
-  rather than in the middle of a push.
-- `uninstall()` puts CPython's defaults back (tests, the benchmark's comparison).
+- `THRESHOLDS`: a young collection every 10,000 net container allocations instead of 700; the
+  older generations keep CPython's ratios (a middle collection every 10 young ones, a full one
+  every 10 middle ones once the old generation grew by 25%, CPython's own rule). A full
+  collection then comes every ~1M surviving allocations (about a dozen such translations)
+  instead of every ~70,000; garbage cycles are still found, only later, and temporaries die by
+  reference counting anyway.
+- `gc.freeze()` once, at start-up, before the first state: the modules, classes and schemas
+  imported (they live as long as the process) move to the permanent generation, which no
+  collection walks again. The states and translations are not frozen: a frozen object that
+  later becomes part of a garbage cycle is never freed, and freezing after each state build
+  measured no faster than this while the process grew 40% in the soak (`hack/soak.py`).
+- `uninstall()` puts CPython's behaviour back (tests, the benchmark's comparison).
 """
 
 from __future__ import annotations
 
 import gc
-import sys
 import threading
 from dataclasses import dataclass
 from typing import Final
 
-# gen0: containers allocated (net) before a young collection; CPython's default is 700.
 THRESHOLDS: Final = (10_000, 10, 10)
 CPYTHON_DEFAULTS: Final = (700, 10, 10)
-THAW_GROWTH: Final = 1.25
 
 
-@dataclass
-class GcStats:
-    """What the policy did (tests and the benchmark read it)."""
-
-    installed: bool = False
-    settles: int = 0
-    full_collections: int = 0  # thawed, then a full collection
-    blocks_after_full: int = 0  # `sys.getallocatedblocks()` right after the last one
+@dataclass(frozen=True)
+class GcState:
+    installed: bool
+    frozen: int  # objects in the permanent generation
 
 
 _lock = threading.Lock()
-_stats = GcStats()
+_installed = False
 _saved: tuple[int, int, int] = CPYTHON_DEFAULTS
 
 
-def stats() -> GcStats:
-    """A copy of the policy's counters."""
+def state() -> GcState:
     with _lock:
-        return GcStats(**vars(_stats))
+        return GcState(_installed, gc.get_freeze_count())
 
 
 def install() -> None:
-    """Apply the policy to this process (idempotent) and settle the heap once."""
-    global _saved
+    """Apply the policy to this process (idempotent): what exists now is collected once, the
+    rest frozen, and the thresholds raised."""
+    global _installed, _saved
     with _lock:
-        if not _stats.installed:
-            threshold = gc.get_threshold()
-            _saved = (threshold[0], threshold[1], threshold[2])
-            gc.set_threshold(*THRESHOLDS)
-            _stats.installed = True  # the first settle thaws and collects everything
-    settle()
-
-
-def settle() -> None:
-    """After a state build: freeze the heap, so later collections walk only what is made from
-    now on; thaw and collect everything first once the heap grew by `THAW_GROWTH`. A no-op
-    unless installed."""
-    with _lock:
-        if not _stats.installed:
+        if _installed:
             return
-        _stats.settles += 1
-        blocks = sys.getallocatedblocks()
-        if blocks > _stats.blocks_after_full * THAW_GROWTH:
-            gc.unfreeze()  # frozen cycles that became garbage are collected now
-            gc.collect()
-            _stats.full_collections += 1
-            _stats.blocks_after_full = sys.getallocatedblocks()
-        gc.freeze()  # O(1): the generations' lists joined to the permanent one
+        first, second, third = gc.get_threshold()
+        _saved = (first, second, third)
+        gc.collect()  # garbage now is not frozen with the rest
+        gc.freeze()
+        gc.set_threshold(*THRESHOLDS)
+        _installed = True
 
 
 def uninstall() -> None:
     """CPython's behaviour back: the saved thresholds, nothing frozen (idempotent)."""
+    global _installed
     with _lock:
-        if not _stats.installed:
+        if not _installed:
             return
         gc.unfreeze()
         gc.set_threshold(*_saved)
-        _stats.installed = False
+        _installed = False

@@ -20,6 +20,7 @@ ratio to the floor.
 from __future__ import annotations
 
 import argparse
+import collections
 import functools
 import gc
 import json
@@ -303,19 +304,6 @@ def _stats(samples: list[float]) -> tuple[float, float]:
     return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.99))]
 
 
-def _rotated(rounds: int, cases: dict[str, tuple[Work, Work]]) -> dict[str, tuple[float, float]]:
-    """Median and p99 (ms) of each case's work; the cases take turns round by round (a shared
-    machine's noise falls on all of them alike), each case's setup untimed before its work."""
-    samples: dict[str, list[float]] = {label: [] for label in cases}
-    for _ in range(rounds):
-        for label, (setup, work) in cases.items():
-            setup()
-            started = time.perf_counter()
-            work()
-            samples[label].append((time.perf_counter() - started) * 1000)
-    return {label: _stats(found) for label, found in samples.items()}
-
-
 def _bench_docs(count: int) -> list[dict[str, Any]]:
     return [
         _policy_doc(
@@ -369,7 +357,7 @@ def _cpython_gc() -> None:
 
 
 def _process_gc() -> None:
-    """The policy `mizzen control` applies, as after a state build (settled, frozen)."""
+    """The policy `mizzen control` installs at start-up (before its first state)."""
     gc.enable()
     gc_policy.install()
 
@@ -379,10 +367,11 @@ def _no_gc() -> None:
     gc.disable()
 
 
-_MODES: Final[dict[str, Work]] = {
-    "CPython's default GC": _cpython_gc,
-    "the process's GC policy": _process_gc,
-    "cyclic GC off (floor)": _no_gc,
+DEFAULT, POLICY, OFF = "CPython's default GC", "the process's GC policy", "cyclic GC off"
+_MODES: Final[dict[str, Work]] = {DEFAULT: _cpython_gc, POLICY: _process_gc, OFF: _no_gc}
+_WORKS: Final[dict[str, Callable[[MeshState], object]]] = {
+    "filters (dicts)": _filters,
+    "inbound listener (protobuf)": _inbound,
 }
 
 
@@ -392,100 +381,85 @@ def _listener_bytes(resources_of: Resources) -> bytes:
     )
 
 
-def _end_to_end(count: int, rounds: int) -> dict[str, tuple[float, float]]:
-    """A config change as the process lives it: a new state of `count` policies built (none
-    of its objects shared with the last), `settle()` (the process's policy), a cold
-    translation, the last translation alive until then (a proxy's snapshot). Where the policy
-    moves the collector's work (a full collection at a settle, once the heap grew by 25%)
-    it is counted here."""
-    samples: dict[str, list[float]] = {"CPython's default GC": [], "the process's GC policy": []}
-    settles: list[float] = []
-    kept: list[Resources] = []
-    for _ in range(rounds):
-        for label, mode in _MODES.items():
-            if label not in samples:
-                continue
-            mode()
+def _timed(work: Work) -> float:
+    started = time.perf_counter()
+    work()
+    return (time.perf_counter() - started) * 1000
+
+
+def _keep(kept: list[object], work: Callable[[MeshState], object], state: MeshState) -> None:
+    kept.append(work(state))
+
+
+def _block(mode: str, docs: list[Document], rounds: int, out: dict[str, list[float]]) -> None:
+    """`rounds` of every case under one GC mode, as the process lives: the mode set first (at
+    start-up), then the state built, each round's output alive until the next one is made
+    (a proxy's snapshot). The collector's counts carry over from round to round, so a
+    deferred full collection falls in the rounds it is due in."""
+    _MODES[mode]()
+    state = build_state(docs)
+    kept: list[object] = []
+    for kind, work in _WORKS.items():
+        for _ in range(rounds):
             _forget()
-            started = time.perf_counter()
-            state = build_state([Document(str(i), d) for i, d in enumerate(_bench_docs(count))])
-            if mode is _process_gc:
-                before = time.perf_counter()
-                gc_policy.settle()
-                settles.append((time.perf_counter() - before) * 1000)
-            kept[:] = [_inbound(state)]
-            samples[label].append((time.perf_counter() - started) * 1000)
+            kept.clear()
+            out[f"cold: {kind}|{mode}"].append(_timed(functools.partial(_keep, kept, work, state)))
+        if mode == OFF:
+            continue
+        for _ in range(rounds):
+            kept.clear()
+            out[f"warm: {kind}|{mode}"].append(_timed(functools.partial(_keep, kept, work, state)))
+    if mode == OFF:
+        return
+    for _ in range(max(3, rounds // 3)):
+        _forget()
+
+        def change() -> None:
+            kept[:] = [_inbound(build_state(docs))]
+
+        out[f"end to end: a new state built, a cold listener|{mode}"].append(_timed(change))
     kept.clear()
-    _cpython_gc()
-    found = {label: _stats(values) for label, values in samples.items()}
-    found["settle()"] = _stats(settles)
-    return found
 
 
 def translation(count: int, rounds: int) -> None:
-    state = build_state(
-        [Document(str(i), d) for i, d in enumerate(_bench_docs(count))]
-    )  # fmt: skip
-    empty = build_state([])
+    docs = [Document(str(i), d) for i, d in enumerate(_bench_docs(count))]
     outputs: dict[str, bytes] = {}
-    for label, mode in _MODES.items():  # the policy changes when objects are freed, not them
-        mode()
+    for mode in _MODES:  # the policy changes when objects are freed, never what is made
+        _MODES[mode]()
         _forget()
-        outputs[label] = _listener_bytes(_inbound(state))
+        outputs[mode] = _listener_bytes(_inbound(build_state(docs)))
     _cpython_gc()
     if len(set(outputs.values())) != 1:
         raise RuntimeError("the listener's bytes differ between GC modes")
 
-    print(f"translation of {count} policies x 3 rules for one workload (ms, {rounds} rounds,")
-    print("  the cases of a block taking turns; cold: memos cleared each round; warm: the")
-    print("  policies' rules already translated, as for another workload under the same")
-    print("  policies or a push that changed one policy; GC: CPython's defaults, the policy")
-    print(f"  `mizzen control` applies (control/cli/gc_policy.py: thresholds {THRESHOLDS},")
-    print("  the heap settled and frozen after a state build), and the collector off):")
-
-    def row(label: str, median: float, p99: float, note: str = "") -> None:
-        print(f"  {label:44} median {median:8.2f}  p99 {p99:8.2f}{note}")
-
-    def floor_setup() -> None:
-        _forget()
+    print(f"translation of {count} policies x 3 rules for one workload (ms, {rounds} rounds;")
+    print("  cold: memos cleared each round; warm: the policies' rules already translated, as")
+    print("  for another workload under the same policies or a push that changed one policy;")
+    print("  end to end: the state of these policies built anew, then a cold listener. GC:")
+    print("  CPython's defaults; the policy `mizzen control` installs at start-up")
+    print(f"  (control/cli/gc_policy.py: thresholds {THRESHOLDS}, the start-up heap frozen);")
+    print("  the collector off. The modes run in blocks, in turn, twice):")
+    samples: dict[str, list[float]] = collections.defaultdict(list)
+    floor: list[float] = []
+    empty = build_state([])
+    for _ in range(2):
+        for mode in _MODES:
+            _block(mode, docs, max(1, rounds // 2), samples)
         _process_gc()
-
-    floor = _rotated(rounds, {"floor": (floor_setup, lambda: _inbound(empty))})
-    row("floor: no policy, listener (process GC)", *floor["floor"])
-    translations: tuple[tuple[str, Callable[[MeshState], object]], ...] = (
-        ("filters (dicts)", _filters),
-        ("inbound listener (protobuf)", _inbound),
-    )
-    for kind, work in translations:
-        for temperature in ("cold", "warm"):
-            cases: dict[str, tuple[Work, Work]] = {}
-            for label, mode in _MODES.items():
-                if temperature == "warm" and mode is _no_gc:
-                    continue
-
-                def setup(mode: Work = mode, cold: bool = temperature == "cold") -> None:
-                    if cold:
-                        _forget()
-                    mode()
-
-                cases[label] = (setup, functools.partial(work, state))
-            if temperature == "warm":
-                _inbound(state)  # the memos filled
-            found = _rotated(rounds, cases)
-            _cpython_gc()
-            print(f"  {temperature}: {kind}")
-            default = found["CPython's default GC"]
-            for label, (median, p99) in found.items():
-                note = ""
-                if label != "CPython's default GC":
-                    note = f"  (x{median / default[0]:.2f} of the default's median)"
-                row("  " + label, median, p99, note)
-    found = _end_to_end(count, max(5, rounds // 3))
-    print("  end to end: a new state of these policies built, settled, a cold listener")
-    default = found["CPython's default GC"]
-    for label, (median, p99) in found.items():
-        note = f"  (x{median / default[0]:.2f})" if label == "the process's GC policy" else ""
-        row("  " + label, median, p99, note)
+        floor += [_timed(lambda: _inbound(empty)) for _ in range(max(1, rounds // 2))]
+    _cpython_gc()
+    print(f"  {'floor: no policy, listener (process GC)':44} median {_stats(floor)[0]:8.2f}")
+    cases = dict.fromkeys(key.split("|")[0] for key in samples)
+    for case in cases:
+        print(f"  {case}")
+        default = _stats(samples[f"{case}|{DEFAULT}"])[0]
+        for mode in _MODES:
+            found = samples.get(f"{case}|{mode}")
+            if not found:
+                continue
+            median, p99 = _stats(found)
+            note = f"  (x{median / default:.2f} of the default's)" if mode != DEFAULT else ""
+            print(f"    {mode:42} median {median:8.2f}  p99 {p99:8.2f}{note}")
 
 
 def main() -> None:

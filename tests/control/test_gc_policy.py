@@ -1,7 +1,7 @@
 """The control plane's garbage-collection policy (`control/cli/gc_policy.py`): `mizzen control`
-turns it on; the plane installs it at start, settles after each state build and puts CPython's
-defaults back at stop; garbage cycles are still collected, made after start-up or frozen; and
-repeated state rebuilds do not grow memory without bound."""
+turns it on; the plane installs it at start (before the first state) and puts CPython's
+defaults back at stop; garbage cycles made after start-up are still collected by the collector
+itself; repeated state rebuilds do not grow memory without bound."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import asyncio
 import gc
 import sys
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -86,24 +86,27 @@ async def _until(condition: object, seconds: float = 10.0) -> None:
 
 
 @pytest.mark.anyio
-async def test_the_plane_installs_settles_after_each_state_build_and_uninstalls(
+async def test_the_plane_installs_the_policy_before_the_first_state_and_uninstalls(
     tmp_path: Path,
 ) -> None:
     config = bookinfo_config(tmp_path)
     async with ControlPlane(fast_settings(config, manage_gc=True)) as plane:
         assert gc.get_threshold() == gc_policy.THRESHOLDS
-        assert gc.get_freeze_count() > 0  # the start-up heap and the first state
-        settled = gc_policy.stats().settles
+        frozen = gc_policy.state().frozen
+        assert frozen > 0  # what start-up imported
+        # The state is not frozen: its objects are in the collected generations.
+        tracked = {id(o) for o in gc.get_objects()}  # the permanent generation not listed
+        assert id(plane.cache.state) in tracked
         version = plane.cache.last_push.version
         (config / "extra.yaml").write_text(
             "apiVersion: v1\nkind: Service\nmetadata: {name: extra, namespace: default}\n"
             "spec: {ports: [{name: http, port: 80}]}\n"
         )
         await _until(lambda: plane.cache.last_push.version != version)
-        assert gc_policy.stats().settles > settled
+        assert gc_policy.state().frozen == frozen  # a state build freezes nothing
     assert gc.get_threshold() == gc_policy.CPYTHON_DEFAULTS
     assert gc.get_freeze_count() == 0
-    assert not gc_policy.stats().installed
+    assert not gc_policy.state().installed
 
 
 @pytest.mark.anyio
@@ -122,53 +125,6 @@ def test_a_cycle_made_after_start_up_is_collected_by_the_collector_itself() -> N
     kept = [[i] for i in range(5 * gc_policy.THRESHOLDS[0] * gc_policy.THRESHOLDS[1])]
     assert gone() is None
     assert len(kept) > 0
-
-
-def _blocks_of_a_state() -> int:
-    before = sys.getallocatedblocks()
-    state = _cycle(500)
-    made = sys.getallocatedblocks() - before
-    del state
-    gc.collect()
-    return made
-
-
-def test_frozen_cycles_are_freed_once_the_heap_grew() -> None:
-    """A state that holds cycles, frozen by a settle, then replaced: its cycles are freed at
-    a later settle (thawed, fully collected), so memory stays bounded."""
-    per_state = _blocks_of_a_state()
-    gc_policy.install()
-    baseline = sys.getallocatedblocks()
-    thaws = gc_policy.stats().full_collections
-    first = _cycle(500)
-    gone = weakref.ref(first)
-    del first
-    peak = 0
-    # Enough replaced states to cross the growth threshold three times over.
-    for _ in range(int(3 * (gc_policy.THAW_GROWTH - 1) * baseline / per_state) + 10):
-        state = _cycle(500)
-        gc_policy.settle()  # frozen with the state (and the last one, now garbage)
-        del state
-        peak = max(peak, sys.getallocatedblocks())
-    assert gone() is None
-    assert gc_policy.stats().full_collections - thaws >= 2
-    assert peak < baseline * gc_policy.THAW_GROWTH + 2 * per_state
-
-
-def test_without_the_thaw_frozen_cycles_would_pile_up(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The previous test can fail: with the thaw turned off, the same loop keeps every
-    replaced state (each one's cycles stay frozen)."""
-    per_state = _blocks_of_a_state()
-    monkeypatch.setattr(gc_policy, "THAW_GROWTH", float("inf"))
-    gc_policy.install()
-    baseline = sys.getallocatedblocks()
-    for _ in range(100):
-        state = _cycle(500)
-        gc_policy.settle()
-        del state
-    assert sys.getallocatedblocks() - baseline > 90 * per_state
-    gc_policy.uninstall()
-    gc.collect()
 
 
 def _policies(version: int) -> list[Document]:
@@ -195,22 +151,45 @@ def _policies(version: int) -> list[Document]:
     ]
 
 
-def test_repeated_state_rebuilds_stay_bounded() -> None:
-    """State builds, settles and translations in a loop, each state new (nothing shared with
-    the last), as a control plane lives through config changes: the heap stays bounded."""
-    gc_policy.install()
+def _rebuilds(rounds: int, after_build: Callable[[], None]) -> tuple[int, int, bool]:
+    """State builds and translations in a loop, each state new (nothing shared with the last)
+    and holding a garbage cycle once replaced, as a control plane lives through config changes.
+    No explicit collection. (blocks before, peak blocks, whether the first cycle was freed)."""
 
-    def one(version: int) -> object:
+    def one(version: int) -> tuple[object, _Node]:
         state = build_state(_policies(version))
-        gc_policy.settle()
+        after_build()
         policy = MeshPolicies(state, lambda h: False).for_workload("foo", {"app": "a"})
         rbac.clear_caches()  # as a config change: every policy new
-        return policy.http_filters()
+        return policy.http_filters(), _cycle(500)
 
     kept = [one(v) for v in range(5)][-1:]  # warmed up: the memos and imports in place
+    first = weakref.ref(kept[0][1])
     baseline = sys.getallocatedblocks()
     peak = 0
-    for version in range(5, 60):
+    for version in range(5, 5 + rounds):
         kept[:] = [one(version)]
         peak = max(peak, sys.getallocatedblocks())
-    assert peak < baseline * gc_policy.THAW_GROWTH * 1.2
+    return baseline, peak, first() is None
+
+
+def test_repeated_state_rebuilds_stay_bounded() -> None:
+    """Garbage cycles of replaced states are freed by the collector itself (CPython's defaults
+    hold about as much: ~18% over the baseline here, the policy ~20%)."""
+    gc_policy.install()
+    baseline, peak, freed = _rebuilds(60, lambda: None)
+    assert freed
+    assert peak < baseline * 1.3
+
+
+def test_freezing_after_each_state_build_would_not_stay_bounded() -> None:
+    """The previous test can fail: freezing every state (the policy does not) keeps each
+    replaced state's cycles for ever."""
+    before = sys.getallocatedblocks()
+    cycle = _cycle(500)
+    per_cycle = sys.getallocatedblocks() - before
+    del cycle
+    gc_policy.install()
+    baseline, peak, freed = _rebuilds(60, gc.freeze)
+    assert not freed
+    assert peak - baseline > 50 * per_cycle
