@@ -10,9 +10,12 @@ the same run; the added latency is the difference of the medians (and p99s).
 
 (2) MeshPolicies + InboundPolicy.http_filters() + network_filters() for one workload under N
 policies (3 rules each), and the same with the listener converted to protobuf; cold (the memos
-emptied before each round, untimed) and warm; with CPython's cyclic collector on and off (its
-share); the floor is the same workload with no policy. Median and p99 over `--rounds`, and the
-ratio to the floor.
+emptied before each round, untimed), warm, and end to end (the state built anew, then a cold
+listener). Under three GC modes, each run in blocks, in turn: CPython's defaults, the policy
+`mizzen control` installs (`control.cli.gc_policy`, imported from where the process gets it),
+and the collector off (its share); the collections each cold translation ran are counted
+(`gc.callbacks`). Median and p99 over `--rounds`, the ratio to the default's median; the listener's
+bytes are checked equal under every mode first.
 
     .venv/bin/python hack/bench/bench_policy.py [--seconds 10] [--policies 1000] [--rounds 30]
 """
@@ -387,11 +390,50 @@ def _timed(work: Work) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+class _Collections:
+    """What the cyclic collector did while a measured work ran (`gc.callbacks`): collections
+    and milliseconds per generation."""
+
+    def __init__(self) -> None:
+        self.count = [0, 0, 0]
+        self.millis = [0.0, 0.0, 0.0]
+        self.works = 0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        generation = info["generation"]
+        self.count[generation] += 1
+        self.millis[generation] += (time.perf_counter() - self._started) * 1000
+
+    def during(self, work: Work) -> float:
+        gc.callbacks.append(self)
+        try:
+            self.works += 1
+            return _timed(work)
+        finally:
+            gc.callbacks.remove(self)
+
+    def line(self) -> str:
+        per = max(1, self.works)
+        return ", ".join(
+            f"gen{g} {self.count[g] / per:.1f} ({self.millis[g] / per:.1f} ms)" for g in range(3)
+        )
+
+
 def _keep(kept: list[object], work: Callable[[MeshState], object], state: MeshState) -> None:
     kept.append(work(state))
 
 
-def _block(mode: str, docs: list[Document], rounds: int, out: dict[str, list[float]]) -> None:
+def _block(
+    mode: str,
+    docs: list[Document],
+    rounds: int,
+    out: dict[str, list[float]],
+    collections: dict[str, _Collections],
+) -> None:
     """`rounds` of every case under one GC mode, as the process lives: the mode set first (at
     start-up), then the state built, each round's output alive until the next one is made
     (a proxy's snapshot). The collector's counts carry over from round to round, so a
@@ -400,10 +442,13 @@ def _block(mode: str, docs: list[Document], rounds: int, out: dict[str, list[flo
     state = build_state(docs)
     kept: list[object] = []
     for kind, work in _WORKS.items():
+        seen = collections.setdefault(f"cold: {kind}|{mode}", _Collections())
         for _ in range(rounds):
             _forget()
             kept.clear()
-            out[f"cold: {kind}|{mode}"].append(_timed(functools.partial(_keep, kept, work, state)))
+            out[f"cold: {kind}|{mode}"].append(
+                seen.during(functools.partial(_keep, kept, work, state))
+            )
         if mode == OFF:
             continue
         for _ in range(rounds):
@@ -440,11 +485,12 @@ def translation(count: int, rounds: int) -> None:
     print(f"  (control/cli/gc_policy.py: thresholds {THRESHOLDS}, the start-up heap frozen);")
     print("  the collector off. The modes run in blocks, in turn, twice):")
     samples: dict[str, list[float]] = collections.defaultdict(list)
+    seen: dict[str, _Collections] = {}
     floor: list[float] = []
     empty = build_state([])
     for _ in range(2):
         for mode in _MODES:
-            _block(mode, docs, max(1, rounds // 2), samples)
+            _block(mode, docs, max(1, rounds // 2), samples, seen)
         _process_gc()
         floor += [_timed(lambda: _inbound(empty)) for _ in range(max(1, rounds // 2))]
     _cpython_gc()
@@ -460,6 +506,8 @@ def translation(count: int, rounds: int) -> None:
             median, p99 = _stats(found)
             note = f"  (x{median / default:.2f} of the default's)" if mode != DEFAULT else ""
             print(f"    {mode:42} median {median:8.2f}  p99 {p99:8.2f}{note}")
+            if f"{case}|{mode}" in seen and mode != OFF:
+                print(f"      collections per translation: {seen[f'{case}|{mode}'].line()}")
 
 
 def main() -> None:
