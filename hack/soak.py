@@ -112,6 +112,9 @@ class Tally:
     attacking: list[str] = field(default_factory=list)  # the turns under way, per lane
     slowest_convergence: float = 0.0
     peak_rss_mib: float = 0.0
+    # RSS after the first 10 s and at the end: growth over the run, beside the peak.
+    rss_mib_at_10s: float = 0.0
+    last_rss_mib: float = 0.0
     peak_fds: int = 0
     died: bool = False
     wrong_examples: list[str] = field(default_factory=list)
@@ -559,13 +562,18 @@ def _rss_mib(pid: int) -> float:
 
 async def monitor(plane: Plane, tally: Tally, stop: asyncio.Event) -> None:
     pid = plane.process.pid
+    started = time.monotonic()
     while not stop.is_set():
         if plane.process.poll() is not None:
             tally.died = True
             stop.set()
             return
         with contextlib.suppress(OSError):
-            tally.peak_rss_mib = max(tally.peak_rss_mib, _rss_mib(pid))
+            rss = _rss_mib(pid)
+            tally.peak_rss_mib = max(tally.peak_rss_mib, rss)
+            tally.last_rss_mib = rss
+            if not tally.rss_mib_at_10s and time.monotonic() - started >= 10:
+                tally.rss_mib_at_10s = rss
             tally.peak_fds = max(tally.peak_fds, len(os.listdir(f"/proc/{pid}/fd")))
         await _sleep(stop, 0.5)
 

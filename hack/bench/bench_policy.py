@@ -10,9 +10,12 @@ the same run; the added latency is the difference of the medians (and p99s).
 
 (2) MeshPolicies + InboundPolicy.http_filters() + network_filters() for one workload under N
 policies (3 rules each), and the same with the listener converted to protobuf; cold (the memos
-emptied before each round, untimed) and warm; with CPython's cyclic collector on and off (its
-share); the floor is the same workload with no policy. Median and p99 over `--rounds`, and the
-ratio to the floor.
+emptied before each round, untimed), warm, and end to end (the state built anew, then a cold
+listener). Under three GC modes, each run in blocks, in turn: CPython's defaults, the policy
+`mizzen control` installs (`control.cli.gc_policy`, imported from where the process gets it),
+and the collector off (its share); the collections each cold translation ran are counted
+(`gc.callbacks`). Median and p99 over `--rounds`, the ratio to the default's median; the listener's
+bytes are checked equal under every mode first.
 
     .venv/bin/python hack/bench/bench_policy.py [--seconds 10] [--policies 1000] [--rounds 30]
 """
@@ -20,6 +23,8 @@ ratio to the floor.
 from __future__ import annotations
 
 import argparse
+import collections
+import functools
 import gc
 import json
 import re
@@ -29,20 +34,23 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from envoy import _envoy
 
+from control.cli import gc_policy
+from control.cli.gc_policy import THRESHOLDS
 from control.plane.model.build import build_state
-from control.plane.model.state import Document
+from control.plane.model.state import Document, MeshState
 from control.plane.xds.translate import resources
 from control.plane.xds.translate.authz import rbac
 from control.plane.xds.translate.authz.inbound import MeshPolicies
 from control.plane.xds.translate.clusters import InboundPort
 from control.plane.xds.translate.listeners import virtual_inbound
 from control.plane.xds.translate.port_protocol import Protocol
-from control.plane.xds.translate.resources import LISTENER, from_dicts
+from control.plane.xds.translate.resources import LISTENER, Resources, from_dicts
 
 _T = "type.googleapis.com/"
 _HCM = _T + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -291,21 +299,16 @@ def data_path(seconds: int) -> None:
     )
 
 
-def _timed(rounds: int, work: Any, setup: Any = None) -> tuple[float, float]:
-    """Median and p99 of `work` (ms); `setup` runs before each round, untimed."""
-    samples = []
-    for _ in range(rounds):
-        if setup is not None:
-            setup()
-        started = time.perf_counter()
-        work()
-        samples.append((time.perf_counter() - started) * 1000)
-    samples.sort()
+Work = Callable[[], object]
+
+
+def _stats(samples: list[float]) -> tuple[float, float]:
+    samples = sorted(samples)
     return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.99))]
 
 
-def translation(count: int, rounds: int) -> None:
-    docs = [
+def _bench_docs(count: int) -> list[dict[str, Any]]:
+    return [
         _policy_doc(
             f"p{i}",
             [
@@ -328,54 +331,183 @@ def translation(count: int, rounds: int) -> None:
         )
         for i in range(count)
     ]
-    state = build_state([Document(str(i), d) for i, d in enumerate(docs)])
-    empty = build_state([])
-    ports = (InboundPort(8080, Protocol.HTTP), InboundPort(9090, Protocol.TCP))
 
-    def filters(of: Any) -> None:
-        policy = MeshPolicies(of, lambda h: False).for_workload("foo", {"app": "a"})
-        policy.http_filters()
-        policy.network_filters()
 
-    def listener(of: Any) -> None:
-        policy = MeshPolicies(of, lambda h: False).for_workload("foo", {"app": "a"})
-        from_dicts({LISTENER: [virtual_inbound(ports, policy)]})
+_PORTS: Final = (InboundPort(8080, Protocol.HTTP), InboundPort(9090, Protocol.TCP))
 
-    def forget() -> None:
-        """Cold: the memos emptied (untimed: freeing the last round's output is no
-        translation work)."""
-        rbac.clear_caches()
-        resources.clear_caches()
+
+def _filters(of: MeshState) -> object:
+    policy = MeshPolicies(of, lambda h: False).for_workload("foo", {"app": "a"})
+    return policy.http_filters(), policy.network_filters()
+
+
+def _inbound(of: MeshState) -> Resources:
+    policy = MeshPolicies(of, lambda h: False).for_workload("foo", {"app": "a"})
+    return from_dicts({LISTENER: [virtual_inbound(_PORTS, policy)]})
+
+
+def _forget() -> None:
+    """Cold: the memos emptied (untimed: freeing the last round's output is no translation
+    work)."""
+    rbac.clear_caches()
+    resources.clear_caches()
+
+
+def _cpython_gc() -> None:
+    """CPython's defaults: the policy's thresholds undone, nothing frozen."""
+    gc_policy.uninstall()
+    gc.enable()
+
+
+def _process_gc() -> None:
+    """The policy `mizzen control` installs at start-up (before its first state)."""
+    gc.enable()
+    gc_policy.install()
+
+
+def _no_gc() -> None:
+    gc_policy.uninstall()
+    gc.disable()
+
+
+DEFAULT, POLICY, OFF = "CPython's default GC", "the process's GC policy", "cyclic GC off"
+_MODES: Final[dict[str, Work]] = {DEFAULT: _cpython_gc, POLICY: _process_gc, OFF: _no_gc}
+_WORKS: Final[dict[str, Callable[[MeshState], object]]] = {
+    "filters (dicts)": _filters,
+    "inbound listener (protobuf)": _inbound,
+}
+
+
+def _listener_bytes(resources_of: Resources) -> bytes:
+    return b"".join(
+        m.SerializeToString(deterministic=True) for m in resources_of.of(LISTENER).values()
+    )
+
+
+def _timed(work: Work) -> float:
+    started = time.perf_counter()
+    work()
+    return (time.perf_counter() - started) * 1000
+
+
+class _Collections:
+    """What the cyclic collector did while a measured work ran (`gc.callbacks`): collections
+    and milliseconds per generation."""
+
+    def __init__(self) -> None:
+        self.count = [0, 0, 0]
+        self.millis = [0.0, 0.0, 0.0]
+        self.works = 0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        generation = info["generation"]
+        self.count[generation] += 1
+        self.millis[generation] += (time.perf_counter() - self._started) * 1000
+
+    def during(self, work: Work) -> float:
+        gc.callbacks.append(self)
+        try:
+            self.works += 1
+            return _timed(work)
+        finally:
+            gc.callbacks.remove(self)
+
+    def line(self) -> str:
+        per = max(1, self.works)
+        return ", ".join(
+            f"gen{g} {self.count[g] / per:.1f} ({self.millis[g] / per:.1f} ms)" for g in range(3)
+        )
+
+
+def _keep(kept: list[object], work: Callable[[MeshState], object], state: MeshState) -> None:
+    kept.append(work(state))
+
+
+def _block(
+    mode: str,
+    docs: list[Document],
+    rounds: int,
+    out: dict[str, list[float]],
+    collections: dict[str, _Collections],
+) -> None:
+    """`rounds` of every case under one GC mode, as the process lives: the mode set first (at
+    start-up), then the state built, each round's output alive until the next one is made
+    (a proxy's snapshot). The collector's counts carry over from round to round, so a
+    deferred full collection falls in the rounds it is due in."""
+    _MODES[mode]()
+    state = build_state(docs)
+    kept: list[object] = []
+    for kind, work in _WORKS.items():
+        seen = collections.setdefault(f"cold: {kind}|{mode}", _Collections())
+        for _ in range(rounds):
+            _forget()
+            kept.clear()
+            out[f"cold: {kind}|{mode}"].append(
+                seen.during(functools.partial(_keep, kept, work, state))
+            )
+        if mode == OFF:
+            continue
+        for _ in range(rounds):
+            kept.clear()
+            out[f"warm: {kind}|{mode}"].append(_timed(functools.partial(_keep, kept, work, state)))
+    if mode == OFF:
+        return
+    for _ in range(max(3, rounds // 3)):
+        _forget()
+
+        def change() -> None:
+            kept[:] = [_inbound(build_state(docs))]
+
+        out[f"end to end: a new state built, a cold listener|{mode}"].append(_timed(change))
+    kept.clear()
+
+
+def translation(count: int, rounds: int) -> None:
+    docs = [Document(str(i), d) for i, d in enumerate(_bench_docs(count))]
+    outputs: dict[str, bytes] = {}
+    for mode in _MODES:  # the policy changes when objects are freed, never what is made
+        _MODES[mode]()
+        _forget()
+        outputs[mode] = _listener_bytes(_inbound(build_state(docs)))
+    _cpython_gc()
+    if len(set(outputs.values())) != 1:
+        raise RuntimeError("the listener's bytes differ between GC modes")
 
     print(f"translation of {count} policies x 3 rules for one workload (ms, {rounds} rounds;")
     print("  cold: memos cleared each round; warm: the policies' rules already translated, as")
     print("  for another workload under the same policies or a push that changed one policy;")
-    print("  'cyclic GC off': the share of CPython's collector, which walks the whole heap when")
-    print("  enough new objects survive, as a translation's output does):")
-
-    def collector_off(work: Any) -> Any:
-        def run() -> None:
-            gc.disable()
-            try:
-                work()
-            finally:
-                gc.enable()
-
-        return run
-
-    floor_median, floor_p99 = _timed(rounds, lambda: listener(empty), forget)
-    print(f"  {'floor: no policy, listener':34} median {floor_median:8.2f}  p99 {floor_p99:8.2f}")
-    for label, work, setup in (
-        ("cold: filters (dicts)", lambda: filters(state), forget),
-        ("  the same, cyclic GC off", collector_off(lambda: filters(state)), forget),
-        ("cold: inbound listener (protobuf)", lambda: listener(state), forget),
-        ("  the same, cyclic GC off", collector_off(lambda: listener(state)), forget),
-        ("warm: filters (dicts)", lambda: filters(state), None),
-        ("warm: inbound listener (protobuf)", lambda: listener(state), None),
-    ):
-        median, p99 = _timed(rounds, work, setup)
-        ratio = f"  ({median / floor_median:,.0f}x the floor)"
-        print(f"  {label:34} median {median:8.2f}  p99 {p99:8.2f}{ratio}")
+    print("  end to end: the state of these policies built anew, then a cold listener. GC:")
+    print("  CPython's defaults; the policy `mizzen control` installs at start-up")
+    print(f"  (control/cli/gc_policy.py: thresholds {THRESHOLDS}, the start-up heap frozen);")
+    print("  the collector off. The modes run in blocks, in turn, twice):")
+    samples: dict[str, list[float]] = collections.defaultdict(list)
+    seen: dict[str, _Collections] = {}
+    floor: list[float] = []
+    empty = build_state([])
+    for _ in range(2):
+        for mode in _MODES:
+            _block(mode, docs, max(1, rounds // 2), samples, seen)
+        _process_gc()
+        floor += [_timed(lambda: _inbound(empty)) for _ in range(max(1, rounds // 2))]
+    _cpython_gc()
+    print(f"  {'floor: no policy, listener (process GC)':44} median {_stats(floor)[0]:8.2f}")
+    cases = dict.fromkeys(key.split("|")[0] for key in samples)
+    for case in cases:
+        print(f"  {case}")
+        default = _stats(samples[f"{case}|{DEFAULT}"])[0]
+        for mode in _MODES:
+            found = samples.get(f"{case}|{mode}")
+            if not found:
+                continue
+            median, p99 = _stats(found)
+            note = f"  (x{median / default:.2f} of the default's)" if mode != DEFAULT else ""
+            print(f"    {mode:42} median {median:8.2f}  p99 {p99:8.2f}{note}")
+            if f"{case}|{mode}" in seen and mode != OFF:
+                print(f"      collections per translation: {seen[f'{case}|{mode}'].line()}")
 
 
 def main() -> None:
