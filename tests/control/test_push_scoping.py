@@ -185,7 +185,9 @@ async def test_a_stalled_proxy_never_delays_the_others(config: Path) -> None:
                 assert status["stuck.bulk"]["slow"]
                 assert not status["stuck.bulk"]["inSync"]
                 assert all(status[f"ok-{i}.bulk"]["inSync"] for i in range(3))
-                assert max(delays) < 1.0, delays
+                # Without the slot given back a change would wait for the stall to end (never,
+                # here: `converged` would time out); the bound leaves room for a loaded machine.
+                assert max(delays) < 2.5, delays
                 assert plane.metrics.slow_sends._value.get() >= 1
             finally:
                 for task in followers:
