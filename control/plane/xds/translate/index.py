@@ -4,9 +4,9 @@ proxy, the three things its translation depends on (`ProxyInputs`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from control.api.models.sidecar import Sidecar
 from control.api.models.virtual_service import VirtualService
@@ -25,6 +25,7 @@ from control.plane.xds.translate.service_registry import Registry, ServiceHost, 
 _RESERVED_PORTS = frozenset({15000, 15001, 15006, 15020, 15021, 15090})
 
 Labels = tuple[tuple[str, str], ...]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,15 @@ class MeshIndex:
         self.routing_by_namespace: Mapping[str, list[_Routing]] = routing
         self.policies = MeshPolicies(state, lambda host: host in self.registry.hosts)
         self.peer_authn = PeerAuthnIndex(state.other_config, state.mesh.root_namespace)
+        self._shared: dict[Hashable, Any] = {}
+
+    def shared(self, key: Hashable, make: Callable[[], _T]) -> _T:
+        """A part of a translation that every scope with the same `key` shares, made once for
+        this state. Keys hold ids of objects this index keeps alive (hosts, rules, routes)."""
+        found = self._shared.get(key)
+        if found is None:
+            found = self._shared[key] = make()
+        return found
 
     def _namespaces(self, scope: Scope) -> Iterable[str] | None:
         """The namespaces a scope's egress names; None: any."""
