@@ -5,9 +5,12 @@ namespace that only one scope sees) or in a VirtualService's source labels."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from control.config.loader import parse_text
 from control.plane.model.build import build_state
 from control.plane.model.state import MeshState
+from control.plane.xds.translate import resources
 from control.plane.xds.translate.proxy import Proxy, parse_node
 from control.plane.xds.translate.proxy_resources import translate
 from control.plane.xds.translate.resources import CLUSTER, LISTENER, PUSH_ORDER, Resources
@@ -102,3 +105,37 @@ def test_parts_are_shared_only_where_their_inputs_are_alike() -> None:
     assert c2.of(CLUSTER) is c1.of(CLUSTER)
     assert b1.of(LISTENER) is c1.of(LISTENER)
     assert a2.of(CLUSTER) is a1.of(CLUSTER)
+
+
+def _with_timeout(state: MeshState, seconds: int) -> MeshState:
+    routing = f"""
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: a-timeout, namespace: one}}
+spec:
+  hosts: [a.one.svc.cluster.local]
+  http: [{{timeout: {seconds}s, route: [{{destination: {{host: a.one.svc.cluster.local}}}}]}}]
+"""
+    documents, problems = parse_text(routing, "routing.yaml")
+    assert not problems
+    added = build_state(documents).virtual_services
+    return dataclasses.replace(state, virtual_services=(*state.virtual_services, *added))
+
+
+def test_memoized_messages_do_not_pile_up_over_states() -> None:
+    """Each state's translation keeps the messages the previous state made and it uses again
+    (the same objects: packed once), and lets go of the others one state later."""
+    resources.clear_caches()
+    base = _state()
+    proxies = _proxies()
+    held = []
+    previous: MeshTranslation | None = None
+    for seconds in range(1, 9):
+        translation = MeshTranslation(_with_timeout(base, seconds))
+        out = [translation.for_proxy(p) for p in proxies]
+        held.append(resources.memoized())
+        if previous is not None:  # clusters did not change: the very same messages
+            before = previous.for_proxy(proxies[0]).of(CLUSTER)
+            assert all(before[n] is m for n, m in out[0].of(CLUSTER).items())
+        previous = translation
+    assert held[-1] <= held[1] + 5, held  # bounded by two states, not growing per state
