@@ -139,17 +139,3 @@ def test_memoized_messages_do_not_pile_up_over_states() -> None:
             assert all(before[n] is m for n, m in out[0].of(CLUSTER).items())
         previous = translation
     assert held[-1] <= held[1] + 5, held  # bounded by two states, not growing per state
-
-
-def test_a_message_in_use_is_found_again_however_many_states_later() -> None:
-    """A translation half kept from an earlier state still holds its messages: the same
-    content made again is that very object (packed once). Content nothing holds is made anew
-    two states later."""
-    resources.clear_caches()
-    kept = resources.from_dicts({CLUSTER: [{"name": "kept", "type": "STATIC"}]})
-    resources.from_dicts({CLUSTER: [{"name": "dropped", "type": "STATIC"}]})
-    for _ in range(3):
-        resources.next_generation()
-    again = resources.from_dicts({CLUSTER: [{"name": "kept", "type": "STATIC"}]})
-    assert again.of(CLUSTER)["kept"] is kept.of(CLUSTER)["kept"]
-    assert resources.memoized() == 1  # "dropped" is gone: nothing held it

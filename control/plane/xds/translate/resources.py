@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import heapq
 import marshal
-import sys
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -157,24 +156,12 @@ class _Key:
 K = TypeVar("K", bound=Hashable)
 
 
-def _with_counts(memo: Mapping[K, Message]) -> Iterator[tuple[K, Message, int]]:
-    """Each entry with the number of references to its message (`_ALONE`: none but the
-    memo's own)."""
-    for key, message in memo.items():
-        yield key, message, sys.getrefcount(message)
-
-
-_ALONE: Final = next(_with_counts({0: route_pb2.RouteConfiguration()}))[2]
-
-
 class _Generations(Generic[K]):
-    """Content -> message, for as long as the message is in use, and one mesh state longer
-    (a generation: one state's translation; `next_generation`). So what a new state makes again
-    (a cluster, a virtual host) is the very object it was, packed once, while messages nothing
-    holds any more are let go. An LRU of a fixed size kept the messages of many past states
-    instead (without Sidecars each change made 50 route tables of 1,000 virtual hosts: the
-    process grew by ~100 MB per change until it was full). In use: held by anything but the memo
-    (a translation half kept from an earlier state, a snapshot), told by its reference count.
+    """Content -> message, kept for two generations (a generation: one mesh state's
+    translation; `next_generation`): what the new state shares with the previous one is found
+    again and carried on, the rest is let go one state later. An LRU of a fixed size kept the
+    messages of many past states instead (without Sidecars each change made 50 route tables of
+    1,000 virtual hosts: the process grew by ~100 MB per change until the LRU was full).
     `limit` bounds a generation that no state change ends (many proxies translated alone)."""
 
     def __init__(self, limit: int) -> None:
@@ -194,11 +181,7 @@ class _Generations(Generic[K]):
         return found
 
     def next_generation(self) -> None:
-        """What this generation used is kept for the next one; what it did not use, only
-        while something else holds it."""
-        held = {k: m for k, m, refs in _with_counts(self._previous) if refs > _ALONE}
-        held.update(self._current)
-        self._previous, self._current = held, {}
+        self._previous, self._current = self._current, {}
 
     def clear(self) -> None:
         self._previous, self._current = {}, {}
