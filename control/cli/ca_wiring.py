@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kubernetes.client import ApiClient
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
@@ -38,6 +38,9 @@ from control.plane.ca.serving_cert import ServingIdentity, service_names
 from control.plane.ca.store import CaSource, CaStore, DirectorySource, FileCaStore
 from control.plane.ca.tokenreview import KubeTokenReviewer, TokenReviewAuthenticator
 from control.serving.grpc_limits import GrpcLimits
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 
 def utc_now() -> datetime:

@@ -12,9 +12,8 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from kubernetes.client import ApiClient
 from pydantic import ValidationError
 
 from control.api.duration import DurationError, parse_millis
@@ -41,6 +40,9 @@ from control.serving.grpc_limits import GrpcLimits
 from control.serving.limits import raise_fd_limit
 from webhook.settings import ServerSettings
 from webhook.tls import CertificateError, CertificateStore
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-
-from kubernetes.client import ApiClient
+from typing import TYPE_CHECKING
 
 from control.cli.control_leader import build_leadership, pod_name
 from control.cli.control_process import ControlPlane
@@ -20,6 +19,9 @@ from webhook.app import create_app
 from webhook.server import EmbeddedWebhook
 from webhook.settings import ServerSettings, WebhookSettings
 from webhook.tls import CertificateError, CertificateStore
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 
 @dataclass(frozen=True)

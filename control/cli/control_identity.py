@@ -22,8 +22,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from kubernetes.client import ApiClient
 from prometheus_client import CollectorRegistry
 
 from control.cli.ca_wiring import IdentityParts, add_ca_flags, build_identity, secure_server
@@ -33,6 +33,9 @@ from control.plane.ca.material import CaMaterialError
 from control.plane.ca.secure_port import Registrar, SecureGrpcServer
 from control.plane.ca.store import CaStoreError
 from control.serving.grpc_limits import GrpcLimits
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 log = logging.getLogger("mizzen.ca")
 

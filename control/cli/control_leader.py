@@ -12,8 +12,7 @@ import os
 import socket
 from collections.abc import Sequence
 from datetime import timedelta
-
-from kubernetes.client import ApiClient
+from typing import TYPE_CHECKING
 
 from control.identity.keys import KeySpec, generate_key, private_key_pem
 from control.identity.pem import general_name
@@ -33,6 +32,9 @@ from control.plane.leader.lease_store import KubeLeaseStore
 from control.plane.leader.namespace_watch import NamespaceWatch
 from control.plane.leader.root_configmaps import RootConfigMapDuty
 from control.plane.leader.seams import IssuedCertificate
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 POD_NAME_ENV = "POD_NAME"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -13,14 +14,19 @@ from control.plane.xds.translate.proxy import Proxy
 from control.plane.xds.translate.resources import PUSH_ORDER, SHORT_NAMES
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+def _iso(seconds: float | None) -> str | None:
+    """A wall-clock time as `/debug/syncz` shows it; kept as a float until then (every response
+    records one: formatting it each time was a visible part of a connect storm)."""
+    if seconds is None:
+        return None
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return moment.isoformat(timespec="milliseconds")
 
 
 @dataclass
 class TypeStatus:
     sent: str | None = None
-    sent_at: str | None = None
+    sent_at: float | None = None  # time.time()
     acked: str | None = None
     nacked: str | None = None
     nack_error: str | None = None
@@ -32,7 +38,7 @@ class TypeStatus:
             "latest": latest,
             "inSync": latest is not None and self.acked == latest,
             "sent": self.sent,
-            "sentAt": self.sent_at,
+            "sentAt": _iso(self.sent_at),
             "acked": self.acked,
             "nacked": self.nacked,
             "nackError": self.nack_error,
@@ -55,7 +61,7 @@ class StreamStatus:
     proxy: Proxy
     view: SnapshotView
     api: str = "sotw"  # or "delta"
-    connected_since: str = field(default_factory=_now)
+    connected_since: float = field(default_factory=time.time)
     types: dict[str, TypeStatus] = field(default_factory=dict)
     sending_since: float | None = None  # a response the proxy has not taken yet (monotonic)
     slow: bool = False  # a send outlasted the send timeout
@@ -72,7 +78,7 @@ class StreamStatus:
 
     def sent(self, type_url: str, version: str) -> None:
         status = self.of(type_url)
-        status.sent, status.sent_at = version, _now()
+        status.sent, status.sent_at = version, time.time()
         status.pushes += 1
 
     def acked(self, type_url: str, version: str) -> None:
@@ -100,7 +106,7 @@ class StreamStatus:
             "proxy": self.proxy.node_id,
             "pod": self.proxy.pod,
             "namespace": self.proxy.namespace,
-            "connectedSince": self.connected_since,
+            "connectedSince": _iso(self.connected_since),
             "api": self.api,
             "error": self.error,
             "inSync": bool(types) and all(t["inSync"] for t in types.values()),

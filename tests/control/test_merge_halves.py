@@ -7,6 +7,7 @@ from __future__ import annotations
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from control.config.loader import parse_text
@@ -151,3 +152,13 @@ def test_scopes_that_see_the_same_services_share_their_collections() -> None:
         one.snapshot.types[CLUSTER].sotw_fields[name]
         is (two.snapshot.types[CLUSTER].sotw_fields[name])
     )
+
+
+def test_a_route_to_a_missing_cluster_is_named_by_its_table_host_and_route() -> None:
+    config = route_pb2.RouteConfiguration(name="80")
+    vhost = config.virtual_hosts.add(name="a:80", domains=["a"])
+    vhost.routes.add(name="fine").route.cluster = "outbound|80||a"
+    vhost.routes.add(name="split").route.weighted_clusters.clusters.add(name="gone")
+    resources = Resources.of_messages({**{t: OUTBOUND.of(t).values() for t in (CLUSTER, ENDPOINT)},
+                                       ROUTE: [config]})  # fmt: skip
+    assert consistency.problems(resources) == ["route 80 / a:80 / split: no cluster 'gone'"]

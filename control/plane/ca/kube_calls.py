@@ -5,11 +5,14 @@ off the event loop. Every failure is a `KubeCallError`; status 0 means not reach
 from __future__ import annotations
 
 import json
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import urllib3
-from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
+
+from control.plane.kube.lazy import api_exception
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 MAX_RESPONSE_BYTES: Final = 4 * 1024 * 1024
 
@@ -44,7 +47,7 @@ class KubeJson:
                 method, url, header_params=header_params, body=serialized,
                 _request_timeout=self.timeout,
             )  # fmt: skip
-        except ApiException as error:  # TLS failures surface this way
+        except api_exception() as error:  # TLS failures surface this way
             raise KubeCallError(0, f"{self.host}: {error.reason}") from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise KubeCallError(0, f"{self.host} unreachable: {_reason(error)}") from None

@@ -12,13 +12,15 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import urllib3
-from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
 
 from control.config.loader import LoadError, parse_json
+from control.plane.kube.lazy import api_exception
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 _READ_SIZE = 64 * 1024
 _MAX_LINE = 64 * 1024 * 1024  # one event (a huge object) may be big, but not unbounded
@@ -143,7 +145,7 @@ class KubeApi:
                 method, url, header_params=headers,
                 _request_timeout=(self.connect_timeout, read_timeout),
             )  # fmt: skip
-        except ApiException as error:  # the client reports TLS failures this way
+        except api_exception() as error:  # the client reports TLS failures this way
             raise KubeApiError(0, f"{self.host}: {error.reason}") from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise KubeApiError(0, f"{self.host} unreachable: {_short(error)}") from None

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import urllib3
-from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
+
+from control.plane.kube.lazy import api_exception
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 MAX_BODY: Final = 32 * 1024 * 1024
 JSON: Final = "application/json"
@@ -84,7 +87,7 @@ class KubeRest:
             rest = self.client.call_api(
                 method, url, header_params=headers, body=body, _request_timeout=self.timeouts
             )
-        except ApiException as error:  # how the client reports TLS failures
+        except api_exception() as error:  # how the client reports TLS failures
             raise KubeError(0, "", f"{self.host}: {_short(str(error.reason))}") from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
             reason = getattr(error, "reason", None) or error

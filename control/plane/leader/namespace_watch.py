@@ -3,11 +3,14 @@ new namespace gets its root certificate within moments rather than at the next r
 
 from __future__ import annotations
 
-from kubernetes.client import ApiClient
+from typing import TYPE_CHECKING
 
 from control.plane.kube.api import KubeApi
 from control.plane.kube.reflector import KubeSettings, Reflector, ResourceKind
 from control.plane.leader.duties import PokeCallback
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 NAMESPACES = ResourceKind("", ("v1",), "namespaces", "Namespace")
 

@@ -22,11 +22,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import urllib3
-from kubernetes.client import ApiClient, Configuration
-from kubernetes.config import ConfigException, load_kube_config
-from kubernetes.config.incluster_config import InClusterConfigLoader
 
 from control.config.mesh_config import MeshConfig
 from control.plane.kube.api import KubeApi, KubeApiError
@@ -41,6 +39,9 @@ from control.plane.model.build import BuildCache, build_state
 from control.plane.model.state import ConfigProblem, Document, MeshState
 from control.plane.sources.base import log_new_problems
 from control.plane.sources.kube_secrets import SecretWatches
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,11 @@ def kube_client(
     HTTPS to `KUBERNETES_SERVICE_HOST:PORT`, the server verified against the mounted `ca.crt`, the
     mounted `token` as bearer, re-read as the kubelet rotates it). Parsed once, here at the edge;
     every request then reuses it. `service_account_dir` and `environ` are seams for tests."""
+    # Imported here: the package is heavy, and a control plane on --config-dir never needs it.
+    from kubernetes.client import ApiClient, Configuration
+    from kubernetes.config import ConfigException, load_kube_config
+    from kubernetes.config.incluster_config import InClusterConfigLoader
+
     configuration = Configuration()
     try:
         if kubeconfig is None:

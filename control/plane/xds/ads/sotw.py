@@ -123,6 +123,10 @@ class SotwStream(Stream):
             # Names the server does not have cost nothing: walk the smaller side.
             if len(sub.names) < len(fields):
                 resources = [fields[n] for n in sorted(n for n in sub.names if n in fields)]
+            elif sub.names.issuperset(fields):
+                # It names all we have (a proxy's endpoints: thousands without Sidecars): the
+                # snapshot's own view, no list per proxy held while the write waits its turn.
+                resources = fields.values()
             else:
                 resources = [r for n, r in fields.items() if n in sub.names]
         else:

@@ -4,9 +4,9 @@ proxy, the three things its translation depends on (`ProxyInputs`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from control.api.models.destination_rule import DestinationRule
 from control.api.models.sidecar import Sidecar
@@ -26,6 +26,7 @@ from control.plane.xds.translate.service_registry import Registry, ServiceHost, 
 _RESERVED_PORTS = frozenset({15000, 15001, 15006, 15020, 15021, 15090})
 
 Labels = tuple[tuple[str, str], ...]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,7 @@ class MeshIndex:
             if rule.spec.workload_selector is not None:
                 selecting.setdefault(rule.namespace or "default", []).append(rule)
         self.selecting_rules: Mapping[str, list[MeshResource[DestinationRule]]] = selecting
+        self._shared: dict[Hashable, Any] = {}
 
     def selected_rules(self, namespace: str, labels: Mapping[str, str]) -> tuple[str, ...]:
         """The names of the DestinationRules of `namespace` whose workloadSelector selects a
@@ -128,6 +130,14 @@ class MeshIndex:
                 and labels_match(rule.spec.workload_selector.match_labels, labels)
             )
         )
+
+    def shared(self, key: Hashable, make: Callable[[], _T]) -> _T:
+        """A part of a translation that every scope with the same `key` shares, made once for
+        this state. Keys hold ids of objects this index keeps alive (hosts, rules, routes)."""
+        found = self._shared.get(key)
+        if found is None:
+            found = self._shared[key] = make()
+        return found
 
     def _namespaces(self, scope: Scope) -> Iterable[str] | None:
         """The namespaces a scope's egress names; None: any."""

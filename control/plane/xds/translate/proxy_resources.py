@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
+from control.api.models.destination_rule import DestinationRule
 from control.api.models.virtual_service import VirtualService
 from control.api.registry import MeshResource
 from control.config.mesh_config import OutboundMode
@@ -128,7 +130,11 @@ def _fake_proxy(inputs: ProxyInputs) -> Proxy:
 
 def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
     """The half shared by every proxy with the same scope and source labels: outbound clusters
-    and endpoints (only the hosts the scope sees), route tables, outbound listeners."""
+    and endpoints (only the hosts the scope sees), route tables, outbound listeners. Clusters,
+    endpoints and listeners are the same for scopes that see the same hosts, rules and
+    VirtualServices (without Sidecars: every namespace), so they are made once per state for
+    all of them (`MeshIndex.shared`); route tables name hosts by their short names in the
+    proxy's own namespace, and are each scope's own."""
     state = index.state
     scope = inputs.scope
     proxy = _fake_proxy(inputs)
@@ -148,11 +154,15 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
         peers=index.peer_authn,
         credentials=state.credentials,
     )
-    clusters, assignments = outbound_clusters(registry, rules, client_tls)
-    clusters += fixed_clusters()
+    hosts_key = tuple(map(id, registry.hosts.values()))
+    rules_key = tuple((host, id(rule)) for host, rule in rules.items())
+    clustered, (certs, cas) = index.shared(
+        ("clusters", hosts_key, rules_key, inputs.sds),
+        lambda: _cluster_part(registry, rules, client_tls),
+    )
     # Secrets of the proxy's own namespace only, and only those its clusters name.
-    secrets = secret_resources(*requested(clusters), state.credentials, scope.namespace)
-    destinations = Destinations(registry, rules, {c["name"] for c in clusters})
+    secrets = from_dicts({SECRET: secret_resources(certs, cas, state.credentials, scope.namespace)})
+    destinations = Destinations(registry, rules, set(clustered.of(CLUSTER)))
     routing = virtual_services_by_host(index.visible_virtual_services(scope), registry)
     mode = scope.outbound_mode or state.mesh.outbound_traffic_policy.mode
     telemetry = Telemetry.of(state.mesh)
@@ -167,21 +177,54 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
     fallback = (
         names.BLACKHOLE_CLUSTER if mode is OutboundMode.REGISTRY_ONLY else names.PASSTHROUGH_CLUSTER
     )
-    listeners = [virtual_outbound(fallback, telemetry, inputs.capture.outbound)]
+    routing_key = tuple((host, id(service)) for host, service in routing.items())
+    listening = index.shared(
+        ("listeners", hosts_key, rules_key, routing_key, inputs.sds, inputs.labels, fallback,
+         inputs.capture.outbound),
+        lambda: _listener_part(
+            state, registry, routing, destinations, proxy, http_ports, fallback, telemetry,
+            inputs.capture.outbound,
+        ),
+    )  # fmt: skip
+    routed = from_dicts({ROUTE: routes})
+    by_type = {
+        CLUSTER: clustered.of(CLUSTER),
+        ENDPOINT: clustered.of(ENDPOINT),
+        LISTENER: listening.of(LISTENER),
+        ROUTE: routed.of(ROUTE),
+        SECRET: secrets.of(SECRET),
+    }
+    return Resources(MappingProxyType(by_type))
+
+
+def _cluster_part(
+    registry: Registry, rules: dict[str, MeshResource[DestinationRule]], client_tls: ClientTls
+) -> tuple[Resources, tuple[set[str], set[str]]]:
+    """Clusters and endpoints, and the credential names (certificates, roots) their TLS asks
+    the ADS stream for."""
+    clusters, assignments = outbound_clusters(registry, rules, client_tls)
+    clusters += fixed_clusters()
+    return from_dicts({CLUSTER: clusters, ENDPOINT: assignments}), requested(clusters)
+
+
+def _listener_part(
+    state: MeshState,
+    registry: Registry,
+    routing: dict[str, MeshResource[VirtualService]],
+    destinations: Destinations,
+    proxy: Proxy,
+    http_ports: list[int],
+    fallback: str,
+    telemetry: Telemetry,
+    capture_port: int,
+) -> Resources:
+    listeners = [virtual_outbound(fallback, telemetry, capture_port)]
     paths = path_settings(state.mesh)
     listeners += [http_outbound(port, telemetry, paths) for port in http_ports]
     listeners += _tcp_listeners(
         registry, routing, destinations, proxy, set(http_ports), fallback, telemetry
     )
-    return from_dicts(
-        {
-            CLUSTER: clusters,
-            ENDPOINT: assignments,
-            LISTENER: listeners,
-            ROUTE: routes,
-            SECRET: secrets,
-        }
-    )
+    return from_dicts({LISTENER: listeners})
 
 
 def inbound_resources(

@@ -3,13 +3,12 @@ produces, and the conversion from protobuf-JSON dicts (which checks every field 
 
 from __future__ import annotations
 
-import functools
 import heapq
 import marshal
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 # Every message type the translation puts in an Any must be registered before parsing.
 from envoy.config.cluster.v3 import cluster_pb2
@@ -167,36 +166,95 @@ class _Key:
         )
 
 
-@functools.lru_cache(maxsize=50_000)
+K = TypeVar("K", bound=Hashable)
+
+
+class _Generations(Generic[K]):
+    """Content -> message, kept for two generations (a generation: one mesh state's
+    translation; `next_generation`): what the new state shares with the previous one is found
+    again and carried on, the rest is let go one state later. An LRU of a fixed size kept the
+    messages of many past states instead (without Sidecars each change made 50 route tables of
+    1,000 virtual hosts: the process grew by ~100 MB per change until the LRU was full).
+    `limit` bounds a generation that no state change ends (many proxies translated alone)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._current: dict[K, Message] = {}
+        self._previous: dict[K, Message] = {}
+
+    def get(self, key: K, make: Callable[[K], Message]) -> Message:
+        found = self._current.get(key)
+        if found is None:
+            found = self._previous.pop(key, None)
+            if found is None:
+                if len(self._current) >= self.limit:
+                    self.next_generation()
+                found = make(key)
+            self._current[key] = found
+        return found
+
+    def next_generation(self) -> None:
+        self._previous, self._current = self._current, {}
+
+    def clear(self) -> None:
+        self._previous, self._current = {}, {}
+
+    def generations(self) -> tuple[dict[K, Message], dict[K, Message]]:
+        return self._current, self._previous
+
+
 def _convert(key: _Key) -> Message:
-    """Dict -> message, memoized: most resources are the same for many proxies and across
-    pushes, and converting to protobuf is the slow part of a translation. Equal resources
-    (built alike) are then one shared (never modified) object, packed and hashed once for every
-    proxy."""
-    data, key.data = key.data, None
+    """Dict -> message: most resources are the same for many proxies and across pushes, and
+    converting to protobuf is the slow part of a translation. Equal resources (built alike) are
+    then one shared (never modified) object, packed and hashed once for every proxy."""
+    data = key.data
     # Our own bytes, made by _content in this process: never external input.
     found = data if data is not None else marshal.loads(key.canonical)  # noqa: S302
     return to_message(found, _PARTS[key.type_url])
 
 
+_MESSAGES_MEMO: Final = _Generations[_Key](100_000)
+_ROUTES_MEMO: Final = _Generations[tuple[bytes, tuple[bytes, ...]]](5_000)
+
+
 def _message(type_url: str, content: bytes, data: Mapping[str, Any] | None = None) -> Message:
-    return _convert(_Key(type_url, content, data))
+    key = _Key(type_url, content, data)
+    try:
+        return _MESSAGES_MEMO.get(key, _convert)
+    finally:
+        key.data = None  # the memo may keep the key: not the caller's dict
+
+
+def next_generation() -> None:
+    """A new mesh state is being translated: memoized messages it does not use again are
+    dropped at the one after (`MeshTranslation` calls it)."""
+    _MESSAGES_MEMO.next_generation()
+    _ROUTES_MEMO.next_generation()
+
+
+def memoized() -> int:
+    """How many messages the memo holds (both generations)."""
+    return sum(len(m) for memo in (_MESSAGES_MEMO, _ROUTES_MEMO) for m in memo.generations())
 
 
 def clear_caches() -> None:
     """Forget every memoized message (benchmarks measure cold translations with it)."""
-    _convert.cache_clear()
-    _route.cache_clear()
+    _MESSAGES_MEMO.clear()
+    _ROUTES_MEMO.clear()
 
 
-@functools.lru_cache(maxsize=2_000)
-def _route(rest: bytes, virtual_hosts: tuple[bytes, ...]) -> Message:
+def _make_route(key: tuple[bytes, tuple[bytes, ...]]) -> Message:
+    rest, virtual_hosts = key
     config: Message = route_pb2.RouteConfiguration()
     config.CopyFrom(_message(ROUTE, rest))
     config.virtual_hosts.extend(  # type: ignore[attr-defined]
         _message(_VIRTUAL_HOST, v) for v in virtual_hosts
     )
     return config
+
+
+def _route(rest: bytes, virtual_hosts: tuple[bytes, ...]) -> Message:
+    return _ROUTES_MEMO.get((rest, virtual_hosts), _make_route)
 
 
 def _content(data: Mapping[str, Any]) -> bytes:

@@ -18,7 +18,7 @@ from control.plane.xds.translate.changes import Change, diff
 from control.plane.xds.translate.index import MeshIndex, ProxyInputs
 from control.plane.xds.translate.proxy import Proxy
 from control.plane.xds.translate.proxy_resources import inbound_resources, outbound_resources
-from control.plane.xds.translate.resources import PUSH_ORDER, Resources, merge
+from control.plane.xds.translate.resources import PUSH_ORDER, Resources, merge, next_generation
 from control.plane.xds.translate.scope import Scope
 from control.plane.xds.translate.telemetry import Telemetry
 
@@ -27,6 +27,7 @@ OutboundKey = tuple[Scope, tuple[tuple[str, str], ...], bool, int, tuple[str, ..
 
 class MeshTranslation:
     def __init__(self, state: MeshState) -> None:
+        next_generation()  # messages of the state before the previous one are let go
         self.state = state
         self.index = MeshIndex(state)
         self.telemetry = Telemetry.of(state.mesh)

@@ -1,0 +1,141 @@
+"""Clusters, endpoints and outbound listeners are made once per state for every scope that sees
+the same hosts, rules and VirtualServices (`MeshIndex.shared`). What a proxy gets must be what
+translating it alone gives, also where scopes differ only in a rule (a DestinationRule in the
+namespace that only one scope sees) or in a VirtualService's source labels."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from control.config.loader import parse_text
+from control.plane.model.build import build_state
+from control.plane.model.state import MeshState
+from control.plane.xds.translate import resources
+from control.plane.xds.translate.proxy import Proxy, parse_node
+from control.plane.xds.translate.proxy_resources import translate
+from control.plane.xds.translate.resources import CLUSTER, LISTENER, PUSH_ORDER, Resources
+from control.plane.xds.translate.shared import MeshTranslation
+
+MESH = """
+apiVersion: v1
+kind: Service
+metadata: {name: a, namespace: one}
+spec: {clusterIP: 198.19.255.1, selector: {app: a}, ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b, namespace: two}
+spec: {clusterIP: 198.19.255.2, selector: {app: b}, ports: [{name: tcp, port: 9000}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: c, namespace: three}
+spec: {clusterIP: 198.19.255.3, selector: {app: c}, ports: [{name: tcp, port: 9000}]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: b-here, namespace: one}
+spec:
+  host: b.two.svc.cluster.local
+  exportTo: ["."]
+  trafficPolicy: {loadBalancer: {simple: RANDOM}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: c-split, namespace: three}
+spec:
+  hosts: [c.three.svc.cluster.local]
+  tcp:
+  - match: [{sourceLabels: {canary: "yes"}}]
+    route: [{destination: {host: b.two.svc.cluster.local}}]
+  - route: [{destination: {host: c.three.svc.cluster.local}}]
+"""
+PODS = [
+    ("a-1", "one", "198.18.0.1", {"app": "a"}),
+    ("a-2", "one", "198.18.0.2", {"app": "a", "canary": "yes"}),
+    ("b-1", "two", "198.18.0.3", {"app": "b"}),
+    ("c-1", "three", "198.18.0.4", {"app": "c"}),
+    ("c-2", "three", "198.18.0.5", {"app": "c", "canary": "yes"}),
+]
+
+
+def _state() -> MeshState:
+    text = MESH + "".join(
+        f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, namespace: {ns}, labels: "
+        f"{labels}}}\nstatus: {{podIP: {ip}}}\n"
+        for pod, ns, ip, labels in PODS
+    )
+    documents, problems = parse_text(text, "mesh.yaml")
+    assert not problems
+    return build_state(documents)
+
+
+def _proxies() -> list[Proxy]:
+    return [
+        parse_node(f"sidecar~{ip}~{pod}.{ns}~{ns}.svc.cluster.local", {"LABELS": labels})
+        for pod, ns, ip, labels in PODS
+    ]
+
+
+def _wire(resources: Resources) -> dict[str, dict[str, bytes]]:
+    return {
+        t: {n: m.SerializeToString(deterministic=True) for n, m in resources.of(t).items()}
+        for t in PUSH_ORDER
+    }
+
+
+def test_each_proxy_gets_what_translating_it_alone_gives() -> None:
+    state = _state()
+    shared = MeshTranslation(state)
+    for proxy in _proxies():
+        assert _wire(shared.for_proxy(proxy)) == _wire(translate(state, proxy)), proxy.pod
+
+
+def test_parts_are_shared_only_where_their_inputs_are_alike() -> None:
+    state = _state()
+    shared = MeshTranslation(state)
+    a1, a2, b1, c1, c2 = (shared.for_proxy(p).parts[0] for p in _proxies())
+    # Only `one` sees its rule for b: its clusters are its own; `two` and `three` share theirs.
+    assert a1.of(CLUSTER) is not b1.of(CLUSTER)
+    assert b1.of(CLUSTER) is c1.of(CLUSTER)
+    random = a1.of(CLUSTER)["outbound|9000||b.two.svc.cluster.local"]
+    assert random.lb_policy == random.RANDOM
+    # The canary's TCP listener for c goes to b: its listeners are its own, its clusters not.
+    assert c2.of(LISTENER) is not c1.of(LISTENER)
+    assert c2.of(CLUSTER) is c1.of(CLUSTER)
+    assert b1.of(LISTENER) is c1.of(LISTENER)
+    assert a2.of(CLUSTER) is a1.of(CLUSTER)
+
+
+def _with_timeout(state: MeshState, seconds: int) -> MeshState:
+    routing = f"""
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: a-timeout, namespace: one}}
+spec:
+  hosts: [a.one.svc.cluster.local]
+  http: [{{timeout: {seconds}s, route: [{{destination: {{host: a.one.svc.cluster.local}}}}]}}]
+"""
+    documents, problems = parse_text(routing, "routing.yaml")
+    assert not problems
+    added = build_state(documents).virtual_services
+    return dataclasses.replace(state, virtual_services=(*state.virtual_services, *added))
+
+
+def test_memoized_messages_do_not_pile_up_over_states() -> None:
+    """Each state's translation keeps the messages the previous state made and it uses again
+    (the same objects: packed once), and lets go of the others one state later."""
+    resources.clear_caches()
+    base = _state()
+    proxies = _proxies()
+    held = []
+    previous: MeshTranslation | None = None
+    for seconds in range(1, 9):
+        translation = MeshTranslation(_with_timeout(base, seconds))
+        out = [translation.for_proxy(p) for p in proxies]
+        held.append(resources.memoized())
+        if previous is not None:  # clusters did not change: the very same messages
+            before = previous.for_proxy(proxies[0]).of(CLUSTER)
+            assert all(before[n] is m for n, m in out[0].of(CLUSTER).items())
+        previous = translation
+    assert held[-1] <= held[1] + 5, held  # bounded by two states, not growing per state
