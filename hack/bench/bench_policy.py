@@ -337,8 +337,9 @@ _PORTS: Final = (InboundPort(8080, Protocol.HTTP), InboundPort(9090, Protocol.TC
 
 
 def _filters(of: MeshState) -> object:
+    """The filters in the form the listener takes (RBAC configs packed)."""
     policy = MeshPolicies(of, lambda h: False).for_workload("foo", {"app": "a"})
-    return policy.http_filters(), policy.network_filters()
+    return policy.http_filters(packed=True), policy.network_filters(packed=True)
 
 
 def _inbound(of: MeshState) -> Resources:
@@ -373,7 +374,7 @@ def _no_gc() -> None:
 DEFAULT, POLICY, OFF = "CPython's default GC", "the process's GC policy", "cyclic GC off"
 _MODES: Final[dict[str, Work]] = {DEFAULT: _cpython_gc, POLICY: _process_gc, OFF: _no_gc}
 _WORKS: Final[dict[str, Callable[[MeshState], object]]] = {
-    "filters (dicts)": _filters,
+    "filters (RBAC packed)": _filters,
     "inbound listener (protobuf)": _inbound,
 }
 
