@@ -8,8 +8,9 @@ evaluated). Load: `wrk` (Debian package, installed when missing and root), 10 co
 waiting 10 ms between requests (~1,000 requests/s), the two listeners measured alternately in
 the same run; the added latency is the difference of the medians (and p99s).
 
-(2) MeshPolicies + InboundPolicy.http_filters() + network_filters() for one workload under N
-policies (3 rules each), and the same with the listener converted to protobuf; cold (the memos
+(2) MeshPolicies + InboundPolicy.http_filters() + network_filters() (packed, the listener's
+form) for one workload under N policies (3 rules each), and the same with the listener
+converted to protobuf; cold (the memos
 emptied before each round, untimed), warm, and end to end (the state built anew, then a cold
 listener). Under three GC modes, each run in blocks, in turn: CPython's defaults, the policy
 `mizzen control` installs (`control.cli.gc_policy`, imported from where the process gets it),
@@ -18,6 +19,8 @@ and the collector off (its share); the collections each cold translation ran are
 bytes are checked equal under every mode first.
 
     .venv/bin/python hack/bench/bench_policy.py [--seconds 10] [--policies 1000] [--rounds 30]
+
+`hack/bench/ab_policy.py` compares two checkouts' translations round by round.
 """
 
 from __future__ import annotations
