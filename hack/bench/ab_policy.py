@@ -7,21 +7,22 @@ The two checkouts' listener bytes are compared first: a speed-up must not change
 
     .venv/bin/python hack/bench/ab_policy.py BEFORE_DIR AFTER_DIR [--rounds 20]
 
-A worker is this file run as `--worker` from its checkout (it imports that checkout's
-`hack.bench.bench_policy`); the workers' stdin/stdout carry one command or result a line.
+A worker is this file run as `--worker` from its checkout (it loads that checkout's
+`hack/bench/bench_policy.py`); the workers' stdin/stdout carry one command or result a line.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 _MODES: Final = ("default", "policy", "off")
 _KINDS: Final = ("cold", "warm")
@@ -30,7 +31,14 @@ _KINDS: Final = ("cold", "warm")
 def _worker(count: int) -> None:
     from control.plane.model.build import build_state
     from control.plane.model.state import Document
-    from hack.bench import bench_policy as bench
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_policy", Path.cwd() / "hack" / "bench" / "bench_policy.py"
+    )  # this checkout's (the worker runs in it)
+    assert spec is not None
+    assert spec.loader is not None
+    bench: Any = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
 
     docs = [Document(str(i), d) for i, d in enumerate(bench._bench_docs(count))]
     modes = {"default": bench._cpython_gc, "policy": bench._process_gc, "off": bench._no_gc}
