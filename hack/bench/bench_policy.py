@@ -8,8 +8,9 @@ evaluated). Load: `wrk` (Debian package, installed when missing and root), 10 co
 waiting 10 ms between requests (~1,000 requests/s), the two listeners measured alternately in
 the same run; the added latency is the difference of the medians (and p99s).
 
-(2) MeshPolicies + InboundPolicy.http_filters() + network_filters() for one workload under N
-policies (3 rules each), and the same with the listener converted to protobuf; cold (the memos
+(2) MeshPolicies + InboundPolicy.http_filters() + network_filters() (packed, the listener's
+form) for one workload under N policies (3 rules each), and the same with the listener
+converted to protobuf; cold (the memos
 emptied before each round, untimed), warm, and end to end (the state built anew, then a cold
 listener). Under three GC modes, each run in blocks, in turn: CPython's defaults, the policy
 `mizzen control` installs (`control.cli.gc_policy`, imported from where the process gets it),
@@ -18,6 +19,8 @@ and the collector off (its share); the collections each cold translation ran are
 bytes are checked equal under every mode first.
 
     .venv/bin/python hack/bench/bench_policy.py [--seconds 10] [--policies 1000] [--rounds 30]
+
+`hack/bench/ab_policy.py` compares two checkouts' translations round by round.
 """
 
 from __future__ import annotations
@@ -337,8 +340,9 @@ _PORTS: Final = (InboundPort(8080, Protocol.HTTP), InboundPort(9090, Protocol.TC
 
 
 def _filters(of: MeshState) -> object:
+    """The filters in the form the listener takes (RBAC configs packed)."""
     policy = MeshPolicies(of, lambda h: False).for_workload("foo", {"app": "a"})
-    return policy.http_filters(), policy.network_filters()
+    return policy.http_filters(packed=True), policy.network_filters(packed=True)
 
 
 def _inbound(of: MeshState) -> Resources:
@@ -373,7 +377,7 @@ def _no_gc() -> None:
 DEFAULT, POLICY, OFF = "CPython's default GC", "the process's GC policy", "cyclic GC off"
 _MODES: Final[dict[str, Work]] = {DEFAULT: _cpython_gc, POLICY: _process_gc, OFF: _no_gc}
 _WORKS: Final[dict[str, Callable[[MeshState], object]]] = {
-    "filters (dicts)": _filters,
+    "filters (RBAC packed)": _filters,
     "inbound listener (protobuf)": _inbound,
 }
 

@@ -4,6 +4,7 @@ JWKS fetcher over an in-process HTTP transport."""
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
@@ -18,7 +19,7 @@ from control.plane.model.build import build_state
 from control.plane.model.jwks import JwksDocument
 from control.plane.model.state import Document
 from control.plane.sources.jwks import MAX_BYTES, JwksCache, locations
-from control.plane.xds.translate.authz import matchers
+from control.plane.xds.translate.authz import matchers, select
 from control.plane.xds.translate.authz.authn import UNAVAILABLE_JWKS
 from control.plane.xds.translate.authz.inbound import MeshPolicies
 from control.plane.xds.translate.proxy import parse_node
@@ -296,3 +297,34 @@ def test_jwks_openid_discovery_when_no_uri() -> None:
     assert document.uri == "https://i.example/.well-known/openid-configuration"
     assert document.keys is not None
     assert isinstance(document, JwksDocument)
+
+
+def test_fingerprint_once_per_parsed_spec_and_forgotten_with_it() -> None:
+    """A spec (a frozen model) is fingerprinted once, however many states index it; the memo
+    keeps no spec alive; equal specs parsed twice still share a fingerprint (their
+    translations are shared)."""
+    doc = _policy("p", {"rules": [{"to": [{"operation": {"methods": ["GET"]}}]}]})
+    state = build_state([Document("0", doc)])
+    (resource,) = state.other_config
+    first = MeshPolicies(state, lambda h: False).for_workload("foo", {"app": "a"})
+    calls: list[object] = []
+    original = type(resource.spec).model_dump_json
+
+    def counting(self: Any, **kwargs: Any) -> str:
+        calls.append(self)
+        return original(self, **kwargs)
+
+    type(resource.spec).model_dump_json = counting  # type: ignore[method-assign]
+    try:
+        again = MeshPolicies(state, lambda h: False).for_workload("foo", {"app": "a"})
+        other = _inbound([doc])  # the same document parsed anew: another spec object
+    finally:
+        type(resource.spec).model_dump_json = original  # type: ignore[method-assign]
+    assert calls == [other.authorization[0].spec]  # only the new object was fingerprinted
+    assert first.authorization == again.authorization == other.authorization
+    key = id(other.authorization[0].spec)
+    assert key in select._FINGERPRINTS
+    calls.clear()
+    del other
+    gc.collect()
+    assert key not in select._FINGERPRINTS

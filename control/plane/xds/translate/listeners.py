@@ -231,11 +231,11 @@ class _PolicyParts:
 
     @functools.cached_property
     def http(self) -> list[dict[str, Any]]:
-        return self.policy.http_filters()
+        return self.policy.http_filters(packed=True)
 
     @functools.cached_property
     def network(self) -> list[dict[str, Any]]:
-        return self.policy.network_filters()
+        return self.policy.network_filters(packed=True)
 
     @functools.cached_property
     def hcm(self) -> dict[str, Any]:

@@ -9,7 +9,9 @@ message or its precise error. Types that can hold a Struct or Value (where a dic
 thing to JSON and another to the constructor) skip the first step.
 
 The result is the message json_format makes, its deterministic bytes independent of the dict's
-order and of the process."""
+order and of the process. One form beyond JSON is taken: an Any already packed, as
+`{"type_url": ..., "value": <bytes>}` (a large part serialized once by its maker, see
+`authz.rbac`); json_format is given it unpacked."""
 
 from __future__ import annotations
 
@@ -77,6 +79,8 @@ def _any(value: Any) -> Any:
         raise _UnsupportedError("any")
     if not value:
         return {}
+    if "@type" not in value and type(value.get("value")) is bytes:
+        return value  # packed
     type_url = value["@type"]
     cls = _class_of(type_url)
     if cls.DESCRIPTOR.full_name.startswith("google.protobuf."):
@@ -225,6 +229,21 @@ def _build(cls: type[Message], fields: Mapping[str, Any]) -> Message:
     return cls(**_plan(cls.DESCRIPTOR)(fields))
 
 
+def _unpacked(value: Any) -> Any:
+    """`value` with every packed Any in its JSON form (for json_format)."""
+    if isinstance(value, list):
+        return [_unpacked(v) for v in value]
+    if not isinstance(value, Mapping):
+        return value
+    if "@type" not in value and type(value.get("value")) is bytes and "type_url" in value:
+        message = _class_of(value["type_url"]).FromString(value["value"])
+        found = json_format.MessageToDict(message)
+        if message.DESCRIPTOR.full_name.startswith("google.protobuf."):
+            return {"@type": value["type_url"], "value": found}  # a well-known type's form
+        return {"@type": value["type_url"], **found}
+    return {k: _unpacked(v) for k, v in value.items()}
+
+
 def to_message(data: Mapping[str, Any], cls: type[Message]) -> Message:
     """The message `json_format.ParseDict(data, cls())` makes (raising its ParseError). An Any
     inside is packed with its maps in key order (json_format packs in upb's map order, which
@@ -233,4 +252,4 @@ def to_message(data: Mapping[str, Any], cls: type[Message]) -> Message:
     try:
         return _build(cls, data)
     except (_UnsupportedError, *_FAILURES):
-        return json_format.ParseDict(dict(data), cls())
+        return json_format.ParseDict(_unpacked(data), cls())

@@ -10,6 +10,8 @@ one translation). Its three methods are the hook points of the inbound listener:
   shadow mode + ext_authz) -> jwt_authn -> AUDIT (RBAC LOG) -> DENY -> ALLOW.
 - `network_filters()`: network filters to put, in this order, before `tcp_proxy` on every
   inbound TCP filter chain: CUSTOM (gRPC providers) -> AUDIT -> DENY -> ALLOW.
+- Both give protobuf JSON, or with `packed=True` (the listener's form) the RBAC filters'
+  configs as serialized Anys (`rbac`): the same bytes, made once for every chain.
 - `hcm_options()`: fields for every HTTP connection manager (path normalisation and the number
   of trusted proxies in X-Forwarded-For); `path_settings(mesh)` gives the former alone, for
   outbound HTTP connection managers.
@@ -90,7 +92,7 @@ class InboundPolicy:
     def _of(self, action: str) -> list[Selected[AuthorizationPolicy]]:
         return [p for p in self.authorization if (p.body.action or "ALLOW") == action]
 
-    def _custom(self, for_tcp: bool) -> tuple[list[Json], list[Json]]:
+    def _custom(self, for_tcp: bool, packed: bool) -> tuple[list[Json], list[Json]]:
         """(http filters, network filters) of the CUSTOM policies (dry-run ones are not
         evaluated: a documented deviation, see the README)."""
         custom = [p for p in self._of("CUSTOM") if not p.dry_run]
@@ -109,21 +111,22 @@ class InboundPolicy:
         assert built is not None
         assert built.rules is not None
         if resolved.error is not None or resolved.provider is None:
-            bad = {
-                "action": "DENY",
-                "policies": {k + BAD_SUFFIX: v for k, v in built.rules["policies"].items()},
-            }
-            deny = rbac.Built(bad, None)
-            return [rbac.http_filter(deny, "DENY")], [rbac.network_filter(deny, "DENY")]
-        marker = rbac.Built(None, built.rules)
-        http = rbac.http_filter(marker, "DENY")
-        http["typed_config"]["shadow_rules_stat_prefix"] = SHADOW_STAT_PREFIX
-        network = rbac.network_filter(marker, "DENY")
-        network["typed_config"]["shadow_rules_stat_prefix"] = SHADOW_STAT_PREFIX
+            deny = rbac.renamed(built, BAD_SUFFIX)
+            return (
+                [rbac.http_filter(deny, "DENY", packed=packed)],
+                [rbac.network_filter(deny, "DENY", packed=packed)],
+            )
+        marker = rbac.as_shadow(built)
+        http = rbac.http_filter(
+            marker, "DENY", packed=packed, shadow_stat_prefix=SHADOW_STAT_PREFIX
+        )
+        network = rbac.network_filter(
+            marker, "DENY", packed=packed, shadow_stat_prefix=SHADOW_STAT_PREFIX
+        )
         tcp_authz = network_ext_authz(resolved)
         return [http, http_ext_authz(resolved)], ([network, tcp_authz] if tcp_authz else [])
 
-    def _rbac(self, for_tcp: bool) -> list[Json]:
+    def _rbac(self, for_tcp: bool, packed: bool) -> list[Json]:
         out: list[Json] = []
         for api_action, action in (("AUDIT", "LOG"), ("DENY", "DENY"), ("ALLOW", "ALLOW")):
             built = rbac.build(
@@ -132,18 +135,20 @@ class InboundPolicy:
             )  # fmt: skip
             if built is not None:
                 make = rbac.network_filter if for_tcp else rbac.http_filter
-                out.append(make(built, action))
+                out.append(make(built, action, packed=packed))
         return out
 
-    def http_filters(self) -> list[Json]:
-        filters = self._custom(for_tcp=False)[0]
+    def http_filters(self, *, packed: bool = False) -> list[Json]:
+        """`packed`: the RBAC filters' configs as serialized Anys (`rbac`), the listener's
+        form; else protobuf JSON."""
+        filters = self._custom(for_tcp=False, packed=packed)[0]
         jwt = jwt_filter(self.authentication, dict(self.jwks))
         if jwt is not None:
             filters.append(jwt)
-        return filters + self._rbac(for_tcp=False)
+        return filters + self._rbac(for_tcp=False, packed=packed)
 
-    def network_filters(self) -> list[Json]:
-        return self._custom(for_tcp=True)[1] + self._rbac(for_tcp=True)
+    def network_filters(self, *, packed: bool = False) -> list[Json]:
+        return self._custom(for_tcp=True, packed=packed)[1] + self._rbac(True, packed)
 
     def hcm_options(self) -> Json:
         """Connection-manager fields; `access_log` (the audit counter, when an AUDIT policy

@@ -5,9 +5,9 @@ request attributes) or every permission (destination and connection attributes).
 `values` are OR'd; its `notValues` are OR'd under a NOT.
 
 On a TCP filter chain an HTTP-only attribute cannot be checked. As Istio does
-(`rule.checkError`): in an ALLOW policy the whole rule is skipped (`HttpOnlyError` is raised: it can
-never grant); in a DENY or AUDIT (or CUSTOM) policy only that attribute is dropped and the rest
-of the rule kept, so the rule matches more (fails closed)."""
+(`rule.checkError`): in an ALLOW policy the whole rule is skipped (`RulePolicies.tcp` is None:
+it can never grant); in a DENY or AUDIT (or CUSTOM) policy only that attribute is dropped and
+the rest of the rule kept, so the rule matches more (fails closed)."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from envoy.config.rbac.v3 import rbac_pb2
+from google.protobuf.message import Message
+
 from control.api.models.security import Rule
 from control.plane.xds.translate.authz import matchers as m
 from control.plane.xds.translate.authz.matchers import Json
 from control.plane.xds.translate.authz.trustdomain import principal_aliases, trust_domain_aliases
-
-
-class HttpOnlyError(Exception):
-    """An HTTP-only attribute on a TCP chain, in an ALLOW policy: the rule is skipped."""
+from control.plane.xds.translate.protodict import to_message
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,14 +313,22 @@ _ANY_RULE: Final[list[Json]] = [{"any": True}]
 
 @dataclass(frozen=True, slots=True)
 class RulePolicies:
-    """One rule's RBAC policy on an HTTP chain and on a TCP chain, for the policy's action
-    (ALLOW semantics or not); the two share their matchers: treat them as immutable."""
+    """One rule's RBAC policy (an `envoy.config.rbac.v3.Policy`, serialized deterministically)
+    on an HTTP chain and on a TCP chain, for the policy's action (ALLOW semantics or not); the
+    two are one when the rule has no HTTP-only attribute. Bytes, not the dicts they are made
+    from: the memos keep thousands of these, and bytes are one object the cyclic collector
+    never walks."""
 
-    http: Json
-    tcp: Json | None  # None: the rule is skipped (an HTTP-only attribute in ALLOW)
+    http: bytes
+    tcp: bytes | None  # None: the rule is skipped (an HTTP-only attribute in ALLOW)
 
-    def policy(self, for_tcp: bool) -> Json | None:
+    def policy(self, for_tcp: bool) -> bytes | None:
         return self.tcp if for_tcp else self.http
+
+
+def _serialized(policy: Json) -> bytes:
+    message: Message = to_message(policy, rbac_pb2.Policy)
+    return message.SerializeToString(deterministic=True)
 
 
 def _assemble(principals: list[list[Tagged]], permissions: list[list[Tagged]], tcp: bool) -> Json:
@@ -376,20 +384,13 @@ def rule_policies(rule: Rule, ctx: Context, allow: bool) -> RulePolicies:
     http_only = any(h for group in principals for h, _ in group) or any(
         h for group in permissions for h, _ in group
     )
+    serialized = _serialized(http)
     if not http_only:
-        return RulePolicies(http, http)
-    return RulePolicies(http, None if allow else _assemble(principals, permissions, tcp=True))
+        return RulePolicies(serialized, serialized)
+    tcp = None if allow else _serialized(_assemble(principals, permissions, tcp=True))
+    return RulePolicies(serialized, tcp)
 
 
-def rule_policy(rule: Rule, ctx: Context, for_tcp: bool = False, allow: bool = True) -> Json:
-    """The RBAC policy of one rule; raises HttpOnlyError (ALLOW on TCP) to skip it."""
-    found = rule_policies(rule, ctx, allow).policy(for_tcp)
-    if found is None:
-        raise HttpOnlyError("the rule uses an HTTP-only attribute")
-    return found
-
-
-MATCH_NEVER: Final[Json] = {
-    "permissions": [{"not_rule": {"any": True}}],
-    "principals": [{"not_id": {"any": True}}],
-}
+MATCH_NEVER: Final[bytes] = _serialized(
+    {"permissions": [{"not_rule": {"any": True}}], "principals": [{"not_id": {"any": True}}]}
+)

@@ -7,7 +7,8 @@ the state is built (`control.plane.model.build`) and never reach here."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
 
@@ -48,10 +49,31 @@ def is_dry_run(annotations: Mapping[str, str]) -> bool:
     return value in {"1", "t", "T", "TRUE", "true", "True"}
 
 
+# id(spec) -> (a weak reference to it, its fingerprint); an entry leaves with its spec.
+_FINGERPRINTS: dict[int, tuple[weakref.ref[Any], str]] = {}
+
+
+def _forget_fingerprint(key: int) -> Callable[[weakref.ref[Any]], None]:
+    def forget(ref: weakref.ref[Any]) -> None:
+        found = _FINGERPRINTS.get(key)
+        if found is not None and found[0] is ref:
+            del _FINGERPRINTS[key]
+
+    return forget
+
+
 def _fingerprint(resource: MeshResource[Any]) -> str:
-    """The spec's content in the fields the user set (pydantic's serializer: fast, and stable
-    for one spec; equal specs written in another map order differ, costing only sharing)."""
-    fingerprint: str = resource.spec.model_dump_json(exclude_unset=True)
+    """The spec's content in the fields the user set (pydantic's serializer: stable for one
+    spec; equal specs written in another map order differ, costing only sharing). Computed
+    once per parsed spec (a frozen model): a state build reuses the specs of the documents
+    that did not change (`BuildCache`), so a new state fingerprints only what changed."""
+    spec = resource.spec
+    key = id(spec)
+    found = _FINGERPRINTS.get(key)
+    if found is not None and found[0]() is spec:
+        return found[1]
+    fingerprint: str = spec.model_dump_json(exclude_unset=True)
+    _FINGERPRINTS[key] = (weakref.ref(spec, _forget_fingerprint(key)), fingerprint)
     return fingerprint
 
 

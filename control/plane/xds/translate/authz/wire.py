@@ -1,0 +1,49 @@
+"""An RBAC config (`envoy.config.rbac.v3.RBAC`) serialized from its policies' serialized bytes,
+as protobuf's deterministic serializer (upb) writes it: fields in number order, the `policies`
+map's entries sorted by key bytes (a key that another one begins with after it), each entry its
+key (1) and value (2). Thousands of policies are
+then joined, not copied into one message and serialized again; the memos keep each policy as
+bytes (one object, which the cyclic collector never walks). `tests/policy/test_units.py`
+checks the bytes against protobuf's own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+_LEN: Final = 2  # wire type: length-delimited
+ACTIONS: Final = {"ALLOW": 0, "DENY": 1, "LOG": 2}  # envoy.config.rbac.v3.RBAC.Action
+_SMALL: Final = tuple(bytes((i,)) for i in range(0x80))
+
+
+def varint(value: int) -> bytes:
+    if value < 0x80:
+        return _SMALL[value]
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (a string or a message)."""
+    return varint(number << 3 | _LEN) + varint(len(payload)) + payload
+
+
+def entry(name: str, policy: bytes) -> bytes:
+    """One `policies` map entry (name -> serialized Policy), field tag included: alone, it is
+    also a whole serialized RBAC config holding that one policy."""
+    return field(2, field(1, name.encode()) + field(2, policy))
+
+
+def rbac_config(action: str, entries: Iterable[tuple[str, bytes]]) -> bytes:
+    """`entries`: (name, `entry(name, ...)`); a later name wins, as in a dict."""
+    by_name = {name.encode(): found for name, found in entries}
+    code = ACTIONS[action]
+    out = [b"\x08" + varint(code)] if code else []  # action (1): proto3, not written if 0
+    # upb compares the common length, then puts the longer key first: as if every key ended
+    # in a byte above all others (0xff, which UTF-8 never holds).
+    out += (by_name[name] for name in sorted(by_name, key=lambda key: key + b"\xff"))
+    return b"".join(out)
