@@ -3,10 +3,12 @@ the agent's own identity, and one valid exposition from Envoy's and the app's.""
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from control.agent.telemetry.exposition import StandardSeries, merge, parse_labels, render_labels
 from control.agent.telemetry.standard import HTTP_LABELS, TCP_LABELS, family_of, istio_labels
+from control.telemetry.facts import FACTS_TAG, facts_format, split_facts
 from control.telemetry.peer import UNKNOWN_PEER, Peer, ServiceRef, workload_peer
 
 CLIENT = workload_peer("client", "demo", {"app": "client", "version": "v1"}, account="client")
@@ -226,3 +228,26 @@ def test_raw_series_that_are_one_istio_series_are_added_up() -> None:
     assert sample.value == 7
     assert sample.labels["source_workload"] == "unknown"
     assert merged.standard_series == 1
+
+
+def test_the_facts_tag_renders_as_the_separate_tags_did() -> None:
+    """Translation joins the facts into one tag (`control.telemetry.facts`): the agent's series
+    are the same as from one tag per fact; a facts value that does not split is no shifted
+    label."""
+    separate = StandardSeries(CLIENT).head(f"envoy_istio_requests_total{{{_TAGS}}}")
+    facts = facts_format(
+        {
+            "reporter": "source",
+            "peer": ECHO.encode(),
+            "service": SERVICE,
+            "response_code": "200",
+            "response_flags": "-",
+        }
+    )
+    joined = StandardSeries(CLIENT).head(f'envoy_istio_requests_total{{{FACTS_TAG}="{facts}"}}')
+    assert joined == separate is not None
+    assert split_facts({FACTS_TAG: "source|x", "source_principal": "p"}) == {
+        "source_principal": "p"
+    }
+    with pytest.raises(ValueError, match="not a facts field"):
+        facts_format({"source_principal": "%UPSTREAM_LOCAL_URI_SAN%"})

@@ -17,12 +17,16 @@ from control.plane.xds.translate.telemetry import (
     outbound_virtual_host,
     tcp_telemetry,
 )
+from control.telemetry.facts import FACTS_TAG, split_facts
 from control.telemetry.peer import PEER_HEADER
 
 
 def _tags(telemetry_config: dict[str, Any]) -> dict[str, str]:
+    """Each fact's format string (the `facts` tag split into its fields) and the principals'."""
     counter = telemetry_config["typed_config"]["value"]["counters"][0]
-    return {t["name"]: t["value_format"] for t in counter["stat"]["tags"]}
+    tags = {t["name"]: t["value_format"] for t in counter["stat"]["tags"]}
+    assert list(tags) == [FACTS_TAG, "source_principal", "destination_principal"]
+    return split_facts(tags)
 
 
 def test_a_plaintext_chain_reads_the_peer_header_and_reports_policy_none() -> None:
@@ -42,7 +46,7 @@ def test_an_mtls_chain_reports_mutual_tls_and_takes_the_principal_from_the_certi
     tags = _tags(http.access_log[0])
     assert tags["connection_security_policy"] == "mutual_tls"
     assert tags["source_principal"] == "%DOWNSTREAM_PEER_URI_SAN%"
-    assert "peer" in tags
+    assert tags["peer"] == "%DYNAMIC_METADATA(mizzen:peer)%"
 
 
 def test_the_plaintext_chain_beside_mtls_ignores_the_header() -> None:
@@ -51,10 +55,10 @@ def test_the_plaintext_chain_beside_mtls_ignores_the_header() -> None:
     http = http_telemetry(Telemetry(), Direction.INBOUND, ChainSecurity.PLAINTEXT_BESIDE_MTLS)
     assert http.filters == []
     tags = _tags(http.access_log[0])
-    assert "peer" not in tags
+    assert tags["peer"] == ""
     assert tags["connection_security_policy"] == "none"
     tcp = tcp_telemetry(Telemetry(), Direction.INBOUND, ChainSecurity.PLAINTEXT_BESIDE_MTLS)
-    assert all("peer" not in _tags(log) for log in tcp["access_log"])
+    assert all(_tags(log)["peer"] == "" for log in tcp["access_log"])
 
 
 def test_the_client_tags_name_the_endpoint_and_the_cluster() -> None:
@@ -63,7 +67,7 @@ def test_the_client_tags_name_the_endpoint_and_the_cluster() -> None:
     assert tags["peer"] == "%UPSTREAM_METADATA(mizzen:peer)%"
     assert tags["service"] == "%CLUSTER_METADATA(mizzen:service)%"
     assert tags["destination_principal"] == "%UPSTREAM_PEER_URI_SAN%"
-    assert "connection_security_policy" not in tags  # the agent writes unknown, as Istio
+    assert tags["connection_security_policy"] == ""  # the agent writes unknown, as Istio
 
 
 def test_tcp_counts_open_at_connect_and_bytes_at_close() -> None:

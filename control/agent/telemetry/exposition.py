@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from control.agent.telemetry.standard import FAMILIES, family_of, istio_labels
+from control.telemetry.facts import split_facts
 from control.telemetry.peer import Peer
 
 _LABEL_RE: Final = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -91,7 +92,8 @@ class StandardSeries:
             cut = raw.rfind('le="')
             if cut >= 0:
                 raw, le = raw[:cut].rstrip(","), raw[cut:]
-        labels = render_labels(istio_labels(parse_labels(raw), self.own, FAMILIES[family][1]))
+        facts = split_facts(parse_labels(raw))
+        labels = render_labels(istio_labels(facts, self.own, FAMILIES[family][1]))
         if le:
             labels = f"{labels},{le}" if labels else le
         return family, f"{family}{suffix}{{{labels}}}"

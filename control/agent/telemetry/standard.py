@@ -1,7 +1,8 @@
 """Istio's standard metrics from what Envoy's stats loggers recorded (pure).
 
-Envoy's series (`envoy_istio_requests_total{reporter,peer,service,...}`) carry only the
-per-request facts; the reporting proxy's own identity is this agent's. For each raw label set
+Envoy's series (`envoy_istio_requests_total{facts,source_principal,destination_principal}`,
+the facts split into `reporter`, `peer`, `service`, ... by `control.telemetry.facts`) carry only
+the per-request facts; the reporting proxy's own identity is this agent's. For each raw label set
 this module derives Istio's 25 labels: `source_*` and `destination_*` from the peer's compact
 identity and the agent's own, `destination_service*` from the cluster's service, principals
 from the certificates (`unknown` without mTLS), `request_protocol` from the gRPC status.
