@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from injector import InjectionConfig
+from injector import InjectionConfig, InjectionError
 from injector.annotations import SETTINGS_KEYS, _read_settings, pod_settings
 from injector.pod import canonical_json
 from tests.injector.test_properties import ANNOTATION_KEYS, PLAUSIBLE_VALUES
@@ -91,14 +91,14 @@ def test_cached_settings_equal_a_fresh_read_of_only_the_keyed_annotations(
     recording = _Recording(annotations)
     try:
         fresh = _read_settings(recording, config)
-    except ValueError as error:
+    except InjectionError as error:
         fresh_error: str | None = str(error)
     else:
         fresh_error = None
     assert recording.read <= set(SETTINGS_KEYS)
     for _ in range(2):  # a miss, then a hit
         if fresh_error is not None:
-            with pytest.raises(ValueError, match="") as caught:
+            with pytest.raises(InjectionError) as caught:
                 pod_settings(annotations, config)
             assert str(caught.value) == fresh_error
         else:
