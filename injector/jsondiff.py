@@ -9,7 +9,7 @@ differ. Patch values may share objects with the destination (treat both as read-
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from injector.model import JsonPatch
 
@@ -58,6 +58,9 @@ def _kind(value: object) -> type:
     return type(value)
 
 
+_ABSENT: Final = object()
+
+
 def _diff(src: Any, dst: Any, path: str, out: JsonPatch, fresh: frozenset[int]) -> None:
     if src is dst:
         return
@@ -66,10 +69,13 @@ def _diff(src: Any, dst: Any, path: str, out: JsonPatch, fresh: frozenset[int]) 
             if key not in dst:
                 out.append({"op": "remove", "path": f"{path}/{escape(key)}"})
         for key, value in dst.items():
-            if key not in src:
+            old = src.get(key, _ABSENT)
+            if old is value:  # shared subtrees: skipped before building a path
+                continue
+            if old is _ABSENT:
                 out.append({"op": "add", "path": f"{path}/{escape(key)}", "value": value})
-            elif src[key] is not value:  # shared subtrees: skipped before building a path
-                _diff(src[key], value, f"{path}/{escape(key)}", out, fresh)
+            else:
+                _diff(old, value, f"{path}/{escape(key)}", out, fresh)
     elif isinstance(src, list) and isinstance(dst, list):
         _diff_lists(src, dst, path, out, fresh)
     elif not json_equal(src, dst):

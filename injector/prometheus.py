@@ -9,6 +9,7 @@ As in Istio: nothing changes when the pod says `prometheus.io/scrape: "false"` o
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any, Final
@@ -27,20 +28,43 @@ def _false(value: str | None) -> bool:
     return value is not None and value.strip().lower() in ("false", "0", "f")
 
 
+_READ: Final = (SCRAPE, PORT, PATH, MERGE_ANNOTATION)
+# Cache entries are bounded: 256 of them, each from annotations of at most this length.
+_CACHED_CHARS: Final = 1024
+
+
 def merge_metrics(
     annotations: Mapping[str, str], enabled: bool
 ) -> tuple[dict[str, str], str | None]:
-    """(annotations to set, the app's own as the env value or None)."""
+    """(annotations to set, the app's own as the env value or None). Cached per value of the
+    four annotations it reads (the pods of a mesh share a few)."""
+    values = tuple(annotations.get(key) for key in _READ)
+    if sum(len(value) for value in values if value is not None) > _CACHED_CHARS:
+        merged, env = _merge(values, enabled)
+    else:
+        merged, env = _cached_merge(values, enabled)
+    return dict(merged), env
+
+
+def _merge(
+    values: tuple[str | None, ...], enabled: bool
+) -> tuple[tuple[tuple[str, str], ...], str | None]:
+    annotations = {
+        key: value for key, value in zip(_READ, values, strict=True) if value is not None
+    }
     merge = annotations.get(MERGE_ANNOTATION)
     if _false(annotations.get(SCRAPE)) or (merge is not None and _false(merge)):
-        return {}, None
+        return (), None
     if merge is None and not enabled:
-        return {}, None
+        return (), None
     if annotations.get(PORT) == MERGED[PORT] and annotations.get(PATH) == MERGED[PATH]:
-        return {}, None  # merged already (a re-injection of a pod a user copied)
+        return (), None  # merged already (a re-injection of a pod a user copied)
     original = {short: annotations[key] for key, short in _KEYS.items() if key in annotations}
     env = json.dumps(original, sort_keys=True, separators=(",", ":")) if original else None
-    return dict(MERGED), env
+    return tuple(MERGED.items()), env
+
+
+_cached_merge: Final = functools.lru_cache(maxsize=256)(_merge)
 
 
 def restore(annotations: Mapping[str, str], proxy_env: Any) -> dict[str, str]:
