@@ -16,6 +16,8 @@ import itertools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from control.plane.xds.protowire import length_delimited
+
 # DiscoveryResponse
 _VERSION_INFO = 1
 _RESOURCES = 2
@@ -23,20 +25,6 @@ _TYPE_URL = 4
 _NONCE = 5
 # DeltaDiscoveryResponse (system_version_info 1, resources 2, type_url 4, nonce 5)
 _REMOVED_RESOURCES = 6
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def length_delimited(number: int, payload: bytes) -> bytes:
-    """Field `number` (wire type 2: bytes, string, message) holding `payload`."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
 def _string(number: int, text: str) -> bytes:

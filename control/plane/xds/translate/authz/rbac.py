@@ -24,6 +24,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from control.api.models.security import AuthorizationPolicy
+from control.plane.xds.protowire import length_delimited
 from control.plane.xds.translate.authz import wire
 from control.plane.xds.translate.authz.matchers import Json
 from control.plane.xds.translate.authz.model import (
@@ -187,7 +188,7 @@ def _typed_config(
     # `rules` (1) and `shadow_rules` (2) lead both filters' fields: written first, as
     # protobuf writes fields in number order.
     parts = [
-        wire.field(number, wire.rbac_config(built.action, named))
+        length_delimited(number, wire.rbac_config(built.action, named))
         for number, named in ((1, built.rules), (2, built.shadow))
         if named is not None
     ]

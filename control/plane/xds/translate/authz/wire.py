@@ -11,31 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-_LEN: Final = 2  # wire type: length-delimited
+from control.plane.xds.protowire import length_delimited, varint
+
 ACTIONS: Final = {"ALLOW": 0, "DENY": 1, "LOG": 2}  # envoy.config.rbac.v3.RBAC.Action
-_SMALL: Final = tuple(bytes((i,)) for i in range(0x80))
-
-
-def varint(value: int) -> bytes:
-    if value < 0x80:
-        return _SMALL[value]
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def field(number: int, payload: bytes) -> bytes:
-    """A length-delimited field (a string or a message)."""
-    return varint(number << 3 | _LEN) + varint(len(payload)) + payload
 
 
 def entry(name: str, policy: bytes) -> bytes:
     """One `policies` map entry (name -> serialized Policy), field tag included: alone, it is
     also a whole serialized RBAC config holding that one policy."""
-    return field(2, field(1, name.encode()) + field(2, policy))
+    return length_delimited(2, length_delimited(1, name.encode()) + length_delimited(2, policy))
 
 
 def rbac_config(action: str, entries: Iterable[tuple[str, bytes]]) -> bytes:
