@@ -18,6 +18,7 @@ small response on the server's side.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -71,49 +72,67 @@ class Coalescing:
         return getattr(self._transport, name)
 
 
+class RequestDeadline:
+    """One connection's request deadline, shared by both protocols: armed when a request starts
+    to arrive (or at connect), disarmed once it has arrived whole; when it fires, the connection
+    is closed unless the request arrived in between (`arrived`: then waiting is on our side)."""
+
+    def __init__(self, timeout: float, arrived: Callable[[], bool], logger: logging.Logger) -> None:
+        self._timeout = timeout
+        self._arrived = arrived
+        self._logger = logger
+        self._handle: asyncio.TimerHandle | None = None
+
+    @property
+    def armed(self) -> bool:
+        return self._handle is not None
+
+    def arm(self, loop: asyncio.AbstractEventLoop, transport: asyncio.BaseTransport) -> None:
+        self._handle = loop.call_later(self._timeout, self._expire, transport)
+
+    def disarm(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _expire(self, transport: asyncio.BaseTransport) -> None:
+        self._handle = None
+        if self._arrived():
+            return
+        if not transport.is_closing():
+            self._logger.debug("closing a connection whose request did not arrive in time")
+            transport.close()
+
+
 class DeadlineH11Protocol(H11Protocol):
     request_timeout: float = 5.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline = RequestDeadline(
+            self.request_timeout, lambda: self.conn.their_state in _RECEIVED, self.logger
+        )
         # Called once the connection is gone: gives its slot back to the listener's guard.
         self.on_lost: Callable[[], None] = nothing
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         coalescing: Any = Coalescing(transport, asyncio.get_running_loop())
         super().connection_made(coalescing)
-        self._arm()
+        self._deadline.arm(self.loop, self.transport)
 
     def data_received(self, data: bytes) -> None:
-        if self._deadline is None:
-            self._arm()
+        if not self._deadline.armed:
+            self._deadline.arm(self.loop, self.transport)
         super().data_received(data)
         if self.conn.their_state in _RECEIVED:
-            self._disarm()
+            self._deadline.disarm()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._deadline.disarm()
         try:
             super().connection_lost(exc)
         finally:
             self.on_lost()
-
-    def _arm(self) -> None:
-        self._deadline = self.loop.call_later(self.request_timeout, self._expire)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _expire(self) -> None:
-        self._deadline = None
-        if self.conn.their_state in _RECEIVED:
-            return
-        if not self.transport.is_closing():
-            self.logger.debug("closing a connection whose request did not arrive in time")
-            self.transport.close()
 
 
 def deadline_protocol(request_timeout: float) -> type[DeadlineH11Protocol]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from control.serving.deadline import Coalescing, nothing
+from control.serving.deadline import Coalescing, RequestDeadline, nothing
 
 # h11's limit on an incomplete event (a request's head), which the h11 protocol enforced.
 MAX_HEAD_BYTES = 16 * 1024
@@ -36,7 +36,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline = RequestDeadline(self.request_timeout, lambda: self._received, self.logger)
         self._awaiting_head = True  # between requests, or inside a head
         self._head_bytes = 0
         self._received = False  # the current request arrived whole: waiting is on our side
@@ -46,13 +46,13 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         coalescing: Any = Coalescing(transport, asyncio.get_running_loop())
         super().connection_made(coalescing)
-        self._arm()
+        self._deadline.arm(self.loop, self.transport)
 
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
             return
-        if self._deadline is None:
-            self._arm()
+        if not self._deadline.armed:
+            self._deadline.arm(self.loop, self.transport)
         if self._awaiting_head:
             self._head_bytes += len(data)
         super().data_received(data)
@@ -61,7 +61,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         if self._awaiting_head and self._head_bytes > self.max_head_bytes:
             self._refuse_head()
         elif self._received:
-            self._disarm()
+            self._deadline.disarm()
 
     # Parser callbacks, on top of uvicorn's.
     def on_message_begin(self) -> None:
@@ -79,7 +79,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._deadline.disarm()
         try:
             super().connection_lost(exc)
         finally:
@@ -90,19 +90,3 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         if self.cycle is None or self.cycle.response_complete:
             self.transport.write(_REFUSAL)
         self.transport.close()
-
-    def _arm(self) -> None:
-        self._deadline = self.loop.call_later(self.request_timeout, self._expire)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _expire(self) -> None:
-        self._deadline = None
-        if self._received:
-            return
-        if not self.transport.is_closing():
-            self.logger.debug("closing a connection whose request did not arrive in time")
-            self.transport.close()
