@@ -52,38 +52,58 @@ class Waiting:
     sleep: Callable[[float], None] = time.sleep
 
 
-def wait_for_rollout(
-    rest: KubeRest, deployment: dict[str, Any], waiting: Waiting, out: TextIO
-) -> None:
-    """Poll the Deployment until its rollout is done; InstallError on failure or timeout."""
+def poll_until(
+    check: Callable[[], tuple[bool, str]],
+    waiting: Waiting,
+    out: TextIO,
+    timed_out: Callable[[str], str],
+) -> str:
+    """Call `check` every interval until it says done; print each new "waiting" message once (a
+    poll that repeats itself would flood the terminal). Returns the last message; InstallError
+    with `timed_out(message)` at the deadline. `check` may raise InstallError to stop at once."""
     deadline = waiting.clock() + waiting.timeout
     said = ""
     while True:
-        try:
-            current = rest.get(object_path(deployment))
-        except KubeError as error:
-            current, message = None, f"cannot read {describe(deployment)}: {error}"
-        else:
-            message = "" if current else f"{describe(deployment)} is gone"
-        if current is not None:
-            rollout = rollout_of(current)
-            if rollout.done:
-                out.write(f"rollout done: {rollout.message}\n")
-                return
-            if rollout.failed:
-                raise InstallError(f"rollout failed: {rollout.message}")
-            message = rollout.message
+        done, message = check()
+        if done:
+            return message
         if message != said:
             out.write(f"waiting: {message}\n")
             out.flush()
             said = message
         if waiting.clock() >= deadline:
-            raise InstallError(
-                f"rollout not done after {waiting.timeout:g}s: {message} "
-                f"(kubectl -n {deployment['metadata']['namespace']} describe deployment "
-                f"{deployment['metadata']['name']})"
-            )
+            raise InstallError(timed_out(message))
         waiting.sleep(waiting.interval)
+
+
+def wait_for_rollout(
+    rest: KubeRest, deployment: dict[str, Any], waiting: Waiting, out: TextIO
+) -> None:
+    """Poll the Deployment until its rollout is done; InstallError on failure or timeout."""
+
+    def check() -> tuple[bool, str]:
+        try:
+            current = rest.get(object_path(deployment))
+        except KubeError as error:
+            return False, f"cannot read {describe(deployment)}: {error}"
+        if not current:
+            return False, f"{describe(deployment)} is gone"
+        rollout = rollout_of(current)
+        if not rollout.done and rollout.failed:
+            raise InstallError(f"rollout failed: {rollout.message}")
+        return rollout.done, rollout.message
+
+    metadata = deployment["metadata"]
+    message = poll_until(
+        check,
+        waiting,
+        out,
+        lambda message: (
+            f"rollout not done after {waiting.timeout:g}s: {message} "
+            f"(kubectl -n {metadata['namespace']} describe deployment {metadata['name']})"
+        ),
+    )
+    out.write(f"rollout done: {message}\n")
 
 
 def _unbundled(config: dict[str, Any] | None) -> bool:
@@ -102,9 +122,8 @@ def wait_for_ca_bundles(
 ) -> None:
     """Poll the webhook configurations until every webhook has its `caBundle` (patched in by the
     control plane's leader); InstallError on timeout, naming those still without."""
-    deadline = waiting.clock() + waiting.timeout
-    said = ""
-    while True:
+
+    def check() -> tuple[bool, str]:
         missing = []
         for config in configs:
             try:
@@ -113,20 +132,18 @@ def wait_for_ca_bundles(
                 current = None
             if _unbundled(current):
                 missing.append(describe(config))
-        if not missing:
-            out.write(f"caBundle set on {len(configs)} webhook configurations by the leader\n")
-            return
-        message = f"caBundle not yet on {', '.join(missing)}"
-        if message != said:
-            out.write(f"waiting: {message}\n")
-            out.flush()
-            said = message
-        if waiting.clock() >= deadline:
-            raise InstallError(
-                f"{message} after {waiting.timeout:g}s: the control plane's leader patches it "
-                f"(kubectl -n {namespace} logs -l app=mizzen)"
-            )
-        waiting.sleep(waiting.interval)
+        return not missing, f"caBundle not yet on {', '.join(missing)}"
+
+    poll_until(
+        check,
+        waiting,
+        out,
+        lambda message: (
+            f"{message} after {waiting.timeout:g}s: the control plane's leader patches it "
+            f"(kubectl -n {namespace} logs -l app=mizzen)"
+        ),
+    )
+    out.write(f"caBundle set on {len(configs)} webhook configurations by the leader\n")
 
 
 def delete_all(rest: KubeRest, objects: Sequence[dict[str, Any]], purge: bool, out: TextIO) -> int:
