@@ -44,7 +44,7 @@ from control.plane.xds.translate.resources import CLUSTER, SECRET
 from tests.control.ads_client import AdsClient
 from tests.control.credential_certs import TestCa, tls_secret
 from tests.control.envoy_proc import Envoy, ads_bootstrap, dump_section, run_envoy_config
-from tests.control_kube.conftest import FAST, TOKEN, client_for
+from tests.control_kube.conftest import FAST, TOKEN
 from tests.control_kube.fake_apiserver import DEFAULT_RESOURCES, SECRETS, FakeApiServer
 
 pytestmark = pytest.mark.anyio
@@ -137,20 +137,10 @@ def seed(fake: FakeApiServer, server_port: int) -> None:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def fake() -> Iterator[FakeApiServer]:
+    """The API server of conftest's `client`, serving Secrets too."""
     with FakeApiServer((*DEFAULT_RESOURCES, SECRETS), token=TOKEN) as server:
         yield server
-
-
-@pytest.fixture
-def client(fake: FakeApiServer, tmp_path: Path) -> Iterator[ApiClient]:
-    with client_for(fake, tmp_path) as api:
-        yield api
 
 
 @pytest.fixture

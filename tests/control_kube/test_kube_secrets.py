@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from kubernetes.client import ApiClient
 from control.plane.model.state import MeshState
 from control.plane.sources.kube import KubeSource
 from tests.control.credential_certs import TestCa, generic_secret, tls_secret
-from tests.control_kube.conftest import FAST, TOKEN, client_for, eventually, running
+from tests.control_kube.conftest import FAST, TOKEN, eventually, running
 from tests.control_kube.fake_apiserver import DEFAULT_RESOURCES, SECRETS, FakeApiServer
 
 pytestmark = pytest.mark.anyio
@@ -28,14 +27,9 @@ FIELD = "spec.trafficPolicy.tls.credentialName"
 
 @pytest.fixture
 def fake() -> Iterator[FakeApiServer]:
+    """The API server of conftest's `client`, serving Secrets too."""
     with FakeApiServer((*DEFAULT_RESOURCES, SECRETS), token=TOKEN) as server:
         yield server
-
-
-@pytest.fixture
-def client(fake: FakeApiServer, tmp_path: Path) -> Iterator[ApiClient]:
-    with client_for(fake, tmp_path) as api:
-        yield api
 
 
 def rule(namespace: str, credential: str, selector: bool = True) -> dict[str, Any]:
