@@ -16,7 +16,7 @@ import itertools
 import logging
 import os
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Final
 
@@ -52,15 +52,29 @@ def _packed(store: SecretStore, names: list[str]) -> tuple[str, list[any_pb2.Any
     return ";".join(versions), resources
 
 
-class _Wake:
-    """One stream's wake-up: the store changed, or the client sent a request."""
-
-    def __init__(self, store: SecretStore) -> None:
-        self.store = store
-        self.event = store.listen()
-
-    def close(self) -> None:
-        self.store.unlisten(self.event)
+async def _wakeups(
+    store: SecretStore, read: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+) -> AsyncGenerator[None, None]:
+    """Yield once per wake-up of a stream (the store changed, or `read`, the client's requests,
+    set the event) until the client's stream ends, its error raised. Use with
+    `contextlib.aclosing`: closing stops listening to the store and the reader."""
+    event = store.listen()
+    reader = asyncio.create_task(read(event))
+    try:
+        while True:
+            waiter = asyncio.create_task(event.wait())
+            await asyncio.wait({reader, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            event.clear()
+            yield
+            if reader.done():
+                reader.result()  # the client went away (or broke the stream): end
+                return
+    finally:
+        store.unlisten(event)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
 
 
 class SdsService(sds_pb2_grpc.SecretDiscoveryServiceServicer):  # type: ignore[misc]
@@ -70,11 +84,10 @@ class SdsService(sds_pb2_grpc.SecretDiscoveryServiceServicer):  # type: ignore[m
     async def StreamSecrets(  # noqa: N802 - the gRPC method's name
         self, request_iterator: AsyncIterator[discovery_pb2.DiscoveryRequest], context: Any
     ) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
-        wake = _Wake(self.store)
         names: list[str] = []
         sent: dict[str, str] = {"nonce": "", "version": "", "names": ""}
 
-        async def read() -> None:
+        async def read(wake: asyncio.Event) -> None:
             async for request in request_iterator:
                 if request.response_nonce and request.error_detail.message:
                     log.warning(
@@ -83,15 +96,10 @@ class SdsService(sds_pb2_grpc.SecretDiscoveryServiceServicer):  # type: ignore[m
                         shorten(request.error_detail.message, 300),
                     )
                 names[:] = sorted(set(request.resource_names))[:MAX_NAMES]
-                wake.event.set()
+                wake.set()
 
-        reader = asyncio.create_task(read())
-        try:
-            while True:
-                waiter = asyncio.create_task(wake.event.wait())
-                await asyncio.wait({reader, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                wake.event.clear()
+        async with contextlib.aclosing(_wakeups(self.store, read)) as wakeups:
+            async for _ in wakeups:
                 version, resources = _packed(self.store, names)
                 subscription = ",".join(names)
                 if resources and (version, subscription) != (sent["version"], sent["names"]):
@@ -102,23 +110,14 @@ class SdsService(sds_pb2_grpc.SecretDiscoveryServiceServicer):  # type: ignore[m
                         type_url=SECRET_TYPE,
                         nonce=sent["nonce"],
                     )
-                if reader.done():
-                    reader.result()  # the client went away (or broke the stream): end
-                    return
-        finally:
-            wake.close()
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
 
     async def DeltaSecrets(  # noqa: N802 - the gRPC method's name
         self, request_iterator: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest], context: Any
     ) -> AsyncIterator[discovery_pb2.DeltaDiscoveryResponse]:
-        wake = _Wake(self.store)
         subscribed: set[str] = set()
         known: dict[str, str] = {}  # name -> version the client has
 
-        async def read() -> None:
+        async def read(wake: asyncio.Event) -> None:
             first = True
             async for request in request_iterator:
                 if first:
@@ -132,26 +131,13 @@ class SdsService(sds_pb2_grpc.SecretDiscoveryServiceServicer):  # type: ignore[m
                     known.pop(name, None)
                 if len(subscribed) > MAX_NAMES:
                     raise ValueError("too many secrets subscribed")
-                wake.event.set()
+                wake.set()
 
-        reader = asyncio.create_task(read())
-        try:
-            while True:
-                waiter = asyncio.create_task(wake.event.wait())
-                await asyncio.wait({reader, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                wake.event.clear()
+        async with contextlib.aclosing(_wakeups(self.store, read)) as wakeups:
+            async for _ in wakeups:
                 response = self._delta(subscribed, known)
                 if response is not None:
                     yield response
-                if reader.done():
-                    reader.result()
-                    return
-        finally:
-            wake.close()
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
 
     def _delta(
         self, subscribed: set[str], known: dict[str, str]

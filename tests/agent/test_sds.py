@@ -176,3 +176,34 @@ async def test_a_stale_socket_is_replaced_but_a_file_is_not() -> None:
         server = SdsServer(SecretStore(), path)
         await server.start()
         await server.stop()
+
+
+@pytest.mark.parametrize("flavour", ["sotw", "delta"])
+async def test_a_stream_that_ends_stops_listening_to_the_store(
+    sds: tuple[SecretStore, Any], flavour: str
+) -> None:
+    """Envoy reconnects its SDS stream at every restart of its own: a stream gone must leave no
+    listener behind (else every rotation would wake dead streams, a leak per reconnect)."""
+    store, stub = sds
+    store.set_roots(b"ROOTS")
+    for ending in ("client ends its requests", "client cancels"):
+        requests = _Requests()
+        if flavour == "sotw":
+            stream = stub.StreamSecrets(requests)
+            await requests.queue.put(discovery_pb2.DiscoveryRequest(resource_names=[ROOTS]))
+        else:
+            stream = stub.DeltaSecrets(requests)
+            await requests.queue.put(
+                discovery_pb2.DeltaDiscoveryRequest(resource_names_subscribe=[ROOTS])
+            )
+        await asyncio.wait_for(stream.read(), 5)
+        assert len(store._listeners) == 1, ending
+        if ending == "client cancels":
+            stream.cancel()
+        else:
+            await requests.queue.put(None)
+        for _ in range(100):
+            if not store._listeners:
+                break
+            await asyncio.sleep(0.02)
+        assert not store._listeners, ending
