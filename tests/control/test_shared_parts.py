@@ -59,10 +59,12 @@ PODS = [
 ]
 
 
-def _state() -> MeshState:
+def _state(meshed: bool = False) -> MeshState:
+    """`meshed`: the pods carry the injector's `tlsMode` label (auto mTLS to them)."""
+    tls_mode = {"security.istio.io/tlsMode": "istio"} if meshed else {}
     text = MESH + "".join(
         f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, namespace: {ns}, labels: "
-        f"{labels}}}\nstatus: {{podIP: {ip}}}\n"
+        f"{labels | tls_mode}}}\nstatus: {{podIP: {ip}}}\n"
         for pod, ns, ip, labels in PODS
     )
     documents, problems = parse_text(text, "mesh.yaml")
@@ -139,3 +141,21 @@ def test_memoized_messages_do_not_pile_up_over_states() -> None:
             assert all(before[n] is m for n, m in out[0].of(CLUSTER).items())
         previous = translation
     assert held[-1] <= held[1] + 5, held  # bounded by two states, not growing per state
+
+
+def test_a_hosts_clusters_are_shared_only_by_proxies_alike_in_certificate() -> None:
+    """A host's clusters are made once for every scope that sees it with the same rule; with a
+    workload certificate (auto mTLS) they differ, so proxies with and without one, translated
+    in either order, each get what translating them alone gives."""
+    state = _state(meshed=True)
+    for order in (False, True):
+        shared = MeshTranslation(state)
+        proxies = [
+            dataclasses.replace(p, sds=(i % 2 == 0) != order) for i, p in enumerate(_proxies())
+        ]
+        for proxy in proxies:
+            assert _wire(shared.for_proxy(proxy)) == _wire(translate(state, proxy)), proxy.pod
+    tls = MeshTranslation(state).for_proxy(dataclasses.replace(_proxies()[2], sds=True))
+    plain = MeshTranslation(state).for_proxy(_proxies()[2])
+    name = "outbound|9000||c.three.svc.cluster.local"
+    assert tls.of(CLUSTER)[name] != plain.of(CLUSTER)[name]  # the certificate matters

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from types import MappingProxyType
 from typing import Any
 
@@ -16,8 +17,8 @@ from control.plane.xds.translate.authz.inbound import NO_POLICY, InboundPolicy, 
 from control.plane.xds.translate.clusters import (
     InboundPort,
     fixed_clusters,
+    host_clusters,
     inbound_clusters,
-    outbound_clusters,
 )
 from control.plane.xds.translate.credential_tls import requested, secret_resources
 from control.plane.xds.translate.index import MeshIndex, ProxyInputs
@@ -49,7 +50,7 @@ from control.plane.xds.translate.routes import (
     virtual_services_by_host,
 )
 from control.plane.xds.translate.scope import exported
-from control.plane.xds.translate.service_registry import Registry
+from control.plane.xds.translate.service_registry import Registry, ServiceHost
 from control.plane.xds.translate.telemetry import OFF, Telemetry
 from control.plane.xds.translate.tracing import extra_clusters
 
@@ -158,7 +159,7 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
     rules_key = tuple((host, id(rule)) for host, rule in rules.items())
     clustered, (certs, cas) = index.shared(
         ("clusters", hosts_key, rules_key, inputs.sds),
-        lambda: _cluster_part(registry, rules, client_tls),
+        lambda: _cluster_part(index, registry, rules, client_tls),
     )
     # Secrets of the proxy's own namespace only, and only those its clusters name.
     secrets = from_dicts({SECRET: secret_resources(certs, cas, state.credentials, scope.namespace)})
@@ -197,14 +198,48 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
     return Resources(MappingProxyType(by_type))
 
 
+_HostPart = tuple[Resources, tuple[set[str], set[str]]]
+
+
 def _cluster_part(
-    registry: Registry, rules: dict[str, MeshResource[DestinationRule]], client_tls: ClientTls
-) -> tuple[Resources, tuple[set[str], set[str]]]:
+    index: MeshIndex,
+    registry: Registry,
+    rules: dict[str, MeshResource[DestinationRule]],
+    client_tls: ClientTls,
+) -> _HostPart:
     """Clusters and endpoints, and the credential names (certificates, roots) their TLS asks
-    the ADS stream for."""
-    clusters, assignments = outbound_clusters(registry, rules, client_tls)
-    clusters += fixed_clusters()
+    the ADS stream for. Each host's are made once per state for every scope that sees it with
+    the same rule (a namespace's hosts, seen by every scope that imports them); only the
+    scope's collection of them is its own."""
+    parts = [
+        index.shared(
+            ("host clusters", id(host), id(rule), client_tls.sds),
+            functools.partial(_host_part, host, rule, client_tls),
+        )
+        for host in registry.hosts.values()
+        for rule in (rules.get(host.hostname),)
+    ]
+    parts.append(index.shared(("fixed clusters",), _fixed_part))
+    messages = {
+        t: [m for part, _ in parts for m in part.of(t).values()] for t in (CLUSTER, ENDPOINT)
+    }
+    certs = set().union(*(c for _, (c, _) in parts))
+    cas = set().union(*(c for _, (_, c) in parts))
+    return Resources.of_messages(messages), (certs, cas)
+
+
+def _host_part(
+    host: ServiceHost, rule: MeshResource[DestinationRule] | None, client_tls: ClientTls
+) -> _HostPart:
+    clusters: list[dict[str, Any]] = []
+    assignments: list[dict[str, Any]] = []
+    host_clusters(host, rule, client_tls, clusters, assignments)
     return from_dicts({CLUSTER: clusters, ENDPOINT: assignments}), requested(clusters)
+
+
+def _fixed_part() -> _HostPart:
+    clusters = fixed_clusters()
+    return from_dicts({CLUSTER: clusters}), requested(clusters)
 
 
 def _listener_part(
