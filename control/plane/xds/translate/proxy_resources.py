@@ -6,6 +6,8 @@ import functools
 from types import MappingProxyType
 from typing import Any
 
+from google.protobuf.message import Message
+
 from control.api.models.destination_rule import DestinationRule
 from control.api.models.virtual_service import VirtualService
 from control.api.registry import MeshResource
@@ -56,6 +58,7 @@ from control.plane.xds.translate.tracing import extra_clusters
 
 
 def _tcp_listeners(
+    index: MeshIndex,
     registry: Registry,
     routing: dict[str, MeshResource[VirtualService]],
     destinations: Destinations,
@@ -63,11 +66,13 @@ def _tcp_listeners(
     http_ports: set[int],
     fallback: str,
     telemetry: Telemetry,
-) -> list[dict[str, Any]]:
+) -> list[Message]:
     """`<vip>_<port>` per TCP port of a host with addresses. Hosts without one (a DNS
     ServiceEntry) share `0.0.0.0_<port>`: TLS ones are told apart by SNI (so one external HTTPS
-    host does not swallow all port-443 traffic), one plain-TCP host takes the rest."""
-    listeners: dict[str, dict[str, Any]] = {}
+    host does not swallow all port-443 traffic), one plain-TCP host takes the rest. A
+    `<vip>_<port>` listener is what its address, port and destinations make it (and the
+    state's telemetry): made once per state for every scope that routes it alike."""
+    listeners: dict[str, Message] = {}
     by_sni: dict[int, list[tuple[str, list[tuple[str, int]]]]] = {}
     wildcard: dict[int, list[tuple[str, int]]] = {}
     for host in registry.hosts.values():
@@ -76,8 +81,12 @@ def _tcp_listeners(
                 continue
             clusters = _tcp_route(host.hostname, port.number, routing, destinations, proxy)
             for address in host.addresses:
-                listener = tcp_outbound(address, port.number, clusters, telemetry)
-                listeners.setdefault(listener["name"], listener)
+                name = names.listener_name(address, port.number)
+                if name not in listeners:  # the first host with the address and port wins
+                    listeners[name] = index.shared(
+                        ("tcp listener", address, port.number, tuple(clusters)),
+                        functools.partial(_tcp_listener, address, port.number, clusters, telemetry),
+                    )
             if host.addresses or port.number in http_ports:
                 continue
             if port.protocol in (Protocol.TLS, Protocol.HTTPS):
@@ -91,8 +100,18 @@ def _tcp_listeners(
         else:
             assert default is not None
             listener = tcp_outbound(names.WILDCARD, number, default, telemetry)
-        listeners[listener["name"]] = listener
+        listeners[listener["name"]] = _parsed(listener)
     return [listeners[name] for name in sorted(listeners)]
+
+
+def _parsed(listener: dict[str, Any]) -> Message:
+    return from_dicts({LISTENER: [listener]}).of(LISTENER)[listener["name"]]
+
+
+def _tcp_listener(
+    address: str, port: int, clusters: list[tuple[str, int]], telemetry: Telemetry
+) -> Message:
+    return _parsed(tcp_outbound(address, port, clusters, telemetry))
 
 
 def _tcp_route(
@@ -183,7 +202,7 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
         ("listeners", hosts_key, rules_key, routing_key, inputs.sds, inputs.labels, fallback,
          inputs.capture.outbound),
         lambda: _listener_part(
-            state, registry, routing, destinations, proxy, http_ports, fallback, telemetry,
+            index, registry, routing, destinations, proxy, http_ports, fallback, telemetry,
             inputs.capture.outbound,
         ),
     )  # fmt: skip
@@ -243,7 +262,7 @@ def _fixed_part() -> _HostPart:
 
 
 def _listener_part(
-    state: MeshState,
+    index: MeshIndex,
     registry: Registry,
     routing: dict[str, MeshResource[VirtualService]],
     destinations: Destinations,
@@ -254,12 +273,13 @@ def _listener_part(
     capture_port: int,
 ) -> Resources:
     listeners = [virtual_outbound(fallback, telemetry, capture_port)]
-    paths = path_settings(state.mesh)
+    paths = path_settings(index.state.mesh)
     listeners += [http_outbound(port, telemetry, paths) for port in http_ports]
-    listeners += _tcp_listeners(
-        registry, routing, destinations, proxy, set(http_ports), fallback, telemetry
+    tcp = _tcp_listeners(
+        index, registry, routing, destinations, proxy, set(http_ports), fallback, telemetry
     )
-    return from_dicts({LISTENER: listeners})
+    own = from_dicts({LISTENER: listeners}).of(LISTENER).values()
+    return Resources.of_messages({LISTENER: [*own, *tcp]})
 
 
 def inbound_resources(
