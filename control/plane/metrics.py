@@ -63,9 +63,16 @@ class Twin:
 
     def __init__(self, *metrics: Any) -> None:
         self.metrics = metrics
+        # The children by label values, as the metrics themselves hold them (as many): a
+        # push counts every response, and making the two children each time was a visible
+        # part of a connect storm.
+        self._children: dict[tuple[str, ...], Twin] = {}
 
     def labels(self, *values: str) -> Twin:
-        return Twin(*(m.labels(*values) for m in self.metrics))
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = Twin(*(m.labels(*values) for m in self.metrics))
+        return child
 
     def inc(self, amount: float = 1) -> None:
         for metric in self.metrics:

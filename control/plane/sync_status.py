@@ -74,7 +74,11 @@ class StreamStatus:
         return self.view.snapshot
 
     def of(self, type_url: str) -> TypeStatus:
-        return self.types.setdefault(SHORT_NAMES.get(type_url, type_url), TypeStatus())
+        name = SHORT_NAMES.get(type_url, type_url)
+        found = self.types.get(name)
+        if found is None:  # made once per type, not per response and ACK
+            found = self.types[name] = TypeStatus()
+        return found
 
     def sent(self, type_url: str, version: str) -> None:
         status = self.of(type_url)

@@ -59,11 +59,18 @@ PODS = [
 ]
 
 
-def _state() -> MeshState:
-    text = MESH + "".join(
-        f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, namespace: {ns}, labels: "
-        f"{labels}}}\nstatus: {{podIP: {ip}}}\n"
-        for pod, ns, ip, labels in PODS
+def _state(meshed: bool = False, extra: str = "") -> MeshState:
+    """`meshed`: the pods carry the injector's `tlsMode` label (auto mTLS to them); `extra`:
+    more documents."""
+    tls_mode = {"security.istio.io/tlsMode": "istio"} if meshed else {}
+    text = (
+        MESH
+        + extra
+        + "".join(
+            f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, namespace: {ns}, labels: "
+            f"{labels | tls_mode}}}\nstatus: {{podIP: {ip}}}\n"
+            for pod, ns, ip, labels in PODS
+        )
     )
     documents, problems = parse_text(text, "mesh.yaml")
     assert not problems
@@ -139,3 +146,74 @@ def test_memoized_messages_do_not_pile_up_over_states() -> None:
             assert all(before[n] is m for n, m in out[0].of(CLUSTER).items())
         previous = translation
     assert held[-1] <= held[1] + 5, held  # bounded by two states, not growing per state
+
+
+def test_a_hosts_clusters_are_shared_only_by_proxies_alike_in_certificate() -> None:
+    """A host's clusters are made once for every scope that sees it with the same rule; with a
+    workload certificate (auto mTLS) they differ, so proxies with and without one, translated
+    in either order, each get what translating them alone gives."""
+    state = _state(meshed=True)
+    for order in (False, True):
+        shared = MeshTranslation(state)
+        proxies = [
+            dataclasses.replace(p, sds=(i % 2 == 0) != order) for i, p in enumerate(_proxies())
+        ]
+        for proxy in proxies:
+            assert _wire(shared.for_proxy(proxy)) == _wire(translate(state, proxy)), proxy.pod
+    tls = MeshTranslation(state).for_proxy(dataclasses.replace(_proxies()[2], sds=True))
+    plain = MeshTranslation(state).for_proxy(_proxies()[2])
+    name = "outbound|9000||c.three.svc.cluster.local"
+    assert tls.of(CLUSTER)[name] != plain.of(CLUSTER)[name]  # the certificate matters
+
+
+# Two TCP ports of `d` both routed to d:9000, two addresses of `ext`: listeners of either pair
+# have the same destinations.
+SAME_DESTINATIONS = """
+---
+apiVersion: v1
+kind: Service
+metadata: {name: d, namespace: three}
+spec:
+  clusterIP: 198.19.255.4
+  ports: [{name: tcp-a, port: 9000}, {name: tcp-b, port: 9001}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: d-one-port, namespace: three}
+spec:
+  hosts: [d.three.svc.cluster.local]
+  tcp: [{route: [{destination: {host: d.three.svc.cluster.local, port: {number: 9000}}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext, namespace: three}
+spec:
+  hosts: [ext.example]
+  addresses: [198.19.255.6, 198.19.255.7]
+  ports: [{number: 9000, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 198.18.0.9}]
+"""
+
+
+EXPECTED_TCP = {
+    f"198.19.255.{n}_{port}"
+    for n, port in ((2, 9000), (3, 9000), (4, 9000), (4, 9001), (6, 9000), (7, 9000))
+}
+
+
+def test_tcp_listeners_with_the_same_destinations_stay_their_own() -> None:
+    """A `<vip>_<port>` listener is made once per state for every scope that routes it alike:
+    listeners of another address (`ext`'s two) or another port (`d`'s two, both to d:9000)
+    with the same destinations are each their own."""
+    state = _state(extra=SAME_DESTINATIONS)
+    shared = MeshTranslation(state)
+    for proxy in _proxies():
+        listeners = shared.for_proxy(proxy).of(LISTENER)
+        tcp = {n for n in listeners if n.startswith("198.19.255.")}
+        assert tcp == EXPECTED_TCP, proxy.pod
+        for name in tcp:
+            address = listeners[name].address.socket_address
+            assert f"{address.address}_{address.port_value}" == name
+    canary = shared.for_proxy(_proxies()[4]).of(LISTENER)["198.19.255.3_9000"]
+    assert "outbound|9000||b.two.svc.cluster.local" in str(canary)

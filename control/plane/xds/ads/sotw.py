@@ -48,6 +48,27 @@ class _Subscription:
     version: str | None = None
 
 
+_NO_NAMES: frozenset[str] = frozenset()
+
+
+def _names(request: discovery_pb2.DiscoveryRequest, sub: _Subscription | None) -> frozenset[str]:
+    """The names a request subscribes to. Wildcard types' names are never used (a proxy gets
+    all of them). The same names as the subscription holds (every ACK) are its very set; new
+    ones are interned and shared: thousands of proxies name the same resources, and hold them."""
+    if request.type_url in WILDCARD_TYPES:
+        return _NO_NAMES
+    names = frozenset(request.resource_names)
+    if "*" in names:
+        names = names - {"*"}
+    if sub is not None and names == sub.names:
+        return sub.names
+    shared = _NAME_SETS.get(names)  # another proxy's equal set: its names are interned
+    if shared is None:
+        shared = frozenset(map(sys.intern, names))
+        shared = _NAME_SETS.setdefault(shared, shared)
+    return shared
+
+
 class SotwStream(Stream):
     api = "sotw"
 
@@ -76,10 +97,8 @@ class SotwStream(Stream):
 
     def on_request(self, request: discovery_pb2.DiscoveryRequest) -> list[Encoded]:
         type_url = request.type_url
-        # Shared: thousands of proxies name the same resources, and hold the names.
-        names = frozenset(map(sys.intern, request.resource_names)) - {"*"}
-        names = _NAME_SETS.setdefault(names, names)
         sub = self.subs.get(type_url)
+        names = _names(request, sub)
         if sub is None or not request.response_nonce:
             self.subs[type_url] = _Subscription(names)
             return self._respond(type_url)
@@ -119,6 +138,7 @@ class SotwStream(Stream):
         typed = snapshot.types[type_url]
         fields = typed.sotw_fields  # serialized once, shared by every proxy sent them
         resources: Collection[bytes]
+        size: int | None = None  # counted when only some of the type's resources are sent
         if sub.names and type_url not in WILDCARD_TYPES:
             # Names the server does not have cost nothing: walk the smaller side.
             if len(sub.names) < len(fields):
@@ -126,12 +146,12 @@ class SotwStream(Stream):
             elif sub.names.issuperset(fields):
                 # It names all we have (a proxy's endpoints: thousands without Sidecars): the
                 # snapshot's own view, no list per proxy held while the write waits its turn.
-                resources = fields.values()
+                resources, size = fields.values(), typed.sotw_size
             else:
                 resources = [r for n, r in fields.items() if n in sub.names]
         else:
-            resources = fields.values()
+            resources, size = fields.values(), typed.sotw_size
         sub.nonce = self.deps.nonces.next()
         sub.version = typed.version
         self.sent(type_url, typed.version)
-        return [sotw_response(typed.version, resources, type_url, sub.nonce)]
+        return [sotw_response(typed.version, resources, type_url, sub.nonce, size)]

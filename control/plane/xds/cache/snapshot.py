@@ -44,6 +44,7 @@ class TypeSnapshot:
     # name -> the resource as a field of a response, serialized (shared by every snapshot)
     sotw_fields: Mapping[str, bytes]  # an Any in a DiscoveryResponse
     delta_fields: Mapping[str, bytes]  # a Resource (name, version, Any) in a Delta response
+    sotw_size: int  # bytes of all the sotw_fields: a response with all of them needs no sum
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,7 @@ class PackedType:
     digest: str
     sotw_fields: Mapping[str, bytes]
     delta_fields: Mapping[str, bytes]
+    sotw_size: int
 
 
 _Packed = tuple[Message, any_pb2.Any, str, bytes, bytes]  # message, packed, version, fields
@@ -129,6 +131,7 @@ def _combine(parts: list[dict[str, PackedType]]) -> dict[str, PackedType]:
             digest,
             Chained(tuple(p.sotw_fields for p in of)),
             Chained(tuple(p.delta_fields for p in of)),
+            sum(p.sotw_size for p in of),
         )
     return types
 
@@ -184,7 +187,7 @@ class Packer:
             messages,
             PackedType(
                 MappingProxyType(packed), MappingProxyType(versions), digest.hexdigest(),
-                MappingProxyType(sotw), MappingProxyType(delta),
+                MappingProxyType(sotw), MappingProxyType(delta), sum(map(len, sotw.values())),
             ),
         )  # fmt: skip
 
@@ -206,7 +209,7 @@ def build_snapshot(
         type_version = before.version if kept and before else version
         types[type_url] = TypeSnapshot(
             type_version, content.resources, content.digest, content.resource_versions,
-            content.sotw_fields, content.delta_fields,
+            content.sotw_fields, content.delta_fields, content.sotw_size,
         )  # fmt: skip
     generation = previous.generation + 1 if previous else 1
     return Snapshot(generation, MappingProxyType(types), resources, changed_at, version)

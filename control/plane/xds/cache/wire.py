@@ -52,14 +52,25 @@ class Encoded:
         return b"".join(itertools.chain((self.head,), self.fields, (self.tail,)))
 
 
-def _encoded(head: bytes, fields: Collection[bytes], tail: bytes) -> Encoded:
-    return Encoded(head, fields, tail, len(head) + sum(map(len, fields)) + len(tail))
+def _encoded(
+    head: bytes, fields: Collection[bytes], tail: bytes, fields_size: int | None = None
+) -> Encoded:
+    if fields_size is None:
+        fields_size = sum(map(len, fields))
+    return Encoded(head, fields, tail, len(head) + fields_size + len(tail))
 
 
-def sotw_response(version: str, fields: Collection[bytes], type_url: str, nonce: str) -> Encoded:
-    """A DiscoveryResponse."""
+def sotw_response(
+    version: str,
+    fields: Collection[bytes],
+    type_url: str,
+    nonce: str,
+    fields_size: int | None = None,
+) -> Encoded:
+    """A DiscoveryResponse. `fields_size`: the bytes of `fields` when known already (all of a
+    snapshot's type: `TypeSnapshot.sotw_size`), else they are counted."""
     tail = _string(_TYPE_URL, type_url) + _string(_NONCE, nonce)
-    return _encoded(_string(_VERSION_INFO, version), fields, tail)
+    return _encoded(_string(_VERSION_INFO, version), fields, tail, fields_size)
 
 
 def delta_response(

@@ -84,37 +84,47 @@ def outbound_clusters(
     clusters: list[dict[str, Any]] = []
     assignments: list[dict[str, Any]] = []
     for host in registry.hosts.values():
-        rule = rules.get(host.hostname)
-        spec = rule.spec if rule else None
-        subsets = [s for s in spec.subsets if s.name] if spec else []
-        for port in host.ports:
-            if port.protocol is Protocol.UDP:
-                continue
-            for subset in [None, *subsets]:
-                subset_name = subset.name or "" if subset else ""
-                name = names.outbound_cluster(port.number, host.hostname, subset_name)
-                endpoints = [
-                    e
-                    for e in port.endpoints
-                    if subset is None or labels_match(subset.labels, e.labels)
-                ]
-                cluster: dict[str, Any] = {"name": name}
-                accepts = (
-                    (lambda e, ns=host.namespace: tls.endpoint_accepts_mtls(e, ns))
-                    if tls.sds and tls.auto_mtls else None
-                )  # fmt: skip
-                cluster.update(_discovery(host.resolution, name, endpoints, assignments, accepts))
-                policy = effective_policy(spec, port.number, subset)
-                settings = cluster_settings(policy, port.protocol)
-                settings.update(tls.cluster_fields(policy.tls, host, port, subset_name, rule))
-                if host.resolution is Resolution.PASSTHROUGH:
-                    settings["lb_policy"] = "CLUSTER_PROVIDED"
-                    settings.pop("ring_hash_lb_config", None)
-                    settings.pop("maglev_lb_config", None)
-                cluster.update(settings)
-                add_metadata(cluster, _service_metadata(host))  # telemetry hook
-                clusters.append(cluster)
+        host_clusters(host, rules.get(host.hostname), tls, clusters, assignments)
     return clusters, assignments
+
+
+def host_clusters(
+    host: ServiceHost,
+    rule: MeshResource[DestinationRule] | None,
+    tls: ClientTls,
+    clusters: list[dict[str, Any]],
+    assignments: list[dict[str, Any]],
+) -> None:
+    """One host's clusters (every port and subset) and load assignments, appended: what they
+    are depends on the host, the DestinationRule that applies to it and `tls` alone, so scopes
+    that see the same host with the same rule share them (`proxy_resources`)."""
+    spec = rule.spec if rule else None
+    subsets = [s for s in spec.subsets if s.name] if spec else []
+    for port in host.ports:
+        if port.protocol is Protocol.UDP:
+            continue
+        for subset in [None, *subsets]:
+            subset_name = subset.name or "" if subset else ""
+            name = names.outbound_cluster(port.number, host.hostname, subset_name)
+            endpoints = [
+                e for e in port.endpoints if subset is None or labels_match(subset.labels, e.labels)
+            ]
+            cluster: dict[str, Any] = {"name": name}
+            accepts = (
+                (lambda e, ns=host.namespace: tls.endpoint_accepts_mtls(e, ns))
+                if tls.sds and tls.auto_mtls else None
+            )  # fmt: skip
+            cluster.update(_discovery(host.resolution, name, endpoints, assignments, accepts))
+            policy = effective_policy(spec, port.number, subset)
+            settings = cluster_settings(policy, port.protocol)
+            settings.update(tls.cluster_fields(policy.tls, host, port, subset_name, rule))
+            if host.resolution is Resolution.PASSTHROUGH:
+                settings["lb_policy"] = "CLUSTER_PROVIDED"
+                settings.pop("ring_hash_lb_config", None)
+                settings.pop("maglev_lb_config", None)
+            cluster.update(settings)
+            add_metadata(cluster, _service_metadata(host))  # telemetry hook
+            clusters.append(cluster)
 
 
 def _discovery(

@@ -24,6 +24,8 @@ from control.plane.xds.translate.scope import Scope, exported, scope_of
 from control.plane.xds.translate.service_registry import Registry, ServiceHost, build_registry
 
 _RESERVED_PORTS = frozenset({15000, 15001, 15006, 15020, 15021, 15090})
+# Proxy shapes whose inputs one state's index keeps (far more than a mesh has Deployments).
+_MAX_SHAPES = 100_000
 
 Labels = tuple[tuple[str, str], ...]
 _T = TypeVar("_T")
@@ -118,6 +120,7 @@ class MeshIndex:
                 selecting.setdefault(rule.namespace or "default", []).append(rule)
         self.selecting_rules: Mapping[str, list[MeshResource[DestinationRule]]] = selecting
         self._shared: dict[Hashable, Any] = {}
+        self._inputs: dict[Hashable, ProxyInputs] = {}  # by the proxy's shape (`inputs`)
 
     def selected_rules(self, namespace: str, labels: Mapping[str, str]) -> tuple[str, ...]:
         """The names of the DestinationRules of `namespace` whose workloadSelector selects a
@@ -170,6 +173,27 @@ class MeshIndex:
         return tuple(r.service for r in sorted(found, key=lambda r: r.position))
 
     def inputs(self, proxy: Proxy) -> ProxyInputs:
+        """The proxy's inputs, computed once per shape: replicas (same namespace, labels,
+        certificate, capture ports and, for named target ports, container ports) share them.
+        The key is everything of the proxy `compute_inputs` reads (tests/control/
+        test_inputs_memo.py varies each); the rest comes from this index's state."""
+        pod = self.state.workload(proxy.namespace, proxy.pod)
+        labels = pod.labels if pod is not None else proxy.labels
+        key = (
+            proxy.namespace,
+            frozenset(labels.items()),
+            proxy.sds,
+            proxy.capture,
+            pod.container_ports if pod is not None else None,
+        )
+        found = self._inputs.get(key)
+        if found is None:
+            found = self.compute_inputs(proxy)
+            if len(self._inputs) < _MAX_SHAPES:  # a client may claim any labels: bounded
+                self._inputs[key] = found
+        return found
+
+    def compute_inputs(self, proxy: Proxy) -> ProxyInputs:
         proxy = with_workload(proxy, self.state)
         scope = scope_of(
             proxy.namespace, proxy.labels, self.sidecars, self.state.mesh.root_namespace

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from types import MappingProxyType
 from typing import Any
+
+from google.protobuf.message import Message
 
 from control.api.models.destination_rule import DestinationRule
 from control.api.models.virtual_service import VirtualService
@@ -16,8 +19,8 @@ from control.plane.xds.translate.authz.inbound import NO_POLICY, InboundPolicy, 
 from control.plane.xds.translate.clusters import (
     InboundPort,
     fixed_clusters,
+    host_clusters,
     inbound_clusters,
-    outbound_clusters,
 )
 from control.plane.xds.translate.credential_tls import requested, secret_resources
 from control.plane.xds.translate.index import MeshIndex, ProxyInputs
@@ -49,12 +52,13 @@ from control.plane.xds.translate.routes import (
     virtual_services_by_host,
 )
 from control.plane.xds.translate.scope import exported
-from control.plane.xds.translate.service_registry import Registry
+from control.plane.xds.translate.service_registry import Registry, ServiceHost
 from control.plane.xds.translate.telemetry import OFF, Telemetry
 from control.plane.xds.translate.tracing import extra_clusters
 
 
 def _tcp_listeners(
+    index: MeshIndex,
     registry: Registry,
     routing: dict[str, MeshResource[VirtualService]],
     destinations: Destinations,
@@ -62,11 +66,13 @@ def _tcp_listeners(
     http_ports: set[int],
     fallback: str,
     telemetry: Telemetry,
-) -> list[dict[str, Any]]:
+) -> list[Message]:
     """`<vip>_<port>` per TCP port of a host with addresses. Hosts without one (a DNS
     ServiceEntry) share `0.0.0.0_<port>`: TLS ones are told apart by SNI (so one external HTTPS
-    host does not swallow all port-443 traffic), one plain-TCP host takes the rest."""
-    listeners: dict[str, dict[str, Any]] = {}
+    host does not swallow all port-443 traffic), one plain-TCP host takes the rest. A
+    `<vip>_<port>` listener is what its address, port and destinations make it (and the
+    state's telemetry): made once per state for every scope that routes it alike."""
+    listeners: dict[str, Message] = {}
     by_sni: dict[int, list[tuple[str, list[tuple[str, int]]]]] = {}
     wildcard: dict[int, list[tuple[str, int]]] = {}
     for host in registry.hosts.values():
@@ -75,8 +81,12 @@ def _tcp_listeners(
                 continue
             clusters = _tcp_route(host.hostname, port.number, routing, destinations, proxy)
             for address in host.addresses:
-                listener = tcp_outbound(address, port.number, clusters, telemetry)
-                listeners.setdefault(listener["name"], listener)
+                name = names.listener_name(address, port.number)
+                if name not in listeners:  # the first host with the address and port wins
+                    listeners[name] = index.shared(
+                        ("tcp listener", address, port.number, tuple(clusters)),
+                        functools.partial(_tcp_listener, address, port.number, clusters, telemetry),
+                    )
             if host.addresses or port.number in http_ports:
                 continue
             if port.protocol in (Protocol.TLS, Protocol.HTTPS):
@@ -90,8 +100,18 @@ def _tcp_listeners(
         else:
             assert default is not None
             listener = tcp_outbound(names.WILDCARD, number, default, telemetry)
-        listeners[listener["name"]] = listener
+        listeners[listener["name"]] = _parsed(listener)
     return [listeners[name] for name in sorted(listeners)]
+
+
+def _parsed(listener: dict[str, Any]) -> Message:
+    return from_dicts({LISTENER: [listener]}).of(LISTENER)[listener["name"]]
+
+
+def _tcp_listener(
+    address: str, port: int, clusters: list[tuple[str, int]], telemetry: Telemetry
+) -> Message:
+    return _parsed(tcp_outbound(address, port, clusters, telemetry))
 
 
 def _tcp_route(
@@ -158,7 +178,7 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
     rules_key = tuple((host, id(rule)) for host, rule in rules.items())
     clustered, (certs, cas) = index.shared(
         ("clusters", hosts_key, rules_key, inputs.sds),
-        lambda: _cluster_part(registry, rules, client_tls),
+        lambda: _cluster_part(index, registry, rules, client_tls),
     )
     # Secrets of the proxy's own namespace only, and only those its clusters name.
     secrets = from_dicts({SECRET: secret_resources(certs, cas, state.credentials, scope.namespace)})
@@ -182,7 +202,7 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
         ("listeners", hosts_key, rules_key, routing_key, inputs.sds, inputs.labels, fallback,
          inputs.capture.outbound),
         lambda: _listener_part(
-            state, registry, routing, destinations, proxy, http_ports, fallback, telemetry,
+            index, registry, routing, destinations, proxy, http_ports, fallback, telemetry,
             inputs.capture.outbound,
         ),
     )  # fmt: skip
@@ -197,18 +217,52 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
     return Resources(MappingProxyType(by_type))
 
 
+_HostPart = tuple[Resources, tuple[set[str], set[str]]]
+
+
 def _cluster_part(
-    registry: Registry, rules: dict[str, MeshResource[DestinationRule]], client_tls: ClientTls
-) -> tuple[Resources, tuple[set[str], set[str]]]:
+    index: MeshIndex,
+    registry: Registry,
+    rules: dict[str, MeshResource[DestinationRule]],
+    client_tls: ClientTls,
+) -> _HostPart:
     """Clusters and endpoints, and the credential names (certificates, roots) their TLS asks
-    the ADS stream for."""
-    clusters, assignments = outbound_clusters(registry, rules, client_tls)
-    clusters += fixed_clusters()
+    the ADS stream for. Each host's are made once per state for every scope that sees it with
+    the same rule (a namespace's hosts, seen by every scope that imports them); only the
+    scope's collection of them is its own."""
+    parts = [
+        index.shared(
+            ("host clusters", id(host), id(rule), client_tls.sds),
+            functools.partial(_host_part, host, rule, client_tls),
+        )
+        for host in registry.hosts.values()
+        for rule in (rules.get(host.hostname),)
+    ]
+    parts.append(index.shared(("fixed clusters",), _fixed_part))
+    messages = {
+        t: [m for part, _ in parts for m in part.of(t).values()] for t in (CLUSTER, ENDPOINT)
+    }
+    certs = set().union(*(c for _, (c, _) in parts))
+    cas = set().union(*(c for _, (_, c) in parts))
+    return Resources.of_messages(messages), (certs, cas)
+
+
+def _host_part(
+    host: ServiceHost, rule: MeshResource[DestinationRule] | None, client_tls: ClientTls
+) -> _HostPart:
+    clusters: list[dict[str, Any]] = []
+    assignments: list[dict[str, Any]] = []
+    host_clusters(host, rule, client_tls, clusters, assignments)
     return from_dicts({CLUSTER: clusters, ENDPOINT: assignments}), requested(clusters)
 
 
+def _fixed_part() -> _HostPart:
+    clusters = fixed_clusters()
+    return from_dicts({CLUSTER: clusters}), requested(clusters)
+
+
 def _listener_part(
-    state: MeshState,
+    index: MeshIndex,
     registry: Registry,
     routing: dict[str, MeshResource[VirtualService]],
     destinations: Destinations,
@@ -219,12 +273,13 @@ def _listener_part(
     capture_port: int,
 ) -> Resources:
     listeners = [virtual_outbound(fallback, telemetry, capture_port)]
-    paths = path_settings(state.mesh)
+    paths = path_settings(index.state.mesh)
     listeners += [http_outbound(port, telemetry, paths) for port in http_ports]
-    listeners += _tcp_listeners(
-        registry, routing, destinations, proxy, set(http_ports), fallback, telemetry
+    tcp = _tcp_listeners(
+        index, registry, routing, destinations, proxy, set(http_ports), fallback, telemetry
     )
-    return from_dicts({LISTENER: listeners})
+    own = from_dicts({LISTENER: listeners}).of(LISTENER).values()
+    return Resources.of_messages({LISTENER: [*own, *tcp]})
 
 
 def inbound_resources(
