@@ -9,7 +9,7 @@ from google.protobuf import any_pb2
 
 from control.plane.xds.cache import wire
 from control.plane.xds.cache.snapshot import Packer, build_snapshot
-from control.plane.xds.translate.resources import CLUSTER, Resources
+from control.plane.xds.translate.resources import CLUSTER, Resources, merge
 
 CLUSTER_URL = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 
@@ -46,6 +46,24 @@ def test_a_sotw_response_is_protobufs_own_serialization() -> None:
     assert len(data) == encoded.size
     assert data == expected.SerializeToString(deterministic=True)
     assert discovery_pb2.DiscoveryResponse.FromString(data) == expected
+    # The size the stream passes for a response with all of a type (no sum per response).
+    known = wire.sotw_response(
+        "v-1", typed.sotw_fields.values(), CLUSTER_URL, "n-7", typed.sotw_size
+    )
+    assert known.size == encoded.size
+
+
+def test_the_size_of_a_snapshot_of_merged_parts_is_its_fields_bytes() -> None:
+    """A snapshot of merged halves sums its parts' sizes: the send budget counts what is sent."""
+    clusters = _clusters(3)
+    merged = merge(_resources(clusters[:1]), _resources(clusters[1:]))
+    assert merged.parts  # packed part by part
+    typed = build_snapshot(merged, None, "v-1", 0.0).types[CLUSTER]
+    assert typed.sotw_size == sum(map(len, typed.sotw_fields.values()))
+    encoded = wire.sotw_response(
+        "v-1", typed.sotw_fields.values(), CLUSTER_URL, "n", typed.sotw_size
+    )
+    assert len(encoded.data()) == encoded.size
 
 
 def test_a_delta_response_with_removals_is_protobufs_own_serialization() -> None:
