@@ -8,11 +8,10 @@ import dataclasses
 
 import pytest
 
-from control.config.loader import parse_text
-from control.plane.model.build import build_state
 from control.plane.model.state import MeshState
 from control.plane.xds.translate.index import MeshIndex
 from control.plane.xds.translate.proxy import CapturePorts, Proxy, parse_node
+from tests.control.mesh_text import pod_yaml, state_of
 
 MESH = """
 apiVersion: v1
@@ -70,15 +69,7 @@ PODS = [
 
 
 def _state() -> MeshState:
-    text = MESH + "".join(
-        f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, namespace: {ns}, labels: "
-        f"{labels}}}\nspec: {{containers: [{{name: app, image: app, ports: "
-        f"[{{name: web, containerPort: {port}}}]}}]}}\nstatus: {{podIP: {ip}}}\n"
-        for pod, ns, ip, labels, port in PODS
-    )
-    documents, problems = parse_text(text, "mesh.yaml")
-    assert not problems
-    return build_state(documents)
+    return state_of(MESH + "".join(pod_yaml(*pod) for pod in PODS))
 
 
 def _proxy(pod: str, namespace: str, labels: dict[str, str] | None = None) -> Proxy:

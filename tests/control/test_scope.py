@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from control.config.loader import parse_text
 from control.plane.metrics import Metrics
-from control.plane.model.build import build_state
 from control.plane.model.state import MeshState
 from control.plane.xds.cache.snapshot_cache import SnapshotCache
 from control.plane.xds.translate.changes import diff
@@ -16,20 +14,13 @@ from control.plane.xds.translate.proxy import parse_node
 from control.plane.xds.translate.proxy_resources import translate
 from control.plane.xds.translate.resources import CLUSTER, LISTENER, ROUTE
 from hack.bench.baseline import BaselineCache
+from tests.control.mesh_text import state_of
 
 MESH = (Path(__file__).parent / "testdata" / "scoping" / "mesh.yaml").read_text()
 SHOP = "sidecar~10.244.0.10~productpage-1.shop~shop.svc.cluster.local"
 OTHER = "sidecar~10.244.1.10~client-1.other~other.svc.cluster.local"
 OPEN = "sidecar~10.244.3.10~wanderer.open~open.svc.cluster.local"
 REVIEWS_HOST = "reviews.shop.svc.cluster.local"
-
-
-def state_of(text: str) -> MeshState:
-    documents, problems = parse_text(text, "mesh.yaml")
-    assert not problems
-    state = build_state(documents)
-    assert not [p for p in state.problems if p.severity == "error"], state.problems
-    return state
 
 
 def clusters(state: MeshState, node: str) -> set[str]:

@@ -15,6 +15,7 @@ from control.plane.xds.translate.proxy import Proxy, parse_node
 from control.plane.xds.translate.proxy_resources import translate
 from control.plane.xds.translate.resources import CLUSTER, LISTENER, PUSH_ORDER, Resources
 from control.plane.xds.translate.shared import MeshTranslation
+from tests.control.mesh_text import pod_yaml, state_of
 
 MESH = """
 apiVersion: v1
@@ -63,18 +64,8 @@ def _state(meshed: bool = False, extra: str = "") -> MeshState:
     """`meshed`: the pods carry the injector's `tlsMode` label (auto mTLS to them); `extra`:
     more documents."""
     tls_mode = {"security.istio.io/tlsMode": "istio"} if meshed else {}
-    text = (
-        MESH
-        + extra
-        + "".join(
-            f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, namespace: {ns}, labels: "
-            f"{labels | tls_mode}}}\nstatus: {{podIP: {ip}}}\n"
-            for pod, ns, ip, labels in PODS
-        )
-    )
-    documents, problems = parse_text(text, "mesh.yaml")
-    assert not problems
-    return build_state(documents)
+    pods = "".join(pod_yaml(pod, ns, ip, labels | tls_mode) for pod, ns, ip, labels in PODS)
+    return state_of(MESH + extra + pods)
 
 
 def _proxies() -> list[Proxy]:
