@@ -32,6 +32,7 @@ from handwritten_pair import (
 
 from control.agent.envoy_binary import find_envoy
 from control.cli.demo.mesh import MeshError, PodHandle, run_in
+from control.cli.proxy_config_tables import envoy_resources
 
 _DUMP: Final = "type.googleapis.com/envoy.admin.v3."
 _HCM: Final = "envoy.filters.network.http_connection_manager"
@@ -45,12 +46,13 @@ def _section(dump: dict[str, Any], kind: str) -> dict[str, Any]:
     raise MeshError(f"the config dump has no {kind}")
 
 
-def _listener(dump: dict[str, Any], name: str) -> dict[str, Any]:
-    for entry in _section(dump, "ListenersConfigDump").get("dynamic_listeners", []):
-        listener = entry.get("active_state", {}).get("listener", {})
-        if listener.get("name") == name:
-            return dict(listener)
-    raise MeshError(f"the config dump has no listener {name!r}")
+def _named(dump: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
+    """A dynamic resource of `kind` (`proxy-config`'s kinds: listeners, clusters, routes) by
+    name, as a copy the caller may change."""
+    for resource in envoy_resources(kind, dump, dynamic_only=True):
+        if resource.get("name") == name:
+            return copy.deepcopy(dict(resource))
+    raise MeshError(f"the config dump has no {kind} {name!r}")
 
 
 def _hcm_filters(chain: dict[str, Any]) -> list[dict[str, Any]]:
@@ -58,13 +60,6 @@ def _hcm_filters(chain: dict[str, Any]) -> list[dict[str, Any]]:
     if not any(f.get("name") == _HCM for f in filters):
         raise MeshError(f"filter chain {chain.get('name')!r} has no HTTP connection manager")
     return list(filters)
-
-
-def _cluster(dump: dict[str, Any], name: str) -> dict[str, Any]:
-    for entry in _section(dump, "ClustersConfigDump").get("dynamic_active_clusters", []):
-        if entry.get("cluster", {}).get("name") == name:
-            return dict(entry["cluster"])
-    raise MeshError(f"the config dump has no cluster {name!r}")
 
 
 def _endpoint_metadata(dump: dict[str, Any], cluster: str) -> dict[str, Any]:
@@ -80,17 +75,14 @@ def _endpoint_metadata(dump: dict[str, Any], cluster: str) -> dict[str, Any]:
 
 def _route_config(dump: dict[str, Any], name: str, cluster: str) -> dict[str, Any]:
     """Route `name`, its first virtual host only, answering any host, routing to `cluster`."""
-    for entry in _section(dump, "RoutesConfigDump").get("dynamic_route_configs", []):
-        config = copy.deepcopy(entry.get("route_config", {}))
-        if config.get("name") == name:
-            host = config["virtual_hosts"][0]
-            host["domains"] = ["*"]
-            for route in host["routes"]:
-                route["route"]["cluster"] = cluster
-            config.pop("@type", None)
-            config["virtual_hosts"] = [host]
-            return dict(config)
-    raise MeshError(f"the config dump has no route {name!r}")
+    config = _named(dump, "routes", name)
+    host = config["virtual_hosts"][0]
+    host["domains"] = ["*"]
+    for route in host["routes"]:
+        route["route"]["cluster"] = cluster
+    config.pop("@type", None)
+    config["virtual_hosts"] = [host]
+    return config
 
 
 def _set_route(filters: list[dict[str, Any]], route_config: dict[str, Any]) -> None:
@@ -107,12 +99,12 @@ def featured_client(
     """The hand-written client with mizzen's outbound features for `service`:`port`."""
     bootstrap = client_bootstrap(directory, server_ip)
     outbound = f"outbound|{port}||{service}"
-    listener = _listener(dump, f"0.0.0.0_{port}")
+    listener = _named(dump, "listeners", f"0.0.0.0_{port}")
     filters = _hcm_filters(listener["filter_chains"][0])
     _set_route(filters, _route_config(dump, str(port), "server"))
     static = bootstrap["static_resources"]
     static["listeners"][0]["filter_chains"][0]["filters"] = filters
-    mizzen = _cluster(dump, outbound)
+    mizzen = _named(dump, "clusters", outbound)
     cluster = static["clusters"][0]
     for key in ("metadata", "lb_policy", "circuit_breakers"):
         if key in mizzen:
@@ -127,8 +119,9 @@ def featured_server(
 ) -> dict[str, Any]:
     """The hand-written server with the filters of mizzen's inbound filter chain `chain`."""
     bootstrap = server_bootstrap(directory, app_port)
+    chains = _named(dump, "listeners", "virtualInbound")["filter_chains"]
     inbound = next(
-        (c for c in _listener(dump, "virtualInbound")["filter_chains"] if c.get("name") == chain),
+        (c for c in chains if c.get("name") == chain),
         None,
     )
     if inbound is None:
@@ -143,7 +136,7 @@ def featured_server(
                     route["route"]["cluster"] = "app"
     static = bootstrap["static_resources"]
     static["listeners"][0]["filter_chains"][0]["filters"] = filters
-    metadata = _cluster(dump, mizzen_cluster).get("metadata")
+    metadata = _named(dump, "clusters", mizzen_cluster).get("metadata")
     if metadata:
         static["clusters"][0]["metadata"] = copy.deepcopy(metadata)
     return bootstrap
