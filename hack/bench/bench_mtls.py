@@ -33,6 +33,7 @@ the features cost) and mTLS / plaintext.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -170,39 +171,43 @@ def _pids(pod: NetnsPod) -> list[str]:
     return listed.stdout.split()
 
 
-def _cpu_seconds(pods: Sequence[NetnsPod], wanted: Callable[[Sequence[str]], bool]) -> float:
-    """User + system CPU, so far, of the `wanted` processes in these pods' network namespaces."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+def _processes(pods: Sequence[NetnsPod], wanted: Callable[[Sequence[str]], bool]) -> list[str]:
+    """The PIDs of the `wanted` processes (by argv) in these pods' network namespaces."""
+    found = []
     for pod in pods:
         for pid in _pids(pod):
             try:
-                if not wanted(Path(f"/proc/{pid}/cmdline").read_text().split("\0")):
-                    continue
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                argv = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
             except OSError:
                 continue  # exited in between
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-    return total / tick
+            if wanted(argv):
+                found.append(pid)
+    return found
+
+
+def _cpu_seconds(pods: Sequence[NetnsPod], wanted: Callable[[Sequence[str]], bool]) -> float:
+    """User + system CPU, so far, of the `wanted` processes in these pods' network namespaces."""
+    total = 0
+    for pid in _processes(pods, wanted):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited in between
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _signal_mesh(pods: Sequence[NetnsPod], number: int) -> None:
     """Sends signal `number` to mizzen's agents, control plane and CA in these pods."""
-    for pod in pods:
-        for pid in _pids(pod):
-            try:
-                if _is_mesh(Path(f"/proc/{pid}/cmdline").read_text().split("\0")):
-                    os.kill(int(pid), number)
-            except OSError:
-                continue  # exited in between
+    for pid in _processes(pods, _is_mesh):
+        with contextlib.suppress(OSError):  # exited in between
+            os.kill(int(pid), number)
 
 
 def _envoy_environment(pod: NetnsPod) -> dict[str, str]:
     """The environment of the pod's Envoy (the `MIZZEN_*` its headers read)."""
-    for pid in _pids(pod):
+    for pid in _processes([pod], _is_envoy):
         try:
-            if not _is_envoy(Path(f"/proc/{pid}/cmdline").read_text().split("\0")):
-                continue
             pairs = Path(f"/proc/{pid}/environ").read_text().split("\0")
         except OSError:
             continue
