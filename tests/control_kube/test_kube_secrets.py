@@ -188,3 +188,27 @@ async def test_an_unchanged_secret_is_parsed_once_across_state_builds(
     assert chain(source.load()) == rotated.cert
     assert chain(source.load()) == rotated.cert
     assert parsed == ["pay", "pay"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["pay\nERROR forged line", "pay,metadata.name!=x", "Pay", "p" * 300],
+    ids=["newline", "selector-terms", "upper-case", "too-long"],
+)
+async def test_a_credential_name_that_is_no_secret_name_is_never_asked_for(
+    fake: FakeApiServer, client: ApiClient, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    """A rule's `credentialName` is any text; it reached the API's field selector and every log
+    line of its watch (the watch's label) as it was."""
+    seed(fake)
+    fake.apply(rule("shop", name))
+    source = KubeSource(client, settings=FAST)
+    with caplog.at_level("DEBUG"):
+        state = source.load()  # lists what its rules name at once
+    assert not state.credentials
+    assert secret_requests(fake) == []  # the only rule names no Secret: nothing read
+    problem = next(p for p in state.problems if FIELD in p.message)
+    assert problem.severity == "error"
+    assert "is not a Secret name" in problem.message
+    assert "\n" not in problem.message
+    assert all("\n" not in record.getMessage() for record in caplog.records)

@@ -32,6 +32,7 @@ from control.plane.model.credentials import (
     Credential,
     CredentialError,
     parse_secret,
+    secret_name_problem,
 )
 from control.plane.model.state import ConfigProblem, MeshState, ObjectKey
 from control.plane.model.unsupported import tls_settings
@@ -114,6 +115,8 @@ class SecretWatches:
         wanted: set[ObjectKey] = set()
         refused: set[ObjectKey] = set()
         for namespace, name in sorted(uses):
+            if secret_name_problem(name) is not None:
+                continue  # never asked for (`apply` says why)
             pair = {(namespace, name), (namespace, name + CA_SUFFIX)}
             if len(wanted | pair) > self.settings.max_secrets:
                 refused.add((namespace, name))
@@ -175,6 +178,10 @@ class SecretWatches:
         credentials: dict[ObjectKey, Credential] = {}
         for key in sorted(uses):
             namespace, name = key
+            not_a_name = secret_name_problem(name)
+            if not_a_name is not None:
+                problems += _problems(uses[key], f"{not_a_name}: connections fail", "error")
+                continue
             if key in refused:
                 why = f"more than {self.settings.max_secrets} Secrets referenced; not read"
                 problems += _problems(uses[key], f"Secret {namespace}/{name}: {why}", "error")
