@@ -14,7 +14,8 @@ from typing import Literal
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from control.serving import HttpServer, ListenerLimits, bind
+from control.logsafe import LogThrottle
+from control.serving import HttpServer, ListenerLimits, bind, deadline
 from control.serving.fastparser import MAX_PIPELINED
 
 pytestmark = pytest.mark.anyio
@@ -143,4 +144,21 @@ async def test_a_deep_pipeline_is_closed_and_a_short_one_served(
         assert len(answers) <= MAX_PIPELINED + 1
     else:
         assert len(answers) == deep + 1
+    await _still_serves(server)
+
+
+async def test_malformed_requests_are_logged_once_per_interval(
+    server: HttpServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvicorn warns once per malformed request, whoever sends it: one client sending garbage
+    in a loop wrote a line per connection."""
+    monkeypatch.setattr(deadline, "_WARNINGS", LogThrottle(deadline.WARN_EVERY))
+    with caplog.at_level("WARNING", logger="uvicorn.error"):
+        for _ in range(100):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"NOT HTTP\x00\r\n\r\n")
+            await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+    lines = [r.getMessage() for r in caplog.records if "Invalid HTTP request" in r.getMessage()]
+    assert lines == ["Invalid HTTP request received."]
     await _still_serves(server)

@@ -23,12 +23,13 @@ body's trailers) over 16 KiB and reads one request at a time, it bounds nothing:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from control.serving.deadline import Coalescing, RequestDeadline, nothing
+from control.serving.deadline import Coalescing, RequestDeadline, ThrottledWarnings, nothing
 
 # h11's limit on an incomplete event (a request's head, trailers), which the h11 protocol
 # enforced.
@@ -50,6 +51,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.logger = cast(logging.Logger, ThrottledWarnings(self.logger))  # duck-typed
         self._deadline = RequestDeadline(self.request_timeout, lambda: self._received, self.logger)
         self._in_body = False  # inside a body's data: its bytes are not framing
         self._headed = False  # between a request's head and its end (a body, trailers)
