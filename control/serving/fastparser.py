@@ -85,16 +85,13 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self._received = False
         super().on_message_begin()
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if not self._headed:  # else a trailer, dropped
-            super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         self._headed = True
         self._framing_bytes = 0
         if self.transport.is_closing():
             return  # the rest of a read that overflowed the pipeline: not queued
         super().on_headers_complete()
+        self.headers = []  # a chunked body's trailers land here, not in the request's headers
         if len(self.pipeline) > self.max_pipelined:
             self.logger.debug("closing a connection with too many requests pipelined")
             self.pipeline.clear()
