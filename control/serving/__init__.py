@@ -13,7 +13,8 @@ serves an ASGI app with `HttpServer`, an uvicorn server embedded in the caller's
   listener's graceful-shutdown time, then closes the rest.
 - **Limits in one place.** `ListenerLimits` is what a listener allows its clients: a cap on
   open connections and on TLS handshakes in progress, a handshake deadline (`guard.py`), a
-  deadline for each request to arrive whole, a 16 KiB cap on its head (`fastparser.py`) and
+  deadline for each request to arrive whole, a 16 KiB cap on its head and framing, a bound on
+  pipelined requests (`fastparser.py`) and
   the idle keep-alive timeout. Every listener has them, with defaults fit for a small port
   (probes, debug).
 - **httptools, asyncio's loop.** Requests are parsed by httptools (llhttp, in C: about half

@@ -20,17 +20,44 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from control.logsafe import LogThrottle
+
 # The peer has sent its whole request: waiting is now on our side.
 _RECEIVED = (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
+# uvicorn's warnings about a client's request, each let through once per this many seconds.
+WARN_EVERY = 10.0
+_WARNINGS = LogThrottle(WARN_EVERY, max_keys=64)
 
 
 def nothing() -> None:
     pass
+
+
+class ThrottledWarnings(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """uvicorn's logger for one connection, whose warnings are let through once per
+    `WARN_EVERY` per message, with the count held back. uvicorn warns once per malformed
+    request ("Invalid HTTP request received.", "Unsupported upgrade request."), for any client:
+    one client sending garbage in a loop wrote a line per connection. Everything else (errors
+    of the app, debug) is the logger's as it was."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logger, {})
+
+    def warning(self, msg: object, *args: object, **kwargs: Any) -> None:
+        held = _WARNINGS.admit(msg if isinstance(msg, str) else type(msg))
+        if held is None:
+            return
+        if held:
+            msg = f"{msg} ({held} more in the last {WARN_EVERY:g} s)"
+        self.logger.warning(msg, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.logger, name)
 
 
 class Coalescing:
@@ -109,6 +136,7 @@ class DeadlineH11Protocol(H11Protocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.logger = cast(logging.Logger, ThrottledWarnings(self.logger))  # duck-typed
         self._deadline = RequestDeadline(
             self.request_timeout, lambda: self.conn.their_state in _RECEIVED, self.logger
         )

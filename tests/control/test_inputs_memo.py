@@ -5,11 +5,12 @@ such thing, and a key without it would hand the variant the first proxy's inputs
 from __future__ import annotations
 
 import dataclasses
+import tracemalloc
 
 import pytest
 
 from control.plane.model.state import MeshState
-from control.plane.xds.translate.index import MeshIndex
+from control.plane.xds.translate.index import MAX_CLAIMED_LABEL_BYTES, MeshIndex
 from control.plane.xds.translate.proxy import CapturePorts, Proxy, parse_node
 from tests.control.mesh_text import pod_yaml, state_of
 
@@ -108,3 +109,29 @@ def test_replicas_share_one_inputs_object() -> None:
     assert first == MeshIndex(index.state).compute_inputs(_proxy("web-2", "one"))
     # Not the replica's shape: its own container port.
     assert index.inputs(_proxy("web-3", "one")) is not first
+
+
+def test_labels_clients_claim_are_kept_within_a_budget() -> None:
+    """A proxy of no known pod brings its own labels (node metadata, up to 256 KiB a stream on
+    the plaintext port, any number of streams one after another); each shape key held them
+    until the next state: 400 such streams kept 100 MB. Past the budget a shape is computed
+    again each time instead, and still right."""
+    index = MeshIndex(_state())
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for client in range(400):
+            labels = {
+                f"k{client}-{n:04}": f"{client:08}{n:04}".ljust(240, "v") for n in range(1000)
+            }
+            proxy = _proxy(f"claimed-{client}", "one", labels)
+            inputs = index.inputs(proxy)
+            if client % 50 == 0:
+                assert inputs == MeshIndex(index.state).compute_inputs(proxy)
+            del labels, proxy
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert index.claimed_label_bytes <= MAX_CLAIMED_LABEL_BYTES
+    assert held < MAX_CLAIMED_LABEL_BYTES * 1.5, f"{held / 2**20:.0f} MiB held"
+    assert index.inputs(BASE) is index.inputs(BASE)  # a pod's shape is still kept

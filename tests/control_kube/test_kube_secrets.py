@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from kubernetes.client import ApiClient
 
+from control.plane.model.credentials import Credential
 from control.plane.model.state import MeshState
+from control.plane.sources import kube_secrets
 from control.plane.sources.kube import KubeSource
 from tests.control.credential_certs import TestCa, generic_secret, tls_secret
 from tests.control_kube.conftest import FAST, TOKEN, eventually, running
@@ -157,3 +159,56 @@ async def test_a_forbidden_secret_fails_closed_with_a_problem(
     problem = next(p for p in state.problems if FIELD in p.message)
     assert problem.severity == "error"
     assert "not read yet" in problem.message
+
+
+async def test_an_unchanged_secret_is_parsed_once_across_state_builds(
+    fake: FakeApiServer, client: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every build (any change in the cluster) asks for every credential, and a parse checks
+    the private key (~0.25 s for RSA-4096): only a Secret whose data changed is parsed again."""
+    parsed: list[str] = []
+    real = kube_secrets.parse_secret
+
+    def counting(secret: dict[str, Any], ca_secret: dict[str, Any] | None) -> Credential:
+        parsed.append(secret["metadata"]["name"])
+        return real(secret, ca_secret)
+
+    monkeypatch.setattr(kube_secrets, "parse_secret", counting)
+    seed(fake)
+    source = KubeSource(client, settings=FAST)
+    first = chain(source.load())
+    for _ in range(3):
+        assert chain(source.load()) == first
+    assert parsed == ["pay"]
+
+    rotated = CA.issue("checkout-2")
+    fake.apply(tls_secret("shop", "pay", rotated, ROOTS.pem))
+    for reflector in source.secrets.reflectors:
+        reflector.list_once()
+    assert chain(source.load()) == rotated.cert
+    assert chain(source.load()) == rotated.cert
+    assert parsed == ["pay", "pay"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["pay\nERROR forged line", "pay,metadata.name!=x", "Pay", "p" * 300],
+    ids=["newline", "selector-terms", "upper-case", "too-long"],
+)
+async def test_a_credential_name_that_is_no_secret_name_is_never_asked_for(
+    fake: FakeApiServer, client: ApiClient, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    """A rule's `credentialName` is any text; it reached the API's field selector and every log
+    line of its watch (the watch's label) as it was."""
+    seed(fake)
+    fake.apply(rule("shop", name))
+    source = KubeSource(client, settings=FAST)
+    with caplog.at_level("DEBUG"):
+        state = source.load()  # lists what its rules name at once
+    assert not state.credentials
+    assert secret_requests(fake) == []  # the only rule names no Secret: nothing read
+    problem = next(p for p in state.problems if FIELD in p.message)
+    assert problem.severity == "error"
+    assert "is not a Secret name" in problem.message
+    assert "\n" not in problem.message
+    assert all("\n" not in record.getMessage() for record in caplog.records)

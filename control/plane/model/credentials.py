@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -30,6 +31,20 @@ MAX_SECRET_BYTES: Final = 256 * 1024
 CA_SUFFIX: Final = "-cacert"
 _CERT_KEYS: Final = (("tls.crt", "tls.key"), ("cert", "key"))
 _CA_KEYS: Final = ("ca.crt", "cacert")
+
+
+# A Kubernetes object name (DNS-1123 subdomain): what a Secret may be called.
+_SECRET_NAME: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_MAX_NAME: Final = 253
+
+
+def secret_name_problem(name: str) -> str | None:
+    """Why `name` (a rule's `credentialName`, any text) cannot name a Secret, or None. Such a
+    name is never asked for: it would reach the API's field selector and the watch's log lines."""
+    if len(name) > _MAX_NAME or not _SECRET_NAME.fullmatch(name):
+        shown = untrusted(name, 64)
+        return f"{shown} is not a Secret name (lower case DNS subdomain, at most {_MAX_NAME})"
+    return None
 
 
 class CredentialError(ValueError):

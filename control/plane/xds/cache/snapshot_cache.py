@@ -30,6 +30,10 @@ from control.plane.xds.translate.shared import MeshTranslation
 
 log = logging.getLogger(__name__)
 
+# Translations kept for no connected proxy (gone, or a debug preview) before they are let go:
+# beyond this and as many as are connected, the next connect or disconnect prunes them.
+MIN_KEPT_TRANSLATIONS = 256
+
 
 class Watch:
     """One ADS stream's interest in its proxy's snapshot; `notify` wakes the stream. The
@@ -101,10 +105,19 @@ class SnapshotCache:
         watch = Watch(self, proxy, notify)
         self._update(watch, time.monotonic(), self.versions.next())
         self.watches.add(watch)
+        self._prune()
         return watch
 
     def cancel(self, watch: Watch) -> None:
         self.watches.discard(watch)
+        self._prune()
+
+    def _prune(self) -> None:
+        """The translation's memos down to what connected proxies use, once they hold more
+        than twice that (so the cost, a pass over the watches, is spread over as many
+        connects and disconnects as translations it lets go)."""
+        if self.translation.kept > max(MIN_KEPT_TRANSLATIONS, 2 * len(self.watches)):
+            self.translation.keep_only([watch.proxy for watch in self.watches])
 
     def set_state(self, state: MeshState, changed_at: float | None = None) -> PushRecord:
         """One push, all at once (start-up and tests)."""

@@ -26,6 +26,12 @@ from control.plane.xds.translate.service_registry import Registry, ServiceHost, 
 _RESERVED_PORTS = frozenset({15000, 15001, 15006, 15020, 15021, 15090})
 # Proxy shapes whose inputs one state's index keeps (far more than a mesh has Deployments).
 _MAX_SHAPES = 100_000
+# Label text (keys and values, plus a per-label allowance for the objects that hold them) the
+# shapes of proxies of no known workload may keep: their labels are what a client claimed in
+# its node metadata (up to 256 KiB each, any number of clients one after another), and a shape
+# key holds them until the next state. A pod's labels are the state's own, held anyway.
+MAX_CLAIMED_LABEL_BYTES = 32 * 1024 * 1024
+_LABEL_OVERHEAD = 200
 
 Labels = tuple[tuple[str, str], ...]
 _T = TypeVar("_T")
@@ -121,6 +127,7 @@ class MeshIndex:
         self.selecting_rules: Mapping[str, list[MeshResource[DestinationRule]]] = selecting
         self._shared: dict[Hashable, Any] = {}
         self._inputs: dict[Hashable, ProxyInputs] = {}  # by the proxy's shape (`inputs`)
+        self.claimed_label_bytes = 0  # of the shapes kept whose labels a client claimed
 
     def selected_rules(self, namespace: str, labels: Mapping[str, str]) -> tuple[str, ...]:
         """The names of the DestinationRules of `namespace` whose workloadSelector selects a
@@ -189,9 +196,21 @@ class MeshIndex:
         found = self._inputs.get(key)
         if found is None:
             found = self.compute_inputs(proxy)
-            if len(self._inputs) < _MAX_SHAPES:  # a client may claim any labels: bounded
+            if self._may_keep(labels if pod is None else None):
                 self._inputs[key] = found
         return found
+
+    def _may_keep(self, claimed: Mapping[str, str] | None) -> bool:
+        """Whether one more shape is kept, its labels (`claimed`: a client's) within bounds;
+        a shape not kept is computed again each time (a proxy per push)."""
+        if len(self._inputs) >= _MAX_SHAPES:
+            return False
+        if claimed:
+            size = sum(len(k) + len(v) + _LABEL_OVERHEAD for k, v in claimed.items())
+            if self.claimed_label_bytes + size > MAX_CLAIMED_LABEL_BYTES:
+                return False
+            self.claimed_label_bytes += size
+        return True
 
     def compute_inputs(self, proxy: Proxy) -> ProxyInputs:
         proxy = with_workload(proxy, self.state)

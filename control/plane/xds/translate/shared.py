@@ -8,7 +8,7 @@ one service re-translates only for the scopes that can see that service."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from types import MappingProxyType
 
 from google.protobuf.message import Message
@@ -82,6 +82,27 @@ class MeshTranslation:
 
     def for_proxy(self, proxy: Proxy) -> Resources:
         return self.resources(self.inputs(proxy))
+
+    @property
+    def kept(self) -> int:
+        """Merged translations this object holds (one per inputs asked for)."""
+        return len(self._merged)
+
+    def keep_only(self, proxies: Iterable[Proxy]) -> None:
+        """Let go of every translation none of `proxies` (the connected ones) uses. The memos
+        are keyed by what proxies claim (namespace, capture ports, labels: any client on the
+        plaintext port may claim anything), and each new claim is a translation of everything
+        its scope sees; kept for proxies long gone, they grew without bound. Messages stay
+        shared (`resources`); what is let go is made again if asked for."""
+        live = {self.inputs(proxy) for proxy in proxies}
+        outbound_keys = {inputs.outbound_key for inputs in live}
+        inbound_keys = {inputs.inbound_key for inputs in live}
+        self._merged = {i: r for i, r in self._merged.items() if i in live}
+        self._outbound = {k: h for k, h in self._outbound.items() if k in outbound_keys}
+        self._inbound = {k: h for k, h in self._inbound.items() if k in inbound_keys}
+        self._inbound_used &= inbound_keys
+        held = {id(half.of(t)) for half in self._outbound.values() for t in PUSH_ORDER}
+        self._by_content = {k: m for k, m in self._by_content.items() if id(m) in held}
 
     def fresh(self, state: MeshState) -> MeshTranslation:
         """A translation of `state` of the same kind, with nothing carried over."""
