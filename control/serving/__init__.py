@@ -119,6 +119,9 @@ class HttpServer(uvicorn.Server):
             # guard's TLS handshakes (`loop.start_tls` on a transport handed over) need it.
             loop="asyncio",
             lifespan="off",
+            # No listener serves WebSocket: with a WebSocket package installed, "auto" would
+            # hand an upgraded connection to a protocol outside the request deadline.
+            ws="none",
             access_log=False,
             server_header=False,
             timeout_keep_alive=max(1, round(self.limits.keep_alive_timeout)),
