@@ -59,14 +59,16 @@ class AdsService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: igno
         request_iterator: AsyncIterator[discovery_pb2.DiscoveryRequest],
         context: grpc.aio.ServicerContext[object, object],
     ) -> None:
-        await SotwStream(self.deps, context).serve(request_iterator)
+        del request_iterator  # read with context.read(): see Stream._read
+        await SotwStream(self.deps, context).serve()
 
     async def DeltaAggregatedResources(  # noqa: N802 - the gRPC method's name
         self,
         request_iterator: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
         context: grpc.aio.ServicerContext[object, object],
     ) -> None:
-        await DeltaStream(self.deps, context).serve(request_iterator)
+        del request_iterator  # read with context.read(): see Stream._read
+        await DeltaStream(self.deps, context).serve()
 
 
 def add_to_server(ads: AdsService, server: grpc.aio.Server) -> None:
