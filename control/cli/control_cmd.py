@@ -321,7 +321,7 @@ def run(args: argparse.Namespace, make_plane: PlaneFactory = _plane) -> int:
             xds_handshake_timeout=args.xds_handshake_timeout,
             xds_max_connection_age=args.xds_max_connection_age,
             debug_max_connections=args.debug_max_connections,
-            debug_token=_debug_token(args.debug_token_file), manage_gc=True,
+            debug_token=_debug_token(args.debug_token_file), manage_memory=True,
         )  # fmt: skip
         client = kube_client(args.kubeconfig) if args.kube else None
         identity = _identity_config(args, client)

@@ -20,7 +20,7 @@ from types import TracebackType
 import grpc
 from pydantic import BaseModel, ConfigDict, Field
 
-from control.cli import gc_policy
+from control.cli import gc_policy, malloc_policy
 from control.cli.control_identity import IdentityConfig, PlaneIdentity
 from control.config.mesh_config import MeshConfig
 from control.plane.ca.ca_metrics import CitadelCounters
@@ -84,9 +84,10 @@ class ControlSettings(BaseModel):
     debug_max_connections: int = Field(default=64, ge=1)
     # The bearer token that opens `/debug/*` to a non-loopback client (None: loopback only).
     debug_token: str | None = Field(default=None, min_length=16, repr=False)
-    # The process's garbage-collection policy (`gc_policy`: process-wide, so only the process's
-    # own entry point, `mizzen control`, turns it on; a plane inside a test process does not).
-    manage_gc: bool = False
+    # The process's memory policies (`gc_policy`, `malloc_policy`: process-wide, so only the
+    # process's own entry point, `mizzen control`, turns them on; a plane inside another
+    # process does not).
+    manage_memory: bool = False
 
 
 def _add_port(server: grpc.aio.Server, host: str, port: int) -> int:
@@ -185,8 +186,9 @@ class ControlPlane:
         self.debouncer.trigger()
 
     async def start(self) -> None:
-        if self.settings.manage_gc:
+        if self.settings.manage_memory:
             gc_policy.install()  # what start-up imported frozen; the states are not
+            malloc_policy.install()  # buffers reused in the heap, not mapped again per push
         state = await asyncio.to_thread(self.source.load)
         self.cache.set_state(state)
         self.metrics.invalid_documents.set(sum(p.severity == "error" for p in state.problems))
@@ -278,7 +280,7 @@ class ControlPlane:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        if self.settings.manage_gc:
+        if self.settings.manage_memory:
             gc_policy.uninstall()
 
     async def __aenter__(self) -> ControlPlane:

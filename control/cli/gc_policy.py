@@ -1,6 +1,6 @@
 """The control-plane process's garbage-collection policy: the one place that tunes CPython's
 cyclic collector (it is process-wide), installed by `mizzen control` at start-up
-(`ControlSettings.manage_gc`) before the first state is built.
+(`ControlSettings.manage_memory`) before the first state is built.
 
 Why: a translation makes tens of thousands of objects that survive it (its output), and the
 plane keeps a large heap that lives on (the state, the snapshots). With CPython's thresholds

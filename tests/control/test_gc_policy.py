@@ -72,8 +72,8 @@ def test_mizzen_control_turns_the_policy_on(tmp_path: Path) -> None:
 
     with pytest.raises(_MadeError):
         control_cmd.run(args, make_plane)
-    assert seen[0].manage_gc is True
-    assert ControlSettings().manage_gc is False  # a plane inside another process: untouched
+    assert seen[0].manage_memory is True
+    assert ControlSettings().manage_memory is False  # a plane inside another process: untouched
 
 
 async def _until(condition: object, seconds: float = 10.0) -> None:
@@ -90,7 +90,7 @@ async def test_the_plane_installs_the_policy_before_the_first_state_and_uninstal
     tmp_path: Path,
 ) -> None:
     config = bookinfo_config(tmp_path)
-    async with ControlPlane(fast_settings(config, manage_gc=True)) as plane:
+    async with ControlPlane(fast_settings(config, manage_memory=True)) as plane:
         assert gc.get_threshold() == gc_policy.THRESHOLDS
         frozen = gc_policy.state().frozen
         assert frozen > 0  # what start-up imported
