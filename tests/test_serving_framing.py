@@ -9,17 +9,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Literal
 
 import pytest
 from starlette.types import Receive, Scope, Send
 
 from control.logsafe import LogThrottle
-from control.serving import HttpServer, ListenerLimits, bind, deadline
+from control.serving import HttpServer, ListenerLimits, deadline
 from control.serving.fastparser import MAX_PIPELINED
+from tests.serving_listener import PARSERS, Parser, listening
 
 pytestmark = pytest.mark.anyio
-Parser = Literal["httptools", "h11"]
 # Far beyond the time a refusal takes: a refusal must not wait for it.
 DEADLINE = 20.0
 CHUNKED = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -45,7 +44,7 @@ async def _app(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-@pytest.fixture(params=["httptools", "h11"])
+@pytest.fixture(params=PARSERS)
 def parser(request: pytest.FixtureRequest) -> Parser:
     chosen: Parser = request.param
     return chosen
@@ -53,14 +52,8 @@ def parser(request: pytest.FixtureRequest) -> Parser:
 
 @pytest.fixture
 async def server(parser: Parser) -> AsyncIterator[HttpServer]:
-    server = HttpServer(_app, limits=ListenerLimits(request_timeout=DEADLINE), parser=parser)
-    server.start(bind("127.0.0.1", 0))
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    yield server
-    await server.stop()
+    async with listening(_app, ListenerLimits(request_timeout=DEADLINE), parser) as server:
+        yield server
 
 
 async def _send_until_closed(server: HttpServer, opening: bytes, part: bytes) -> float:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Literal
 
 import pytest
 from starlette.applications import Starlette
@@ -16,10 +15,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from control.serving import HttpServer, ListenerLimits, bind
+from control.serving import HttpServer, ListenerLimits
+from tests.serving_listener import PARSERS, Parser, listening
 
 pytestmark = pytest.mark.anyio
-Parser = Literal["httptools", "h11"]
 # Far beyond the time a refusal takes: a refusal must not wait for it.
 DEADLINE = 20.0
 
@@ -36,7 +35,7 @@ def _app() -> Starlette:
     return Starlette(routes=[Route("/", length, methods=["GET", "POST"])])
 
 
-@pytest.fixture(params=["httptools", "h11"])
+@pytest.fixture(params=PARSERS)
 def parser(request: pytest.FixtureRequest) -> Parser:
     chosen: Parser = request.param
     return chosen
@@ -44,14 +43,8 @@ def parser(request: pytest.FixtureRequest) -> Parser:
 
 @pytest.fixture
 async def server(parser: Parser) -> AsyncIterator[HttpServer]:
-    server = HttpServer(_app(), limits=ListenerLimits(request_timeout=DEADLINE), parser=parser)
-    server.start(bind("127.0.0.1", 0))
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    yield server
-    await server.stop()
+    async with listening(_app(), ListenerLimits(request_timeout=DEADLINE), parser) as server:
+        yield server
 
 
 async def _send_until_refused(server: HttpServer, parts: list[bytes]) -> tuple[bytes, float]:

@@ -20,6 +20,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from control.serving import HttpServer, ListenerLimits, bind
+from tests import serving_listener
 from webhook import devcerts
 from webhook.tls import CertificateStore
 
@@ -36,14 +37,6 @@ def _app() -> Starlette:
         return PlainTextResponse("ok")
 
     return Starlette(routes=[Route("/", hello)])
-
-
-async def _started(server: HttpServer) -> None:
-    for _ in range(200):
-        if server.started:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the server did not start")
 
 
 async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
@@ -63,7 +56,7 @@ async def test_connections_over_the_cap_are_closed_at_once_and_good_clients_serv
     limits = ListenerLimits(max_connections=4, request_timeout=1.0)
     server = HttpServer(_app(), limits=limits)
     server.start(bind("127.0.0.1", 0))
-    await _started(server)
+    await serving_listener.started(server)
     idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(4)]
     await asyncio.sleep(0.1)
     assert server.guard is not None
@@ -89,7 +82,7 @@ async def test_one_client_cannot_take_the_slots_of_another() -> None:
     limits = ListenerLimits(max_connections=64, max_connections_per_client=4)
     server = HttpServer(_app(), limits=limits)
     server.start(bind("127.0.0.1", 0))
-    await _started(server)
+    await serving_listener.started(server)
     neighbour = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(10)]
     over = await asyncio.gather(*(_closed_within(r, 0.5) for r, _ in neighbour))
     assert sum(over) == 6, over
@@ -106,7 +99,7 @@ async def test_one_client_cannot_take_the_slots_of_another() -> None:
 async def test_a_megabyte_of_headers_is_refused_without_being_held() -> None:
     server = HttpServer(_app())
     server.start(bind("127.0.0.1", 0))
-    await _started(server)
+    await serving_listener.started(server)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
     try:
@@ -130,7 +123,7 @@ async def test_a_megabyte_of_headers_is_refused_without_being_held() -> None:
 async def test_headers_trickled_byte_by_byte_are_cut_off_at_the_request_deadline() -> None:
     server = HttpServer(_app(), limits=ListenerLimits(request_timeout=0.5))
     server.start(bind("127.0.0.1", 0))
-    await _started(server)
+    await serving_listener.started(server)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
     started = time.monotonic()
@@ -161,7 +154,7 @@ async def test_stalled_tls_handshakes_time_out_and_do_not_block_an_honest_client
     limits = ListenerLimits(max_connections=64, max_handshakes=2, handshake_timeout=0.5)
     server = HttpServer(_app(), limits=limits, tls=store.server_context)
     server.start(bind("127.0.0.1", 0))
-    await _started(server)
+    await serving_listener.started(server)
     # Ten clients connect and never send a ClientHello: two hold the handshake turns, the
     # others wait for one; all are cut at the handshake deadline.
     stalled = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(10)]
@@ -190,7 +183,7 @@ async def test_a_tls_client_that_sends_its_request_with_the_handshake_is_answere
     store.load()
     server = HttpServer(_app(), tls=store.server_context)
     server.start(bind("127.0.0.1", 0))
-    await _started(server)
+    await serving_listener.started(server)
     context = ssl.create_default_context(cafile=str(certs.ca_file))
     for _ in range(20):
         reader, writer = await asyncio.open_connection(
