@@ -9,10 +9,10 @@ service, response code, flags and gRPC status) travel joined by `|` in the one t
 two principals (certificate URI SANs, any text) keep a tag each. Translation writes the tag
 (`facts_format`), the agent splits it back (`split_facts`) before deriving Istio's labels.
 
-No field can hold `|`: the peer is eight Kubernetes names or label values joined by `;` (or
-empty: the inbound header is filtered to that alphabet first), the service a host and two
-names, a response flag string letters and commas. A value that does not split into the fields
-reads as empty fields (labels `unknown`), never as shifted ones.
+No field can hold `|`: the peer is eight Kubernetes names or label values joined by `;` (an
+inbound header's claim is first stripped of every character outside that alphabet), the
+service a host and two names, a response flag string letters and commas. A value that does not
+split into the fields reads as empty fields (labels `unknown`), never as shifted ones.
 """
 
 from __future__ import annotations

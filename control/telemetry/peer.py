@@ -37,6 +37,10 @@ CANONICAL_NAME_LABEL: Final = "service.istio.io/canonical-name"
 CANONICAL_REVISION_LABEL: Final = "service.istio.io/canonical-revision"
 # Longest field kept: a label value is at most 63 characters, a workload name 253.
 _MAX_FIELD: Final = 253
+# Longest compact identity: eight longest fields and their seven separators.
+MAX_PEER_LENGTH: Final = PEER_FIELDS * (_MAX_FIELD + 1) - 1
+# The characters a compact identity is made of (fields and separators), as a regex class.
+PEER_ALPHABET: Final = "-A-Za-z0-9_.;"
 _FIELD_RE: Final = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 
 
@@ -62,7 +66,7 @@ class Peer:
     @classmethod
     def decode(cls, text: str) -> Peer:
         """The peer a compact string names; anything malformed is the unknown peer."""
-        if not text or len(text) > PEER_FIELDS * (_MAX_FIELD + 1):
+        if not text or len(text) > MAX_PEER_LENGTH:
             return UNKNOWN_PEER
         fields = text.split(";")
         if len(fields) != PEER_FIELDS or not all(_FIELD_RE.fullmatch(f) for f in fields):

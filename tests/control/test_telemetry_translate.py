@@ -17,8 +17,14 @@ from control.plane.xds.translate.telemetry import (
     outbound_virtual_host,
     tcp_telemetry,
 )
-from control.telemetry.facts import FACTS_TAG, split_facts
-from control.telemetry.peer import PEER_HEADER
+from control.telemetry.facts import FACTS_TAG, facts_format, split_facts
+from control.telemetry.peer import (
+    MAX_PEER_LENGTH,
+    PEER_FIELDS,
+    PEER_HEADER,
+    UNKNOWN_PEER,
+    Peer,
+)
 
 
 def _tags(telemetry_config: dict[str, Any]) -> dict[str, str]:
@@ -36,7 +42,7 @@ def test_a_plaintext_chain_reads_the_peer_header_and_reports_policy_none() -> No
     assert rule["header"] == PEER_HEADER
     assert rule["remove"] is True
     tags = _tags(http.access_log[0])
-    assert tags["peer"] == "%DYNAMIC_METADATA(mizzen:peer)%"
+    assert tags["peer"] == f"%DYNAMIC_METADATA(mizzen:peer):{MAX_PEER_LENGTH}%"
     assert tags["connection_security_policy"] == "none"
     assert tags["source_principal"] == "%DOWNSTREAM_PEER_URI_SAN%"
 
@@ -46,7 +52,7 @@ def test_an_mtls_chain_reports_mutual_tls_and_takes_the_principal_from_the_certi
     tags = _tags(http.access_log[0])
     assert tags["connection_security_policy"] == "mutual_tls"
     assert tags["source_principal"] == "%DOWNSTREAM_PEER_URI_SAN%"
-    assert tags["peer"] == "%DYNAMIC_METADATA(mizzen:peer)%"
+    assert tags["peer"] == f"%DYNAMIC_METADATA(mizzen:peer):{MAX_PEER_LENGTH}%"
 
 
 def test_the_plaintext_chain_beside_mtls_ignores_the_header() -> None:
@@ -166,23 +172,39 @@ def test_telemetry_metadata_joins_what_is_there() -> None:
     assert plain == {}
 
 
+WELL_FORMED = "client;demo;client;v1;client;v1;Kubernetes;client"
+
+
 @pytest.mark.parametrize(
     ("value", "kept"),
     [
-        (
-            "client;demo;client;v1;client;v1;Kubernetes;client",
-            "client;demo;client;v1;client;v1;Kubernetes;client",
-        ),
-        ("junk", ""),
-        ("a;b;c;d;e;f;g", ""),
-        ("a b;c;d;e;f;g;h", ""),
-        ("a;b;c;d;e;f;g;h;i", ""),
+        (WELL_FORMED, WELL_FORMED),
+        ("junk", "junk"),  # in the alphabet: kept, and the agent reads it as unknown
+        ("a b;c;d;e;f;g;h", "ab;c;d;e;f;g;h"),
+        (f"{WELL_FORMED}|x|y", f"{WELL_FORMED}xy"),  # never a field separator of the facts
+        ('x"\\{}=,\t\u00e9/:@%|', "x"),
+        ("|||", ""),
     ],
 )
-def test_the_server_keeps_only_well_formed_peer_headers(value: str, kept: str) -> None:
-    """header_to_metadata's rewrite (RE2, as in Envoy): junk collapses to one empty value."""
+def test_the_server_strips_a_claimed_peer_to_the_identity_alphabet(value: str, kept: str) -> None:
+    """header_to_metadata's rewrite (RE2, as in Envoy: every match replaced): what is left can
+    neither shift the facts' fields nor carry text the series or the agent would misread."""
     import re2
 
-    from control.plane.xds.translate.telemetry import PEER_PATTERN
+    from control.plane.xds.translate.telemetry import PEER_GUARD
 
-    assert re2.sub(PEER_PATTERN, r"\1", value, count=1) == kept
+    assert re2.sub(PEER_GUARD, "", value) == kept
+    recorded = facts_format({"reporter": "destination", "peer": kept, "response_code": "200"})
+    assert split_facts({FACTS_TAG: recorded})["peer"] == kept  # the fields never shift
+
+
+def test_the_claimed_peer_is_recorded_at_most_one_identity_long() -> None:
+    """The header may be ~60 KiB; each series' name holds the tag, so the format bounds it."""
+    tags = _tags(
+        http_telemetry(Telemetry(), Direction.INBOUND, ChainSecurity.PLAINTEXT).access_log[0]
+    )
+    assert tags["peer"] == f"%DYNAMIC_METADATA(mizzen:peer):{MAX_PEER_LENGTH}%"
+    longest = ";".join(["x" * 253] * PEER_FIELDS)
+    assert len(longest) == MAX_PEER_LENGTH
+    assert Peer.decode(longest).workload == "x" * 253
+    assert Peer.decode(longest + "x") == UNKNOWN_PEER
