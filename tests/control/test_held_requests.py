@@ -15,7 +15,7 @@ from control.plane.xds.translate.resources import CLUSTER, ENDPOINT
 from tests.control.ads_client import AdsClient
 from tests.control.control_process import control_process
 from tests.control.planes import bookinfo_config
-from tests.control.test_stream_flood import MiB, _rss
+from tests.proc_memory import MiB, rss_bytes
 
 pytestmark = pytest.mark.anyio
 
@@ -44,10 +44,10 @@ async def test_idle_streams_do_not_hold_their_requests(tmp_path: Path) -> None:
         port, pid = running.ports["xds"], running.process.pid
         proxies = [await _eds_stream(port, 0)]  # the shared names exist from here on
         try:
-            before = _rss(pid)
+            before = rss_bytes(pid)
             for index in range(1, STREAMS + 1):
                 proxies.append(await _eds_stream(port, index))
-            grown = _rss(pid) - before
+            grown = rss_bytes(pid) - before
             # Holding even one parsed request per stream would grow it by more than the
             # streams' wire bytes (~26 MB; measured ~95 MB when they were held); idle streams
             # that hold none measure 1-2 MB each (gRPC's buffers, the allocator's slack).

@@ -25,18 +25,11 @@ from tests.control.delta_client import DeltaClient
 from tests.control.planes import bookinfo_config, fast_settings
 from tests.control.test_file_source_last_good import NODE, _replace, _subscribed
 from tests.control.waiting import eventually
+from tests.proc_memory import MiB, rss_bytes
 
 pytestmark = pytest.mark.anyio
 
 ATTACKER = "sidecar~10.244.0.99~attacker-0.default~default.svc.cluster.local"
-MiB = 1024 * 1024
-
-
-def _rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 class Flood:
@@ -111,13 +104,13 @@ async def _peak_rss_while_flooding(pid: int, flood: Flood, count: int, seconds: 
     """The server's peak RSS while `flood` sends `count` requests (or for `seconds`, on a busy
     machine), then the flood stops."""
     work = asyncio.create_task(flood.run(seconds, count))
-    peak = _rss(pid)
+    peak = rss_bytes(pid)
     try:
         while not work.done() and flood.sent < count:
-            peak = max(peak, _rss(pid))
+            peak = max(peak, rss_bytes(pid))
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)  # what arrived last is taken in
-        return max(peak, _rss(pid))
+        return max(peak, rss_bytes(pid))
     finally:
         work.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -135,7 +128,7 @@ async def test_a_flood_without_reading_costs_bounded_memory(tmp_path: Path, delt
         proxy = AdsClient(running.ports["xds"], NODE)
         try:
             await _subscribed(proxy)
-            before = _rss(running.process.pid)
+            before = rss_bytes(running.process.pid)
             flood = Flood(running.ports["xds"], delta, _delta_big(MiB) if delta else _sotw_big(MiB))
             peak = await _peak_rss_while_flooding(running.process.pid, flood, 400, 20.0)
             assert flood.sent >= 400, flood.sent  # the attack happened: 400 MB were sent

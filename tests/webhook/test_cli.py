@@ -23,6 +23,7 @@ import pytest
 from cryptography import x509
 
 from control.cli.main import main
+from tests.proc_memory import rss_bytes
 from tests.webhook.samples import body, pod_review, review
 from webhook import devcerts
 
@@ -149,10 +150,7 @@ class ServerProcess:
         return httpx.Client(base_url=f"https://localhost:{self.port}", verify=context, timeout=30)
 
     def rss_bytes(self) -> int:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
-        assert match
-        return int(match.group(1)) * 1024
+        return rss_bytes(self.process.pid)
 
 
 @pytest.fixture
