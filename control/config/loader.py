@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
@@ -135,8 +136,23 @@ def plain_is_string(text: str) -> bool:
     return bool(_RESOLVER.resolve(ScalarNode, text, (True, False)) == _STR_TAG)  # type: ignore[no-untyped-call]
 
 
+# Mapping keys up to this long are interned (`name`, `port`, `protocol`: in every document).
+_INTERNED_CHARS: Final = 64
+
+
 class _Yaml12Constructor(SafeConstructor):
-    """SafeConstructor with YAML 1.2's integers (`0777` is decimal) and floats (`1e3`)."""
+    """SafeConstructor with YAML 1.2's integers (`0777` is decimal) and floats (`1e3`), and
+    mapping keys interned: the file source keeps every parsed document, where the same keys
+    recur thousands of times and libyaml makes a new string for each (4.5 of the ~74 MB a
+    mesh of 1,000 Services takes once loaded; interning every scalar saved 6 MB but made
+    parsing 1.8x slower, keys alone cost nothing measurable)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep)
+        return {
+            sys.intern(k) if type(k) is str and len(k) <= _INTERNED_CHARS else k: v
+            for k, v in mapping.items()
+        }
 
 
 def _construct_int(constructor: Any, node: ScalarNode) -> int:

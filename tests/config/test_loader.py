@@ -154,3 +154,21 @@ def test_the_pure_python_parser_would_misread() -> None:
     text = "v: [fe80::]\n"
     assert yaml.load(text, Loader=yaml.SafeLoader) == {"v": [{"fe80:": None}]}
     assert parse_text(text, "t.yaml")[1]
+
+
+def test_mapping_keys_are_one_string_across_documents() -> None:
+    """The file source keeps every parsed document: a key repeated in thousands of them is one
+    string (interned), while values and long keys are read as written."""
+    long_key = "k" * 65
+    text = "".join(
+        f"---\nmetadata: {{name: svc-{i}, namespace: ns}}\n{long_key}: {i}\n" for i in range(3)
+    )
+    documents, errors = parse_text(text, "mesh.yaml")
+    assert not errors
+    first, second = (d.obj for d in documents[:2])
+    key_one = next(k for k in first if k == "metadata")
+    key_two = next(k for k in second if k == "metadata")
+    assert key_one is key_two
+    assert next(iter(first["metadata"])) is next(iter(second["metadata"]))
+    assert [d.obj["metadata"]["name"] for d in documents] == ["svc-0", "svc-1", "svc-2"]
+    assert [d.obj[long_key] for d in documents] == [0, 1, 2]

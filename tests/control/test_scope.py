@@ -174,7 +174,7 @@ def test_identical_proxies_share_one_translation_per_push() -> None:
     cache = _cache(before, scoping=True, replicas=5)
     push = cache.set_state(moved)
     assert (push.translations, push.pushed, push.proxies) == (1, 5, 5)
-    snapshots = {id(w.snapshot.types[CLUSTER].resources) for w in cache.watches if w.snapshot}
+    snapshots = {id(w.snapshot.types[CLUSTER].sotw_fields) for w in cache.watches if w.snapshot}
     assert len(snapshots) == 1  # one packed form shared by all five
     invisible = state_of(
         MESH.replace("podIP: 10.244.2.10", "podIP: 10.244.2.11").replace("weight: 80", "weight: 1")

@@ -108,3 +108,25 @@ def test_a_shared_message_is_serialized_once_for_every_snapshot() -> None:
     name = clusters[0].name
     assert one.types[CLUSTER].sotw_fields[name] is other.types[CLUSTER].sotw_fields[name]
     assert one.types[CLUSTER].delta_fields[name] is other.types[CLUSTER].delta_fields[name]
+
+
+def test_delta_fields_made_from_the_sotw_fields_are_protobufs_own_serialization() -> None:
+    """The Delta form of a resource is derived from its SotW field when first sent (no Any is
+    kept): the bytes are those of protobuf's `Resource(name, version, resource=Any)`, whatever
+    the lengths of the name and the resource, and are made once for every snapshot."""
+    long_name = cluster_pb2.Cluster(name="outbound|9080||" + "n" * 300, alt_stat_name="y" * 200)
+    clusters = [*_clusters(3), long_name]
+    packer = Packer()
+    typed = build_snapshot(_resources(clusters), None, "v", 0.0, packer).types[CLUSTER]
+    for cluster in clusters:
+        item = any_pb2.Any()
+        item.Pack(cluster, deterministic=True)
+        version = typed.resource_versions[cluster.name]
+        expected = discovery_pb2.Resource(name=cluster.name, version=version, resource=item)
+        field = typed.delta_fields[cluster.name]
+        assert field == wire.resource_field(expected.SerializeToString(deterministic=True))
+        assert typed.sotw_fields[cluster.name] == wire.resource_field(
+            item.SerializeToString(deterministic=True)
+        )
+        again = build_snapshot(_resources(clusters[::-1]), None, "v", 0.0, packer)
+        assert again.types[CLUSTER].delta_fields[cluster.name] is field

@@ -25,6 +25,9 @@ _TYPE_URL = 4
 _NONCE = 5
 # DeltaDiscoveryResponse (system_version_info 1, resources 2, type_url 4, nonce 5)
 _REMOVED_RESOURCES = 6
+# Resource (Delta): version 1, resource 2 (the Any), name 3
+_RESOURCE_VERSION = 1
+_RESOURCE_NAME = 3
 
 
 def _string(number: int, text: str) -> bytes:
@@ -36,6 +39,15 @@ def resource_field(serialized: bytes) -> bytes:
     """A resource as the `resources` field of either response (an `Any` in State of the World,
     a `Resource` in Delta: field 2 in both)."""
     return length_delimited(_RESOURCES, serialized)
+
+
+def delta_resource_field(name: str, version: str, sotw_field: bytes) -> bytes:
+    """A `Resource` (name, version, the Any) as the `resources` field of a Delta response, made
+    from the resource's SotW field: an Any in field 2 is the same bytes in both messages, so
+    the Delta form needs no Any and no serialization (written in field-number order, as
+    protobuf's deterministic serialization does)."""
+    payload = _string(_RESOURCE_VERSION, version) + sotw_field + _string(_RESOURCE_NAME, name)
+    return length_delimited(_RESOURCES, payload)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@ produces, and the conversion from protobuf-JSON dicts (which checks every field 
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import marshal
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
@@ -145,27 +146,8 @@ _PARTS: Final[dict[str, type[Message]]] = {
 }
 
 
-class _Key:
-    """A memo key: the type URL and the resource's content (`_content`); it carries the
-    caller's dict to the one conversion that needs it (no decoding), and drops it then (the memo
-    keeps keys)."""
-
-    __slots__ = ("canonical", "data", "type_url")
-
-    def __init__(self, type_url: str, canonical: bytes, data: Mapping[str, Any] | None) -> None:
-        self.type_url, self.canonical, self.data = type_url, canonical, data
-
-    def __hash__(self) -> int:
-        return hash((self.type_url, self.canonical))
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, _Key)
-            and self.type_url == other.type_url
-            and self.canonical == other.canonical
-        )
-
-
+# A memo key: the type URL and the digest of the resource's content (`_content`).
+_Key = tuple[str, bytes]
 K = TypeVar("K", bound=Hashable)
 
 
@@ -203,26 +185,15 @@ class _Generations(Generic[K]):
         return self._current, self._previous
 
 
-def _convert(key: _Key) -> Message:
-    """Dict -> message: most resources are the same for many proxies and across pushes, and
-    converting to protobuf is the slow part of a translation. Equal resources (built alike) are
-    then one shared (never modified) object, packed and hashed once for every proxy."""
-    data = key.data
-    # Our own bytes, made by _content in this process: never external input.
-    found = data if data is not None else marshal.loads(key.canonical)  # noqa: S302
-    return to_message(found, _PARTS[key.type_url])
-
-
 _MESSAGES_MEMO: Final = _Generations[_Key](100_000)
 _ROUTES_MEMO: Final = _Generations[tuple[bytes, tuple[bytes, ...]]](5_000)
 
 
-def _message(type_url: str, content: bytes, data: Mapping[str, Any] | None = None) -> Message:
-    key = _Key(type_url, content, data)
-    try:
-        return _MESSAGES_MEMO.get(key, _convert)
-    finally:
-        key.data = None  # the memo may keep the key: not the caller's dict
+def _message(type_url: str, content: bytes, data: Mapping[str, Any]) -> Message:
+    """Dict -> message: most resources are the same for many proxies and across pushes, and
+    converting to protobuf is the slow part of a translation. Equal resources (built alike) are
+    then one shared (never modified) object, packed and hashed once for every proxy."""
+    return _MESSAGES_MEMO.get((type_url, content), lambda _: to_message(data, _PARTS[type_url]))
 
 
 def next_generation() -> None:
@@ -243,26 +214,32 @@ def clear_caches() -> None:
     _ROUTES_MEMO.clear()
 
 
-def _make_route(key: tuple[bytes, tuple[bytes, ...]]) -> Message:
-    rest, virtual_hosts = key
-    config: Message = route_pb2.RouteConfiguration()
-    config.CopyFrom(_message(ROUTE, rest))
-    config.virtual_hosts.extend(  # type: ignore[attr-defined]
-        _message(_VIRTUAL_HOST, v) for v in virtual_hosts
-    )
-    return config
+def _route(data: Mapping[str, Any]) -> Message:
+    rest = {k: v for k, v in data.items() if k != "virtual_hosts"}
+    hosts: list[Mapping[str, Any]] = data["virtual_hosts"]
+    digests = tuple(_content(v) for v in hosts)
 
+    def make(key: tuple[bytes, tuple[bytes, ...]]) -> Message:
+        config: Message = route_pb2.RouteConfiguration()
+        config.CopyFrom(_message(ROUTE, key[0], rest))
+        config.virtual_hosts.extend(  # type: ignore[attr-defined]
+            _message(_VIRTUAL_HOST, d, v) for d, v in zip(digests, hosts, strict=True)
+        )
+        return config
 
-def _route(rest: bytes, virtual_hosts: tuple[bytes, ...]) -> Message:
-    return _ROUTES_MEMO.get((rest, virtual_hosts), _make_route)
+    return _ROUTES_MEMO.get((_content(rest), digests), make)
 
 
 def _content(data: Mapping[str, Any]) -> bytes:
-    """A memo key for a dict's content: marshal (format 2: no back-references, so the same
-    content built alike gives the same bytes) is 6x faster than JSON, which a large listener
-    (1,000 policies: 1.5 MB) felt. Keys are not sorted: equal content built in another order
-    is only not shared (versions hash the messages' deterministic bytes, not these)."""
-    return marshal.dumps(dict(data) if not isinstance(data, dict) else data, 2)
+    """A memo key for a dict's content: the digest of its marshal form (format 2: no
+    back-references, so the same content built alike gives the same bytes; 6x faster than JSON,
+    which a large listener, 1,000 policies: 1.5 MB, felt). Keys are not sorted: equal content
+    built in another order is only not shared (versions hash the messages' deterministic bytes,
+    not these). The memos keep the 16-byte digest, not the marshal form (as large as the
+    resource: ~8 MB of the translations at the scale benchmark's size); 128 bits make two
+    contents with one digest as likely as never."""
+    dumped = marshal.dumps(dict(data) if not isinstance(data, dict) else data, 2)
+    return hashlib.blake2b(dumped, digest_size=16).digest()
 
 
 def _parse(type_url: str, data: Mapping[str, Any]) -> Message:
@@ -270,8 +247,7 @@ def _parse(type_url: str, data: Mapping[str, Any]) -> Message:
     different tables made mostly of the same virtual hosts, each parsed once."""
     if type_url != ROUTE or not data.get("virtual_hosts"):
         return _message(type_url, _content(data), data)
-    rest = {k: v for k, v in data.items() if k != "virtual_hosts"}
-    return _route(_content(rest), tuple(_content(v) for v in data["virtual_hosts"]))
+    return _route(data)
 
 
 def from_dicts(items: Mapping[str, Iterable[dict[str, Any]]]) -> Resources:
