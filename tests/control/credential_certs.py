@@ -11,7 +11,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
@@ -22,7 +22,7 @@ class Issued:
     common_name: str
 
 
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
@@ -52,9 +52,16 @@ class TestCa:
         )  # fmt: skip
         self.pem = self.certificate.public_bytes(serialization.Encoding.PEM)
 
-    def issue(self, common_name: str, *, server_names: tuple[str, ...] = ()) -> Issued:
-        """A client certificate, or with `server_names` (DNS names or IPs) a server one."""
-        key = ec.generate_private_key(ec.SECP256R1())
+    def issue(
+        self,
+        common_name: str,
+        *,
+        server_names: tuple[str, ...] = (),
+        key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | None = None,
+    ) -> Issued:
+        """A client certificate, or with `server_names` (DNS names or IPs) a server one; its key
+        `key`, else a new P-256 one."""
+        key = key or ec.generate_private_key(ec.SECP256R1())
         now = datetime.now(UTC)
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server_names else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = (

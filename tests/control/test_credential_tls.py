@@ -6,15 +6,20 @@ the fail-closed cases. The wire test is tests/control_kube/test_credential_wire.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
+import secrets
 from types import MappingProxyType
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from control.config.mesh_config import MeshConfig
 from control.plane.model.build import build_state
 from control.plane.model.credentials import (
+    MAX_RSA_BITS,
     MAX_SECRET_BYTES,
     Credential,
     CredentialError,
@@ -71,6 +76,63 @@ def test_a_generic_secret_and_a_separate_cacert_secret() -> None:
 def test_an_invalid_secret_is_refused_naming_the_key(data: dict[str, bytes], message: str) -> None:
     with pytest.raises(CredentialError, match=message.replace(".", r"\.")):
         parse_secret(generic_secret("shop", "pay", **data), None)
+
+
+def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )  # fmt: skip
+
+
+def _huge_rsa_key(bits: int) -> bytes:
+    """An RSA key of `bits` bits made in milliseconds: its factors are random odd numbers (top
+    two bits set, so the product has `bits`), not primes, so validating it fails, quickly.
+    Refused for its size, it is never validated: the message tells which check refused it."""
+    while True:
+        p, q = (secrets.randbits(bits // 2) | 3 << (bits // 2 - 2) | 1 for _ in range(2))
+        with contextlib.suppress(ValueError):  # not coprime: draw again
+            iqmp = pow(q, -1, p)
+            break
+    d = secrets.randbits(bits - 100) | 1
+    public = rsa.RSAPublicNumbers(65537, p * q)
+    numbers = rsa.RSAPrivateNumbers(p, q, d, d % (p - 1), d % (q - 1), iqmp, public)
+    return _pem(numbers.private_key(unsafe_skip_rsa_key_validation=True))
+
+
+def test_a_key_larger_than_the_cap_is_refused_for_its_size_before_it_is_validated() -> None:
+    """Validating an RSA-16384 key takes about a minute: anyone who may write the Secret could
+    stall the control plane with one, at every update. Its size alone refuses it."""
+    for bits in (8192, 16384):
+        secret = tls_secret("shop", "pay", dataclasses.replace(ISSUED, key=_huge_rsa_key(bits)))
+        message = rf"data\.tls\.key: an RSA key of {bits} bits, more than {MAX_RSA_BITS}"
+        with pytest.raises(CredentialError, match=message):
+            parse_secret(secret, None)
+    # The same kind of key within the cap is validated (and found not to be a key).
+    small = tls_secret("shop", "pay", dataclasses.replace(ISSUED, key=_huge_rsa_key(2048)))
+    with pytest.raises(CredentialError, match="not an unencrypted PEM private key"):
+        parse_secret(small, None)
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        (ec.generate_private_key(ec.SECP256K1()), "an EC key on secp256k1, not P-256"),
+        (ed25519.Ed25519PrivateKey.generate(), "neither an RSA nor an ECDSA key"),
+    ],
+)
+def test_a_key_envoy_cannot_sign_with_is_refused(
+    key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey, problem: str
+) -> None:
+    secret = generic_secret("shop", "pay", cert=ISSUED.cert, key=_pem(key))
+    with pytest.raises(CredentialError, match=rf"data\.key: {problem}"):
+        parse_secret(secret, None)
+
+
+def test_an_rsa_key_within_the_cap_is_taken() -> None:
+    issued = CLIENT_CA.issue("rsa-client", key=rsa.generate_private_key(65537, 2048))
+    credential = parse_secret(generic_secret("shop", "pay", cert=issued.cert, key=issued.key), None)
+    assert credential.key == issued.key
 
 
 def test_data_that_is_not_base64_is_refused() -> None:

@@ -22,6 +22,7 @@ from typing import Any, Final
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from control.logsafe import untrusted
 
@@ -31,6 +32,13 @@ MAX_SECRET_BYTES: Final = 256 * 1024
 CA_SUFFIX: Final = "-cacert"
 _CERT_KEYS: Final = (("tls.crt", "tls.key"), ("cert", "key"))
 _CA_KEYS: Final = ("ca.crt", "cacert")
+# The largest RSA key a credential may hold. Checking an RSA private key (its factors' primality)
+# grows steeply with its size, ~0.04 s at 2,048 bits, ~0.25 s at 4,096, ~4 s at 8,192, minutes
+# beyond, and it runs where Secrets are read: anyone who may write a Secret a rule names could
+# stall that with one large key, again at every update. Istio issues 2,048 or 4,096 bits.
+MAX_RSA_BITS: Final = 4096
+# What Envoy's TLS signs with besides RSA: ECDSA on these curves.
+_CURVES: Final = frozenset({"secp256r1", "secp384r1", "secp521r1"})
 
 
 # A Kubernetes object name (DNS-1123 subdomain): what a Secret may be called.
@@ -97,12 +105,46 @@ def _certificates(data: bytes, where: str) -> bytes:
     return data
 
 
-def _key_pair(cert: bytes, key: bytes, cert_key: str, key_key: str) -> None:
-    _certificates(cert, cert_key)
+def _key_problem(key: object) -> str | None:
+    """Why Envoy could not (or we will not) use `key` for TLS, or None."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        if key.key_size > MAX_RSA_BITS:
+            return f"an RSA key of {key.key_size} bits, more than {MAX_RSA_BITS}"
+        return None
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        if key.curve.name not in _CURVES:
+            return f"an EC key on {key.curve.name}, not P-256, P-384 or P-521"
+        return None
+    return "neither an RSA nor an ECDSA key (what Envoy's TLS signs with)"
+
+
+_PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+def _load_private_key(key: bytes, key_key: str, *, validate: bool) -> object:
     try:
-        private = serialization.load_pem_private_key(key, password=None)
+        return serialization.load_pem_private_key(
+            key, password=None, unsafe_skip_rsa_key_validation=not validate
+        )
     except (ValueError, TypeError, UnsupportedAlgorithm):
         raise CredentialError(f"data.{key_key}: not an unencrypted PEM private key") from None
+
+
+def _private_key(key: bytes, key_key: str) -> _PrivateKey:
+    """The private key of PEM `key`, its size and type checked before the costly validation
+    (unvalidated, it only tells its size: nothing is signed with it)."""
+    problem = _key_problem(_load_private_key(key, key_key, validate=False))
+    if problem is not None:
+        raise CredentialError(f"data.{key_key}: {problem}")
+    private = _load_private_key(key, key_key, validate=True)
+    if not isinstance(private, _PrivateKey):  # the same key as above: never
+        raise CredentialError(f"data.{key_key}: not an unencrypted PEM private key")
+    return private
+
+
+def _key_pair(cert: bytes, key: bytes, cert_key: str, key_key: str) -> None:
+    _certificates(cert, cert_key)
+    private = _private_key(key, key_key)
     leaf = x509.load_pem_x509_certificates(cert)[0]
     public = serialization.PublicFormat.SubjectPublicKeyInfo
     der = serialization.Encoding.DER
