@@ -44,7 +44,7 @@ class ProxyInputs:
     ports) share one translation."""
 
     scope: Scope
-    labels: Labels  # only the labels some VirtualService matches sources on
+    labels: Labels  # only the labels (key and value) some VirtualService match names
     inbound: tuple[InboundPort, ...]
     policy: InboundPolicy = NO_POLICY  # the inbound chains' policy (issue 13)
     # The PeerAuthentication modes of its ports; None: no workload certificate, no mTLS.
@@ -59,8 +59,13 @@ class ProxyInputs:
         return self.peer is not None
 
     @property
-    def outbound_key(self) -> tuple[Scope, Labels, bool, int, tuple[str, ...]]:
-        return (self.scope, self.labels, self.sds, self.capture.outbound, self.selected_rules)
+    def outbound_key(self) -> tuple[Scope, Labels, bool, tuple[str, ...]]:
+        """Not the capture port: its one listener is made apart (`capture_key`)."""
+        return (self.scope, self.labels, self.sds, self.selected_rules)
+
+    @property
+    def capture_key(self) -> tuple[Scope, int]:
+        return (self.scope, self.capture.outbound)
 
     @property
     def inbound_key(
@@ -69,16 +74,22 @@ class ProxyInputs:
         return (self.inbound, self.policy, self.peer, self.capture.inbound)
 
 
-def _source_label_keys(services: tuple[MeshResource[VirtualService], ...]) -> frozenset[str]:
-    keys: set[str] = set()
+def _source_label_pairs(
+    services: tuple[MeshResource[VirtualService], ...],
+) -> frozenset[tuple[str, str]]:
+    """Every label (key and value) some VirtualService match names in its `sourceLabels`: all
+    that outbound translation reads of a proxy's labels. A label value no match names cannot
+    change any match, so proxies differing only in such values share one translation, and a
+    client cannot make new translations by claiming new values."""
+    pairs: set[tuple[str, str]] = set()
     for service in services:
         spec = service.spec
         matches: list[Any] = [m for rule in spec.http for m in rule.match]
         matches += [m for rule in spec.tcp for m in rule.match]
         matches += [m for rule in spec.tls for m in rule.match]
         for match in matches:
-            keys.update(match.source_labels)
-    return frozenset(keys)
+            pairs.update(match.source_labels.items())
+    return frozenset(pairs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +118,7 @@ class MeshIndex:
         self.services_by_namespace: Mapping[str, tuple[Service, ...]] = {
             ns: tuple(found) for ns, found in services.items()
         }
-        self.source_label_keys = _source_label_keys(state.virtual_services)
+        self.source_label_pairs = _source_label_pairs(state.virtual_services)
         hosts: dict[str, list[ServiceHost]] = {}
         for host in self.registry.hosts.values():
             hosts.setdefault(host.namespace, []).append(host)
@@ -218,7 +229,7 @@ class MeshIndex:
             proxy.namespace, proxy.labels, self.sidecars, self.state.mesh.root_namespace
         )
         labels = tuple(
-            sorted((k, v) for k, v in proxy.labels.items() if k in self.source_label_keys)
+            sorted(pair for pair in proxy.labels.items() if pair in self.source_label_pairs)
         )
         policy = self.policies.for_workload(proxy.namespace, dict(proxy.labels))
         peer = self.peer_authn.resolve(proxy.namespace, proxy.labels) if proxy.sds else None

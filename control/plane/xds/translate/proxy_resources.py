@@ -148,6 +148,25 @@ def _fake_proxy(inputs: ProxyInputs) -> Proxy:
     return Proxy(node_id="", ip="", pod="", namespace=namespace, labels=dict(inputs.labels))
 
 
+def _fallback(mode: OutboundMode) -> str:
+    """Where traffic to no known host goes: Istio's `outboundTrafficPolicy`."""
+    return (
+        names.BLACKHOLE_CLUSTER if mode is OutboundMode.REGISTRY_ONLY else names.PASSTHROUGH_CLUSTER
+    )
+
+
+def capture_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
+    """The listener the redirect's outbound capture port reaches (`virtualOutbound`): the one
+    outbound resource that depends on that port, which the proxy claims in its node metadata.
+    Made apart from the outbound half, so a new claimed port costs this listener, not a
+    translation of everything the scope sees."""
+    mode = inputs.scope.outbound_mode or index.state.mesh.outbound_traffic_policy.mode
+    listener = virtual_outbound(
+        _fallback(mode), Telemetry.of(index.state.mesh), inputs.capture.outbound
+    )
+    return from_dicts({LISTENER: [listener]})
+
+
 def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
     """The half shared by every proxy with the same scope and source labels: outbound clusters
     and endpoints (only the hosts the scope sees), route tables, outbound listeners. Clusters,
@@ -194,16 +213,12 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
         route_configuration(port, registry, routing, destinations, proxy, mode)
         for port in http_ports
     ]
-    fallback = (
-        names.BLACKHOLE_CLUSTER if mode is OutboundMode.REGISTRY_ONLY else names.PASSTHROUGH_CLUSTER
-    )
+    fallback = _fallback(mode)
     routing_key = tuple((host, id(service)) for host, service in routing.items())
     listening = index.shared(
-        ("listeners", hosts_key, rules_key, routing_key, inputs.sds, inputs.labels, fallback,
-         inputs.capture.outbound),
+        ("listeners", hosts_key, rules_key, routing_key, inputs.sds, inputs.labels, fallback),
         lambda: _listener_part(
-            index, registry, routing, destinations, proxy, http_ports, fallback, telemetry,
-            inputs.capture.outbound,
+            index, registry, routing, destinations, proxy, http_ports, fallback, telemetry
         ),
     )  # fmt: skip
     routed = from_dicts({ROUTE: routes})
@@ -270,11 +285,9 @@ def _listener_part(
     http_ports: list[int],
     fallback: str,
     telemetry: Telemetry,
-    capture_port: int,
 ) -> Resources:
-    listeners = [virtual_outbound(fallback, telemetry, capture_port)]
     paths = path_settings(index.state.mesh)
-    listeners += [http_outbound(port, telemetry, paths) for port in http_ports]
+    listeners = [http_outbound(port, telemetry, paths) for port in http_ports]
     tcp = _tcp_listeners(
         index, registry, routing, destinations, proxy, set(http_ports), fallback, telemetry
     )
@@ -307,4 +320,4 @@ def translate(state: MeshState, proxy: Proxy) -> Resources:
     inbound = inbound_resources(
         inputs.inbound, inputs.policy, telemetry, inputs.peer, inputs.capture.inbound
     )
-    return merge(outbound_resources(index, inputs), inbound)
+    return merge(outbound_resources(index, inputs), capture_resources(index, inputs), inbound)

@@ -1,7 +1,9 @@
 """One state's translation for many proxies, with the work shared (Istio's push context).
 
-A proxy's resources are an outbound half (keyed by its scope and source-matched labels) and an
-inbound half (keyed by its own ports). Each half is translated once per key, however many
+A proxy's resources are an outbound half (keyed by its scope and source-matched labels), the
+listener of its outbound capture port (keyed by the port: a proxy claims it, and a new claim must
+not cost a translation of everything its scope sees) and an inbound half (keyed by its own
+ports). Each half is translated once per key, however many
 proxies share it, and the merged result (also keyed) is checked once. A new state reuses the
 outbound halves of the previous one that its changes cannot touch (`successor`), so a change to
 one service re-translates only for the scopes that can see that service."""
@@ -17,12 +19,17 @@ from control.plane.model.state import MeshState
 from control.plane.xds.translate.changes import Change, diff
 from control.plane.xds.translate.index import MeshIndex, ProxyInputs
 from control.plane.xds.translate.proxy import Proxy
-from control.plane.xds.translate.proxy_resources import inbound_resources, outbound_resources
+from control.plane.xds.translate.proxy_resources import (
+    capture_resources,
+    inbound_resources,
+    outbound_resources,
+)
 from control.plane.xds.translate.resources import PUSH_ORDER, Resources, merge, next_generation
 from control.plane.xds.translate.scope import Scope
 from control.plane.xds.translate.telemetry import Telemetry
 
-OutboundKey = tuple[Scope, tuple[tuple[str, str], ...], bool, int, tuple[str, ...]]
+OutboundKey = tuple[Scope, tuple[tuple[str, str], ...], bool, tuple[str, ...]]
+CaptureKey = tuple[Scope, int]
 
 
 class MeshTranslation:
@@ -32,6 +39,7 @@ class MeshTranslation:
         self.index = MeshIndex(state)
         self.telemetry = Telemetry.of(state.mesh)
         self._outbound: dict[OutboundKey, Resources] = {}
+        self._capture: dict[CaptureKey, Resources] = {}  # the outbound capture listener
         self._inbound: dict[Hashable, Resources] = {}
         # The inbound keys this state's proxies asked for: only those are carried over, so
         # halves of edited-away policies do not pile up.
@@ -63,7 +71,10 @@ class MeshTranslation:
                     inputs.capture.inbound,
                 )
                 self._inbound[inputs.inbound_key] = inbound
-            merged = self._merged[inputs] = merge(outbound, inbound)
+            capture = self._capture.get(inputs.capture_key)
+            if capture is None:
+                capture = self._capture[inputs.capture_key] = capture_resources(self.index, inputs)
+            merged = self._merged[inputs] = merge(outbound, capture, inbound)
         return merged
 
     def _same(self, half: Resources) -> Resources:
@@ -99,6 +110,8 @@ class MeshTranslation:
         inbound_keys = {inputs.inbound_key for inputs in live}
         self._merged = {i: r for i, r in self._merged.items() if i in live}
         self._outbound = {k: h for k, h in self._outbound.items() if k in outbound_keys}
+        capture_keys = {inputs.capture_key for inputs in live}
+        self._capture = {k: c for k, c in self._capture.items() if k in capture_keys}
         self._inbound = {k: h for k, h in self._inbound.items() if k in inbound_keys}
         self._inbound_used &= inbound_keys
         held = {id(half.of(t)) for half in self._outbound.values() for t in PUSH_ORDER}
@@ -115,6 +128,9 @@ class MeshTranslation:
         if not change.everything:
             kept = {k for k in self._outbound if not change.affects(k[0])}
             following._outbound = {k: self._outbound[k] for k in kept}
+            following._capture = {
+                k: c for k, c in self._capture.items() if not change.affects(k[0])
+            }
             following.reused = len(kept)
             following._inbound = {k: self._inbound[k] for k in self._inbound_used}
             # Same halves, same merged object: the cache sees `is` and skips the proxy.
