@@ -12,9 +12,10 @@ import dataclasses
 from control.plane.model.state import MeshState
 from control.plane.xds.translate.proxy import CapturePorts, Proxy, parse_node
 from control.plane.xds.translate.proxy_resources import translate
-from control.plane.xds.translate.resources import LISTENER, PUSH_ORDER, ROUTE, Resources
+from control.plane.xds.translate.resources import LISTENER, ROUTE
 from control.plane.xds.translate.shared import MeshTranslation
 from tests.control.mesh_text import pod_yaml, state_of
+from tests.control.resource_bytes import on_the_wire
 
 MESH = """
 apiVersion: v1
@@ -49,13 +50,6 @@ def _proxy(pod: str, labels: dict[str, str] | None = None) -> Proxy:
     return parse_node(f"sidecar~198.18.1.1~{pod}.one~one.svc.cluster.local", meta)
 
 
-def _wire(resources: Resources) -> dict[str, dict[str, bytes]]:
-    return {
-        t: {n: m.SerializeToString(deterministic=True) for n, m in resources.of(t).items()}
-        for t in PUSH_ORDER
-    }
-
-
 def test_a_claimed_capture_port_costs_its_listener_not_a_translation() -> None:
     state = _state()
     shared = MeshTranslation(state)
@@ -66,7 +60,7 @@ def test_a_claimed_capture_port_costs_its_listener_not_a_translation() -> None:
         resources = shared.for_proxy(claim)
         listener = resources.of(LISTENER)["virtualOutbound"]
         assert listener.address.socket_address.port_value == port  # type: ignore[attr-defined]
-        assert _wire(resources) == _wire(translate(state, claim))
+        assert on_the_wire(resources) == on_the_wire(translate(state, claim))
         assert resources.parts[0] is first.parts[0]  # the outbound half: the very same
     assert shared.translations == 1
 
@@ -76,7 +70,7 @@ def test_label_values_no_match_names_share_one_translation() -> None:
     shared = MeshTranslation(state)
     claims = [_proxy(f"claimed-{n}", {"app": "web", "version": f"v{n}"}) for n in range(40)]
     for claim in claims:
-        assert _wire(shared.for_proxy(claim)) == _wire(translate(state, claim))
+        assert on_the_wire(shared.for_proxy(claim)) == on_the_wire(translate(state, claim))
     # `version: v1` is named by a match, so that claim routes otherwise: two translations.
     assert shared.translations == 2
     routes = [shared.for_proxy(claims[n]).of(ROUTE)["80"] for n in (0, 1)]

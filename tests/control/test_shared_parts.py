@@ -13,9 +13,10 @@ from control.plane.model.state import MeshState
 from control.plane.xds.translate import resources
 from control.plane.xds.translate.proxy import Proxy, parse_node
 from control.plane.xds.translate.proxy_resources import translate
-from control.plane.xds.translate.resources import CLUSTER, LISTENER, PUSH_ORDER, Resources
+from control.plane.xds.translate.resources import CLUSTER, LISTENER
 from control.plane.xds.translate.shared import MeshTranslation
 from tests.control.mesh_text import pod_yaml, state_of
+from tests.control.resource_bytes import on_the_wire
 
 MESH = """
 apiVersion: v1
@@ -75,18 +76,13 @@ def _proxies() -> list[Proxy]:
     ]
 
 
-def _wire(resources: Resources) -> dict[str, dict[str, bytes]]:
-    return {
-        t: {n: m.SerializeToString(deterministic=True) for n, m in resources.of(t).items()}
-        for t in PUSH_ORDER
-    }
-
-
 def test_each_proxy_gets_what_translating_it_alone_gives() -> None:
     state = _state()
     shared = MeshTranslation(state)
     for proxy in _proxies():
-        assert _wire(shared.for_proxy(proxy)) == _wire(translate(state, proxy)), proxy.pod
+        assert on_the_wire(shared.for_proxy(proxy)) == on_the_wire(translate(state, proxy)), (
+            proxy.pod
+        )
 
 
 def test_parts_are_shared_only_where_their_inputs_are_alike() -> None:
@@ -150,7 +146,9 @@ def test_a_hosts_clusters_are_shared_only_by_proxies_alike_in_certificate() -> N
             dataclasses.replace(p, sds=(i % 2 == 0) != order) for i, p in enumerate(_proxies())
         ]
         for proxy in proxies:
-            assert _wire(shared.for_proxy(proxy)) == _wire(translate(state, proxy)), proxy.pod
+            assert on_the_wire(shared.for_proxy(proxy)) == on_the_wire(translate(state, proxy)), (
+                proxy.pod
+            )
     tls = MeshTranslation(state).for_proxy(dataclasses.replace(_proxies()[2], sds=True))
     plain = MeshTranslation(state).for_proxy(_proxies()[2])
     name = "outbound|9000||c.three.svc.cluster.local"
