@@ -165,7 +165,9 @@ class Stream:
         self.context = context
         self.limits: StreamLimits = deps.limits
         self.wake = asyncio.Event()
-        self.node: base_pb2.Node | None = None  # from the first request
+        # From the first request, until the stream opens: then the proxy is known, and the node
+        # (an Envoy's metadata: KBs, up to 256 KiB, in protobuf's C memory) is let go.
+        self.node: base_pb2.Node | None = None
         self.received = False
         self.changed = False
         self.ended = False
@@ -209,7 +211,7 @@ class Stream:
         """Accept one request; False at the end of the stream."""
         if request is grpc.aio.EOF:
             return False
-        if self.node is None:
+        if self.node is None and self.watch is None:
             # A copy: a part of the request would keep the whole parsed request alive.
             self.node = base_pb2.Node()
             if request.HasField("node"):
@@ -356,6 +358,7 @@ class Stream:
             raise  # abort raises; this only tells the type checker
         watch = self.deps.watcher.watch(proxy, self._notify)
         self.watch = watch
+        self.node = None
         self.status = self.deps.sync.open(proxy, watch, self.api)
         self.deps.metrics.connected.inc()
         log.info("proxy %s connected (%s, %s)", untrusted(proxy.key), self.api,
