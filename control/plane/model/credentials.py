@@ -17,7 +17,7 @@ import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -105,19 +105,6 @@ def _certificates(data: bytes, where: str) -> bytes:
     return data
 
 
-def _key_problem(key: object) -> str | None:
-    """Why Envoy could not (or we will not) use `key` for TLS, or None."""
-    if isinstance(key, rsa.RSAPrivateKey):
-        if key.key_size > MAX_RSA_BITS:
-            return f"an RSA key of {key.key_size} bits, more than {MAX_RSA_BITS}"
-        return None
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        if key.curve.name not in _CURVES:
-            return f"an EC key on {key.curve.name}, not P-256, P-384 or P-521"
-        return None
-    return "neither an RSA nor an ECDSA key (what Envoy's TLS signs with)"
-
-
 _PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
@@ -131,15 +118,19 @@ def _load_private_key(key: bytes, key_key: str, *, validate: bool) -> object:
 
 
 def _private_key(key: bytes, key_key: str) -> _PrivateKey:
-    """The private key of PEM `key`, its size and type checked before the costly validation
-    (unvalidated, it only tells its size: nothing is signed with it)."""
-    problem = _key_problem(_load_private_key(key, key_key, validate=False))
-    if problem is not None:
-        raise CredentialError(f"data.{key_key}: {problem}")
-    private = _load_private_key(key, key_key, validate=True)
-    if not isinstance(private, _PrivateKey):  # the same key as above: never
-        raise CredentialError(f"data.{key_key}: not an unencrypted PEM private key")
-    return private
+    """The private key of PEM `key`, its type and size checked before the costly validation
+    (unvalidated, it only tells them: nothing is signed with it)."""
+    unchecked = _load_private_key(key, key_key, validate=False)
+    if isinstance(unchecked, rsa.RSAPrivateKey) and unchecked.key_size > MAX_RSA_BITS:
+        problem = f"an RSA key of {unchecked.key_size} bits, more than {MAX_RSA_BITS}"
+    elif isinstance(unchecked, ec.EllipticCurvePrivateKey) and unchecked.curve.name not in _CURVES:
+        problem = f"an EC key on {unchecked.curve.name}, not P-256, P-384 or P-521"
+    elif not isinstance(unchecked, _PrivateKey):
+        problem = "neither an RSA nor an ECDSA key (what Envoy's TLS signs with)"
+    else:
+        # The same key, validated: of the type just checked.
+        return cast(_PrivateKey, _load_private_key(key, key_key, validate=True))
+    raise CredentialError(f"data.{key_key}: {problem}")
 
 
 def _key_pair(cert: bytes, key: bytes, cert_key: str, key_key: str) -> None:

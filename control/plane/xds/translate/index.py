@@ -12,6 +12,7 @@ from control.api.models.destination_rule import DestinationRule
 from control.api.models.sidecar import Sidecar
 from control.api.models.virtual_service import VirtualService
 from control.api.registry import MeshResource
+from control.config.mesh_config import OutboundMode
 from control.plane.model.endpoints import labels_match
 from control.plane.model.kube_objects import Service
 from control.plane.model.state import MeshState
@@ -64,8 +65,10 @@ class ProxyInputs:
         return (self.scope, self.labels, self.sds, self.selected_rules)
 
     @property
-    def capture_key(self) -> tuple[Scope, int]:
-        return (self.scope, self.capture.outbound)
+    def capture_key(self) -> tuple[OutboundMode | None, int]:
+        """What the capture listener reads: the fallback (the scope's own outbound mode, None
+        for the mesh's) and the port; alike for every scope with the same mode."""
+        return (self.scope.outbound_mode, self.capture.outbound)
 
     @property
     def inbound_key(

@@ -51,7 +51,7 @@ from control.plane.xds.translate.routes import (
     route_configuration,
     virtual_services_by_host,
 )
-from control.plane.xds.translate.scope import exported
+from control.plane.xds.translate.scope import Scope, exported
 from control.plane.xds.translate.service_registry import Registry, ServiceHost
 from control.plane.xds.translate.telemetry import OFF, Telemetry
 from control.plane.xds.translate.tracing import extra_clusters
@@ -155,16 +155,17 @@ def _fallback(mode: OutboundMode) -> str:
     )
 
 
-def capture_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
+def outbound_mode(state: MeshState, scope: Scope) -> OutboundMode:
+    """The scope's `outboundTrafficPolicy`: its Sidecar's, else the mesh's."""
+    return scope.outbound_mode or state.mesh.outbound_traffic_policy.mode
+
+
+def capture_resources(mode: OutboundMode, telemetry: Telemetry, port: int) -> Resources:
     """The listener the redirect's outbound capture port reaches (`virtualOutbound`): the one
     outbound resource that depends on that port, which the proxy claims in its node metadata.
     Made apart from the outbound half, so a new claimed port costs this listener, not a
     translation of everything the scope sees."""
-    mode = inputs.scope.outbound_mode or index.state.mesh.outbound_traffic_policy.mode
-    listener = virtual_outbound(
-        _fallback(mode), Telemetry.of(index.state.mesh), inputs.capture.outbound
-    )
-    return from_dicts({LISTENER: [listener]})
+    return from_dicts({LISTENER: [virtual_outbound(_fallback(mode), telemetry, port)]})
 
 
 def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
@@ -203,7 +204,7 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
     secrets = from_dicts({SECRET: secret_resources(certs, cas, state.credentials, scope.namespace)})
     destinations = Destinations(registry, rules, set(clustered.of(CLUSTER)))
     routing = virtual_services_by_host(index.visible_virtual_services(scope), registry)
-    mode = scope.outbound_mode or state.mesh.outbound_traffic_policy.mode
+    mode = outbound_mode(state, scope)
     telemetry = Telemetry.of(state.mesh)
 
     http_ports = sorted(
@@ -320,4 +321,7 @@ def translate(state: MeshState, proxy: Proxy) -> Resources:
     inbound = inbound_resources(
         inputs.inbound, inputs.policy, telemetry, inputs.peer, inputs.capture.inbound
     )
-    return merge(outbound_resources(index, inputs), capture_resources(index, inputs), inbound)
+    capture = capture_resources(
+        outbound_mode(state, inputs.scope), telemetry, inputs.capture.outbound
+    )
+    return merge(outbound_resources(index, inputs), capture, inbound)

@@ -1,10 +1,10 @@
 """One state's translation for many proxies, with the work shared (Istio's push context).
 
 A proxy's resources are an outbound half (keyed by its scope and source-matched labels), the
-listener of its outbound capture port (keyed by the port: a proxy claims it, and a new claim must
-not cost a translation of everything its scope sees) and an inbound half (keyed by its own
-ports). Each half is translated once per key, however many
-proxies share it, and the merged result (also keyed) is checked once. A new state reuses the
+listener of its outbound capture port (keyed by the port and the scope's outbound mode: a proxy
+claims the port, and a new claim must not cost a translation of everything its scope sees) and
+an inbound half (keyed by its own ports). Each part is made once per key, however many proxies
+share it, and the merged result (also keyed) is checked once. A new state reuses the
 outbound halves of the previous one that its changes cannot touch (`successor`), so a change to
 one service re-translates only for the scopes that can see that service."""
 
@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from google.protobuf.message import Message
 
+from control.config.mesh_config import OutboundMode
 from control.plane.model.state import MeshState
 from control.plane.xds.translate.changes import Change, diff
 from control.plane.xds.translate.index import MeshIndex, ProxyInputs
@@ -22,6 +23,7 @@ from control.plane.xds.translate.proxy import Proxy
 from control.plane.xds.translate.proxy_resources import (
     capture_resources,
     inbound_resources,
+    outbound_mode,
     outbound_resources,
 )
 from control.plane.xds.translate.resources import PUSH_ORDER, Resources, merge, next_generation
@@ -29,7 +31,7 @@ from control.plane.xds.translate.scope import Scope
 from control.plane.xds.translate.telemetry import Telemetry
 
 OutboundKey = tuple[Scope, tuple[tuple[str, str], ...], bool, tuple[str, ...]]
-CaptureKey = tuple[Scope, int]
+CaptureKey = tuple[OutboundMode | None, int]
 
 
 class MeshTranslation:
@@ -73,7 +75,9 @@ class MeshTranslation:
                 self._inbound[inputs.inbound_key] = inbound
             capture = self._capture.get(inputs.capture_key)
             if capture is None:
-                capture = self._capture[inputs.capture_key] = capture_resources(self.index, inputs)
+                capture = self._capture[inputs.capture_key] = capture_resources(
+                    outbound_mode(self.state, inputs.scope), self.telemetry, inputs.capture.outbound
+                )
             merged = self._merged[inputs] = merge(outbound, capture, inbound)
         return merged
 
@@ -128,9 +132,9 @@ class MeshTranslation:
         if not change.everything:
             kept = {k for k in self._outbound if not change.affects(k[0])}
             following._outbound = {k: self._outbound[k] for k in kept}
-            following._capture = {
-                k: c for k, c in self._capture.items() if not change.affects(k[0])
-            }
+            # Capture listeners read only the mesh (any change to it is `everything`) and
+            # their key: all stay valid.
+            following._capture = dict(self._capture)
             following.reused = len(kept)
             following._inbound = {k: self._inbound[k] for k in self._inbound_used}
             # Same halves, same merged object: the cache sees `is` and skips the proxy.
