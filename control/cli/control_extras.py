@@ -10,18 +10,18 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from control.cli.control_leader import build_leadership, pod_name
 from control.cli.control_process import ControlPlane
 from control.cli.webhook_certs import WebhookCertError, webhook_rotator
-from control.install.names import Names
-from injector import InjectionConfig
-from webhook.app import create_app
-from webhook.server import EmbeddedWebhook
-from webhook.settings import ServerSettings, WebhookSettings
-from webhook.tls import CertificateError, CertificateStore
+from webhook.tls import CertificateError
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
+
+    from control.install.names import Names
+    from injector import InjectionConfig
+    from webhook.server import EmbeddedWebhook
+    from webhook.settings import ServerSettings
+    from webhook.tls import CertificateStore
 
 
 @dataclass(frozen=True)
@@ -61,12 +61,20 @@ class SideServices:
                 except (RuntimeError, OSError, CertificateError) as error:
                     raise WebhookCertError(f"--webhook-cert-dir: {error}") from None
                 self.tasks.append(asyncio.create_task(rotator.run(), name="webhook-cert"))
+            # Imported here: a control plane without the webhooks (the common case outside
+            # Kubernetes) does not carry their server's code (~2 MB of RSS)
+            from webhook.app import create_app
+            from webhook.server import EmbeddedWebhook
+            from webhook.settings import WebhookSettings
+
             app = create_app(
                 WebhookSettings(), webhook_parts.injection, readiness=webhook_parts.store.ready
             )
             self.webhook = EmbeddedWebhook(app, webhook_parts.settings, webhook_parts.store)
             self.webhook.start()
         if leader is not None and parts is not None:
+            from control.cli.control_leader import build_leadership, pod_name  # --kube only
+
             leadership = build_leadership(leader.client, parts.authority, leader.names, pod_name())
             self.tasks.append(asyncio.create_task(leadership.run(), name="leadership"))
 

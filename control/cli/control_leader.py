@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from control.identity.keys import KeySpec, generate_key, private_key_pem
-from control.identity.pem import general_name
 from control.install.names import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -24,14 +20,12 @@ from control.install.names import (
     Names,
 )
 from control.plane.ca.authority import CertificateAuthority
-from control.plane.ca.refusals import Refusal
 from control.plane.kube.rest import KubeRest
 from control.plane.leader.ca_bundle import CaBundleDuty
 from control.plane.leader.duties import Leadership
 from control.plane.leader.lease_store import KubeLeaseStore
 from control.plane.leader.namespace_watch import NamespaceWatch
 from control.plane.leader.root_configmaps import RootConfigMapDuty
-from control.plane.leader.seams import IssuedCertificate
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -47,22 +41,6 @@ class AuthorityRoots:
 
     def root_bundle(self) -> str:
         return self.authority.issuer.roots_pem
-
-
-class AuthorityIssuer:
-    """`ServingCertIssuer` of the mesh CA: a fresh key and a certificate for DNS names."""
-
-    def __init__(self, authority: CertificateAuthority, key_spec: KeySpec | None = None) -> None:
-        self.authority = authority
-        self.key_spec = key_spec or KeySpec()
-
-    def issue(self, dns_names: Sequence[str], lifetime: timedelta) -> IssuedCertificate:
-        key = generate_key(self.key_spec)
-        result = self.authority.issue(key, [general_name(n) for n in dns_names], lifetime)
-        if isinstance(result, Refusal):
-            raise RuntimeError(f"the mesh CA refused a serving certificate: {result}")
-        _, chain = result
-        return IssuedCertificate("".join(chain).encode(), private_key_pem(key))
 
 
 def pod_name() -> str:

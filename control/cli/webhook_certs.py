@@ -7,13 +7,18 @@ leader writes into the webhooks' `caBundle`."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
-from control.cli.control_leader import AuthorityIssuer
+from control.identity.keys import KeySpec, generate_key, private_key_pem
+from control.identity.pem import general_name
 from control.plane.ca.authority import CertificateAuthority
 from control.plane.ca.ca_settings import CaSettings
+from control.plane.ca.refusals import Refusal
 from control.plane.ca.serving_cert import service_names
+from control.plane.leader.seams import IssuedCertificate
 from control.plane.leader.serving_cert import ServingCertRotator
 from webhook.settings import ServerSettings
 
@@ -57,6 +62,22 @@ class _Parts(Protocol):
 
     @property
     def issued_names(self) -> tuple[str, ...]: ...
+
+
+class AuthorityIssuer:
+    """`ServingCertIssuer` of the mesh CA: a fresh key and a certificate for DNS names."""
+
+    def __init__(self, authority: CertificateAuthority, key_spec: KeySpec | None = None) -> None:
+        self.authority = authority
+        self.key_spec = key_spec or KeySpec()
+
+    def issue(self, dns_names: Sequence[str], lifetime: timedelta) -> IssuedCertificate:
+        key = generate_key(self.key_spec)
+        result = self.authority.issue(key, [general_name(n) for n in dns_names], lifetime)
+        if isinstance(result, Refusal):
+            raise RuntimeError(f"the mesh CA refused a serving certificate: {result}")
+        _, chain = result
+        return IssuedCertificate("".join(chain).encode(), private_key_pem(key))
 
 
 def webhook_rotator(authority: CertificateAuthority, parts: _Parts) -> ServingCertRotator:

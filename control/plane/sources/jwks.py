@@ -20,9 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Final
-
-import httpx
+from typing import TYPE_CHECKING, Final
 
 from control.api.duration import parse_millis
 from control.api.models.security import RequestAuthentication
@@ -30,6 +28,9 @@ from control.logsafe import untrusted
 from control.plane.model.jwks import DISCOVERY_SUFFIX, JwksDocument, jwks_location
 from control.plane.model.state import ConfigProblem, MeshState
 from control.plane.sources.base import ConfigSource
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ def _short(text: str, limit: int = 200) -> str:
 
 
 def _get(client: httpx.Client, url: str, timeout: float) -> bytes:
+    import httpx  # loaded with the client (`JwksCache.client`)
+
     deadline = time.monotonic() + timeout
     try:
         with client.stream("GET", url, timeout=timeout) as response:
@@ -117,12 +120,22 @@ class JwksCache:
         retry: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.client = client or httpx.Client(trust_env=False, follow_redirects=False)
+        self._client = client
         self.refresh = refresh
         self.retry = retry
         self.clock = clock
         self.documents: dict[str, JwksDocument] = {}
         self._due: dict[str, float] = {}
+
+    @property
+    def client(self) -> httpx.Client:
+        """Made at the first fetch: most meshes have no `jwksUri`, and httpx with its TLS
+        context (the CA bundle parsed) costs the control plane ~3 MB for nothing then."""
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.Client(trust_env=False, follow_redirects=False)
+        return self._client
 
     def update(self, wanted: dict[str, float], force: bool = False) -> bool:
         """Fetch what is due among `wanted`, forget the rest; True when anything changed."""
