@@ -24,6 +24,7 @@ def test_quick_scale_benchmark(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "targets (with Sidecars, 200 proxies)" in result.stdout
+    assert "issue 16 (sotw, Sidecars, 200/200 proxies)" in result.stdout
     scenarios: dict[str, Any] = {r["scenario"]: r for r in json.loads(out.read_text())}
     for name in ("sotw", "delta"):
         scenario = scenarios[name]
@@ -41,6 +42,8 @@ def test_quick_scale_benchmark(tmp_path: Path) -> None:
         assert rows["VS, shared namespace"]["received"] == 200
         assert rows["restart: full push"]["received"] == 200
         assert rows["restart: full push"]["missed"] == 0
+        # the simulated proxies' CPU in the window (the floor under the push on this machine)
+        assert rows["restart: full push"]["client_cpu"] > 0
         for after in ("VS, after restart", "endpoint, after restart"):
             assert (rows[after]["received"], rows[after]["leaked"]) == (20, 0), (name, after)
         assert len(one_namespace["times"]) == 20
