@@ -126,11 +126,7 @@ def test_permissive_by_default_mtls_by_alpn_app_tls_passed_through_plaintext_ser
     validation = common["combined_validation_context"]["validation_context_sds_secret_config"]
     assert validation["name"] == "ROOTCA"
     assert _hcm(mtls)["forward_client_cert_details"] == "APPEND_FORWARD"
-    assert _hcm(mtls)["set_current_client_cert_details"] == {
-        "subject": True,
-        "dns": True,
-        "uri": True,
-    }
+    assert _hcm(mtls)["set_current_client_cert_details"] == {"subject": True, "uri": True}
     passthrough = chains["inbound|8080||-tls"]
     assert passthrough["filter_chain_match"] == {
         "destination_port": 8080,
