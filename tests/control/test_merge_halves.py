@@ -143,8 +143,8 @@ def test_scopes_that_see_the_same_services_share_their_collections() -> None:
     halves = [r.parts[0] for r in (one.resources, two.resources)]
     assert halves[0] is not halves[1]
     for type_url in (CLUSTER, ENDPOINT, LISTENER):
-        assert halves[0].of(type_url) is halves[1].of(type_url)
-    assert halves[0].of(ROUTE) is not halves[1].of(ROUTE)
+        assert halves[0].serialized(type_url) is halves[1].serialized(type_url)
+    assert halves[0].serialized(ROUTE) is not halves[1].serialized(ROUTE)
     assert one.snapshot is not None
     assert two.snapshot is not None
     name = "outbound|9000||b.two.svc.cluster.local"

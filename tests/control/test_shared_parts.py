@@ -90,15 +90,15 @@ def test_parts_are_shared_only_where_their_inputs_are_alike() -> None:
     shared = MeshTranslation(state)
     a1, a2, b1, c1, c2 = (shared.for_proxy(p).parts[0] for p in _proxies())
     # Only `one` sees its rule for b: its clusters are its own; `two` and `three` share theirs.
-    assert a1.of(CLUSTER) is not b1.of(CLUSTER)
-    assert b1.of(CLUSTER) is c1.of(CLUSTER)
+    assert a1.serialized(CLUSTER) is not b1.serialized(CLUSTER)
+    assert b1.serialized(CLUSTER) is c1.serialized(CLUSTER)
     random = a1.of(CLUSTER)["outbound|9000||b.two.svc.cluster.local"]
     assert random.lb_policy == random.RANDOM
     # The canary's TCP listener for c goes to b: its listeners are its own, its clusters not.
-    assert c2.of(LISTENER) is not c1.of(LISTENER)
-    assert c2.of(CLUSTER) is c1.of(CLUSTER)
-    assert b1.of(LISTENER) is c1.of(LISTENER)
-    assert a2.of(CLUSTER) is a1.of(CLUSTER)
+    assert c2.serialized(LISTENER) is not c1.serialized(LISTENER)
+    assert c2.serialized(CLUSTER) is c1.serialized(CLUSTER)
+    assert b1.serialized(LISTENER) is c1.serialized(LISTENER)
+    assert a2.serialized(CLUSTER) is a1.serialized(CLUSTER)
 
 
 def _with_timeout(state: MeshState, seconds: int) -> MeshState:
@@ -129,8 +129,8 @@ def test_memoized_messages_do_not_pile_up_over_states() -> None:
         out = [translation.for_proxy(p) for p in proxies]
         held.append(resources.memoized())
         if previous is not None:  # clusters did not change: the very same messages
-            before = previous.for_proxy(proxies[0]).of(CLUSTER)
-            assert all(before[n] is m for n, m in out[0].of(CLUSTER).items())
+            before = previous.for_proxy(proxies[0]).serialized(CLUSTER)
+            assert all(before[n] is m for n, m in out[0].serialized(CLUSTER).items())
         previous = translation
     assert held[-1] <= held[1] + 5, held  # bounded by two states, not growing per state
 

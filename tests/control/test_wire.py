@@ -28,6 +28,11 @@ def _resources(clusters: list[cluster_pb2.Cluster]) -> Resources:
     return Resources.of_messages({CLUSTER: clusters})
 
 
+def _reordered(resources: Resources) -> Resources:
+    """Another collection of the very same serialized resources (as halves share them)."""
+    return Resources.of_serialized({CLUSTER: list(resources.serialized(CLUSTER).items())[::-1]})
+
+
 def test_a_sotw_response_is_protobufs_own_serialization() -> None:
     clusters = _clusters(3)
     snapshot = build_snapshot(_resources(clusters), None, "v-1", 0.0)
@@ -100,11 +105,12 @@ def test_empty_responses_and_fields() -> None:
     assert wire.delta_response("", [], CLUSTER_URL, [], "n").data() == empty.SerializeToString()
 
 
-def test_a_shared_message_is_serialized_once_for_every_snapshot() -> None:
+def test_a_shared_resource_is_packed_once_for_every_snapshot() -> None:
     clusters = _clusters(2)
     packer = Packer()
-    one = build_snapshot(_resources(clusters), None, "v", 0.0, packer)
-    other = build_snapshot(_resources([clusters[1], clusters[0]]), None, "v", 0.0, packer)
+    resources = _resources(clusters)
+    one = build_snapshot(resources, None, "v", 0.0, packer)
+    other = build_snapshot(_reordered(resources), None, "v", 0.0, packer)
     name = clusters[0].name
     assert one.types[CLUSTER].sotw_fields[name] is other.types[CLUSTER].sotw_fields[name]
     assert one.types[CLUSTER].delta_fields[name] is other.types[CLUSTER].delta_fields[name]
@@ -117,7 +123,8 @@ def test_delta_fields_made_from_the_sotw_fields_are_protobufs_own_serialization(
     long_name = cluster_pb2.Cluster(name="outbound|9080||" + "n" * 300, alt_stat_name="y" * 200)
     clusters = [*_clusters(3), long_name]
     packer = Packer()
-    typed = build_snapshot(_resources(clusters), None, "v", 0.0, packer).types[CLUSTER]
+    resources = _resources(clusters)
+    typed = build_snapshot(resources, None, "v", 0.0, packer).types[CLUSTER]
     for cluster in clusters:
         item = any_pb2.Any()
         item.Pack(cluster, deterministic=True)
@@ -128,5 +135,5 @@ def test_delta_fields_made_from_the_sotw_fields_are_protobufs_own_serialization(
         assert typed.sotw_fields[cluster.name] == wire.resource_field(
             item.SerializeToString(deterministic=True)
         )
-        again = build_snapshot(_resources(clusters[::-1]), None, "v", 0.0, packer)
+        again = build_snapshot(_reordered(resources), None, "v", 0.0, packer)
         assert again.types[CLUSTER].delta_fields[cluster.name] is field

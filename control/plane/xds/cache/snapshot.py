@@ -2,10 +2,10 @@
 
 A type keeps its version when its content did not change, so a mesh change that touches only
 routes pushes only routes. Each resource also carries a version of its own (a hash of its
-bytes) for Delta xDS. Packing is shared: the same message (a half of a translation shared by
-many proxies) is packed, hashed and serialized as a response field (`wire`) once, however many
-snapshots hold it and however many proxies it is sent to. Snapshots are never modified after
-they are built.
+bytes) for Delta xDS. Packing is shared: the same resource (a half of a translation shared by
+many proxies: one bytes object, `Resources`) is packed, hashed and serialized as a response
+field (`wire`) once, however many snapshots hold it and however many proxies it is sent to.
+Snapshots are never modified after they are built.
 
 What a packed resource keeps is only what responses are made of: its version and its SotW field
 (the Any as a response's field). The Any itself is dropped once serialized, and the Delta field
@@ -23,7 +23,6 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from google.protobuf import any_pb2
-from google.protobuf.message import Message
 
 from control.plane.memo import IdentityMemo
 from control.plane.xds.cache import wire
@@ -44,7 +43,7 @@ def resource_version(serialized: bytes) -> str:
 class PackedItem:
     """One packed resource: its version and its SotW field, serialized once; its Delta field is
     made from the SotW field on first use and kept (a State-of-the-World proxy never needs it).
-    Shared by every snapshot that holds the message, never modified but for that one field."""
+    Shared by every snapshot that holds the resource, never modified but for that one field."""
 
     __slots__ = ("_delta_field", "name", "sotw_field", "version")
 
@@ -97,7 +96,7 @@ class TypeSnapshot:
 class Snapshot:
     generation: int  # increases with every snapshot of this proxy
     types: Mapping[str, TypeSnapshot]
-    resources: Resources  # the messages, for config dumps
+    resources: Resources  # the serialized resources, for config dumps
     changed_at: float  # monotonic time of the change that led here
     push: str = ""  # the push (its version) that produced this snapshot
 
@@ -180,29 +179,30 @@ def _combine(parts: list[dict[str, PackedType]]) -> dict[str, PackedType]:
 
 
 class Packer:
-    """Packs messages into Any once: memoized by message identity for the current and the
-    previous push (the halves a push did not re-translate keep their messages)."""
+    """Packs serialized resources into Any once: memoized by the bytes' identity for the
+    current and the previous push (the halves a push did not re-translate keep their bytes)."""
 
     def __init__(self) -> None:
-        self._messages: IdentityMemo[Message, PackedItem] = IdentityMemo()
+        self._items: IdentityMemo[bytes, PackedItem] = IdentityMemo()
         self._resources: IdentityMemo[Resources, dict[str, PackedType]] = IdentityMemo()
         # A type's collection shared by halves (`MeshTranslation._same`) is packed once.
-        self._types: IdentityMemo[Mapping[str, Message], PackedType] = IdentityMemo()
+        self._types: IdentityMemo[Mapping[str, bytes], PackedType] = IdentityMemo()
 
     def next_push(self) -> None:
-        self._messages.next_round()
+        self._items.next_round()
         self._resources.next_round()
         self._types.next_round()
 
-    def _one(self, name: str, message: Message) -> PackedItem:
-        found = self._messages.find(message)
+    def _one(self, type_url: str, name: str, serialized: bytes) -> PackedItem:
+        """The Any is made from the kept bytes (what `Any.Pack(message, deterministic=True)`
+        makes of the message they were serialized from), with no second serialization."""
+        found = self._items.find(serialized)
         if found is not None:
             return found[0]
-        packed = any_pb2.Any()
-        packed.Pack(message, deterministic=True)
-        version = resource_version(packed.value)
+        packed = any_pb2.Any(type_url=type_url, value=serialized)
+        version = resource_version(serialized)
         sotw_field = wire.resource_field(packed.SerializeToString(deterministic=True))
-        return self._messages.keep(message, PackedItem(name, version, sotw_field))
+        return self._items.keep(serialized, PackedItem(name, version, sotw_field))
 
     def pack(self, resources: Resources) -> dict[str, PackedType]:
         return self._resources.get(resources, lambda: self._pack(resources))
@@ -210,22 +210,22 @@ class Packer:
     def _pack(self, resources: Resources) -> dict[str, PackedType]:
         if resources.parts:  # each half packed once, for every proxy that has it
             return _combine([self.pack(part) for part in resources.parts])
-        return {t: self._pack_type(resources.of(t)) for t in PUSH_ORDER}
+        return {t: self._pack_type(t, resources.serialized(t)) for t in PUSH_ORDER}
 
-    def _pack_type(self, messages: Mapping[str, Message]) -> PackedType:
-        found = self._types.find(messages)
+    def _pack_type(self, type_url: str, serialized: Mapping[str, bytes]) -> PackedType:
+        found = self._types.find(serialized)
         if found is not None:
             return found[0]
         items: dict[str, PackedItem] = {}
         versions: dict[str, str] = {}
         sotw: dict[str, bytes] = {}
         digest = hashlib.sha256()
-        for name, message in messages.items():
-            item = items[name] = self._one(name, message)
+        for name, data in serialized.items():
+            item = items[name] = self._one(type_url, name, data)
             versions[name], sotw[name] = item.version, item.sotw_field
             digest.update(name.encode() + b"\0" + item.version.encode() + b"\0")
         return self._types.keep(
-            messages,
+            serialized,
             PackedType(
                 MappingProxyType(versions), digest.hexdigest(), MappingProxyType(sotw),
                 DeltaFields(MappingProxyType(items)), sum(map(len, sotw.values())),

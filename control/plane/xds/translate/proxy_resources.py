@@ -6,8 +6,6 @@ import functools
 from types import MappingProxyType
 from typing import Any
 
-from google.protobuf.message import Message
-
 from control.api.models.destination_rule import DestinationRule
 from control.api.models.virtual_service import VirtualService
 from control.api.registry import MeshResource
@@ -42,6 +40,7 @@ from control.plane.xds.translate.resources import (
     LISTENER,
     ROUTE,
     SECRET,
+    Named,
     Resources,
     from_dicts,
     merge,
@@ -66,13 +65,13 @@ def _tcp_listeners(
     http_ports: set[int],
     fallback: str,
     telemetry: Telemetry,
-) -> list[Message]:
+) -> list[Named]:
     """`<vip>_<port>` per TCP port of a host with addresses. Hosts without one (a DNS
     ServiceEntry) share `0.0.0.0_<port>`: TLS ones are told apart by SNI (so one external HTTPS
     host does not swallow all port-443 traffic), one plain-TCP host takes the rest. A
     `<vip>_<port>` listener is what its address, port and destinations make it (and the
     state's telemetry): made once per state for every scope that routes it alike."""
-    listeners: dict[str, Message] = {}
+    listeners: dict[str, Named] = {}
     by_sni: dict[int, list[tuple[str, list[tuple[str, int]]]]] = {}
     wildcard: dict[int, list[tuple[str, int]]] = {}
     for host in registry.hosts.values():
@@ -104,13 +103,14 @@ def _tcp_listeners(
     return [listeners[name] for name in sorted(listeners)]
 
 
-def _parsed(listener: dict[str, Any]) -> Message:
-    return from_dicts({LISTENER: [listener]}).of(LISTENER)[listener["name"]]
+def _parsed(listener: dict[str, Any]) -> Named:
+    name = listener["name"]
+    return name, from_dicts({LISTENER: [listener]}).serialized(LISTENER)[name]
 
 
 def _tcp_listener(
     address: str, port: int, clusters: list[tuple[str, int]], telemetry: Telemetry
-) -> Message:
+) -> Named:
     return _parsed(tcp_outbound(address, port, clusters, telemetry))
 
 
@@ -202,7 +202,7 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
     )
     # Secrets of the proxy's own namespace only, and only those its clusters name.
     secrets = from_dicts({SECRET: secret_resources(certs, cas, state.credentials, scope.namespace)})
-    destinations = Destinations(registry, rules, set(clustered.of(CLUSTER)))
+    destinations = Destinations(registry, rules, set(clustered.serialized(CLUSTER)))
     routing = virtual_services_by_host(index.visible_virtual_services(scope), registry)
     mode = outbound_mode(state, scope)
     telemetry = Telemetry.of(state.mesh)
@@ -224,11 +224,11 @@ def outbound_resources(index: MeshIndex, inputs: ProxyInputs) -> Resources:
     )  # fmt: skip
     routed = from_dicts({ROUTE: routes})
     by_type = {
-        CLUSTER: clustered.of(CLUSTER),
-        ENDPOINT: clustered.of(ENDPOINT),
-        LISTENER: listening.of(LISTENER),
-        ROUTE: routed.of(ROUTE),
-        SECRET: secrets.of(SECRET),
+        CLUSTER: clustered.serialized(CLUSTER),
+        ENDPOINT: clustered.serialized(ENDPOINT),
+        LISTENER: listening.serialized(LISTENER),
+        ROUTE: routed.serialized(ROUTE),
+        SECRET: secrets.serialized(SECRET),
     }
     return Resources(MappingProxyType(by_type))
 
@@ -255,12 +255,13 @@ def _cluster_part(
         for rule in (rules.get(host.hostname),)
     ]
     parts.append(index.shared(("fixed clusters",), _fixed_part))
-    messages = {
-        t: [m for part, _ in parts for m in part.of(t).values()] for t in (CLUSTER, ENDPOINT)
+    serialized = {
+        t: [item for part, _ in parts for item in part.serialized(t).items()]
+        for t in (CLUSTER, ENDPOINT)
     }
     certs = set().union(*(c for _, (c, _) in parts))
     cas = set().union(*(c for _, (_, c) in parts))
-    return Resources.of_messages(messages), (certs, cas)
+    return Resources.of_serialized(serialized), (certs, cas)
 
 
 def _host_part(
@@ -292,8 +293,8 @@ def _listener_part(
     tcp = _tcp_listeners(
         index, registry, routing, destinations, proxy, set(http_ports), fallback, telemetry
     )
-    own = from_dicts({LISTENER: listeners}).of(LISTENER).values()
-    return Resources.of_messages({LISTENER: [*own, *tcp]})
+    own = from_dicts({LISTENER: listeners}).serialized(LISTENER).items()
+    return Resources.of_serialized({LISTENER: [*own, *tcp]})
 
 
 def inbound_resources(

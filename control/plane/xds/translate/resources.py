@@ -1,5 +1,11 @@
-"""Envoy resources as protobuf messages: the type URLs, the per-type collection a translation
-produces, and the conversion from protobuf-JSON dicts (which checks every field name)."""
+"""Envoy resources: the type URLs, the per-type collection a translation produces, and the
+conversion from protobuf-JSON dicts (which checks every field name).
+
+A translation keeps each resource as its deterministic serialization (what `Any.Pack(message,
+deterministic=True)` puts in `value`), not as a parsed message: the wire needs only the bytes, and
+parsed (upb) messages cost ~4x their size in memory (the scale benchmark's 7,000 resources: 4.7 MB
+serialized, ~20 MB parsed). What reads a resource's fields (the consistency check, config dumps)
+parses it on demand (`Resources.of`)."""
 
 from __future__ import annotations
 
@@ -70,17 +76,27 @@ def resource_name(type_url: str, message: Message) -> str:
     return str(getattr(message, field))
 
 
-class MergedView(Mapping[str, Message]):
-    """Name -> message mappings with distinct names, each sorted by name, seen as one sorted
+def serialize(message: Message) -> bytes:
+    """A resource as a translation keeps it and an Any carries it (deterministic: equal
+    messages, equal bytes, equal resource versions)."""
+    return message.SerializeToString(deterministic=True)
+
+
+# A resource as kept: its name and its deterministic serialization.
+Named = tuple[str, bytes]
+
+
+class MergedView(Mapping[str, bytes]):
+    """Name -> resource mappings with distinct names, each sorted by name, seen as one sorted
     mapping without copying them: a proxy's resources are a shared outbound half (thousands
     of resources in a mesh without Sidecars) and a small inbound half of its own."""
 
     __slots__ = ("_parts",)
 
-    def __init__(self, parts: tuple[Mapping[str, Message], ...]) -> None:
+    def __init__(self, parts: tuple[Mapping[str, bytes], ...]) -> None:
         self._parts = parts
 
-    def __getitem__(self, name: str) -> Message:
+    def __getitem__(self, name: str) -> bytes:
         for part in self._parts:
             found = part.get(name)
             if found is not None:
@@ -97,25 +113,63 @@ class MergedView(Mapping[str, Message]):
         return heapq.merge(*self._parts)
 
 
+class Parsed(Mapping[str, Message]):
+    """name -> message, each parsed from its bytes when read: a new message every time, owned
+    by the reader (modifying it changes nothing kept)."""
+
+    __slots__ = ("_kind", "_serialized")
+
+    def __init__(self, serialized: Mapping[str, bytes], kind: type[Message]) -> None:
+        self._serialized = serialized
+        self._kind = kind
+
+    def __getitem__(self, name: str) -> Message:
+        return self._kind.FromString(self._serialized[name])
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._serialized
+
+    def __len__(self) -> int:
+        return len(self._serialized)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._serialized)
+
+
+_EMPTY: Final[Mapping[str, bytes]] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class Resources:
-    """type URL -> resource name -> message, sorted by name. Treat as immutable. A merge of
-    halves keeps them (`parts`), so what is derived from a half (packing, the consistency
-    check) is derived once for every proxy that has it."""
+    """type URL -> resource name -> serialized resource, sorted by name. Treat as immutable.
+    Equal resources made alike are one shared bytes object (`from_dicts`), which packing
+    memoizes by identity. A merge of halves keeps them (`parts`), so what is derived from a
+    half (packing, the consistency check) is derived once for every proxy that has it."""
 
-    by_type: Mapping[str, Mapping[str, Message]]
+    by_type: Mapping[str, Mapping[str, bytes]]
     parts: tuple[Resources, ...] = ()
 
+    def serialized(self, type_url: str) -> Mapping[str, bytes]:
+        """name -> the resource's deterministic serialization (the kept, shared objects)."""
+        return self.by_type.get(type_url, _EMPTY)
+
     def of(self, type_url: str) -> Mapping[str, Message]:
-        return self.by_type.get(type_url, MappingProxyType({}))
+        """name -> the resource parsed when read (`Parsed`): for what reads fields."""
+        return Parsed(self.serialized(type_url), _MESSAGES[type_url])
+
+    @classmethod
+    def of_serialized(cls, items: Mapping[str, Iterable[Named]]) -> Resources:
+        by_type: dict[str, Mapping[str, bytes]] = {}
+        for type_url in PUSH_ORDER:
+            named = dict(items.get(type_url, ()))  # a later one of a name wins
+            by_type[type_url] = MappingProxyType(dict(sorted(named.items())))
+        return cls(MappingProxyType(by_type))
 
     @classmethod
     def of_messages(cls, items: Mapping[str, Iterable[Message]]) -> Resources:
-        by_type: dict[str, Mapping[str, Message]] = {}
-        for type_url in PUSH_ORDER:
-            messages = {resource_name(type_url, m): m for m in items.get(type_url, ())}
-            by_type[type_url] = MappingProxyType(dict(sorted(messages.items())))
-        return cls(MappingProxyType(by_type))
+        return cls.of_serialized(
+            {t: [(resource_name(t, m), serialize(m)) for m in ms] for t, ms in items.items()}
+        )
 
     def to_json(self) -> dict[str, list[dict[str, Any]]]:
         """The canonical JSON (proto field names), as golden files and config dumps show it.
@@ -152,19 +206,19 @@ K = TypeVar("K", bound=Hashable)
 
 
 class _Generations(Generic[K]):
-    """Content -> message, kept for two generations (a generation: one mesh state's
+    """Content -> resource, kept for two generations (a generation: one mesh state's
     translation; `next_generation`): what the new state shares with the previous one is found
     again and carried on, the rest is let go one state later. An LRU of a fixed size kept the
-    messages of many past states instead (without Sidecars each change made 50 route tables of
+    resources of many past states instead (without Sidecars each change made 50 route tables of
     1,000 virtual hosts: the process grew by ~100 MB per change until the LRU was full).
     `limit` bounds a generation that no state change ends (many proxies translated alone)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._current: dict[K, Message] = {}
-        self._previous: dict[K, Message] = {}
+        self._current: dict[K, Named] = {}
+        self._previous: dict[K, Named] = {}
 
-    def get(self, key: K, make: Callable[[K], Message]) -> Message:
+    def get(self, key: K, make: Callable[[K], Named]) -> Named:
         found = self._current.get(key)
         if found is None:
             found = self._previous.pop(key, None)
@@ -181,7 +235,7 @@ class _Generations(Generic[K]):
     def clear(self) -> None:
         self._previous, self._current = {}, {}
 
-    def generations(self) -> tuple[dict[K, Message], dict[K, Message]]:
+    def generations(self) -> tuple[dict[K, Named], dict[K, Named]]:
         return self._current, self._previous
 
 
@@ -189,43 +243,47 @@ _MESSAGES_MEMO: Final = _Generations[_Key](100_000)
 _ROUTES_MEMO: Final = _Generations[tuple[bytes, tuple[bytes, ...]]](5_000)
 
 
-def _message(type_url: str, content: bytes, data: Mapping[str, Any]) -> Message:
-    """Dict -> message: most resources are the same for many proxies and across pushes, and
-    converting to protobuf is the slow part of a translation. Equal resources (built alike) are
-    then one shared (never modified) object, packed and hashed once for every proxy."""
-    return _MESSAGES_MEMO.get((type_url, content), lambda _: to_message(data, _PARTS[type_url]))
+def _convert(type_url: str, data: Mapping[str, Any]) -> Named:
+    message = to_message(data, _PARTS[type_url])
+    return resource_name(type_url, message), serialize(message)
+
+
+def _message(type_url: str, content: bytes, data: Mapping[str, Any]) -> Named:
+    """Dict -> serialized resource: most resources are the same for many proxies and across
+    pushes, and converting to protobuf is the slow part of a translation. Equal resources
+    (built alike) are then one shared bytes object, packed and hashed once for every proxy."""
+    return _MESSAGES_MEMO.get((type_url, content), lambda _: _convert(type_url, data))
 
 
 def next_generation() -> None:
-    """A new mesh state is being translated: memoized messages it does not use again are
+    """A new mesh state is being translated: memoized resources it does not use again are
     dropped at the one after (`MeshTranslation` calls it)."""
     _MESSAGES_MEMO.next_generation()
     _ROUTES_MEMO.next_generation()
 
 
 def memoized() -> int:
-    """How many messages the memo holds (both generations)."""
+    """How many resources the memo holds (both generations)."""
     return sum(len(m) for memo in (_MESSAGES_MEMO, _ROUTES_MEMO) for m in memo.generations())
 
 
 def clear_caches() -> None:
-    """Forget every memoized message (benchmarks measure cold translations with it)."""
+    """Forget every memoized resource (benchmarks measure cold translations with it)."""
     _MESSAGES_MEMO.clear()
     _ROUTES_MEMO.clear()
 
 
-def _route(data: Mapping[str, Any]) -> Message:
+def _route(data: Mapping[str, Any]) -> Named:
     rest = {k: v for k, v in data.items() if k != "virtual_hosts"}
     hosts: list[Mapping[str, Any]] = data["virtual_hosts"]
     digests = tuple(_content(v) for v in hosts)
 
-    def make(key: tuple[bytes, tuple[bytes, ...]]) -> Message:
-        config: Message = route_pb2.RouteConfiguration()
-        config.CopyFrom(_message(ROUTE, key[0], rest))
-        config.virtual_hosts.extend(  # type: ignore[attr-defined]
-            _message(_VIRTUAL_HOST, d, v) for d, v in zip(digests, hosts, strict=True)
-        )
-        return config
+    def make(key: tuple[bytes, tuple[bytes, ...]]) -> Named:
+        name, head = _message(ROUTE, key[0], rest)
+        config = route_pb2.RouteConfiguration.FromString(head)
+        for digest, host in zip(digests, hosts, strict=True):
+            config.virtual_hosts.add().MergeFromString(_message(_VIRTUAL_HOST, digest, host)[1])
+        return name, serialize(config)
 
     return _ROUTES_MEMO.get((_content(rest), digests), make)
 
@@ -234,15 +292,15 @@ def _content(data: Mapping[str, Any]) -> bytes:
     """A memo key for a dict's content: the digest of its marshal form (format 2: no
     back-references, so the same content built alike gives the same bytes; 6x faster than JSON,
     which a large listener, 1,000 policies: 1.5 MB, felt). Keys are not sorted: equal content
-    built in another order is only not shared (versions hash the messages' deterministic bytes,
-    not these). The memos keep the 16-byte digest, not the marshal form (as large as the
+    built in another order is only not shared (versions hash the resources' deterministic
+    bytes, not these). The memos keep the 16-byte digest, not the marshal form (as large as the
     resource: ~8 MB of the translations at the scale benchmark's size); 128 bits make two
     contents with one digest as likely as never."""
     dumped = marshal.dumps(dict(data) if not isinstance(data, dict) else data, 2)
     return hashlib.blake2b(dumped, digest_size=16).digest()
 
 
-def _parse(type_url: str, data: Mapping[str, Any]) -> Message:
+def _parse(type_url: str, data: Mapping[str, Any]) -> Named:
     """A route table is parsed virtual host by virtual host: proxies of different scopes get
     different tables made mostly of the same virtual hosts, each parsed once."""
     if type_url != ROUTE or not data.get("virtual_hosts"):
@@ -251,8 +309,8 @@ def _parse(type_url: str, data: Mapping[str, Any]) -> Message:
 
 
 def from_dicts(items: Mapping[str, Iterable[dict[str, Any]]]) -> Resources:
-    """Parse protobuf-JSON dicts into messages; unknown fields or bad values raise."""
-    parsed: dict[str, list[Message]] = {}
+    """Parse protobuf-JSON dicts into resources; unknown fields or bad values raise."""
+    parsed: dict[str, list[Named]] = {}
     for type_url, dicts in items.items():
         out = parsed.setdefault(type_url, [])
         for data in dicts:
@@ -260,13 +318,13 @@ def from_dicts(items: Mapping[str, Iterable[dict[str, Any]]]) -> Resources:
                 out.append(_parse(type_url, data))
             except json_format.ParseError as error:
                 raise TranslationError(f"{data.get('name', '?')}: {error}") from error
-    return Resources.of_messages(parsed)
+    return Resources.of_serialized(parsed)
 
 
 def _overlap(parts: tuple[Resources, ...], type_url: str) -> bool:
     """Whether two parts name a resource of `type_url` alike (each name of a smaller part is
     looked up in the larger ones: a proxy's own half is the small one)."""
-    maps = sorted((p.of(type_url) for p in parts), key=len)
+    maps = sorted((p.serialized(type_url) for p in parts), key=len)
     return any(
         name in other for i, small in enumerate(maps[:-1]) for name in small
         for other in maps[i + 1 :]
@@ -277,9 +335,9 @@ def merge(*parts: Resources) -> Resources:
     """The resources of all `parts`, which keep being shared (`Resources.parts`). Parts that
     name a resource alike are copied into one instead, the later one winning."""
     if any(_overlap(parts, t) for t in PUSH_ORDER):
-        return Resources.of_messages(
-            {t: [m for p in parts for m in p.of(t).values()] for t in PUSH_ORDER}
+        return Resources.of_serialized(
+            {t: [item for p in parts for item in p.serialized(t).items()] for t in PUSH_ORDER}
         )
     flat = tuple(leaf for part in parts for leaf in (part.parts or (part,)))
-    by_type = {t: MergedView(tuple(p.of(t) for p in flat)) for t in PUSH_ORDER}
+    by_type = {t: MergedView(tuple(p.serialized(t) for p in flat)) for t in PUSH_ORDER}
     return Resources(MappingProxyType(by_type), flat)

@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping
 from types import MappingProxyType
 
-from google.protobuf.message import Message
-
 from control.config.mesh_config import OutboundMode
 from control.plane.model.state import MeshState
 from control.plane.xds.translate.changes import Change, diff
@@ -47,7 +45,7 @@ class MeshTranslation:
         # halves of edited-away policies do not pile up.
         self._inbound_used: set[Hashable] = set()
         self._merged: dict[ProxyInputs, Resources] = {}
-        self._by_content: dict[tuple[str, tuple[int, ...]], Mapping[str, Message]] = {}
+        self._by_content: dict[tuple[str, tuple[int, ...]], Mapping[str, bytes]] = {}
         self.translations = 0  # outbound halves computed by this object (the costly part)
         self.reused = 0  # outbound halves carried over from the previous state
 
@@ -85,12 +83,12 @@ class MeshTranslation:
         """`half`, with each of its per-type collections replaced by an equal one already made
         for another scope. Without Sidecars every namespace's scope sees the same services:
         their clusters, endpoints and listeners are then one collection (packed once, held
-        once), only the route tables (short names are per namespace) are their own. Parsed
-        messages are shared objects (`resources`), so equal collections hold the very same
-        messages; the kept collection keeps them alive, so their ids stay theirs."""
-        by_type: dict[str, Mapping[str, Message]] = {}
+        once), only the route tables (short names are per namespace) are their own. Serialized
+        resources are shared objects (`resources`), so equal collections hold the very same
+        bytes; the kept collection keeps them alive, so their ids stay theirs."""
+        by_type: dict[str, Mapping[str, bytes]] = {}
         for type_url in PUSH_ORDER:
-            mapping = half.of(type_url)
+            mapping = half.serialized(type_url)
             key = (type_url, tuple(map(id, mapping.values())))
             by_type[type_url] = self._by_content.setdefault(key, mapping)
         return Resources(MappingProxyType(by_type))
@@ -107,7 +105,7 @@ class MeshTranslation:
         """Let go of every translation none of `proxies` (the connected ones) uses. The memos
         are keyed by what proxies claim (namespace, capture ports, labels: any client on the
         plaintext port may claim anything), and each new claim is a translation of everything
-        its scope sees; kept for proxies long gone, they grew without bound. Messages stay
+        its scope sees; kept for proxies long gone, they grew without bound. Resources stay
         shared (`resources`); what is let go is made again if asked for."""
         live = {self.inputs(proxy) for proxy in proxies}
         outbound_keys = {inputs.outbound_key for inputs in live}
@@ -118,7 +116,7 @@ class MeshTranslation:
         self._capture = {k: c for k, c in self._capture.items() if k in capture_keys}
         self._inbound = {k: h for k, h in self._inbound.items() if k in inbound_keys}
         self._inbound_used &= inbound_keys
-        held = {id(half.of(t)) for half in self._outbound.values() for t in PUSH_ORDER}
+        held = {id(half.serialized(t)) for half in self._outbound.values() for t in PUSH_ORDER}
         self._by_content = {k: m for k, m in self._by_content.items() if id(m) in held}
 
     def fresh(self, state: MeshState) -> MeshTranslation:
