@@ -137,3 +137,9 @@ def test_delta_fields_made_from_the_sotw_fields_are_protobufs_own_serialization(
         )
         again = build_snapshot(_reordered(resources), None, "v", 0.0, packer)
         assert again.types[CLUSTER].delta_fields[cluster.name] is field
+
+
+def test_an_any_is_written_as_protobuf_writes_it() -> None:
+    for value in (b"", b"\x0a\x01a", b"x" * 200, b"y" * 20_000):
+        expected = any_pb2.Any(type_url=CLUSTER_URL, value=value)
+        assert wire.packed(CLUSTER_URL, value) == expected.SerializeToString(deterministic=True)

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TypeVar
 
-from google.protobuf import any_pb2
-
 from control.plane.memo import IdentityMemo
+from control.plane.views import Derived
 from control.plane.xds.cache import wire
 from control.plane.xds.translate.resources import PUSH_ORDER, Resources
 
@@ -60,25 +59,8 @@ class PackedItem:
         return self._delta_field
 
 
-class DeltaFields(Mapping[str, bytes]):
-    """name -> a packed resource's Delta field, made when first read (`PackedItem`)."""
-
-    __slots__ = ("_items",)
-
-    def __init__(self, items: Mapping[str, PackedItem]) -> None:
-        self._items = items
-
-    def __getitem__(self, name: str) -> bytes:
-        return self._items[name].delta_field
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
+def _delta_field(item: PackedItem) -> bytes:
+    return item.delta_field
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,14 +176,14 @@ class Packer:
         self._types.next_round()
 
     def _one(self, type_url: str, name: str, serialized: bytes) -> PackedItem:
-        """The Any is made from the kept bytes (what `Any.Pack(message, deterministic=True)`
-        makes of the message they were serialized from), with no second serialization."""
+        """The Any is written around the kept bytes (`wire.packed`: what `Any.Pack(message,
+        deterministic=True)` makes of the message they were serialized from), with no second
+        serialization and no message."""
         found = self._items.find(serialized)
         if found is not None:
             return found[0]
-        packed = any_pb2.Any(type_url=type_url, value=serialized)
         version = resource_version(serialized)
-        sotw_field = wire.resource_field(packed.SerializeToString(deterministic=True))
+        sotw_field = wire.resource_field(wire.packed(type_url, serialized))
         return self._items.keep(serialized, PackedItem(name, version, sotw_field))
 
     def pack(self, resources: Resources) -> dict[str, PackedType]:
@@ -228,7 +210,7 @@ class Packer:
             serialized,
             PackedType(
                 MappingProxyType(versions), digest.hexdigest(), MappingProxyType(sotw),
-                DeltaFields(MappingProxyType(items)), sum(map(len, sotw.values())),
+                Derived(MappingProxyType(items), _delta_field), sum(map(len, sotw.values())),
             ),
         )  # fmt: skip
 

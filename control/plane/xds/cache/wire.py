@@ -28,11 +28,21 @@ _REMOVED_RESOURCES = 6
 # Resource (Delta): version 1, resource 2 (the Any), name 3
 _RESOURCE_VERSION = 1
 _RESOURCE_NAME = 3
+# Any: type_url 1, value 2
+_ANY_TYPE_URL = 1
+_ANY_VALUE = 2
 
 
 def _string(number: int, text: str) -> bytes:
     """As protobuf writes a proto3 string: nothing when empty."""
     return length_delimited(number, text.encode()) if text else b""
+
+
+def packed(type_url: str, value: bytes) -> bytes:
+    """An `Any` holding `value` (a resource's deterministic serialization), as protobuf writes
+    it, without copying the resource into a message and out again."""
+    value_field = length_delimited(_ANY_VALUE, value) if value else b""  # proto3: empty omitted
+    return _string(_ANY_TYPE_URL, type_url) + value_field
 
 
 def resource_field(serialized: bytes) -> bytes:

@@ -42,6 +42,7 @@ from control.plane.xds.translate.resources import (
     SECRET,
     Named,
     Resources,
+    from_dict,
     from_dicts,
     merge,
 )
@@ -99,19 +100,14 @@ def _tcp_listeners(
         else:
             assert default is not None
             listener = tcp_outbound(names.WILDCARD, number, default, telemetry)
-        listeners[listener["name"]] = _parsed(listener)
+        listeners[listener["name"]] = from_dict(LISTENER, listener)
     return [listeners[name] for name in sorted(listeners)]
-
-
-def _parsed(listener: dict[str, Any]) -> Named:
-    name = listener["name"]
-    return name, from_dicts({LISTENER: [listener]}).serialized(LISTENER)[name]
 
 
 def _tcp_listener(
     address: str, port: int, clusters: list[tuple[str, int]], telemetry: Telemetry
 ) -> Named:
-    return _parsed(tcp_outbound(address, port, clusters, telemetry))
+    return from_dict(LISTENER, tcp_outbound(address, port, clusters, telemetry))
 
 
 def _tcp_route(

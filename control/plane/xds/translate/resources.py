@@ -47,6 +47,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from xds.type.v3 import typed_struct_pb2  # noqa: F401
 
+from control.plane.views import Derived
 from control.plane.xds.translate.protodict import to_message
 
 LISTENER: Final = "type.googleapis.com/envoy.config.listener.v3.Listener"
@@ -113,29 +114,6 @@ class MergedView(Mapping[str, bytes]):
         return heapq.merge(*self._parts)
 
 
-class Parsed(Mapping[str, Message]):
-    """name -> message, each parsed from its bytes when read: a new message every time, owned
-    by the reader (modifying it changes nothing kept)."""
-
-    __slots__ = ("_kind", "_serialized")
-
-    def __init__(self, serialized: Mapping[str, bytes], kind: type[Message]) -> None:
-        self._serialized = serialized
-        self._kind = kind
-
-    def __getitem__(self, name: str) -> Message:
-        return self._kind.FromString(self._serialized[name])
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._serialized
-
-    def __len__(self) -> int:
-        return len(self._serialized)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._serialized)
-
-
 _EMPTY: Final[Mapping[str, bytes]] = MappingProxyType({})
 
 
@@ -154,8 +132,9 @@ class Resources:
         return self.by_type.get(type_url, _EMPTY)
 
     def of(self, type_url: str) -> Mapping[str, Message]:
-        """name -> the resource parsed when read (`Parsed`): for what reads fields."""
-        return Parsed(self.serialized(type_url), _MESSAGES[type_url])
+        """name -> the resource parsed when read, for what reads fields: a new message at every
+        read, owned by the reader (modifying it changes nothing kept)."""
+        return Derived(self.serialized(type_url), _MESSAGES[type_url].FromString)
 
     @classmethod
     def of_serialized(cls, items: Mapping[str, Iterable[Named]]) -> Resources:
@@ -239,7 +218,7 @@ class _Generations(Generic[K]):
         return self._current, self._previous
 
 
-_MESSAGES_MEMO: Final = _Generations[_Key](100_000)
+_RESOURCES_MEMO: Final = _Generations[_Key](100_000)
 _ROUTES_MEMO: Final = _Generations[tuple[bytes, tuple[bytes, ...]]](5_000)
 
 
@@ -248,28 +227,28 @@ def _convert(type_url: str, data: Mapping[str, Any]) -> Named:
     return resource_name(type_url, message), serialize(message)
 
 
-def _message(type_url: str, content: bytes, data: Mapping[str, Any]) -> Named:
+def _memoized(type_url: str, content: bytes, data: Mapping[str, Any]) -> Named:
     """Dict -> serialized resource: most resources are the same for many proxies and across
     pushes, and converting to protobuf is the slow part of a translation. Equal resources
     (built alike) are then one shared bytes object, packed and hashed once for every proxy."""
-    return _MESSAGES_MEMO.get((type_url, content), lambda _: _convert(type_url, data))
+    return _RESOURCES_MEMO.get((type_url, content), lambda _: _convert(type_url, data))
 
 
 def next_generation() -> None:
     """A new mesh state is being translated: memoized resources it does not use again are
     dropped at the one after (`MeshTranslation` calls it)."""
-    _MESSAGES_MEMO.next_generation()
+    _RESOURCES_MEMO.next_generation()
     _ROUTES_MEMO.next_generation()
 
 
 def memoized() -> int:
     """How many resources the memo holds (both generations)."""
-    return sum(len(m) for memo in (_MESSAGES_MEMO, _ROUTES_MEMO) for m in memo.generations())
+    return sum(len(m) for memo in (_RESOURCES_MEMO, _ROUTES_MEMO) for m in memo.generations())
 
 
 def clear_caches() -> None:
     """Forget every memoized resource (benchmarks measure cold translations with it)."""
-    _MESSAGES_MEMO.clear()
+    _RESOURCES_MEMO.clear()
     _ROUTES_MEMO.clear()
 
 
@@ -279,10 +258,10 @@ def _route(data: Mapping[str, Any]) -> Named:
     digests = tuple(_content(v) for v in hosts)
 
     def make(key: tuple[bytes, tuple[bytes, ...]]) -> Named:
-        name, head = _message(ROUTE, key[0], rest)
+        name, head = _memoized(ROUTE, key[0], rest)
         config = route_pb2.RouteConfiguration.FromString(head)
         for digest, host in zip(digests, hosts, strict=True):
-            config.virtual_hosts.add().MergeFromString(_message(_VIRTUAL_HOST, digest, host)[1])
+            config.virtual_hosts.add().MergeFromString(_memoized(_VIRTUAL_HOST, digest, host)[1])
         return name, serialize(config)
 
     return _ROUTES_MEMO.get((_content(rest), digests), make)
@@ -304,21 +283,27 @@ def _parse(type_url: str, data: Mapping[str, Any]) -> Named:
     """A route table is parsed virtual host by virtual host: proxies of different scopes get
     different tables made mostly of the same virtual hosts, each parsed once."""
     if type_url != ROUTE or not data.get("virtual_hosts"):
-        return _message(type_url, _content(data), data)
+        return _memoized(type_url, _content(data), data)
     return _route(data)
+
+
+def from_dict(type_url: str, data: Mapping[str, Any]) -> Named:
+    """One protobuf-JSON dict as a resource (its name, its bytes); unknown fields or bad values
+    raise."""
+    try:
+        return _parse(type_url, data)
+    except json_format.ParseError as error:
+        raise TranslationError(f"{data.get('name', '?')}: {error}") from error
 
 
 def from_dicts(items: Mapping[str, Iterable[dict[str, Any]]]) -> Resources:
     """Parse protobuf-JSON dicts into resources; unknown fields or bad values raise."""
-    parsed: dict[str, list[Named]] = {}
-    for type_url, dicts in items.items():
-        out = parsed.setdefault(type_url, [])
-        for data in dicts:
-            try:
-                out.append(_parse(type_url, data))
-            except json_format.ParseError as error:
-                raise TranslationError(f"{data.get('name', '?')}: {error}") from error
-    return Resources.of_serialized(parsed)
+    return Resources.of_serialized(
+        {
+            type_url: [from_dict(type_url, data) for data in dicts]
+            for type_url, dicts in items.items()
+        }
+    )
 
 
 def _overlap(parts: tuple[Resources, ...], type_url: str) -> bool:
