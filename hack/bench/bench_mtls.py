@@ -375,6 +375,22 @@ def _ratio(a: float, b: float) -> float:
     return a / b if a > 0 and b > 0 else math.nan
 
 
+_TARGET = ("p50", "p99")  # the issue's target: mTLS adds <= 1.1x the hand-written pair's
+
+
+def _round_ratios(paced: dict[str, list[Round]], a: str, b: str, field: str) -> list[float]:
+    """(a - direct) / (b - direct) in each round (the rounds are interleaved, so round i of
+    every path ran within seconds of the others); rounds where either is not positive left
+    out."""
+    ratios = []
+    for floor, x, y in zip(paced["direct"], paced[a], paced[b], strict=True):
+        ratio = _ratio(getattr(x, field) - getattr(floor, field),
+                       getattr(y, field) - getattr(floor, field))  # fmt: skip
+        if not math.isnan(ratio):
+            ratios.append(ratio)
+    return ratios
+
+
 def report(paced: dict[str, list[Round]], busy: dict[str, Round]) -> None:
     rate = statistics.median(r.rps for rounds in paced.values() for r in rounds)
     count = len(paced["direct"])
@@ -412,6 +428,17 @@ def report(paced: dict[str, list[Round]], busy: dict[str, Round]) -> None:
             f"mTLS / plaintext x{_ratio(mtls, plain):.2f}"
         )
 
+    spread = {field: _round_ratios(paced, "mtls", "hand-written", field) for field in _TARGET}
+    print(
+        "  the target's ratio per round (each round's mTLS and hand-written over its own direct "
+        "run; how far one run's figure can move on this machine): "
+        + "; ".join(
+            f"{field} median x{statistics.median(r):.2f}, range x{min(r):.2f}-x{max(r):.2f}"
+            for field, r in spread.items()
+            if r
+        )
+    )
+
     def cpu(a: str, b: str) -> str:
         paced_cpu = _ratio(*(_median(paced[n], "envoy_cpu_us") for n in (a, b)))
         busy_cpu = _ratio(busy[a].envoy_cpu_us, busy[b].envoy_cpu_us)
@@ -442,7 +469,7 @@ def report(paced: dict[str, list[Round]], busy: dict[str, Round]) -> None:
         }
         for name in paced
     }  # fmt: skip
-    print(json.dumps(summary))
+    print(json.dumps({**summary, "target_per_round": spread}))
 
 
 if __name__ == "__main__":
