@@ -10,6 +10,9 @@ control plane:
     sotw-baseline   the same with push scoping and shared translation off (baseline.py)
     delta           Delta xDS, Sidecars
     sotw-nosidecar  State of the World without Sidecars: every proxy sees every service
+    sotw-floor      the `sotw` mesh and clients against a bare grpc.aio server answering with
+                    mizzen's bytes, made before it listens (scale_floor.py): the connect and
+                    the full push after a restart only, the floor under mizzen's push
 
 Each measures: a VirtualService change in one namespace and in the shared one, an endpoint
 change (a pod turns not ready), each from the file write to the last affected proxy's ACK
@@ -44,6 +47,7 @@ from scale_report import Result, print_report
 
 SCENARIOS = {
     "sotw": ("sotw", True, True),  # mode, sidecars, scoping
+    "sotw-floor": ("sotw", True, True),
     "sotw-baseline": ("sotw", True, False),
     "delta": ("delta", True, True),
     "sotw-nosidecar": ("sotw", False, True),
@@ -71,6 +75,7 @@ class Scenario:
         mode, sidecars, scoping = SCENARIOS[name]
         self.mode = mode
         self.baseline = not scoping
+        self.floor = name.endswith("-floor")
         shape = Shape(options.services, options.namespaces, options.proxies, 2, sidecars)
         self.root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=options.workdir))
         self.mesh = Mesh.generate(shape, self.root / "config")
@@ -83,8 +88,14 @@ class Scenario:
     # plumbing -----------------------------------------------------------------------------
 
     def _start_control(self, port: int) -> ControlProcess:
+        extra: list[str] = []
+        script = "baseline.py" if self.baseline else None
+        if self.floor:
+            specs = self.root / "proxies.json"
+            specs.write_text(json.dumps([p.spec() for p in self.mesh.proxies]))
+            extra, script = ["--proxies", str(specs)], "scale_floor.py"
         control = ControlProcess(
-            self.root / "config", port, [], self.root / "control.log", baseline=self.baseline
+            self.root / "config", port, extra, self.root / "control.log", script=script
         )
         control.wait_ready(self.options.timeout)
         self.control = control
@@ -193,11 +204,13 @@ class Scenario:
         started = time.monotonic()
         control = self._start_control(port)
         ready_after = control.ready_at - started
+        cpu_ready = control.usage()["cpu"]  # its start: imports, the config (the floor's bytes)
         total = len(self.mesh.proxies)
         self._wait(lambda: self._all_ready(total), "full push after restart", started)
         everyone = {p.key for p in self.mesh.proxies}
         self._row("restart: full push", started, everyone, 0.0, clients_before)
         self.result.rows[-1]["startup"] = ready_after
+        self.result.rows[-1]["cpu_after_ready"] = self.result.rows[-1]["cpu"] - cpu_ready
 
     def run(self) -> Result:
         """Connect, the changes, the restart. The costly comparisons (the baseline, there for
@@ -209,6 +222,9 @@ class Scenario:
         changes = 1 if light else self.options.changes
         try:
             self.connect()
+            if self.floor:  # it serves what it made at its start: no change reaches it
+                self.restart()
+                return self.result
             for index in range(changes):
                 namespace = regular[index % len(regular)]
                 service = self.mesh.services[namespace][0]

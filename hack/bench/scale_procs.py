@@ -46,12 +46,13 @@ class ControlProcess:
 
     def __init__(
         self, config_dir: Path, xds_port: int, extra: Sequence[str], log: Path,
-        *, baseline: bool = False,
+        *, script: str | None = None,
     ) -> None:  # fmt: skip
-        """`baseline`: the benchmark's own unscoped control plane (`baseline.py`)."""
+        """`script`: a stand-in beside this file with the control plane's flags and first line
+        (`baseline.py`: unscoped; `scale_floor.py`: a bare gRPC server), else mizzen's."""
         self.started = time.monotonic()
         self._log = log.open("a")
-        command = [str(Path(__file__).with_name("baseline.py"))] if baseline else [
+        command = [str(Path(__file__).with_name(script))] if script else [
             "-m", "control.cli", "control"
         ]  # fmt: skip
         argv = [sys.executable, *command, "--config-dir", str(config_dir),
@@ -84,6 +85,8 @@ class ControlProcess:
     def last_push(self) -> dict[str, Any]:
         """The control plane's own account of its latest push (`/debug/pushz`), if it has one:
         how long computing it took and how many translations it made."""
+        if not self.debug_port:
+            return {}  # a stand-in without a debug port
         url = f"http://127.0.0.1:{self.debug_port}/debug/pushz"
         try:
             response = httpx.get(url, timeout=10, trust_env=False)

@@ -180,3 +180,33 @@ def _issue16(by_name: dict[str, Result]) -> None:
         rss = flat.usage.get("peak_rss_mb", math.nan)
         print(f"  {_verdict(rss <= ISSUE16_RSS_NO_SIDECARS_MB)} peak RSS {rss:.0f} MB without "
               f"Sidecars (target <= {ISSUE16_RSS_NO_SIDECARS_MB} MB)")  # fmt: skip
+    _floor(by_name)
+
+
+def _after_ready(result: Result | None) -> tuple[float, dict[str, Any]] | None:
+    """The full push after a restart, from the process's readiness; and its row."""
+    rows = [r for r in result.rows if r["change"] == "restart: full push"] if result else []
+    if not rows:
+        return None
+    row = rows[0]
+    return max(row["times"], default=math.nan) - row.get("startup", math.nan), row
+
+
+def _floor(by_name: dict[str, Result]) -> None:
+    """The same push from a bare gRPC server with mizzen's bytes (`scale_floor.py`): what any
+    Python gRPC server costs here with these clients, and mizzen's push over it."""
+    floor = _after_ready(by_name.get("sotw-floor"))
+    if floor is None:
+        return
+    seconds, row = floor
+    cpu = row.get("cpu_after_ready", math.nan)
+    clients = row.get("client_cpu", math.nan)
+    print(f"  floor: a bare grpc.aio server sending mizzen's bytes, {row['received']}/"
+          f"{row['can_see']} proxies: full push {seconds:.1f} s after it is ready, its CPU "
+          f"after ready {cpu:.1f} s, the clients' {clients:.1f} s")  # fmt: skip
+    mizzen = _after_ready(by_name.get("sotw"))
+    if mizzen is not None and seconds > 0 and cpu > 0:
+        push, own = mizzen
+        own_cpu = own.get("cpu_after_ready", math.nan)
+        print(f"  mizzen / floor: full push after ready x{push / seconds:.2f}, server CPU after "
+              f"ready x{own_cpu / cpu:.2f} ({own_cpu:.1f} s / {cpu:.1f} s)")  # fmt: skip

@@ -19,8 +19,9 @@ BENCH = Path(__file__).parents[2] / "hack" / "bench" / "bench_scale.py"
 def test_quick_scale_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     result = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--scenarios", "sotw,delta", "--json", str(out)],
-        capture_output=True, text=True, timeout=240, check=False,
+        [sys.executable, str(BENCH), "--quick", "--scenarios", "sotw,delta,sotw-floor",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "targets (with Sidecars, 200 proxies)" in result.stdout
@@ -50,3 +51,15 @@ def test_quick_scale_benchmark(tmp_path: Path) -> None:
         assert all(0 < t < 30 for t in one_namespace["times"])
         assert 0 < scenario["usage"]["peak_rss_mb"] < 4000
         assert scenario["usage"]["cpu_s"] > 0
+    # the floor: the same clients against a bare gRPC server sending mizzen's bytes
+    floor = scenarios["sotw-floor"]
+    assert not floor["notes"], floor["notes"]
+    rows = {row["change"]: row for row in floor["rows"]}
+    assert set(rows) == {"initial connect", "restart: full push"}
+    mizzen = {row["change"]: row for row in scenarios["sotw"]["rows"]}
+    for change, row in rows.items():
+        assert (row["received"], row["missed"], row["types"]) == (200, 0, "celr"), change
+        # the same responses (only the nonces differ): within 1% of mizzen's bytes
+        assert abs(row["bytes"] / mizzen[change]["bytes"] - 1) < 0.01, change
+    assert rows["restart: full push"]["cpu_after_ready"] > 0
+    assert "mizzen / floor: full push after ready x" in result.stdout
