@@ -119,8 +119,11 @@ async def run_envoy(
 
 
 @contextlib.asynccontextmanager
-async def run_envoy_config(workdir: Path, bootstrap: dict[str, Any]) -> AsyncIterator[Envoy]:
-    """Envoy on `bootstrap` (admin on an ephemeral localhost port); stopped on exit."""
+async def run_envoy_config(
+    workdir: Path, bootstrap: dict[str, Any], args: tuple[str, ...] = ()
+) -> AsyncIterator[Envoy]:
+    """Envoy on `bootstrap` (admin on an ephemeral localhost port), with more command-line
+    `args`; stopped on exit."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "envoy.json"
     config.write_text(json.dumps(bootstrap))
@@ -129,7 +132,7 @@ async def run_envoy_config(workdir: Path, bootstrap: dict[str, Any]) -> AsyncIte
     with log.open("w") as out:
         process = await asyncio.create_subprocess_exec(
             envoy_binary(), "-c", str(config), "--admin-address-path", str(admin_path),
-            "--disable-hot-restart", "--log-level", "info", "--concurrency", "1",
+            "--disable-hot-restart", "--log-level", "info", "--concurrency", "1", *args,
             stdout=out, stderr=out,
         )  # fmt: skip
     try:

@@ -50,11 +50,28 @@ def static_bootstrap(resources: dict[str, list[dict[str, Any]]]) -> dict[str, An
 def validate(
     resources: dict[str, list[dict[str, Any]]], workdir: Path
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real Envoy in validate mode on the static form; returns the finished process."""
+    """Run the real Envoy in validate mode on the static form; returns the finished process.
+
+    The stats loggers' shared scope is validated unshared: Envoy 1.40 in validate mode
+    segfaults in its teardown, after printing "OK", when stats scopes are shared by name (in
+    serve mode they work and it exits 0: `test_stats_scope_envoy.py`, and every e2e sidecar)."""
     path = workdir / "bootstrap.json"
-    path.write_text(json.dumps(static_bootstrap(resources)))
+    path.write_text(json.dumps(_unshared(static_bootstrap(resources))))
     return subprocess.run(
         [envoy_binary(), "--mode", "validate", "-c", str(path), "--log-level", "error",
          "--disable-hot-restart"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
+
+
+def _unshared(node: Any) -> Any:
+    """`node` with every stats scope's `sharing_name` left out (see `validate`)."""
+    if isinstance(node, dict):
+        return {
+            key: _unshared(value)
+            for key, value in node.items()
+            if not (key == "sharing_name" and "max_counters" in node)
+        }
+    if isinstance(node, list):
+        return [_unshared(item) for item in node]
+    return node

@@ -105,6 +105,11 @@ def test_the_stats_scope_bounds_the_series() -> None:
     assert scope["prefix"] == "istio"
     assert scope["max_counters"] > 0
     assert scope["max_histograms"] > 0
+    # one scope for every logger, so that a replaced chain's drain takes no series with it
+    # (tests/control/test_stats_scope_envoy.py) and the limits are the proxy's
+    tcp = tcp_telemetry(Telemetry(), Direction.INBOUND, ChainSecurity.MUTUAL_TLS)["access_log"]
+    shared = [log["typed_config"]["value"]["stats_scope"]["sharing_name"] for log in tcp]
+    assert shared == [scope["sharing_name"]] * 2
 
 
 def test_only_routes_to_mesh_services_carry_the_peer_header() -> None:

@@ -59,10 +59,12 @@ _T: Final = "type.googleapis.com/"
 STATS_LOGGER: Final = "envoy.access_loggers.stats"
 _STATS_TYPE: Final = _T + "envoy.extensions.access_loggers.stats.v3.Config"
 _TYPED_STRUCT: Final = _T + "xds.type.v3.TypedStruct"
-# The cardinality cap: series (label sets) each stats logger (one per listener or chain) may
-# create. An HTTP label set costs one counter and three histograms, a TCP one four counters.
-MAX_COUNTERS: Final = 4_000
-MAX_HISTOGRAMS: Final = 6_000
+# The cardinality cap: series the proxy's one stats scope, shared by all its loggers, may
+# hold. An HTTP label set costs one counter and three histograms, a TCP one four counters:
+# 5,000 HTTP label sets, or 2,500 TCP ones.
+STATS_SCOPE_NAME: Final = "mizzen.istio"
+MAX_COUNTERS: Final = 10_000
+MAX_HISTOGRAMS: Final = 15_000
 _H2M_TYPE: Final = _T + "envoy.extensions.filters.http.header_to_metadata.v3.Config"
 
 
@@ -171,16 +173,22 @@ def _stats_logger(
     histograms: list[dict[str, Any]],
     log_types: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """A stats logger whose scope's limits bound the series Envoy keeps: past them, new series
-    are refused and counted by Envoy's `server.stats_overflow_counter`/`_histogram`. Scopes
-    of the same prefix share their stats, so every logger adds to the same series. (One
-    scope shared through `sharing_name` would make the cap global, but Envoy 1.40 crashes
-    on exit with it.) A TypedStruct because the Python protos predate `stats_scope`."""
+    """A stats logger in the proxy's one shared stats scope (`sharing_name`), whose limits
+    bound the series Envoy keeps: past them, new series are refused and counted by Envoy's
+    `server.stats_overflow_counter`/`_histogram`.
+
+    Shared, because a scope of its own belongs to the logger's filter chain: when a config
+    change replaces the chain and its drain ends, every series that only it had recorded is
+    freed, and an idle series' counters start again from zero at its next request (a counter
+    reset, and lost counts, on every policy change). The shared scope lives as long as any
+    logger uses it, so the series do too (`tests/control/test_stats_scope_envoy.py`). A
+    TypedStruct because the Python protos predate `stats_scope`."""
     config = {
         "stats_scope": {
             "prefix": STAT_PREFIX,
             "max_counters": MAX_COUNTERS,
             "max_histograms": MAX_HISTOGRAMS,
+            "sharing_name": STATS_SCOPE_NAME,
         },
         "counters": counters,
         "histograms": histograms,
