@@ -282,8 +282,9 @@ async def _no_problems(plane: ControlPlane) -> bool:
 
 @pytest.mark.anyio
 async def test_out_of_descriptors_the_mesh_stays(tmp_path: Path) -> None:
-    """`mizzen control` as a process whose descriptor limit drops below what it holds: every
-    listing fails with EMFILE for a while, and its proxy must not see the mesh go."""
+    """`mizzen control` as a process whose descriptor limit drops below what it holds, when a
+    change in the directory wakes it: every listing fails with EMFILE for a while (retried
+    every 100 ms), and its proxy must not see the mesh go."""
     config = bookinfo_config(tmp_path)
     with control_process("--config-dir", str(config)) as running:
         client = AdsClient(running.ports["xds"], NODE)
@@ -291,9 +292,11 @@ async def test_out_of_descriptors_the_mesh_stays(tmp_path: Path) -> None:
             await _subscribed(client)
             soft, hard = resource.prlimit(running.process.pid, resource.RLIMIT_NOFILE)
             resource.prlimit(running.process.pid, resource.RLIMIT_NOFILE, (3, hard))
+            touched = next(config.glob("*.yaml"))
+            os.utime(touched)  # the same content: the source looks (inotify), cannot list
             started = time.monotonic()
             try:
-                assert await client.nothing_within(1.5)  # ~15 failed polls
+                assert await client.nothing_within(1.5)  # ~14 failed listings
             finally:
                 resource.prlimit(running.process.pid, resource.RLIMIT_NOFILE, (soft, hard))
             assert time.monotonic() - started >= 1.5

@@ -1,9 +1,12 @@
-"""The `file` config source: a directory of Kubernetes YAML/JSON, watched by polling.
+"""The `file` config source: a directory of Kubernetes YAML/JSON, watched.
 
-Polling (every 100 ms by default) compares each file's inode, size and mtime, so in-place edits,
-new and removed files and atomic replacement by rename (editors, `kubectl`-style tools, ConfigMap
-volume updates) are all seen, on every filesystem, with no native dependency. Only changed files
-are parsed again. Hidden entries (dot-names, such as a ConfigMap mount's `..data`) are skipped.
+A look at the tree compares each file's inode, size and mtime, so in-place edits, new and
+removed files and atomic replacement by rename (editors, `kubectl`-style tools, ConfigMap volume
+updates) are all seen, on every filesystem, with no native dependency. Only changed files are
+parsed again. Hidden entries (dot-names, such as a ConfigMap mount's `..data`) are skipped. When
+to look, inotify says (`dir_watch`: 100 ms after a change, by default), with a look every 2 s for
+what it cannot see; without inotify, or while something is to be retried, the source looks every
+100 ms.
 
 A failure to read is never taken for a deletion; the mesh keeps its last good config:
 
@@ -31,6 +34,7 @@ A failure to read is never taken for a deletion; the mesh keeps its last good co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import stat
@@ -46,6 +50,7 @@ from control.logsafe import untrusted
 from control.plane.model.build import BuildCache, ObjectId, build_state, judge
 from control.plane.model.state import ConfigProblem, Document, MeshState
 from control.plane.sources.base import log_new_problems
+from control.plane.sources.dir_watch import DirectoryWatch
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +89,7 @@ class FileSource:
         mesh: MeshConfig | None = None,
         poll_interval: float = 0.1,
         *,
+        rescan_interval: float = 2.0,
         limits: FileLimits | None = None,
         count_error: ErrorCounter | None = None,
     ) -> None:
@@ -91,6 +97,7 @@ class FileSource:
         self.limits = limits or FileLimits()
         self.mesh = mesh or MeshConfig()
         self.poll_interval = poll_interval
+        self.rescan_interval = rescan_interval
         self._count_error = count_error or (lambda reason: None)
         self._files: dict[Path, _Reading] = {}
         self._state = MeshState(mesh=self.mesh)
@@ -100,6 +107,8 @@ class FileSource:
         # The Path of each file seen, reused by every poll: lookups of the same object skip
         # pathlib's slow comparisons (10 polls a second: this was most of a poll's cost).
         self._paths: dict[str, Path] = {}
+        self._directories: list[Path] = []  # as last listed: what `run` watches
+        self._wake_now = False
 
     def current(self) -> MeshState:
         return self._state
@@ -116,7 +125,9 @@ class FileSource:
         """Look at the directory once; True when the state changed. What cannot be listed
         stays as it was (a vanished mount or a lack of file descriptors must not wipe the
         mesh's routes)."""
-        seen, failed = _list(self.directory, self._paths)
+        listing = _list(self.directory, self._paths)
+        seen, failed = listing.files, listing.failed
+        self._directories = listing.directories
         self._note_listing(failed)
         files: dict[Path, _Reading] = (
             {
@@ -149,17 +160,69 @@ class FileSource:
         return True
 
     async def run(self, on_change: Callable[[MeshState], None]) -> None:
-        while True:
-            await asyncio.sleep(self.poll_interval)
-            try:
-                # Off the event loop: walking the tree and parsing and building a big mesh
-                # must not stall the ADS streams. Only this task ever calls `refresh` then.
-                changed = await asyncio.to_thread(self.refresh)
-            except Exception:  # a bug here must not stop the watching for good
-                log.exception("reading %s failed; keeping the last state", self.directory)
-                continue
-            if changed:
-                on_change(self._state)
+        """Looks again when something in the tree changed (inotify: `dir_watch`), a
+        `poll_interval` after the first event (an editor's burst of writes is one look), and
+        also every `rescan_interval` for what inotify cannot see. It looks every
+        `poll_interval` instead while a listing or a read is to be retried, and always where
+        inotify is missing (watching 1,050 files by polling was ~6% of a busy control plane's
+        CPU)."""
+        watch = DirectoryWatch.open(self.directory)
+        woken = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        if watch is not None:
+            # Read at once: the descriptor stays readable, and the loop busy, until it is.
+            loop.add_reader(watch.fileno(), _drain_and_set, watch, woken)
+        try:
+            while True:
+                # Watches begin before the look they are for: no change falls in between.
+                if watch is not None and not self._watch(watch):
+                    loop.remove_reader(watch.fileno())
+                    watch.close()
+                    watch = None
+                if watch is None or self._retrying():
+                    await asyncio.sleep(self.poll_interval)
+                else:
+                    await _wait(woken, max(self.rescan_interval, self.poll_interval))
+                    await asyncio.sleep(self.poll_interval)
+                woken.clear()
+                if await self._look():
+                    on_change(self._state)
+        finally:
+            if watch is not None:
+                loop.remove_reader(watch.fileno())
+                watch.close()
+
+    async def _look(self) -> bool:
+        try:
+            # Off the event loop: walking the tree and parsing and building a big mesh
+            # must not stall the ADS streams. Only this task ever calls `refresh` then.
+            return await asyncio.to_thread(self.refresh)
+        except Exception:  # a bug here must not stop the watching for good
+            log.exception("reading %s failed; keeping the last state", self.directory)
+            return False
+
+    def _watch(self, watch: DirectoryWatch) -> bool:
+        """Watches every directory the last listing saw (the root before the first); False
+        when inotify refused one (the caller polls from then on). A directory not watched
+        before may have changed before its watch began: the next look comes at once."""
+        new = watch.watch(self._directories or [self.directory])
+        if new is None:
+            return False
+        if new and self._loaded:
+            self._wake_now = True
+        return True
+
+    def _retrying(self) -> bool:
+        """Whether the next look must come soon without waiting for an event: none was made
+        yet, a listing failed, a read is to be retried, or a directory was watched only after
+        it was listed."""
+        wake, self._wake_now = self._wake_now, False
+        return (
+            wake
+            or not self._loaded
+            or bool(self._listing_problems)
+            or any(r.retry for r in self._files.values())
+        )
 
     def _note_listing(self, failed: Mapping[Path, str]) -> None:
         problems = tuple(
@@ -238,13 +301,18 @@ class FileSource:
         log.info("config loaded from %s: %s", self.directory, state.summary())
 
 
-def _list(
-    directory: Path, paths: dict[str, Path] | None = None
-) -> tuple[dict[Path, Fingerprint], dict[Path, str]]:
-    """Every config file under `directory` with its fingerprint, and the paths that could not
-    be listed or looked at, with why. Unlike `os.walk`, no error is swallowed. `paths`: the
-    Path objects of the previous listing, reused (and replaced by this one's)."""
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    files: dict[Path, Fingerprint]  # every config file, with its fingerprint
+    failed: dict[Path, str]  # what could not be listed or looked at, with why
+    directories: list[Path]  # the directories listed (for `dir_watch`)
+
+
+def _list(directory: Path, paths: dict[str, Path] | None = None) -> _Listing:
+    """Every config file under `directory`. Unlike `os.walk`, no error is swallowed. `paths`:
+    the Path objects of the previous listing, reused (and replaced by this one's)."""
     known = paths if paths is not None else {}
+    directories: list[Path] = []
     listed: dict[str, Path] = {}
     found: dict[Path, Fingerprint] = {}
     failed: dict[Path, str] = {}
@@ -259,6 +327,7 @@ def _list(
                 f"cannot list: {_describe(error)}; keeping the last state of everything under it"
             )
             continue
+        directories.append(current)
         for entry in entries:
             if entry.name.startswith("."):
                 continue
@@ -280,7 +349,7 @@ def _list(
     if paths is not None:
         paths.clear()
         paths.update(listed)
-    return found, failed
+    return _Listing(found, failed, directories)
 
 
 def _read_text(path: Path, fingerprint: Fingerprint, max_bytes: int) -> str:
@@ -291,6 +360,16 @@ def _read_text(path: Path, fingerprint: Fingerprint, max_bytes: int) -> str:
     if fingerprint[2] > max_bytes:
         raise files.too_large(fingerprint[2], max_bytes, _SIZE_FLAG)
     return files.read_text(path, max_bytes, flag=_SIZE_FLAG)
+
+
+def _drain_and_set(watch: DirectoryWatch, woken: asyncio.Event) -> None:
+    if watch.drain():
+        woken.set()
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
 
 
 def _describe(error: OSError) -> str:
