@@ -29,6 +29,21 @@ from tests.proc_memory import MiB, rss_bytes
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def _one_event_loop_for_the_module() -> AsyncIterator[None]:
+    """The module's tests share one event loop. Some abandon a server write that the client
+    never reads (the attack); grpc.aio completes it later, on the loop it began on, and once a
+    closed one made the next test's setup fail ("Event loop is closed", grpc's poller calling
+    back into the old loop). On a shared loop the late completion lands on a live loop."""
+    yield  # noqa: PT022 - the lease on the loop lasts while this fixture is suspended here
+
+
 ATTACKER = "sidecar~10.244.0.99~attacker-0.default~default.svc.cluster.local"
 
 
