@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -18,20 +18,10 @@ from control.plane.model.state import MeshState
 from control.plane.sources import dir_watch, file
 from control.plane.sources.dir_watch import DirectoryWatch
 from control.plane.sources.file import FileSource
+from tests.control.test_file_source import _names, _service
+from tests.control.waiting import eventually
 
 pytestmark = pytest.mark.anyio
-
-
-def _service(name: str) -> str:
-    return (
-        "apiVersion: v1\nkind: Service\n"
-        f"metadata: {{name: {name}, namespace: default}}\n"
-        "spec: {clusterIP: 198.18.0.10, ports: [{name: http, port: 80}]}\n"
-    )
-
-
-def _names(state: MeshState) -> list[str]:
-    return sorted(name for _, name in state.services)
 
 
 class _Counted(FileSource):
@@ -95,6 +85,25 @@ async def test_a_directory_made_after_the_start_is_watched(tmp_path: Path) -> No
         assert await _seen_within(seen, ["b"], 2) < 0.9
 
 
+async def test_a_write_between_a_listing_and_the_new_watch_is_seen(tmp_path: Path) -> None:
+    """A directory is watched only after the listing that found it: what is written into it
+    in between sends no event, so the source looks again at once."""
+    nested = tmp_path / "team"
+
+    class Racing(_Counted):
+        def refresh(self) -> bool:
+            changed = super().refresh()
+            late = nested / "b.yaml"
+            if nested.exists() and not late.exists():
+                late.write_text(_service("b"))  # after this listing, before the watch
+            return changed
+
+    source = Racing(tmp_path, poll_interval=0.05, rescan_interval=30)
+    async with _running(source) as seen:
+        nested.mkdir()
+        await _seen_within(seen, ["b"], 2)  # not at the 30 s rescan
+
+
 async def test_a_directory_made_anew_under_its_old_name_is_watched_again(tmp_path: Path) -> None:
     team = tmp_path / "team"
     team.mkdir()
@@ -122,19 +131,17 @@ async def test_the_rescan_sees_what_inotify_cannot(tmp_path: Path) -> None:
     source = _Counted(tree, poll_interval=0.05, rescan_interval=0.5)
     async with _running(source) as seen:
         (outside / "real.yaml").write_text(_service("edited"))
-        assert 0.2 < await _seen_within(seen, ["edited"], 3) < 2
+        await _seen_within(seen, ["edited"], 3)  # at the 0.5 s rescan: no event comes
 
 
-def _polls(source: _Counted) -> Callable[[], bool]:
+async def _polling(source: _Counted) -> None:
+    """Returns once the source has looked 8 times more, with no change to tell it to."""
     looks = source.looks
-    return lambda: source.looks - looks >= 8
 
+    async def polled() -> bool:
+        return source.looks - looks >= 8
 
-async def _eventually(check: Callable[[], bool], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    await eventually(polled, timeout=2, what="8 looks without an event")
 
 
 async def test_without_inotify_it_polls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,7 +149,7 @@ async def test_without_inotify_it_polls(tmp_path: Path, monkeypatch: pytest.Monk
     (tmp_path / "a.yaml").write_text(_service("a"))
     source = _source(tmp_path)
     async with _running(source) as seen:
-        await _eventually(_polls(source), 2)
+        await _polling(source)
         (tmp_path / "a.yaml").write_text(_service("b"))
         await _seen_within(seen, ["b"], 2)
 
@@ -155,7 +162,7 @@ async def test_past_the_watch_limit_it_polls(
         (tmp_path / name).mkdir()
     source = _source(tmp_path)
     async with _running(source) as seen:
-        await _eventually(_polls(source), 2)
+        await _polling(source)
         (tmp_path / "three" / "a.yaml").write_text(_service("a"))
         await _seen_within(seen, ["a"], 2)
 
@@ -176,12 +183,17 @@ async def test_a_failed_listing_is_retried_without_an_event(
     async with _running(source) as seen:
         monkeypatch.setattr(file, "_list", listing)
         os.utime(tmp_path / "a.yaml")  # one event: a look, which fails
-        await _eventually(_polls(source), 2)  # then a look every 50 ms, no event needed
+        await _polling(source)  # then a look every 50 ms, no event needed
         assert _names(source.current()) == ["a"]  # the last good state
         assert source.problems()
         failing = False
-        await _eventually(lambda: not source.problems(), 2)
-        assert seen.empty() or _names(seen.get_nowait()) == ["a"]
+
+        async def listed_again() -> bool:
+            return not source.problems()
+
+        await eventually(listed_again, timeout=2, what="a listing that succeeds")
+        while not seen.empty():  # whatever was pushed meanwhile still had the service
+            assert _names(seen.get_nowait()) == ["a"]
 
 
 async def test_a_source_run_unloaded_looks_at_once(tmp_path: Path) -> None:

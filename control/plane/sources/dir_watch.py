@@ -101,11 +101,9 @@ class DirectoryWatch:
         seen = False
         for _ in range(_MAX_READS):
             try:
-                data = os.read(self._fd, _READ_BYTES)
+                data = os.read(self._fd, _READ_BYTES)  # EINTR is retried by Python itself
             except BlockingIOError:
                 break
-            except InterruptedError:
-                continue
             if not data:
                 break
             seen = True

@@ -108,7 +108,6 @@ class FileSource:
         # pathlib's slow comparisons (10 polls a second: this was most of a poll's cost).
         self._paths: dict[str, Path] = {}
         self._directories: list[Path] = []  # as last listed: what `run` watches
-        self._wake_now = False
 
     def current(self) -> MeshState:
         return self._state
@@ -163,9 +162,9 @@ class FileSource:
         """Looks again when something in the tree changed (inotify: `dir_watch`), a
         `poll_interval` after the first event (an editor's burst of writes is one look), and
         also every `rescan_interval` for what inotify cannot see. It looks every
-        `poll_interval` instead while a listing or a read is to be retried, and always where
-        inotify is missing (watching 1,050 files by polling was ~6% of a busy control plane's
-        CPU)."""
+        `poll_interval` instead while a look is to be retried, after a directory was first
+        watched (it may have changed before), and always where inotify is missing (polling
+        the scale benchmark's 150 files cost 25 ms of CPU a second, idle)."""
         watch = DirectoryWatch.open(self.directory)
         woken = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -174,12 +173,14 @@ class FileSource:
             loop.add_reader(watch.fileno(), _drain_and_set, watch, woken)
         try:
             while True:
-                # Watches begin before the look they are for: no change falls in between.
-                if watch is not None and not self._watch(watch):
-                    loop.remove_reader(watch.fileno())
-                    watch.close()
-                    watch = None
-                if watch is None or self._retrying():
+                soon = self._to_retry()
+                if watch is not None:  # before the look it is for: no change falls between
+                    new = watch.watch(self._directories or [self.directory])
+                    if new is None:  # refused (the watch limit): poll from now on
+                        _unwatch(loop, watch)
+                        watch = None
+                    soon = soon or bool(new)
+                if watch is None or soon:
                     await asyncio.sleep(self.poll_interval)
                 else:
                     await _wait(woken, max(self.rescan_interval, self.poll_interval))
@@ -189,8 +190,7 @@ class FileSource:
                     on_change(self._state)
         finally:
             if watch is not None:
-                loop.remove_reader(watch.fileno())
-                watch.close()
+                _unwatch(loop, watch)
 
     async def _look(self) -> bool:
         try:
@@ -201,25 +201,11 @@ class FileSource:
             log.exception("reading %s failed; keeping the last state", self.directory)
             return False
 
-    def _watch(self, watch: DirectoryWatch) -> bool:
-        """Watches every directory the last listing saw (the root before the first); False
-        when inotify refused one (the caller polls from then on). A directory not watched
-        before may have changed before its watch began: the next look comes at once."""
-        new = watch.watch(self._directories or [self.directory])
-        if new is None:
-            return False
-        if new and self._loaded:
-            self._wake_now = True
-        return True
-
-    def _retrying(self) -> bool:
-        """Whether the next look must come soon without waiting for an event: none was made
-        yet, a listing failed, a read is to be retried, or a directory was watched only after
-        it was listed."""
-        wake, self._wake_now = self._wake_now, False
+    def _to_retry(self) -> bool:
+        """Whether a look is due without an event: none was made yet, a listing failed, or a
+        read is to be retried."""
         return (
-            wake
-            or not self._loaded
+            not self._loaded
             or bool(self._listing_problems)
             or any(r.retry for r in self._files.values())
         )
@@ -360,6 +346,11 @@ def _read_text(path: Path, fingerprint: Fingerprint, max_bytes: int) -> str:
     if fingerprint[2] > max_bytes:
         raise files.too_large(fingerprint[2], max_bytes, _SIZE_FLAG)
     return files.read_text(path, max_bytes, flag=_SIZE_FLAG)
+
+
+def _unwatch(loop: asyncio.AbstractEventLoop, watch: DirectoryWatch) -> None:
+    loop.remove_reader(watch.fileno())
+    watch.close()
 
 
 def _drain_and_set(watch: DirectoryWatch, woken: asyncio.Event) -> None:
