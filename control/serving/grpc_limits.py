@@ -10,6 +10,12 @@ guards.
 - **Streams**: `max_concurrent_streams` per connection (an Envoy opens one ADS stream), and
   `max_concurrent_rpcs` in the whole server, beyond which a new call fails RESOURCE_EXHAUSTED.
 - **Messages and metadata**: the receive limit, and headers no larger than `max_metadata_bytes`.
+- **Receive window**: no bandwidth probing (`grpc.http2.bdp_probe` off), so a stream's window
+  stays at HTTP/2's 64 KiB, raised only for the message being read. With probing, gRPC core grew
+  the window of a client sending faster than the plane reads, and took in and held what it
+  sent: a flood of 1 MiB requests on one stream left the plane 29-91 MiB (147 once, on CI) more
+  resident against 11-16 MiB without (`tests/control/test_stream_flood.py`). What clients send
+  the plane is small (ACKs, subscriptions); probing speeds up bulk uploads, which it has none of.
 - **Keepalive enforcement**: a client pinging more often than every `min_ping_interval` is sent
   GOAWAY after `max_ping_strikes` (a ping flood costs the server a write each).
 - **Idle and age**: a connection without calls is closed after `max_connection_idle`; every
@@ -61,6 +67,7 @@ def grpc_options(limits: GrpcLimits) -> list[tuple[str, int]]:
         ("grpc.keepalive_timeout_ms", _ms(limits.keepalive_timeout)),
         ("grpc.http2.min_ping_interval_without_data_ms", _ms(limits.min_ping_interval)),
         ("grpc.http2.max_ping_strikes", limits.max_ping_strikes),
+        ("grpc.http2.bdp_probe", 0),  # the receive window stays small: see the module's doc
     ]
     if limits.max_connection_idle > 0:
         options.append(("grpc.max_connection_idle_ms", _ms(limits.max_connection_idle)))

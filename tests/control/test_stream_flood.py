@@ -135,7 +135,10 @@ async def _peak_rss_while_flooding(pid: int, flood: Flood, count: int, seconds: 
 @pytest.mark.slow
 @pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
 async def test_a_flood_without_reading_costs_bounded_memory(tmp_path: Path, delta: bool) -> None:
-    """No rate limit here (set out of reach): coalescing alone must bound the memory."""
+    """No rate limit here (set out of reach): coalescing and the server's small receive
+    window alone must bound the memory. 400 MiB are sent; the plane grew 11-16 MiB in 24 runs
+    (quiet and beside three busy loops), 29-91 MiB when gRPC core grew the window by bandwidth
+    probing and held what the client sent ahead of the reader (`GrpcLimits`)."""
     config = bookinfo_config(tmp_path)
     with control_process(
         "--config-dir", str(config), "--xds-max-request-rate", "1000000"
@@ -149,7 +152,7 @@ async def test_a_flood_without_reading_costs_bounded_memory(tmp_path: Path, delt
             # seconds on a quiet machine, but over 20 s under another job's load (seen once).
             peak = await _peak_rss_while_flooding(running.process.pid, flood, 400, 60.0)
             assert flood.sent >= 400, flood.sent  # the attack happened: 400 MB were sent
-            assert peak - before < 120 * MiB, (before, peak, flood.sent)
+            assert peak - before < 32 * MiB, (before, peak, flood.sent)
             # The proxy that reads its stream still converges.
             mesh = config / "mesh.yaml"
             _replace(mesh, mesh.read_text().replace("weight: 80", "weight: 70").replace(
