@@ -6,6 +6,12 @@ A stream sends the secrets it subscribes to when they exist and again whenever o
 a secret that does not exist yet is simply not sent (Envoy waits: `initial_fetch_timeout: 0s`).
 A NACK is logged and not retried with the same version. A new certificate reaches Envoy here
 without a restart; Envoy uses it for new connections and leaves open ones alone.
+
+The socket is the pod's, but anything in the pod that can open it is a client: the server has
+the control plane's gRPC guards (`SDS_LIMITS`: connections, handshake deadline, streams,
+message size, keepalive enforcement, a small receive window), sized for one Envoy. Its
+connections are not recycled by age, as the control plane's are: there is no other replica to
+spread to.
 """
 
 from __future__ import annotations
@@ -27,10 +33,19 @@ from google.protobuf import any_pb2
 
 from control.agent.secrets import SECRET_TYPE, SecretStore
 from control.identity.spiffe import shorten
+from control.serving.grpc_limits import GrpcLimits, grpc_server
 
 log = logging.getLogger("mizzen.agent.sds")
 
 MAX_NAMES: Final = 64
+SDS_LIMITS: Final = GrpcLimits(
+    max_connections=64,
+    handshake_timeout=5.0,
+    max_concurrent_streams=32,
+    max_message_bytes=1024 * 1024,
+    max_connection_idle=0,
+    max_connection_age=0,
+)
 _nonces = itertools.count(1)
 
 
@@ -185,11 +200,16 @@ class SdsServer:
     root and Envoy is not)."""
 
     def __init__(
-        self, store: SecretStore, path: Path, run_as: tuple[int, int] | None = None
+        self,
+        store: SecretStore,
+        path: Path,
+        run_as: tuple[int, int] | None = None,
+        limits: GrpcLimits = SDS_LIMITS,
     ) -> None:
         self.store = store
         self.path = path
         self.run_as = run_as
+        self.limits = limits
         self._server: grpc.aio.Server | None = None
 
     async def start(self) -> None:
@@ -201,13 +221,7 @@ class SdsServer:
             if self.run_as is not None:
                 os.chown(directory, *self.run_as)
         _remove_stale_socket(self.path)
-        server = grpc.aio.server(
-            options=[
-                ("grpc.max_concurrent_streams", 32),
-                ("grpc.max_receive_message_length", 1024 * 1024),
-                ("grpc.max_allowed_incoming_connections", 64),
-            ]
-        )
+        server = grpc_server(self.limits)
         sds_pb2_grpc.add_SecretDiscoveryServiceServicer_to_server(SdsService(self.store), server)
         if not server.add_insecure_port(f"unix:{self.path}"):
             raise OSError(f"cannot listen on {self.path}")

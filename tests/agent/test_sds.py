@@ -1,9 +1,11 @@
 """The agent's SDS server on a real unix socket, driven by a gRPC client as Envoy drives it:
-State of the World (subscribe, ACK, push on change, NACK), Delta, and Fetch."""
+State of the World (subscribe, ACK, push on change, NACK), Delta, and Fetch; and the socket's
+guards against a client in the pod that holds connections without speaking."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 import tempfile
@@ -17,8 +19,9 @@ from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 from envoy.service.secret.v3 import sds_pb2_grpc
 
-from control.agent.sds import SdsServer
+from control.agent.sds import SDS_LIMITS, SdsServer
 from control.agent.secrets import ROOTS, SECRET_TYPE, WORKLOAD, SecretStore
+from tests.control.test_xds_limits import _closed_within
 
 pytestmark = pytest.mark.anyio
 
@@ -207,3 +210,34 @@ async def test_a_stream_that_ends_stops_listening_to_the_store(
                 break
             await asyncio.sleep(0.02)
         assert not store._listeners, ending
+
+
+async def test_silent_connections_are_capped_and_cut_at_the_handshake_deadline() -> None:
+    """Something in the pod opens connections and never speaks HTTP/2: those beyond the cap are
+    closed at once, the rest at the handshake deadline, and Envoy's stream is served
+    meanwhile and after (gRPC's own deadline is 120 s, and it has no cap)."""
+    limits = dataclasses.replace(SDS_LIMITS, max_connections=4, handshake_timeout=1.0)
+    with tempfile.TemporaryDirectory(prefix="sds-") as directory:
+        store = SecretStore()
+        store.set_roots(b"ROOTS")
+        server = SdsServer(store, Path(directory) / "socket", limits=limits)
+        await server.start()
+        channel = grpc.aio.insecure_channel(f"unix:{server.path}")
+        flood: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        try:
+            stub = sds_pb2_grpc.SecretDiscoveryServiceStub(channel)
+            fetch = discovery_pb2.DiscoveryRequest(resource_names=[ROOTS])
+            assert _secrets(await stub.FetchSecrets(fetch, timeout=5))  # Envoy holds one slot
+            for _ in range(12):
+                flood.append(await asyncio.open_unix_connection(str(server.path)))
+            # Three slots are left: at least nine of the twelve are closed at once.
+            over = await asyncio.gather(*(_closed_within(reader, 0.5) for reader, _ in flood))
+            assert sum(over) >= 9, over
+            # The rest never speak: closed at the handshake deadline (1 s here).
+            assert all(await asyncio.gather(*(_closed_within(r, 3) for r, _ in flood)))
+            assert _secrets(await stub.FetchSecrets(fetch, timeout=5))
+        finally:
+            for _, writer in flood:
+                writer.close()
+            await channel.close()
+            await server.stop()
